@@ -1,0 +1,257 @@
+//! Building the router and middleware stack; starting, serving and shutting down.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::StatusCode;
+use axum::middleware;
+use secrecy::SecretString;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
+
+use crate::auth::KeySet;
+use crate::config::Settings;
+use crate::error::AppError;
+use crate::ingest::writer::Writer;
+use crate::store::Store;
+use crate::telemetry::{self, REQUEST_ID};
+use crate::{ingest, ops};
+
+/// What every handler can reach.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The validated settings.
+    pub settings: Arc<Settings>,
+    /// The database.
+    pub store: Store,
+    /// The batch writer's queue.
+    pub writer: Writer,
+    /// The accepted Divar identification keys.
+    pub keys: Arc<KeySet>,
+}
+
+/// Every route of the HTTP API, in one place, with the middleware stack.
+pub fn router(state: AppState) -> Router {
+    let settings = &state.settings.server;
+    Router::new()
+        .merge(ingest::routes())
+        .merge(ops::routes())
+        .fallback(|| async { AppError::NotFound("no such route".to_owned()) })
+        .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
+        .route_layer(middleware::from_fn(telemetry::track_http))
+        .layer(DefaultBodyLimit::max(settings.body_limit_bytes))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            Duration::from_millis(settings.request_timeout_ms),
+        ))
+        .layer(CatchPanicLayer::new())
+        .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(telemetry::request_span)
+                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+        )
+        .layer(SetSensitiveRequestHeadersLayer::new([
+            axum::http::header::AUTHORIZATION,
+        ]))
+        .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
+        .with_state(state)
+}
+
+/// The identification keys to accept: the configured ones, or else the key in
+/// `<data_dir>/identification_key`, generated (32 random bytes, base64url, mode 0600) when
+/// the file does not exist. The key itself is never logged.
+pub fn identification_keys(settings: &Settings) -> anyhow::Result<Vec<SecretString>> {
+    if !settings.divar.identification_keys.is_empty() {
+        return Ok(settings.divar.identification_keys.clone());
+    }
+    let path = settings.server.data_dir.join("identification_key");
+    let key = load_or_create_key(&path)?;
+    tracing::warn!(
+        path = %path.display(),
+        "divar.identification_keys is not set: using the generated key stored in this file; \
+         enter it in the Kenar panel or set divar.identification_keys"
+    );
+    Ok(vec![key])
+}
+
+fn load_or_create_key(path: &Path) -> anyhow::Result<SecretString> {
+    use base64::Engine;
+    use rand::RngCore;
+    use std::io::Write;
+
+    if path.exists() {
+        let key =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let key = key.trim();
+        anyhow::ensure!(!key.is_empty(), "{} is empty", path.display());
+        return Ok(SecretString::from(key.to_owned()));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    writeln!(file, "{key}").with_context(|| format!("writing {}", path.display()))?;
+    Ok(SecretString::from(key))
+}
+
+/// A running service: its address, its store, and the means to stop it.
+#[derive(Debug)]
+pub struct RunningApp {
+    /// The address the HTTP API listens on.
+    pub addr: SocketAddr,
+    /// The database the service writes to.
+    pub store: Store,
+    shutdown: CancellationToken,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningApp {
+    /// A token that stops the service when cancelled.
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.shutdown.clone()
+    }
+
+    /// Waits until the service has stopped (after its shutdown token is cancelled).
+    pub async fn wait(self) -> anyhow::Result<()> {
+        self.task.await.context("server task panicked")?
+    }
+
+    /// Stops accepting, lets in-flight requests finish and commit, and waits.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.wait().await
+    }
+}
+
+/// Connects to the database, migrates it, and serves the API on `listener` until the
+/// returned app's shutdown token is cancelled.
+pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<RunningApp> {
+    let keys = identification_keys(&settings)?;
+    let store = Store::connect(&settings.database).await?;
+    store.migrate().await.context("applying migrations")?;
+    let settings = Arc::new(settings);
+    let (writer, writer_task) = Writer::spawn(
+        store.clone(),
+        settings.ingest.queue_capacity,
+        settings.ingest.batch_max,
+    );
+    let state = AppState {
+        settings: settings.clone(),
+        store: store.clone(),
+        writer,
+        keys: Arc::new(KeySet::new(&keys)),
+    };
+    let addr = listener.local_addr()?;
+    let shutdown = CancellationToken::new();
+    let app = router(state);
+    let token = shutdown.clone();
+    let grace = Duration::from_millis(settings.server.shutdown_timeout_ms);
+    let task_store = store.clone();
+    let task = tokio::spawn(async move {
+        let server = axum::serve(listener, app)
+            .with_graceful_shutdown(token.clone().cancelled_owned())
+            .into_future();
+        tokio::pin!(server);
+        tokio::select! {
+            result = &mut server => result?,
+            _ = async { token.cancelled().await; tokio::time::sleep(grace).await } => {
+                tracing::warn!("in-flight requests did not finish in time; stopping anyway");
+            }
+        }
+        // The router (and with it every Writer clone) is gone, so the writer drains the
+        // queue and ends.
+        if tokio::time::timeout(Duration::from_secs(2), writer_task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the batch writer did not finish in time");
+        }
+        task_store.close().await;
+        Ok(())
+    });
+    tracing::info!(%addr, "listening");
+    Ok(RunningApp {
+        addr,
+        store,
+        shutdown,
+        task,
+    })
+}
+
+/// Serves until SIGTERM or Ctrl-C: the API on `server.listen` and, when enabled, metrics on
+/// `metrics.listen`.
+pub async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(settings.server.listen)
+        .await
+        .with_context(|| format!("binding server.listen {}", settings.server.listen))?;
+    let metrics = if settings.metrics.enabled {
+        let metrics_listener = TcpListener::bind(settings.metrics.listen)
+            .await
+            .with_context(|| format!("binding metrics.listen {}", settings.metrics.listen))?;
+        tracing::info!(addr = %settings.metrics.listen, "metrics listening");
+        Some(metrics_listener)
+    } else {
+        None
+    };
+    let app = start(settings, listener).await?;
+    let token = app.shutdown_token();
+    if let Some(listener) = metrics {
+        let token = token.clone();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, telemetry::metrics_router())
+                .with_graceful_shutdown(token.cancelled_owned())
+                .await;
+        });
+    }
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down");
+        token.cancel();
+    });
+    app.wait().await
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}

@@ -1,0 +1,32 @@
+//! The command line.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// kenar-hook: receives Divar's chat webhooks and stores every message.
+#[derive(Debug, Parser)]
+#[command(name = "kenar-hook", version, about)]
+pub struct Cli {
+    /// A settings file (TOML) layered over the defaults and config/default.toml.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Exit 0 when the service answers GET /healthz with 200, 1 otherwise (for Docker).
+    Healthcheck {
+        /// The URL to check; default http://<server.listen>/healthz.
+        url: Option<String>,
+    },
+}

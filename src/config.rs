@@ -1,0 +1,235 @@
+//! Settings: layered loading (built-in defaults, `config/default.toml`, `--config FILE`,
+//! `KENAR_HOOK__SECTION__KEY` variables, `DATABASE_URL`), secrets as secret types, and
+//! validation at start-up.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use config::{Config, Environment, File, FileFormat};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// The built-in defaults: the same file that ships as `config/default.toml`, compiled in so a
+/// binary started from any directory has every key.
+pub const DEFAULTS_TOML: &str = include_str!("../config/default.toml");
+
+/// Prefix of the environment variables that override settings.
+pub const ENV_PREFIX: &str = "KENAR_HOOK";
+
+/// Settings whose environment value is a comma-separated list.
+const LIST_KEYS: &[&str] = &["divar.identification_keys"];
+
+/// All settings of the service.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// The HTTP listener.
+    pub server: ServerSettings,
+    /// Where messages are stored.
+    pub database: DatabaseSettings,
+    /// What Divar sends and how it authenticates.
+    pub divar: DivarSettings,
+    /// The batch writer.
+    pub ingest: IngestSettings,
+    /// Logging.
+    pub log: LogSettings,
+    /// The Prometheus listener.
+    pub metrics: MetricsSettings,
+}
+
+/// Section `server`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    /// Address the HTTP API listens on.
+    pub listen: SocketAddr,
+    /// Largest accepted request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// A request that takes longer than this is answered 408.
+    pub request_timeout_ms: u64,
+    /// Folder for the SQLite file and the generated identification key.
+    pub data_dir: PathBuf,
+    /// How long shutdown waits for in-flight requests and the writer.
+    pub shutdown_timeout_ms: u64,
+}
+
+/// Section `database`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// `sqlite://path` or `postgres://user:password@host/db`. Secret: it may hold a password.
+    pub url: SecretString,
+    /// Size of the connection pool.
+    pub max_connections: u32,
+    /// How long to wait for a connection from the pool.
+    pub acquire_timeout_ms: u64,
+}
+
+/// Section `divar`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DivarSettings {
+    /// Every accepted value of the `authorization` header (more than one while rotating).
+    #[serde(default)]
+    pub identification_keys: Vec<SecretString>,
+}
+
+/// Section `ingest`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IngestSettings {
+    /// How many parsed deliveries may wait for the writer before new ones get 503.
+    pub queue_capacity: usize,
+    /// The most deliveries committed in one transaction.
+    pub batch_max: usize,
+    /// Seconds a client is told to wait (`Retry-After`) when the queue is full or the
+    /// database is unavailable.
+    pub retry_after_secs: u64,
+}
+
+/// Section `log`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    /// `pretty` for people, `json` for log collectors.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `kenar_hook=debug,info`.
+    pub level: String,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object a line.
+    Json,
+}
+
+/// Section `metrics`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetricsSettings {
+    /// Serve `/metrics` at all.
+    pub enabled: bool,
+    /// Address of the separate metrics listener.
+    pub listen: SocketAddr,
+}
+
+/// Which database a URL selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    /// An embedded SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// A settings problem: one line naming the key and what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Settings {
+    /// Loads the layers in order and validates the result.
+    pub fn load(config_file: Option<&Path>) -> Result<Settings, ConfigError> {
+        Self::load_from(config_file, &std::env::vars().collect())
+    }
+
+    /// [`Settings::load`] with the environment given as a map (for tests).
+    pub fn load_from(
+        config_file: Option<&Path>,
+        env: &HashMap<String, String>,
+    ) -> Result<Settings, ConfigError> {
+        let mut builder = Config::builder()
+            .add_source(File::from_str(DEFAULTS_TOML, FileFormat::Toml))
+            .add_source(File::new("config/default.toml", FileFormat::Toml).required(false));
+        if let Some(path) = config_file {
+            if !path.exists() {
+                return Err(ConfigError(format!(
+                    "--config {}: file not found",
+                    path.display()
+                )));
+            }
+            builder = builder.add_source(File::from(path).required(true));
+        }
+        let vars: config::Map<String, String> = env
+            .iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let mut environment = Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("__")
+            .separator("__")
+            .list_separator(",")
+            .try_parsing(true)
+            .source(Some(vars));
+        for key in LIST_KEYS {
+            environment = environment.with_list_parse_key(key);
+        }
+        builder = builder.add_source(environment);
+        // DATABASE_URL is the convention of most tooling; the prefixed variable still wins.
+        if !env.contains_key("KENAR_HOOK__DATABASE__URL") {
+            if let Some(url) = env.get("DATABASE_URL") {
+                builder = builder
+                    .set_override("database.url", url.as_str())
+                    .map_err(|e| ConfigError(e.to_string()))?;
+            }
+        }
+        let settings: Settings = builder
+            .build()
+            .and_then(|c| c.try_deserialize())
+            .map_err(|e| ConfigError(e.to_string()))?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |key: &str, problem: &str| Err(ConfigError(format!("{key}: {problem}")));
+        if self.server.body_limit_bytes == 0 {
+            return fail("server.body_limit_bytes", "must be greater than 0");
+        }
+        if self.server.request_timeout_ms == 0 {
+            return fail("server.request_timeout_ms", "must be greater than 0");
+        }
+        if self.database.max_connections == 0 {
+            return fail("database.max_connections", "must be at least 1");
+        }
+        if self.database.acquire_timeout_ms == 0 {
+            return fail("database.acquire_timeout_ms", "must be greater than 0");
+        }
+        if let Err(problem) = self.database_kind() {
+            return fail("database.url", &problem);
+        }
+        if self
+            .divar
+            .identification_keys
+            .iter()
+            .any(|k| k.expose_secret().trim().is_empty())
+        {
+            return fail("divar.identification_keys", "a key must not be empty");
+        }
+        if self.ingest.queue_capacity == 0 {
+            return fail("ingest.queue_capacity", "must be at least 1");
+        }
+        if self.ingest.batch_max == 0 {
+            return fail("ingest.batch_max", "must be at least 1");
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return fail("log.level", &format!("not a valid filter: {e}"));
+        }
+        Ok(())
+    }
+
+    /// Which database `database.url` selects.
+    pub fn database_kind(&self) -> Result<DatabaseKind, String> {
+        database_kind(self.database.url.expose_secret())
+    }
+}
+
+/// Which database a URL selects, or why it selects none.
+pub fn database_kind(url: &str) -> Result<DatabaseKind, String> {
+    if url.starts_with("sqlite:") {
+        Ok(DatabaseKind::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(DatabaseKind::Postgres)
+    } else {
+        Err("must start with sqlite:// or postgres://".to_owned())
+    }
+}

@@ -1,0 +1,148 @@
+//! The one error type every HTTP handler answers with, and its stable JSON body.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// Everything a handler can fail with. Each variant maps to one HTTP status and one stable
+/// `code` string; internal details are logged, never echoed to the client.
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    /// The `authorization` header is missing or does not match a configured key.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// The body is not JSON (or not UTF-8).
+    #[error("{0}")]
+    BadRequest(String),
+    /// A query parameter is malformed.
+    #[error("{message}")]
+    InvalidParameter {
+        /// The parameter's name.
+        name: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The JSON is well formed but lacks what its type requires.
+    #[error("{0}")]
+    Unprocessable(String),
+    /// The body is larger than `server.body_limit_bytes`.
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge {
+        /// The configured limit.
+        limit: usize,
+    },
+    /// No such resource.
+    #[error("{0}")]
+    NotFound(String),
+    /// The method is not allowed on this path.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// Too many requests; retry after the given number of seconds.
+    #[error("too many requests")]
+    RateLimited {
+        /// Seconds until a retry may succeed.
+        retry_after_secs: u64,
+    },
+    /// The service cannot take the request now (queue full, database down). Nothing was
+    /// stored; the sender should retry after the given number of seconds.
+    #[error("{message}")]
+    Unavailable {
+        /// What is unavailable.
+        message: String,
+        /// Seconds until a retry may succeed.
+        retry_after_secs: u64,
+    },
+    /// A bug or an unexpected failure. The detail is logged, not answered.
+    #[error("internal error: {0}")]
+    Internal(#[from] anyhow::Error),
+}
+
+/// The JSON body of every error: `{"error": {"code": "...", "message": "..."}}`.
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct ErrorBody {
+    /// The error object.
+    pub error: ErrorDetail,
+}
+
+/// The inside of [`ErrorBody`].
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct ErrorDetail {
+    /// A stable, machine-readable code such as `unauthorized` or `payload_too_large`.
+    pub code: String,
+    /// A human-readable explanation.
+    pub message: String,
+}
+
+impl AppError {
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AppError::BadRequest(_) | AppError::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
+            AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable `code` string of the JSON body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Unauthorized(_) => "unauthorized",
+            AppError::BadRequest(_) => "bad_request",
+            AppError::InvalidParameter { .. } => "invalid_parameter",
+            AppError::Unprocessable(_) => "unprocessable_entity",
+            AppError::PayloadTooLarge { .. } => "payload_too_large",
+            AppError::NotFound(_) => "not_found",
+            AppError::MethodNotAllowed => "method_not_allowed",
+            AppError::RateLimited { .. } => "rate_limited",
+            AppError::Unavailable { .. } => "unavailable",
+            AppError::Internal(_) => "internal",
+        }
+    }
+
+    /// The message shown to the client; internal errors are never echoed.
+    pub fn public_message(&self) -> String {
+        match self {
+            AppError::Internal(_) => "internal server error".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
+    fn retry_after(&self) -> Option<u64> {
+        match self {
+            AppError::RateLimited { retry_after_secs }
+            | AppError::Unavailable {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        if let AppError::Internal(err) = &self {
+            tracing::error!(error = ?err, "internal error");
+        }
+        let status = self.status();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code().to_owned(),
+                message: self.public_message(),
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
+        if let Some(secs) = self.retry_after() {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}

@@ -1,0 +1,139 @@
+//! `POST /webhooks/divar`: authenticate, parse (legacy or current), normalise, hand to the
+//! batch writer, and answer 200 only once the record is committed.
+
+pub mod normalise;
+pub mod writer;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use chrono::Utc;
+use serde::Serialize;
+
+use crate::app::AppState;
+use crate::auth;
+use crate::divar::inbound::{Delivery, classify};
+use crate::divar::json::parse_json;
+use crate::error::AppError;
+use crate::store::{NewRecord, WriteOutcome};
+use normalise::{mask_phone, normalise};
+use writer::WriteError;
+
+/// The routes of this module.
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/webhooks/divar", post(receive))
+}
+
+/// The body of a 200 answer.
+#[derive(Debug, Serialize, serde::Deserialize)]
+pub struct Receipt {
+    /// `stored` for a new delivery, `duplicate` for a redelivery.
+    pub outcome: String,
+}
+
+/// Event types used as metric labels; anything else is counted as `OTHER` so a sender
+/// cannot grow the label set.
+const KNOWN_TYPES: &[&str] = &[
+    "CHAT_MESSAGE",
+    "NEW_MESSAGE",
+    "NEW_CHATBOT_MESSAGE",
+    "USER_ACCESS_REVOCATION",
+    "POST_UPDATE",
+    "PAYMENT_TRANSACTION",
+    "UNKNOWN",
+];
+
+fn count(event_type: &str, outcome: &'static str, reason: &'static str) {
+    let label = if KNOWN_TYPES.contains(&event_type) {
+        event_type.to_owned()
+    } else {
+        "OTHER".to_owned()
+    };
+    metrics::counter!("kenar_webhook_deliveries_total",
+        "event_type" => label, "outcome" => outcome, "reason" => reason)
+    .increment(1);
+}
+
+async fn receive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Receipt>, AppError> {
+    if !state.keys.verify(auth::authorization(&headers)) {
+        count("UNKNOWN", "rejected", "unauthorized");
+        tracing::warn!("webhook delivery with a missing or unknown authorization key");
+        return Err(AppError::Unauthorized(
+            "missing or invalid authorization header".to_owned(),
+        ));
+    }
+    let body = body.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            count("UNKNOWN", "rejected", "too_large");
+            AppError::PayloadTooLarge {
+                limit: state.settings.server.body_limit_bytes,
+            }
+        } else {
+            count("UNKNOWN", "rejected", "unreadable");
+            AppError::BadRequest(format!(
+                "could not read the body: {}",
+                rejection.body_text()
+            ))
+        }
+    })?;
+    let value = parse_json(&body).map_err(|e| {
+        count("UNKNOWN", "rejected", "not_json");
+        AppError::BadRequest(format!("body is not valid JSON: {e}"))
+    })?;
+    let delivery = classify(&value).map_err(|e| {
+        count("UNKNOWN", "rejected", "unprocessable");
+        AppError::Unprocessable(e.to_string())
+    })?;
+    let phone = match &delivery {
+        Delivery::ChatMessage { message, .. } => message
+            .contact_data
+            .as_ref()
+            .and_then(|c| c.phone.as_deref())
+            .map(mask_phone),
+        _ => None,
+    };
+    let record = normalise(delivery, &value, &body, Utc::now()).map_err(|e| {
+        count("UNKNOWN", "rejected", "unprocessable");
+        AppError::Unprocessable(e.to_string())
+    })?;
+    let (event_type, key) = match &record {
+        NewRecord::Message(m) => (m.event_type.clone(), m.id.clone()),
+        NewRecord::Event(e) => (e.event_type.clone(), e.dedupe_key.clone()),
+    };
+    let retry_after_secs = state.settings.ingest.retry_after_secs;
+    match state.writer.submit(record).await {
+        Ok(outcome) => {
+            let outcome = match outcome {
+                WriteOutcome::Stored => "stored",
+                WriteOutcome::Duplicate => "duplicate",
+            };
+            count(&event_type, outcome, "");
+            tracing::info!(event_type, key, outcome, contact_phone = phone, "delivery");
+            Ok(Json(Receipt {
+                outcome: outcome.to_owned(),
+            }))
+        }
+        Err(err) => {
+            count(
+                &event_type,
+                "rejected",
+                match err {
+                    WriteError::QueueFull => "queue_full",
+                    WriteError::Unavailable => "unavailable",
+                },
+            );
+            Err(AppError::Unavailable {
+                message: format!("{err}; nothing was stored, retry later"),
+                retry_after_secs,
+            })
+        }
+    }
+}

@@ -1,0 +1,127 @@
+//! The batch writer: one task that takes parsed deliveries from a bounded queue, commits as
+//! many as are waiting in one transaction, and only then answers each waiting request.
+//!
+//! Batching turns many small commits (each an fsync) into one, which is what lets a single
+//! SQLite file or a small PostgreSQL keep up with bursts. Handlers never answer 200 before
+//! the commit: the answer travels back on a oneshot channel after it.
+
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::store::{NewRecord, Store, WriteOutcome};
+
+/// Why a record could not be stored. Either way nothing was stored and the sender should
+/// retry later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum WriteError {
+    /// The queue is full.
+    #[error("the ingest queue is full")]
+    QueueFull,
+    /// The database failed or the writer has stopped.
+    #[error("the database is unavailable")]
+    Unavailable,
+}
+
+struct Job {
+    record: NewRecord,
+    reply: oneshot::Sender<Result<WriteOutcome, WriteError>>,
+}
+
+/// The sending side of the batch writer; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    queue: mpsc::Sender<Job>,
+    capacity: usize,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Job")
+    }
+}
+
+impl Writer {
+    /// Starts the writer task. It ends when every [`Writer`] clone is dropped and the queue
+    /// is drained.
+    pub fn spawn(store: Store, capacity: usize, batch_max: usize) -> (Writer, JoinHandle<()>) {
+        let (queue, jobs) = mpsc::channel(capacity);
+        let task = tokio::spawn(run(store, jobs, batch_max));
+        (Writer { queue, capacity }, task)
+    }
+
+    /// Queues a record and waits until it is committed (or refused). Never waits for queue
+    /// space: a full queue is answered at once.
+    pub async fn submit(&self, record: NewRecord) -> Result<WriteOutcome, WriteError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .try_send(Job { record, reply })
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => WriteError::QueueFull,
+                mpsc::error::TrySendError::Closed(_) => WriteError::Unavailable,
+            })?;
+        metrics::gauge!("kenar_ingest_queue_depth").set(self.depth() as f64);
+        answer.await.unwrap_or(Err(WriteError::Unavailable))
+    }
+
+    /// How many records wait in the queue.
+    pub fn depth(&self) -> usize {
+        self.capacity - self.queue.capacity()
+    }
+}
+
+async fn run(store: Store, mut jobs: mpsc::Receiver<Job>, batch_max: usize) {
+    let mut batch: Vec<Job> = Vec::with_capacity(batch_max);
+    while jobs.recv_many(&mut batch, batch_max).await > 0 {
+        metrics::gauge!("kenar_ingest_queue_depth").set(jobs.len() as f64);
+        commit(&store, std::mem::take(&mut batch)).await;
+    }
+}
+
+async fn commit(store: &Store, jobs: Vec<Job>) {
+    let records: Vec<NewRecord> = jobs.iter().map(|j| j.record.clone()).collect();
+    let started = Instant::now();
+    let result = store.write_batch(&records).await;
+    metrics::histogram!("kenar_batch_commit_seconds").record(started.elapsed().as_secs_f64());
+    metrics::histogram!("kenar_batch_size").record(jobs.len() as f64);
+    match result {
+        Ok(outcomes) => {
+            for (job, outcome) in jobs.into_iter().zip(outcomes) {
+                let _ = job.reply.send(Ok(outcome));
+            }
+        }
+        Err(err) if jobs.len() > 1 && !is_connection_error(&err) => {
+            // One bad record must not fail the others: retry each in its own transaction.
+            tracing::warn!(error = %err, size = jobs.len(), "batch failed; retrying one by one");
+            for job in jobs {
+                let outcome = store
+                    .write_batch(std::slice::from_ref(&job.record))
+                    .await
+                    .map(|mut o| o.remove(0))
+                    .map_err(|err| {
+                        tracing::error!(error = %err, "storing a record failed");
+                        WriteError::Unavailable
+                    });
+                let _ = job.reply.send(outcome);
+            }
+        }
+        Err(err) => {
+            tracing::error!(error = %err, size = jobs.len(), "storing a batch failed");
+            for job in jobs {
+                let _ = job.reply.send(Err(WriteError::Unavailable));
+            }
+        }
+    }
+}
+
+fn is_connection_error(err: &sqlx::Error) -> bool {
+    matches!(
+        err,
+        sqlx::Error::Io(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::WorkerCrashed
+    )
+}

@@ -1,0 +1,19 @@
+//! kenar-hook: a webhook receiver for the chat platform of Divar's open platform (Kenar).
+//!
+//! Divar POSTs chat messages and events to [`ingest`]; they are authenticated ([`auth`]),
+//! parsed tolerantly ([`divar`]), committed through a batch writer to the [`store`] and only
+//! then answered 200.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod app;
+pub mod auth;
+pub mod cli;
+pub mod config;
+pub mod divar;
+pub mod error;
+pub mod healthcheck;
+pub mod ingest;
+pub mod ops;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,41 @@
+//! Liveness and readiness.
+
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{Value, json};
+
+use crate::app::AppState;
+use crate::error::AppError;
+
+/// The routes of this module.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+}
+
+/// Liveness: the process answers. No I/O.
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+/// Readiness: the database answers within two seconds.
+async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
+    match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
+        Ok(Ok(())) => Ok(Json(json!({"status": "ready"}))),
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "readiness: database ping failed");
+            Err(AppError::Unavailable {
+                message: "the database is unavailable".to_owned(),
+                retry_after_secs: 5,
+            })
+        }
+        Err(_) => Err(AppError::Unavailable {
+            message: "the database did not answer within 2 s".to_owned(),
+            retry_after_secs: 5,
+        }),
+    }
+}

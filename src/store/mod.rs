@@ -1,0 +1,278 @@
+//! The storage interface. [`Store`] is PostgreSQL or SQLite; both implement the same
+//! operations with their own SQL and migrations. Nothing here knows about HTTP.
+
+mod postgres;
+mod sqlite;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use secrecy::ExposeSecret;
+use serde_json::Value;
+
+use crate::config::{DatabaseKind, DatabaseSettings, database_kind};
+
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// Where a message came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageSource {
+    /// The legacy `CHAT_MESSAGE` webhook.
+    Legacy,
+    /// The current events webhook.
+    Events,
+}
+
+impl MessageSource {
+    /// The stored value: `legacy` or `events`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageSource::Legacy => "legacy",
+            MessageSource::Events => "events",
+        }
+    }
+}
+
+/// What is known about a message's conversation when the message arrives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationFacts {
+    /// Divar's conversation id, or the derived id of a legacy conversation.
+    pub id: String,
+    /// `POST` or `BOT`.
+    pub kind: String,
+    /// The post, where known.
+    pub post_token: Option<String>,
+    /// The post owner's user id, where known.
+    pub supply_user_id: Option<String>,
+    /// The other participant's user id, where known.
+    pub demand_user_id: Option<String>,
+}
+
+/// A chat message ready to be stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMessage {
+    /// Divar's message id; unique.
+    pub id: String,
+    /// Legacy or events webhook.
+    pub source: MessageSource,
+    /// `CHAT_MESSAGE`, `NEW_MESSAGE` or `NEW_CHATBOT_MESSAGE`.
+    pub event_type: String,
+    /// The conversation.
+    pub conversation: ConversationFacts,
+    /// `TEXT`, `IMAGE`, ... or a newer type, as sent.
+    pub message_type: String,
+    /// Text of a text message. U+0000 is stored as U+FFFD (PostgreSQL text cannot hold
+    /// it); the raw body keeps the original.
+    pub text: Option<String>,
+    /// `SELLER` or `BUYER`.
+    pub sender_side: Option<String>,
+    /// `HUMAN` or `BOT`.
+    pub sender_type: Option<String>,
+    /// The author's user id (legacy only).
+    pub sender_id: Option<String>,
+    /// `SELLER` or `BUYER` (legacy only).
+    pub receiver_side: Option<String>,
+    /// The recipient's user id (legacy only).
+    pub receiver_id: Option<String>,
+    /// When it was sent; the arrival time when Divar did not say.
+    pub sent_at: DateTime<Utc>,
+    /// `sent_at` exactly as sent, when it was sent.
+    pub sent_at_raw: Option<String>,
+    /// When kenar-hook received it.
+    pub received_at: DateTime<Utc>,
+    /// The type-specific data object, normalised.
+    pub data: Option<Value>,
+    /// The envelope's `metadata` (events) or `payload.metadata` (legacy).
+    pub metadata: Option<Value>,
+    /// The request body exactly as received.
+    pub raw_body: Vec<u8>,
+}
+
+/// A non-message event ready to be stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// Unique: the SHA-256 of the canonical body, hex.
+    pub dedupe_key: String,
+    /// `USER_ACCESS_REVOCATION`, `POST_UPDATE`, `PAYMENT_TRANSACTION`, or as sent.
+    pub event_type: String,
+    /// Post update type or transaction state.
+    pub subtype: Option<String>,
+    /// User id, post token or transaction id.
+    pub subject_id: Option<String>,
+    /// The post, where known.
+    pub post_token: Option<String>,
+    /// The event's object.
+    pub payload: Value,
+    /// The envelope's `metadata`.
+    pub metadata: Option<Value>,
+    /// The request body exactly as received.
+    pub raw_body: Vec<u8>,
+    /// When kenar-hook received it.
+    pub received_at: DateTime<Utc>,
+}
+
+/// Something to store.
+#[derive(Debug, Clone, PartialEq)]
+pub enum NewRecord {
+    /// A chat message (and its conversation).
+    Message(NewMessage),
+    /// Any other event.
+    Event(NewEvent),
+}
+
+/// Whether a record was new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Inserted now.
+    Stored,
+    /// Already there: a redelivery. Nothing was changed.
+    Duplicate,
+}
+
+/// A stored message as read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredMessage {
+    /// Insertion order.
+    pub seq: i64,
+    /// The message as it was stored.
+    pub message: NewMessage,
+}
+
+/// A stored conversation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredConversation {
+    /// Conversation id.
+    pub id: String,
+    /// `POST` or `BOT`.
+    pub kind: String,
+    /// `legacy` or `events`.
+    pub source: String,
+    /// The post, where known.
+    pub post_token: Option<String>,
+    /// The post owner's user id, where known.
+    pub supply_user_id: Option<String>,
+    /// The other participant's user id, where known.
+    pub demand_user_id: Option<String>,
+    /// Earliest `sent_at` of its messages.
+    pub first_message_at: DateTime<Utc>,
+    /// Latest `sent_at` of its messages.
+    pub last_message_at: DateTime<Utc>,
+    /// How many messages are stored.
+    pub message_count: i64,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// Insertion order; the event's id.
+    pub seq: i64,
+    /// The event as it was stored.
+    pub event: NewEvent,
+}
+
+/// The database: PostgreSQL in production, SQLite by default.
+#[derive(Debug, Clone)]
+pub enum Store {
+    /// PostgreSQL.
+    Postgres(PgStore),
+    /// SQLite.
+    Sqlite(SqliteStore),
+}
+
+macro_rules! dispatch {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            Store::Postgres($s) => $call,
+            Store::Sqlite($s) => $call,
+        }
+    };
+}
+
+impl Store {
+    /// Opens a pool for `database.url`. A SQLite file and its folder are created when
+    /// missing. Does not migrate.
+    pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Store> {
+        let url = settings.url.expose_secret();
+        let acquire = Duration::from_millis(settings.acquire_timeout_ms);
+        match database_kind(url).map_err(anyhow::Error::msg)? {
+            DatabaseKind::Postgres => {
+                let options = sqlx::postgres::PgConnectOptions::from_str(url)?;
+                let pool = sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(settings.max_connections)
+                    .acquire_timeout(acquire)
+                    .connect_lazy_with(options);
+                Ok(Store::Postgres(PgStore::new(pool)))
+            }
+            DatabaseKind::Sqlite => Ok(Store::Sqlite(
+                SqliteStore::open(url, settings.max_connections, acquire).await?,
+            )),
+        }
+    }
+
+    /// Applies the migrations of this backend.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        dispatch!(self, s => s.migrate().await)
+    }
+
+    /// A cheap round trip to the database.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        dispatch!(self, s => s.ping().await)
+    }
+
+    /// Stores every record in one transaction: a record whose key exists already is a
+    /// [`WriteOutcome::Duplicate`] and changes nothing. Outcomes are in input order.
+    pub async fn write_batch(
+        &self,
+        records: &[NewRecord],
+    ) -> Result<Vec<WriteOutcome>, sqlx::Error> {
+        dispatch!(self, s => s.write_batch(records).await)
+    }
+
+    /// One message by id.
+    pub async fn message(&self, id: &str) -> Result<Option<StoredMessage>, sqlx::Error> {
+        dispatch!(self, s => s.message(id).await)
+    }
+
+    /// One conversation by id.
+    pub async fn conversation(&self, id: &str) -> Result<Option<StoredConversation>, sqlx::Error> {
+        dispatch!(self, s => s.conversation(id).await)
+    }
+
+    /// Every event, oldest first (for tests and small tools; the API pages).
+    pub async fn all_events(&self) -> Result<Vec<StoredEvent>, sqlx::Error> {
+        dispatch!(self, s => s.all_events().await)
+    }
+
+    /// How many rows each table holds: (conversations, messages, events).
+    pub async fn counts(&self) -> Result<(i64, i64, i64), sqlx::Error> {
+        dispatch!(self, s => s.counts().await)
+    }
+
+    /// Closes the pool, waiting for connections to be returned.
+    pub async fn close(&self) {
+        dispatch!(self, s => s.close().await)
+    }
+}
+
+/// Replaces U+0000, which PostgreSQL text cannot hold, with U+FFFD.
+pub(crate) fn storable_text(text: &Option<String>) -> Option<String> {
+    text.as_ref().map(|t| {
+        if t.contains('\0') {
+            t.replace('\0', "\u{fffd}")
+        } else {
+            t.clone()
+        }
+    })
+}
+
+/// Serialises an optional JSON value for a json/text column.
+pub(crate) fn json_text(value: &Option<Value>) -> Option<String> {
+    value.as_ref().map(Value::to_string)
+}
+
+/// Parses a json/text column back.
+pub(crate) fn parse_json_column(text: Option<String>) -> Option<Value> {
+    text.and_then(|t| serde_json::from_str(&t).ok())
+}

@@ -1,0 +1,293 @@
+//! The SQLite implementation of the store: the zero-setup default. Times are stored as
+//! integer microseconds so they sort and compare exactly.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+
+use super::{
+    ConversationFacts, MessageSource, NewEvent, NewMessage, NewRecord, StoredConversation,
+    StoredEvent, StoredMessage, WriteOutcome, json_text, parse_json_column, storable_text,
+};
+
+/// A SQLite connection pool.
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+const MESSAGE_COLUMNS: &str = "seq, id, source, event_type, conversation_id, post_token, \
+    message_type, text, sender_side, sender_type, sender_id, receiver_side, receiver_id, \
+    sent_at, sent_at_raw, received_at, data, metadata, raw_body";
+
+/// Microseconds since the epoch, as stored.
+pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+/// The inverse of [`micros`].
+pub(crate) fn from_micros(us: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_micros(us).unwrap_or_default()
+}
+
+impl SqliteStore {
+    /// Opens (creating when missing) the database file of a `sqlite://` URL.
+    pub async fn open(url: &str, max_connections: u32, acquire: Duration) -> anyhow::Result<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a commit is on disk before the 200 is answered.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(5))
+            .foreign_keys(true);
+        let file = options.get_filename();
+        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !Path::new(dir).exists() {
+                std::fs::create_dir_all(dir)?;
+            }
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(acquire)
+            .connect_with(options)
+            .await?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// The pool, for the read API.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    pub(super) async fn migrate(&self) -> anyhow::Result<()> {
+        sqlx::migrate!("migrations/sqlite").run(&self.pool).await?;
+        Ok(())
+    }
+
+    pub(super) async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("select 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    pub(super) async fn close(&self) {
+        self.pool.close().await
+    }
+
+    pub(super) async fn write_batch(
+        &self,
+        records: &[NewRecord],
+    ) -> Result<Vec<WriteOutcome>, sqlx::Error> {
+        // BEGIN IMMEDIATE takes the write lock up front, so a second writer waits on the
+        // busy timeout instead of failing half-way with SQLITE_BUSY.
+        let mut tx = self.pool.begin_with("begin immediate").await?;
+        let mut outcomes = Vec::with_capacity(records.len());
+        for record in records {
+            let outcome = match record {
+                NewRecord::Message(m) => insert_message(&mut tx, m).await?,
+                NewRecord::Event(e) => insert_event(&mut tx, e).await?,
+            };
+            outcomes.push(outcome);
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    pub(super) async fn message(&self, id: &str) -> Result<Option<StoredMessage>, sqlx::Error> {
+        let sql = format!("select {MESSAGE_COLUMNS} from message where id = ?1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| message_from_row(&r)).transpose()
+    }
+
+    pub(super) async fn conversation(
+        &self,
+        id: &str,
+    ) -> Result<Option<StoredConversation>, sqlx::Error> {
+        let row = sqlx::query("select * from conversation where id = ?1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| conversation_from_row(&r)).transpose()
+    }
+
+    pub(super) async fn all_events(&self) -> Result<Vec<StoredEvent>, sqlx::Error> {
+        let rows = sqlx::query("select * from event order by seq")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    pub(super) async fn counts(&self) -> Result<(i64, i64, i64), sqlx::Error> {
+        let row = sqlx::query(
+            "select (select count(*) from conversation), (select count(*) from message), \
+             (select count(*) from event)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+    }
+}
+
+async fn insert_message(
+    tx: &mut Transaction<'_, Sqlite>,
+    m: &NewMessage,
+) -> Result<WriteOutcome, sqlx::Error> {
+    let inserted = sqlx::query(
+        "insert into message (id, source, event_type, conversation_id, post_token, \
+         message_type, text, sender_side, sender_type, sender_id, receiver_side, receiver_id, \
+         sent_at, sent_at_raw, received_at, data, metadata, raw_body) \
+         values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) \
+         on conflict (id) do nothing returning seq",
+    )
+    .bind(&m.id)
+    .bind(m.source.as_str())
+    .bind(&m.event_type)
+    .bind(&m.conversation.id)
+    .bind(&m.conversation.post_token)
+    .bind(&m.message_type)
+    .bind(storable_text(&m.text))
+    .bind(&m.sender_side)
+    .bind(&m.sender_type)
+    .bind(&m.sender_id)
+    .bind(&m.receiver_side)
+    .bind(&m.receiver_id)
+    .bind(micros(m.sent_at))
+    .bind(&m.sent_at_raw)
+    .bind(micros(m.received_at))
+    .bind(json_text(&m.data))
+    .bind(json_text(&m.metadata))
+    .bind(&m.raw_body)
+    .fetch_optional(&mut **tx)
+    .await?;
+    if inserted.is_none() {
+        return Ok(WriteOutcome::Duplicate);
+    }
+    let c = &m.conversation;
+    sqlx::query(
+        "insert into conversation (id, kind, source, post_token, supply_user_id, \
+         demand_user_id, first_message_at, last_message_at, message_count) \
+         values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, 1) \
+         on conflict (id) do update set \
+           post_token = coalesce(conversation.post_token, excluded.post_token), \
+           supply_user_id = coalesce(conversation.supply_user_id, excluded.supply_user_id), \
+           demand_user_id = coalesce(conversation.demand_user_id, excluded.demand_user_id), \
+           first_message_at = min(conversation.first_message_at, excluded.first_message_at), \
+           last_message_at = max(conversation.last_message_at, excluded.last_message_at), \
+           message_count = conversation.message_count + 1",
+    )
+    .bind(&c.id)
+    .bind(&c.kind)
+    .bind(m.source.as_str())
+    .bind(&c.post_token)
+    .bind(&c.supply_user_id)
+    .bind(&c.demand_user_id)
+    .bind(micros(m.sent_at))
+    .execute(&mut **tx)
+    .await?;
+    Ok(WriteOutcome::Stored)
+}
+
+async fn insert_event(
+    tx: &mut Transaction<'_, Sqlite>,
+    e: &NewEvent,
+) -> Result<WriteOutcome, sqlx::Error> {
+    let inserted = sqlx::query(
+        "insert into event (dedupe_key, event_type, subtype, subject_id, post_token, payload, \
+         metadata, raw_body, received_at) values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
+         on conflict (dedupe_key) do nothing returning seq",
+    )
+    .bind(&e.dedupe_key)
+    .bind(&e.event_type)
+    .bind(&e.subtype)
+    .bind(&e.subject_id)
+    .bind(&e.post_token)
+    .bind(e.payload.to_string())
+    .bind(json_text(&e.metadata))
+    .bind(&e.raw_body)
+    .bind(micros(e.received_at))
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(match inserted {
+        Some(_) => WriteOutcome::Stored,
+        None => WriteOutcome::Duplicate,
+    })
+}
+
+/// Reads a row selected with [`MESSAGE_COLUMNS`].
+pub(crate) fn message_from_row(r: &SqliteRow) -> Result<StoredMessage, sqlx::Error> {
+    let source: String = r.try_get("source")?;
+    Ok(StoredMessage {
+        seq: r.try_get("seq")?,
+        message: NewMessage {
+            id: r.try_get("id")?,
+            source: if source == "legacy" {
+                MessageSource::Legacy
+            } else {
+                MessageSource::Events
+            },
+            event_type: r.try_get("event_type")?,
+            conversation: ConversationFacts {
+                id: r.try_get("conversation_id")?,
+                kind: String::new(),
+                post_token: r.try_get("post_token")?,
+                supply_user_id: None,
+                demand_user_id: None,
+            },
+            message_type: r.try_get("message_type")?,
+            text: r.try_get("text")?,
+            sender_side: r.try_get("sender_side")?,
+            sender_type: r.try_get("sender_type")?,
+            sender_id: r.try_get("sender_id")?,
+            receiver_side: r.try_get("receiver_side")?,
+            receiver_id: r.try_get("receiver_id")?,
+            sent_at: from_micros(r.try_get("sent_at")?),
+            sent_at_raw: r.try_get("sent_at_raw")?,
+            received_at: from_micros(r.try_get("received_at")?),
+            data: parse_json_column(r.try_get("data")?),
+            metadata: parse_json_column(r.try_get("metadata")?),
+            raw_body: r.try_get("raw_body")?,
+        },
+    })
+}
+
+pub(crate) fn conversation_from_row(r: &SqliteRow) -> Result<StoredConversation, sqlx::Error> {
+    Ok(StoredConversation {
+        id: r.try_get("id")?,
+        kind: r.try_get("kind")?,
+        source: r.try_get("source")?,
+        post_token: r.try_get("post_token")?,
+        supply_user_id: r.try_get("supply_user_id")?,
+        demand_user_id: r.try_get("demand_user_id")?,
+        first_message_at: from_micros(r.try_get("first_message_at")?),
+        last_message_at: from_micros(r.try_get("last_message_at")?),
+        message_count: r.try_get("message_count")?,
+    })
+}
+
+pub(crate) fn event_from_row(r: &SqliteRow) -> Result<StoredEvent, sqlx::Error> {
+    Ok(StoredEvent {
+        seq: r.try_get("seq")?,
+        event: NewEvent {
+            dedupe_key: r.try_get("dedupe_key")?,
+            event_type: r.try_get("event_type")?,
+            subtype: r.try_get("subtype")?,
+            subject_id: r.try_get("subject_id")?,
+            post_token: r.try_get("post_token")?,
+            payload: parse_json_column(r.try_get("payload")?).unwrap_or_default(),
+            metadata: parse_json_column(r.try_get("metadata")?),
+            raw_body: r.try_get("raw_body")?,
+            received_at: from_micros(r.try_get("received_at")?),
+        },
+    })
+}
