@@ -150,6 +150,8 @@ impl RunningApp {
 /// Connects to the database, migrates it, and serves the API on `listener` until the
 /// returned app's shutdown token is cancelled.
 pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<RunningApp> {
+    // Installed before the first request so no early count is lost.
+    telemetry::metrics_handle();
     let keys = identification_keys(&settings)?;
     let store = Store::connect(&settings.database).await?;
     store.migrate().await.context("applying migrations")?;

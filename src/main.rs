@@ -8,18 +8,19 @@ use kenar_hook::{app, healthcheck, store, telemetry};
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = match Settings::load(cli.config.as_deref()) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("kenar-hook: {e}");
-            return ExitCode::from(2);
-        }
-    };
     let command = cli.command.unwrap_or(Command::Serve);
+    let settings = Settings::load(cli.config.as_deref());
     if let Command::Healthcheck { url } = &command {
-        let url = url
-            .clone()
-            .unwrap_or_else(|| healthcheck::default_url(settings.server.listen));
+        // Docker reads any exit code but 0 and 1 as "reserved": a settings problem is
+        // simply "unhealthy" here.
+        let url = match (url, &settings) {
+            (Some(url), _) => url.clone(),
+            (None, Ok(s)) => healthcheck::default_url(s.server.listen),
+            (None, Err(e)) => {
+                eprintln!("kenar-hook: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
         return match healthcheck::check(&url).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -28,6 +29,13 @@ async fn main() -> ExitCode {
             }
         };
     }
+    let settings = match settings {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("kenar-hook: {e}");
+            return ExitCode::from(2);
+        }
+    };
     telemetry::init_tracing(&settings.log);
     let result = match command {
         Command::Serve => app::serve(settings).await,

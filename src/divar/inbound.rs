@@ -38,6 +38,8 @@ impl WireError {
 }
 
 /// One delivery to the webhook, classified by its shape.
+// Values live for one request and are moved, not copied around: boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Delivery {
     /// The legacy `CHAT_MESSAGE` envelope.

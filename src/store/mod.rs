@@ -114,6 +114,8 @@ pub struct NewEvent {
 }
 
 /// Something to store.
+// Values live for one request and are moved, not copied around: boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum NewRecord {
     /// A chat message (and its conversation).

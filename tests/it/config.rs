@@ -1,0 +1,144 @@
+//! Layered settings, validation, and secrets kept out of `Debug`.
+
+use std::collections::HashMap;
+
+use kenar_hook::config::{LogFormat, Settings};
+use secrecy::ExposeSecret;
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn defaults_are_the_documented_ones() {
+    let s = Settings::load_from(None, &HashMap::new()).unwrap();
+    assert_eq!(s.server.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(s.server.body_limit_bytes, 256 * 1024);
+    assert_eq!(
+        s.database.url.expose_secret(),
+        "sqlite://data/kenar-hook.db"
+    );
+    assert_eq!(s.metrics.listen.to_string(), "127.0.0.1:9090");
+    assert_eq!(s.log.format, LogFormat::Pretty);
+    assert!(s.divar.identification_keys.is_empty());
+}
+
+#[test]
+fn environment_overrides_with_comma_separated_lists() {
+    let s = Settings::load_from(
+        None,
+        &env(&[
+            ("KENAR_HOOK__SERVER__LISTEN", "0.0.0.0:9000"),
+            ("KENAR_HOOK__DIVAR__IDENTIFICATION_KEYS", "key-one,key-two"),
+            ("KENAR_HOOK__LOG__FORMAT", "json"),
+            ("KENAR_HOOK__SERVER__BODY_LIMIT_BYTES", "1024"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(s.server.listen.to_string(), "0.0.0.0:9000");
+    let keys: Vec<&str> = s
+        .divar
+        .identification_keys
+        .iter()
+        .map(|k| k.expose_secret())
+        .collect();
+    assert_eq!(keys, ["key-one", "key-two"]);
+    assert_eq!(s.log.format, LogFormat::Json);
+    assert_eq!(s.server.body_limit_bytes, 1024);
+}
+
+#[test]
+fn database_url_is_honoured_unless_the_prefixed_variable_is_set() {
+    let s = Settings::load_from(None, &env(&[("DATABASE_URL", "postgres://u:p@db/kh")])).unwrap();
+    assert_eq!(s.database.url.expose_secret(), "postgres://u:p@db/kh");
+    let s = Settings::load_from(
+        None,
+        &env(&[
+            ("DATABASE_URL", "postgres://u:p@db/kh"),
+            ("KENAR_HOOK__DATABASE__URL", "sqlite://other.db"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(s.database.url.expose_secret(), "sqlite://other.db");
+}
+
+#[test]
+fn a_config_file_is_layered_between_defaults_and_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("kh.toml");
+    std::fs::write(
+        &file,
+        "[server]\nlisten = \"127.0.0.1:7000\"\nrequest_timeout_ms = 1234\n",
+    )
+    .unwrap();
+    let s = Settings::load_from(
+        Some(&file),
+        &env(&[("KENAR_HOOK__SERVER__LISTEN", "127.0.0.1:7001")]),
+    )
+    .unwrap();
+    assert_eq!(s.server.request_timeout_ms, 1234);
+    assert_eq!(s.server.listen.to_string(), "127.0.0.1:7001");
+    assert_eq!(
+        s.server.body_limit_bytes,
+        256 * 1024,
+        "untouched keys keep defaults"
+    );
+}
+
+#[test]
+fn invalid_settings_name_the_key() {
+    let cases = [
+        ("KENAR_HOOK__SERVER__LISTEN", "nonsense", "server.listen"),
+        ("KENAR_HOOK__DATABASE__URL", "mysql://x", "database.url"),
+        (
+            "KENAR_HOOK__SERVER__BODY_LIMIT_BYTES",
+            "0",
+            "server.body_limit_bytes",
+        ),
+        ("KENAR_HOOK__LOG__FORMAT", "xml", "log.format"),
+        (
+            "KENAR_HOOK__DATABASE__MAX_CONNECTIONS",
+            "0",
+            "database.max_connections",
+        ),
+        (
+            "KENAR_HOOK__DIVAR__IDENTIFICATION_KEYS",
+            "good, ",
+            "divar.identification_keys",
+        ),
+    ];
+    for (key, value, named) in cases {
+        let err = Settings::load_from(None, &env(&[(key, value)])).unwrap_err();
+        let line = err.to_string();
+        assert!(line.contains(named), "{key}={value}: {line}");
+        assert!(!line.contains('\n'), "one line: {line}");
+    }
+}
+
+#[test]
+fn a_missing_config_file_is_an_error() {
+    let err = Settings::load_from(
+        Some(std::path::Path::new("/nonexistent/kh.toml")),
+        &HashMap::new(),
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("/nonexistent/kh.toml"));
+}
+
+#[test]
+fn debug_output_hides_secrets() {
+    let s = Settings::load_from(
+        None,
+        &env(&[
+            ("KENAR_HOOK__DIVAR__IDENTIFICATION_KEYS", "very-secret-key"),
+            ("DATABASE_URL", "postgres://user:hunter2@db/kh"),
+        ]),
+    )
+    .unwrap();
+    let debug = format!("{s:?}");
+    assert!(!debug.contains("very-secret-key"), "{debug}");
+    assert!(!debug.contains("hunter2"), "{debug}");
+}

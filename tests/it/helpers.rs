@@ -1,0 +1,182 @@
+//! The test harness: `spawn_app` and friends.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use kenar_hook::app::{self, RunningApp};
+use kenar_hook::config::Settings;
+use kenar_hook::store::Store;
+use secrecy::SecretString;
+use sqlx::Connection;
+use tempfile::TempDir;
+use tokio::net::TcpListener;
+
+/// The two accepted keys of every test app (rotation: both work).
+pub const KEY: &str = "test-identification-key-1";
+pub const OTHER_KEY: &str = "test-identification-key-2";
+
+/// Which database a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs an `async fn name(backend: Backend)` once per backend, as `name::sqlite` and
+/// `name::postgres`.
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await
+            }
+            #[tokio::test]
+            async fn postgres() {
+                super::$name($crate::helpers::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+/// A running app and what a test needs to talk to it.
+pub struct TestApp {
+    pub addr: std::net::SocketAddr,
+    pub client: reqwest::Client,
+    /// A separate handle on the app's database, for checking what was stored.
+    pub store: Store,
+    pub settings: Settings,
+    pub app: Option<RunningApp>,
+    /// Holds the SQLite file and data folder until the test ends.
+    pub _dir: TempDir,
+}
+
+/// The PostgreSQL server the tests create their databases on.
+pub fn admin_database_url() -> String {
+    std::env::var("KENAR_HOOK_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://kenar_hook:kenar_hook@127.0.0.1:5432/postgres".to_owned())
+}
+
+/// Creates an empty database named by a UUID and returns its URL. Panics (failing the
+/// test) when PostgreSQL is unreachable: these tests never skip.
+pub async fn fresh_postgres_url() -> String {
+    let admin = admin_database_url();
+    let mut conn = sqlx::PgConnection::connect(&admin)
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL is required for this test and is not reachable ({e}); \
+             run scripts/test.sh or set KENAR_HOOK_TEST_DATABASE_URL"
+            )
+        });
+    let name = format!("kh_test_{}", uuid::Uuid::new_v4().simple());
+    sqlx::query(&format!("create database {name}"))
+        .execute(&mut conn)
+        .await
+        .expect("create test database");
+    let mut url = url::Url::parse(&admin).expect("admin url");
+    url.set_path(&name);
+    url.to_string()
+}
+
+/// Settings for a test app: both test keys, a fresh database, a temp data folder, metrics
+/// off.
+pub async fn test_settings(backend: Backend, dir: &TempDir) -> Settings {
+    let mut settings = Settings::load_from(None, &HashMap::new()).expect("default settings");
+    settings.server.listen = "127.0.0.1:0".parse().unwrap();
+    settings.server.data_dir = dir.path().to_path_buf();
+    settings.metrics.enabled = false;
+    settings.divar.identification_keys =
+        vec![SecretString::from(KEY), SecretString::from(OTHER_KEY)];
+    let url = match backend {
+        Backend::Sqlite => format!("sqlite://{}", dir.path().join("test.db").display()),
+        Backend::Postgres => fresh_postgres_url().await,
+    };
+    settings.database.url = SecretString::from(url);
+    settings
+}
+
+/// Starts the app with default test settings.
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, |_| {}).await
+}
+
+/// Starts the app with test settings changed by `adjust`.
+pub async fn spawn_app_with(backend: Backend, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut settings = test_settings(backend, &dir).await;
+    adjust(&mut settings);
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let app = app::start(settings.clone(), listener)
+        .await
+        .expect("app starts");
+    let store = Store::connect(&settings.database).await.expect("store");
+    TestApp {
+        addr: app.addr,
+        client: reqwest::Client::new(),
+        store,
+        settings,
+        app: Some(app),
+        _dir: dir,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// POSTs a body to the webhook with the given `authorization` value (none when `None`).
+    pub async fn post_webhook_with_key(
+        &self,
+        key: Option<&str>,
+        body: impl Into<reqwest::Body>,
+    ) -> reqwest::Response {
+        let mut request = self
+            .client
+            .post(self.url("/webhooks/divar"))
+            .header("content-type", "application/json")
+            .body(body);
+        if let Some(key) = key {
+            request = request.header("authorization", key);
+        }
+        request.send().await.expect("request")
+    }
+
+    /// POSTs a body to the webhook with the first test key.
+    pub async fn post_webhook(&self, body: impl Into<reqwest::Body>) -> reqwest::Response {
+        self.post_webhook_with_key(Some(KEY), body).await
+    }
+
+    /// (conversations, messages, events) stored.
+    pub async fn counts(&self) -> (i64, i64, i64) {
+        self.store.counts().await.expect("counts")
+    }
+}
+
+/// The bytes of a fixture from tests/fixtures (copies of ../shared/fixtures).
+pub fn fixture(name: &str) -> Vec<u8> {
+    let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "fixtures", name]
+        .iter()
+        .collect();
+    std::fs::read(&path).unwrap_or_else(|e| panic!("fixture {}: {e}", path.display()))
+}
+
+/// The error body's `code` and `message`.
+pub async fn error_of(response: reqwest::Response) -> (u16, String, String) {
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.expect("JSON error body");
+    (
+        status,
+        body["error"]["code"].as_str().expect("code").to_owned(),
+        body["error"]["message"]
+            .as_str()
+            .expect("message")
+            .to_owned(),
+    )
+}
+
+/// Microseconds since the epoch of a stored time.
+pub fn us(t: chrono::DateTime<chrono::Utc>) -> i64 {
+    t.timestamp_micros()
+}

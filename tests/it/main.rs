@@ -1,0 +1,12 @@
+//! Integration tests: each starts the real app on 127.0.0.1:0 against a fresh database,
+//! SQLite or PostgreSQL, and drives it over HTTP.
+
+#[macro_use]
+mod helpers;
+
+mod config;
+mod ops;
+mod process;
+mod webhook_events;
+mod webhook_legacy;
+mod webhook_rules;

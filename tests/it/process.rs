@@ -1,0 +1,156 @@
+//! The binary itself: start-up without a key, logs, signals, subcommands and exit codes.
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::*;
+
+const BIN: &str = env!("CARGO_BIN_EXE_kenar-hook");
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_until_healthy(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("service did not become healthy");
+}
+
+#[tokio::test]
+async fn fresh_start_generates_a_private_key_logs_its_path_and_masks_phones() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .current_dir(dir.path())
+        .env("KENAR_HOOK__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("KENAR_HOOK__METRICS__ENABLED", "false")
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until_healthy(port).await;
+
+    let key_path = dir.path().join("data/identification_key");
+    let key = std::fs::read_to_string(&key_path)
+        .unwrap()
+        .trim()
+        .to_owned();
+    assert!(key.len() >= 43, "a 256-bit key");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert!(dir.path().join("data/kenar-hook.db").exists());
+
+    let client = reqwest::Client::new();
+    let response = client
+        .post(format!("http://127.0.0.1:{port}/webhooks/divar"))
+        .header("authorization", &key)
+        .body(fixture("event_new_message_contact.json"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+
+    let started = Instant::now();
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "exits within 10 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    assert!(logs.contains("data/identification_key"), "{logs}");
+    assert!(!logs.contains(&key), "the key is never logged");
+    assert!(
+        logs.contains("+989*******67"),
+        "masked phone logged: {logs}"
+    );
+    assert!(
+        !logs.contains("+989121234567"),
+        "the phone number is never logged"
+    );
+}
+
+#[test]
+fn invalid_settings_stop_start_up_with_one_line_naming_the_key() {
+    let output = Command::new(BIN)
+        .env("KENAR_HOOK__SERVER__LISTEN", "not-an-address")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("server.listen"), "{stderr}");
+}
+
+// Multi-threaded: the blocking child process must not stall the app it checks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn healthcheck_exits_0_when_healthy_and_1_when_not() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let ok = Command::new(BIN)
+        .args(["healthcheck", &app.url("/healthz")])
+        .status()
+        .unwrap();
+    assert_eq!(ok.code(), Some(0));
+    let port = free_port();
+    let down = Command::new(BIN)
+        .args(["healthcheck", &format!("http://127.0.0.1:{port}/healthz")])
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(down.code(), Some(1));
+}
+
+#[test]
+fn migrate_creates_the_schema_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("m/kh.db");
+    let status = Command::new(BIN)
+        .arg("migrate")
+        .env(
+            "KENAR_HOOK__DATABASE__URL",
+            format!("sqlite://{}", db.display()),
+        )
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(db.exists());
+}
