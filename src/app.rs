@@ -26,7 +26,7 @@ use crate::error::AppError;
 use crate::ingest::writer::Writer;
 use crate::store::Store;
 use crate::telemetry::{self, REQUEST_ID};
-use crate::{ingest, ops};
+use crate::{callback, ingest, ops};
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -46,6 +46,7 @@ pub fn router(state: AppState) -> Router {
     let settings = &state.settings.server;
     Router::new()
         .merge(ingest::routes())
+        .merge(callback::routes())
         .merge(ops::routes())
         .fallback(|| async { AppError::NotFound("no such route".to_owned()) })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })

@@ -29,4 +29,10 @@ pub enum Command {
         /// The URL to check; default http://<server.listen>/healthz.
         url: Option<String>,
     },
+    /// Verify a redirect's `state` with callback.signing_key and print its claims as JSON
+    /// (exit 0 when valid, 1 when tampered, expired or malformed).
+    VerifyState {
+        /// The value of the `state` query parameter.
+        state: String,
+    },
 }

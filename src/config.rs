@@ -10,6 +10,8 @@ use config::{Config, Environment, File, FileFormat};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::callback::rules::CallbackSettings;
+
 /// The built-in defaults: the same file that ships as `config/default.toml`, compiled in so a
 /// binary started from any directory has every key.
 pub const DEFAULTS_TOML: &str = include_str!("../config/default.toml");
@@ -18,7 +20,7 @@ pub const DEFAULTS_TOML: &str = include_str!("../config/default.toml");
 pub const ENV_PREFIX: &str = "KENAR_HOOK";
 
 /// Settings whose environment value is a comma-separated list.
-const LIST_KEYS: &[&str] = &["divar.identification_keys"];
+const LIST_KEYS: &[&str] = &["divar.identification_keys", "callback.allowed_hosts"];
 
 /// All settings of the service.
 #[derive(Debug, Clone, Deserialize)]
@@ -35,6 +37,8 @@ pub struct Settings {
     pub log: LogSettings,
     /// The Prometheus listener.
     pub metrics: MetricsSettings,
+    /// Button-click callbacks: redirect rules and signed state.
+    pub callback: CallbackSettings,
 }
 
 /// Section `server`.
@@ -213,6 +217,9 @@ impl Settings {
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return fail("log.level", &format!("not a valid filter: {e}"));
+        }
+        if let Err((key, problem)) = self.callback.validate() {
+            return fail(&key, &problem);
         }
         Ok(())
     }

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use kenar_hook::cli::{Cli, Command};
 use kenar_hook::config::Settings;
-use kenar_hook::{app, healthcheck, store, telemetry};
+use kenar_hook::{app, callback, healthcheck, store, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -36,17 +36,42 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Command::VerifyState { state } = &command {
+        return verify_state(&settings, state);
+    }
     telemetry::init_tracing(&settings.log);
     let result = match command {
         Command::Serve => app::serve(settings).await,
         Command::Migrate => migrate(&settings).await,
-        Command::Healthcheck { .. } => unreachable!("handled above"),
+        Command::Healthcheck { .. } | Command::VerifyState { .. } => {
+            unreachable!("handled above")
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
             eprintln!("kenar-hook: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn verify_state(settings: &Settings, state: &str) -> ExitCode {
+    use secrecy::ExposeSecret;
+    let Some(key) = &settings.callback.signing_key else {
+        eprintln!("kenar-hook: callback.signing_key is not set");
+        return ExitCode::from(2);
+    };
+    let now = chrono::Utc::now().timestamp();
+    match callback::state::verify(state, key.expose_secret().as_bytes(), now) {
+        Ok(claims) => {
+            let json = serde_json::to_string_pretty(&claims).expect("claims serialise");
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("kenar-hook: invalid state: {e}");
             ExitCode::FAILURE
         }
     }

@@ -107,6 +107,7 @@ async fn receive(
     let (event_type, key) = match &record {
         NewRecord::Message(m) => (m.event_type.clone(), m.id.clone()),
         NewRecord::Event(e) => (e.event_type.clone(), e.dedupe_key.clone()),
+        NewRecord::Click(c) => ("CLICK".to_owned(), c.id.clone()),
     };
     let retry_after_secs = state.settings.ingest.retry_after_secs;
     match state.writer.submit(record).await {

@@ -113,6 +113,48 @@ pub struct NewEvent {
     pub received_at: DateTime<Utc>,
 }
 
+/// A button click and the answer given, ready to be stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewClick {
+    /// A fresh UUID.
+    pub id: String,
+    /// `legacy`, `v2` or `dynamic_action`.
+    pub version: String,
+    /// v2 source or dynamic-action touchpoint.
+    pub source: Option<String>,
+    /// The post.
+    pub post_token: Option<String>,
+    /// The conversation.
+    pub conversation_id: Option<String>,
+    /// The user who clicked.
+    pub user_id: Option<String>,
+    /// The other participant (legacy).
+    pub peer_id: Option<String>,
+    /// `supply` or `demand`.
+    pub side: Option<String>,
+    /// The button's data.
+    pub provider_data: Value,
+    /// The rule that decided, or `fallback`; none when nothing matched.
+    pub rule: Option<String>,
+    /// The URL answered, if any.
+    pub url: Option<String>,
+    /// `redirect`, `text` or `no_match`.
+    pub outcome: String,
+    /// The request body exactly as received.
+    pub raw_body: Vec<u8>,
+    /// When kenar-hook received it.
+    pub received_at: DateTime<Utc>,
+}
+
+/// A stored click.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredClick {
+    /// Insertion order.
+    pub seq: i64,
+    /// The click as stored.
+    pub click: NewClick,
+}
+
 /// Something to store.
 // Values live for one request and are moved, not copied around: boxing buys nothing.
 #[allow(clippy::large_enum_variant)]
@@ -122,6 +164,8 @@ pub enum NewRecord {
     Message(NewMessage),
     /// Any other event.
     Event(NewEvent),
+    /// A button click.
+    Click(NewClick),
 }
 
 /// Whether a record was new.
@@ -245,6 +289,11 @@ impl Store {
     /// Every event, oldest first (for tests and small tools; the API pages).
     pub async fn all_events(&self) -> Result<Vec<StoredEvent>, sqlx::Error> {
         dispatch!(self, s => s.all_events().await)
+    }
+
+    /// Every click, oldest first (for tests and small tools; the API pages).
+    pub async fn all_clicks(&self) -> Result<Vec<StoredClick>, sqlx::Error> {
+        dispatch!(self, s => s.all_clicks().await)
     }
 
     /// How many rows each table holds: (conversations, messages, events).

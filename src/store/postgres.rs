@@ -5,8 +5,9 @@ use sqlx::postgres::{PgPool, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 
 use super::{
-    ConversationFacts, MessageSource, NewEvent, NewMessage, NewRecord, StoredConversation,
-    StoredEvent, StoredMessage, WriteOutcome, json_text, parse_json_column, storable_text,
+    ConversationFacts, MessageSource, NewClick, NewEvent, NewMessage, NewRecord, StoredClick,
+    StoredConversation, StoredEvent, StoredMessage, WriteOutcome, json_text, parse_json_column,
+    storable_text,
 };
 
 /// A PostgreSQL connection pool.
@@ -58,6 +59,7 @@ impl PgStore {
             let outcome = match record {
                 NewRecord::Message(m) => insert_message(&mut tx, m).await?,
                 NewRecord::Event(e) => insert_event(&mut tx, e).await?,
+                NewRecord::Click(c) => insert_click(&mut tx, c).await?,
             };
             outcomes.push(outcome);
         }
@@ -94,6 +96,13 @@ impl PgStore {
         .fetch_all(&self.pool)
         .await?;
         rows.iter().map(event_from_row).collect()
+    }
+
+    pub(super) async fn all_clicks(&self) -> Result<Vec<StoredClick>, sqlx::Error> {
+        let rows = sqlx::query("select seq, id, version, source, post_token, conversation_id, user_id, peer_id, side, provider_data::text as provider_data, rule, url, outcome, raw_body, received_at from click order by seq")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(click_from_row).collect()
     }
 
     pub(super) async fn counts(&self) -> Result<(i64, i64, i64), sqlx::Error> {
@@ -194,6 +203,34 @@ async fn insert_event(
     })
 }
 
+async fn insert_click(
+    tx: &mut Transaction<'_, Postgres>,
+    c: &NewClick,
+) -> Result<WriteOutcome, sqlx::Error> {
+    sqlx::query(
+        "insert into click (id, version, source, post_token, conversation_id, user_id, \
+         peer_id, side, rule, provider_data, url, outcome, raw_body, received_at) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::json, $11, $12, $13, $14)",
+    )
+    .bind(&c.id)
+    .bind(&c.version)
+    .bind(&c.source)
+    .bind(&c.post_token)
+    .bind(&c.conversation_id)
+    .bind(&c.user_id)
+    .bind(&c.peer_id)
+    .bind(&c.side)
+    .bind(&c.rule)
+    .bind(c.provider_data.to_string())
+    .bind(&c.url)
+    .bind(&c.outcome)
+    .bind(&c.raw_body)
+    .bind(c.received_at)
+    .execute(&mut **tx)
+    .await?;
+    Ok(WriteOutcome::Stored)
+}
+
 /// Reads a row selected with [`MESSAGE_COLUMNS`].
 pub(crate) fn message_from_row(r: &PgRow) -> Result<StoredMessage, sqlx::Error> {
     let source: String = r.try_get("source")?;
@@ -256,6 +293,28 @@ pub(crate) fn event_from_row(r: &PgRow) -> Result<StoredEvent, sqlx::Error> {
             post_token: r.try_get("post_token")?,
             payload: parse_json_column(r.try_get("payload")?).unwrap_or_default(),
             metadata: parse_json_column(r.try_get("metadata")?),
+            raw_body: r.try_get("raw_body")?,
+            received_at: r.try_get("received_at")?,
+        },
+    })
+}
+
+pub(crate) fn click_from_row(r: &PgRow) -> Result<StoredClick, sqlx::Error> {
+    Ok(StoredClick {
+        seq: r.try_get("seq")?,
+        click: NewClick {
+            id: r.try_get("id")?,
+            version: r.try_get("version")?,
+            source: r.try_get("source")?,
+            post_token: r.try_get("post_token")?,
+            conversation_id: r.try_get("conversation_id")?,
+            user_id: r.try_get("user_id")?,
+            peer_id: r.try_get("peer_id")?,
+            side: r.try_get("side")?,
+            provider_data: parse_json_column(r.try_get("provider_data")?).unwrap_or_default(),
+            rule: r.try_get("rule")?,
+            url: r.try_get("url")?,
+            outcome: r.try_get("outcome")?,
             raw_body: r.try_get("raw_body")?,
             received_at: r.try_get("received_at")?,
         },

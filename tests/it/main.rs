@@ -4,6 +4,7 @@
 #[macro_use]
 mod helpers;
 
+mod callback;
 mod config;
 mod ops;
 mod process;

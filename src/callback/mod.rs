@@ -1,0 +1,223 @@
+//! Divar's button-click callbacks: `POST /callbacks/divar` (the legacy session-init click
+//! and the v2 server link) and `POST /callbacks/divar/dynamic-action`. Each is
+//! authenticated like the webhook, matched against the redirect rules, logged through the
+//! batch writer, and answered in the shape Divar expects for its version.
+
+pub mod click;
+pub mod rules;
+pub mod state;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use chrono::Utc;
+use secrecy::ExposeSecret;
+use serde_json::{Value, json};
+
+use crate::app::AppState;
+use crate::auth;
+use crate::divar::json::parse_json;
+use crate::error::AppError;
+use crate::store::{NewClick, NewRecord};
+use click::{Click, ClickVersion, detect_version};
+use rules::{Decision, RuleError};
+
+/// The routes of this module.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/callbacks/divar", post(session_init))
+        .route("/callbacks/divar/dynamic-action", post(dynamic_action))
+}
+
+/// An error answered in the shape of the click's version: the legacy shape is
+/// `{"status": "<code>", "message": "..."}` with no `url`; the others use the service's
+/// error body.
+struct Shaped {
+    legacy: bool,
+    error: AppError,
+}
+
+impl IntoResponse for Shaped {
+    fn into_response(self) -> Response {
+        if !self.legacy {
+            return self.error.into_response();
+        }
+        let status = self.error.status();
+        let mut response = (
+            status,
+            Json(json!({"status": status.as_u16().to_string(), "message": self.error.public_message()})),
+        )
+            .into_response();
+        if let Some(retry) = self
+            .error
+            .into_response()
+            .headers()
+            .get("retry-after")
+            .cloned()
+        {
+            response.headers_mut().insert("retry-after", retry);
+        }
+        response
+    }
+}
+
+async fn session_init(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, Shaped> {
+    handle(state, headers, body, None).await
+}
+
+async fn dynamic_action(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, Shaped> {
+    handle(state, headers, body, Some(ClickVersion::DynamicAction)).await
+}
+
+async fn handle(
+    state: AppState,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    fixed: Option<ClickVersion>,
+) -> Result<Json<Value>, Shaped> {
+    // Until the body is read, the version is what the headers (or the route) say.
+    let mut version = fixed.or_else(|| detect_version(&headers, None));
+    let fail = |version: Option<ClickVersion>, error: AppError| {
+        let legacy = matches!(version, None | Some(ClickVersion::Legacy));
+        count(version, "rejected");
+        Shaped { legacy, error }
+    };
+    if !state.keys.verify(auth::authorization(&headers)) {
+        tracing::warn!("click callback with a missing or unknown authorization key");
+        return Err(fail(
+            version,
+            AppError::Unauthorized("missing or invalid authorization header".into()),
+        ));
+    }
+    let body = body.map_err(|rejection| {
+        let error = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::PayloadTooLarge {
+                limit: state.settings.server.body_limit_bytes,
+            }
+        } else {
+            AppError::BadRequest(format!(
+                "could not read the body: {}",
+                rejection.body_text()
+            ))
+        };
+        fail(version, error)
+    })?;
+    let value = parse_json(&body).map_err(|e| {
+        fail(
+            version,
+            AppError::BadRequest(format!("body is not valid JSON: {e}")),
+        )
+    })?;
+    version = version.or_else(|| detect_version(&headers, Some(&value)));
+    let version = version.unwrap_or(ClickVersion::Legacy);
+    let click = Click::parse(version, &value)
+        .map_err(|e| fail(Some(version), AppError::Unprocessable(e.to_string())))?;
+
+    let callback = &state.settings.callback;
+    let decision = callback.decide(&click);
+    let (rule, url, text_message, outcome) = match &decision {
+        Ok(Decision {
+            rule,
+            url,
+            text_message,
+        }) => {
+            let url = url.clone().map(|mut url| {
+                if let Some(key) = &callback.signing_key {
+                    let now = Utc::now().timestamp();
+                    let claims =
+                        state::StateClaims::for_click(&click, now, callback.state_ttl_secs);
+                    let token = state::sign(&claims, key.expose_secret().as_bytes());
+                    url.query_pairs_mut().append_pair("state", &token);
+                }
+                url.to_string()
+            });
+            let outcome = if url.is_some() { "redirect" } else { "text" };
+            (Some(rule.clone()), url, text_message.clone(), outcome)
+        }
+        Err(RuleError::NoMatch) => (None, None, None, "no_match"),
+        Err(RuleError::Disallowed { rule, .. }) => (Some(rule.clone()), None, None, "disallowed"),
+    };
+
+    let record = NewRecord::Click(NewClick {
+        id: uuid::Uuid::new_v4().to_string(),
+        version: version.as_str().to_owned(),
+        source: click.source.clone(),
+        post_token: click.post_token.clone(),
+        conversation_id: click.conversation_id.clone(),
+        user_id: click.user_id.clone(),
+        peer_id: click.peer_id.clone(),
+        side: click.side.map(|s| s.as_str().to_owned()),
+        provider_data: Value::Object(click.data.clone()),
+        rule: rule.clone(),
+        url: url.clone(),
+        outcome: outcome.to_owned(),
+        raw_body: body.to_vec(),
+        received_at: Utc::now(),
+    });
+    if let Err(err) = state.writer.submit(record).await {
+        return Err(fail(
+            Some(version),
+            AppError::Unavailable {
+                message: format!("{err}; the click was not logged, retry later"),
+                retry_after_secs: state.settings.ingest.retry_after_secs,
+            },
+        ));
+    }
+    tracing::info!(version = version.as_str(), rule, outcome, "click");
+
+    match decision {
+        Err(RuleError::NoMatch) => Err(fail(
+            Some(version),
+            AppError::NotFound(RuleError::NoMatch.to_string()),
+        )),
+        Err(err @ RuleError::Disallowed { .. }) => {
+            tracing::warn!(error = %err, "redirect target refused after filling the template");
+            Err(fail(
+                Some(version),
+                AppError::Unprocessable(
+                    "the redirect target built for this click is not allowed".into(),
+                ),
+            ))
+        }
+        Ok(_) => {
+            count(Some(version), outcome);
+            Ok(Json(reply(version, url, text_message)))
+        }
+    }
+}
+
+fn reply(version: ClickVersion, url: Option<String>, text_message: Option<String>) -> Value {
+    match version {
+        ClickVersion::Legacy => json!({"status": "200", "message": "success", "url": url}),
+        ClickVersion::V2 => json!({"url": url}),
+        ClickVersion::DynamicAction => {
+            let mut reply = serde_json::Map::new();
+            if let Some(url) = url {
+                reply.insert("action".into(), json!({"open_direct_link": url}));
+            }
+            if let Some(text) = text_message {
+                reply.insert("text_message".into(), Value::String(text));
+            }
+            Value::Object(reply)
+        }
+    }
+}
+
+fn count(version: Option<ClickVersion>, outcome: &'static str) {
+    let version = version.map(ClickVersion::as_str).unwrap_or("unknown");
+    metrics::counter!("kenar_clicks_total", "version" => version, "outcome" => outcome)
+        .increment(1);
+}

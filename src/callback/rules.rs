@@ -1,0 +1,261 @@
+//! Redirect rules: which URL a click is sent to. An ordered list; the first rule whose every
+//! condition holds wins. Targets are URL templates whose placeholders are filled with
+//! percent-encoded click facts, and every target must be https (or http://localhost) on an
+//! allowed host — checked when settings load and again after filling.
+
+use std::collections::BTreeMap;
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use serde::Deserialize;
+use url::Url;
+
+use super::click::{Click, ClickVersion};
+
+/// Section `callback`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CallbackSettings {
+    /// Hosts a redirect may point to (`example.ir`, or `*.example.ir` for its subdomains).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Used when no rule matches; when empty, an unmatched click gets an error reply.
+    #[serde(default)]
+    pub fallback_url: Option<String>,
+    /// Key of the HMAC-SHA256 `state` parameter; no `state` is added when unset.
+    #[serde(default)]
+    pub signing_key: Option<secrecy::SecretString>,
+    /// How long a `state` stays valid, in seconds.
+    pub state_ttl_secs: u64,
+    /// The rules, in order.
+    #[serde(default)]
+    pub rules: Vec<RuleSettings>,
+}
+
+/// One rule of `callback.rules`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RuleSettings {
+    /// A name for logs and the click log.
+    pub name: String,
+    /// Match the click's `source` (v2: `CHAT_MESSAGE_ACTION`, `POST_ADDON`, ...; dynamic
+    /// action: the touchpoint), case-insensitively.
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Match the kind of click: `legacy`, `v2` or `dynamic_action`.
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Match the post.
+    #[serde(default)]
+    pub post_token: Option<String>,
+    /// Match the clicking side: `supply` (the post owner) or `demand`.
+    #[serde(default)]
+    pub side: Option<String>,
+    /// Match keys of the button's data (`provider_data` / `extra_data`), compared as text.
+    #[serde(default)]
+    pub data: BTreeMap<String, String>,
+    /// The target: a URL template with `{post_token}`, `{conversation_id}`, `{user_id}`,
+    /// `{peer_id}`, `{side}`, `{source}` and `{data.KEY}` placeholders.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// A literal text for the dynamic-action reply.
+    #[serde(default)]
+    pub text_message: Option<String>,
+}
+
+/// What the rules decided for a click.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision {
+    /// The matched rule's name, or `fallback`.
+    pub rule: String,
+    /// The filled, checked target, if the rule has one.
+    pub url: Option<Url>,
+    /// The rule's text message, if any.
+    pub text_message: Option<String>,
+}
+
+/// Why a click could not be given a target.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RuleError {
+    /// No rule matches and there is no fallback.
+    #[error("no redirect rule matches this click and callback.fallback_url is not set")]
+    NoMatch,
+    /// The filled template is not an allowed URL.
+    #[error("rule {rule}: the target is not allowed: {problem}")]
+    Disallowed {
+        /// The rule's name.
+        rule: String,
+        /// What is wrong with the URL.
+        problem: String,
+    },
+}
+
+/// Everything but RFC 3986's unreserved characters is encoded, so a value can never add a
+/// path segment, a query parameter or a fragment.
+const COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+impl CallbackSettings {
+    /// Checks every rule and the fallback: known fields, a parsable template, an allowed
+    /// target. Returns `(key, problem)` for the first failure.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        for (i, host) in self.allowed_hosts.iter().enumerate() {
+            if host.trim().is_empty() || host.contains('/') {
+                return Err((
+                    format!("callback.allowed_hosts[{i}]"),
+                    "not a host name".into(),
+                ));
+            }
+        }
+        if let Some(url) = self.fallback_url.as_deref().filter(|u| !u.is_empty()) {
+            check_template(url, &self.allowed_hosts)
+                .map_err(|p| ("callback.fallback_url".to_owned(), p))?;
+        }
+        for (i, rule) in self.rules.iter().enumerate() {
+            let key = |field: &str| format!("callback.rules[{i}].{field}");
+            if rule.name.trim().is_empty() {
+                return Err((key("name"), "must not be empty".into()));
+            }
+            if let Some(v) = &rule.version {
+                if ClickVersion::parse(v).is_none() {
+                    return Err((
+                        key("version"),
+                        "must be legacy, v2 or dynamic_action".into(),
+                    ));
+                }
+            }
+            if let Some(side) = &rule.side {
+                if !matches!(side.to_ascii_lowercase().as_str(), "supply" | "demand") {
+                    return Err((key("side"), "must be supply or demand".into()));
+                }
+            }
+            match (&rule.url, &rule.text_message) {
+                (None, None) => {
+                    return Err((key("url"), "a rule needs a url or a text_message".into()));
+                }
+                (Some(url), _) => {
+                    check_template(url, &self.allowed_hosts).map_err(|p| (key("url"), p))?
+                }
+                (None, Some(_)) => {}
+            }
+        }
+        if self.state_ttl_secs == 0 {
+            return Err((
+                "callback.state_ttl_secs".into(),
+                "must be greater than 0".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The first matching rule's decision, or the fallback's.
+    pub fn decide(&self, click: &Click) -> Result<Decision, RuleError> {
+        // A rule without a url can only answer a dynamic action (with its text).
+        let rule = self.rules.iter().find(|r| {
+            matches(r, click) && (r.url.is_some() || click.version == ClickVersion::DynamicAction)
+        });
+        let (name, template, text_message) = match rule {
+            Some(r) => (r.name.clone(), r.url.clone(), r.text_message.clone()),
+            None => match self.fallback_url.as_deref().filter(|u| !u.is_empty()) {
+                Some(url) => ("fallback".to_owned(), Some(url.to_owned()), None),
+                None => return Err(RuleError::NoMatch),
+            },
+        };
+        let url = match template {
+            Some(t) => Some(checked_url(&fill(&t, click), &self.allowed_hosts).map_err(
+                |problem| RuleError::Disallowed {
+                    rule: name.clone(),
+                    problem,
+                },
+            )?),
+            None => None,
+        };
+        Ok(Decision {
+            rule: name,
+            url,
+            text_message,
+        })
+    }
+}
+
+fn matches(rule: &RuleSettings, click: &Click) -> bool {
+    let eq = |want: &Option<String>, have: Option<&str>| match want {
+        None => true,
+        Some(w) => have.is_some_and(|h| h.eq_ignore_ascii_case(w)),
+    };
+    eq(&rule.source, click.source.as_deref())
+        && eq(&rule.version, Some(click.version.as_str()))
+        && rule
+            .post_token
+            .as_ref()
+            .is_none_or(|p| click.post_token.as_deref() == Some(p))
+        && eq(&rule.side, click.side.map(|s| s.as_str()))
+        && rule
+            .data
+            .iter()
+            .all(|(k, v)| click.data_text(k).as_deref() == Some(v.as_str()))
+}
+
+/// Fills a template's placeholders with the click's facts, percent-encoded. A placeholder
+/// whose fact is unknown becomes empty; an unknown placeholder is left as it is (and then
+/// fails URL parsing or the host check).
+pub fn fill(template: &str, click: &Click) -> String {
+    let mut out = String::with_capacity(template.len() + 32);
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else {
+            out.push_str(&rest[open..]);
+            return out;
+        };
+        let name = &after[..close];
+        match click.placeholder(name) {
+            Some(value) => out.extend(utf8_percent_encode(&value.unwrap_or_default(), COMPONENT)),
+            None => {
+                out.push('{');
+                out.push_str(name);
+                out.push('}');
+            }
+        }
+        rest = &after[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Checks a template at load time: filled with a harmless value, it must be an allowed URL.
+fn check_template(template: &str, allowed: &[String]) -> Result<(), String> {
+    let probe = fill(template, &Click::probe());
+    checked_url(&probe, allowed).map(|_| ())
+}
+
+/// Parses a filled target and checks its scheme and host.
+pub fn checked_url(candidate: &str, allowed: &[String]) -> Result<Url, String> {
+    let url = Url::parse(candidate).map_err(|e| format!("{candidate:?} is not a URL ({e})"))?;
+    let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+    let local = matches!(host.as_str(), "localhost" | "127.0.0.1" | "[::1]");
+    match url.scheme() {
+        "https" => {}
+        "http" if local => {}
+        other => {
+            return Err(format!(
+                "scheme {other} is not allowed (https only, or http://localhost)"
+            ));
+        }
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("credentials in the URL are not allowed".to_owned());
+    }
+    let allowed_host = allowed.iter().any(|a| {
+        let a = a.trim().to_ascii_lowercase();
+        match a.strip_prefix("*.") {
+            Some(parent) => host.ends_with(&format!(".{parent}")),
+            None => host == a,
+        }
+    });
+    if !allowed_host {
+        return Err(format!("host {host:?} is not in callback.allowed_hosts"));
+    }
+    Ok(url)
+}
