@@ -1,7 +1,10 @@
-//! Divar's protocol only: wire types and tolerant parsing of what Divar sends. Nothing here
-//! knows about HTTP servers or databases.
+//! Divar's protocol only: wire types and tolerant parsing of what Divar sends, the client for
+//! what we send to Divar, and OAuth scope strings. Nothing here knows about our HTTP server
+//! or database.
 
 pub mod inbound;
 pub mod json;
 pub mod lenient;
+pub mod outbound;
+pub mod scope;
 pub mod time;

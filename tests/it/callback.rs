@@ -83,10 +83,21 @@ impl TestApp {
     }
 }
 
+/// fixture, path, headers, reply, version, rule, side
+type ClickCase = (
+    &'static str,
+    &'static str,
+    Vec<(&'static str, &'static str)>,
+    Value,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+);
+
 async fn every_click_fixture_gets_its_reply_and_a_click_row(backend: Backend) {
     let app = click_app(backend).await;
     #[rustfmt::skip]
-    let cases: Vec<(&str, &str, Vec<(&str, &str)>, Value, &str, &str, Option<&str>)> = vec![
+    let cases: Vec<ClickCase> = vec![
         ("legacy_button_click.json", "/callbacks/divar", vec![],
             json!({"status": "200", "message": "success", "url": "https://app.example-kenar.ir/divar/landing?post=AZx7Kp2Q&order=ord_58213&side=demand&peer=0f3b2c1a-7d4e-4a9b-9c2d-5e6f7a8b9c0d"}),
             "legacy", "buyer-order", Some("demand")),
@@ -506,12 +517,7 @@ fn rules_that_could_redirect_off_the_allowlist_stop_start_up() {
         ),
     ];
     for (extra, key) in cases {
-        let toml = if extra.starts_with("fallback") {
-            format!("{base}{extra}")
-        } else {
-            format!("{base}{extra}")
-        };
-        let err = load(&toml).unwrap_err().to_string();
+        let err = load(&format!("{base}{extra}")).unwrap_err().to_string();
         assert!(err.contains(key), "{extra}: {err}");
     }
     load(&format!(

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod callback;
+mod client;
 mod config;
 mod ops;
 mod process;
