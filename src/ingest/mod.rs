@@ -63,15 +63,22 @@ async fn receive(
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Receipt>, AppError> {
-    if !state.keys.verify(auth::authorization(&headers)) {
+    let presented = auth::authorization(&headers);
+    let app_key = state.keys.verify(presented);
+    // Until a key is known to be good, every problem is answered 401, so an unauthenticated
+    // caller learns nothing about what the body would have done.
+    let unauthorized = || {
         count("UNKNOWN", "rejected", "unauthorized");
         tracing::warn!("webhook delivery with a missing or unknown authorization key");
-        return Err(AppError::Unauthorized(
-            "missing or invalid authorization header".to_owned(),
-        ));
-    }
+        AppError::Unauthorized("missing or invalid authorization header".to_owned())
+    };
+    let Some(presented) = presented else {
+        return Err(unauthorized());
+    };
     let body = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        if !app_key {
+            unauthorized()
+        } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             count("UNKNOWN", "rejected", "too_large");
             AppError::PayloadTooLarge {
                 limit: state.settings.server.body_limit_bytes,
@@ -85,13 +92,22 @@ async fn receive(
         }
     })?;
     let value = parse_json(&body).map_err(|e| {
+        if !app_key {
+            return unauthorized();
+        }
         count("UNKNOWN", "rejected", "not_json");
         AppError::BadRequest(format!("body is not valid JSON: {e}"))
     })?;
     let delivery = classify(&value).map_err(|e| {
+        if !app_key {
+            return unauthorized();
+        }
         count("UNKNOWN", "rejected", "unprocessable");
         AppError::Unprocessable(e.to_string())
     })?;
+    if !app_key && !registration_key_fits(&state, presented, &delivery).await? {
+        return Err(unauthorized());
+    }
     let phone = match &delivery {
         Delivery::ChatMessage { message, .. } => message
             .contact_data
@@ -137,4 +153,36 @@ async fn receive(
             })
         }
     }
+}
+
+/// Whether `presented` is the key of a legacy registration of the post this legacy message
+/// belongs to. Such keys are good for nothing else.
+async fn registration_key_fits(
+    state: &AppState,
+    presented: &[u8],
+    delivery: &Delivery,
+) -> Result<bool, AppError> {
+    let Delivery::LegacyChatMessage(envelope) = delivery else {
+        return Ok(false);
+    };
+    let Some(post_token) = envelope
+        .payload
+        .metadata
+        .as_ref()
+        .and_then(|m| m.post_token.as_deref())
+    else {
+        return Ok(false);
+    };
+    let digest = hex::encode(auth::digest(presented));
+    state
+        .store
+        .registration_key_valid(&digest, post_token)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "looking up a registration key failed");
+            AppError::Unavailable {
+                message: "the database is unavailable".to_owned(),
+                retry_after_secs: state.settings.ingest.retry_after_secs,
+            }
+        })
 }

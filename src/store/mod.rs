@@ -155,6 +155,21 @@ pub struct StoredClick {
     pub click: NewClick,
 }
 
+/// A legacy webhook registration. The key itself is never stored, only its digest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Registration {
+    /// A fresh UUID.
+    pub id: String,
+    /// The registered post.
+    pub post_token: String,
+    /// The URL Divar sends the post's messages to.
+    pub endpoint: String,
+    /// SHA-256 of the identification key, hex.
+    pub key_digest: String,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+}
+
 /// Something to store.
 // Values live for one request and are moved, not copied around: boxing buys nothing.
 #[allow(clippy::large_enum_variant)]
@@ -294,6 +309,33 @@ impl Store {
     /// Every click, oldest first (for tests and small tools; the API pages).
     pub async fn all_clicks(&self) -> Result<Vec<StoredClick>, sqlx::Error> {
         dispatch!(self, s => s.all_clicks().await)
+    }
+
+    /// Stores a registration.
+    pub async fn insert_registration(
+        &self,
+        registration: &Registration,
+    ) -> Result<(), sqlx::Error> {
+        dispatch!(self, s => s.insert_registration(registration).await)
+    }
+
+    /// Removes a registration (when Divar refused it).
+    pub async fn delete_registration(&self, id: &str) -> Result<(), sqlx::Error> {
+        dispatch!(self, s => s.delete_registration(id).await)
+    }
+
+    /// Every registration, newest first.
+    pub async fn registrations(&self) -> Result<Vec<Registration>, sqlx::Error> {
+        dispatch!(self, s => s.registrations().await)
+    }
+
+    /// Whether a registration key digest is valid for a post.
+    pub async fn registration_key_valid(
+        &self,
+        key_digest: &str,
+        post_token: &str,
+    ) -> Result<bool, sqlx::Error> {
+        dispatch!(self, s => s.registration_key_valid(key_digest, post_token).await)
     }
 
     /// How many rows each table holds: (conversations, messages, events).

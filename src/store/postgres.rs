@@ -5,9 +5,9 @@ use sqlx::postgres::{PgPool, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 
 use super::{
-    ConversationFacts, MessageSource, NewClick, NewEvent, NewMessage, NewRecord, StoredClick,
-    StoredConversation, StoredEvent, StoredMessage, WriteOutcome, json_text, parse_json_column,
-    storable_text,
+    ConversationFacts, MessageSource, NewClick, NewEvent, NewMessage, NewRecord, Registration,
+    StoredClick, StoredConversation, StoredEvent, StoredMessage, WriteOutcome, json_text,
+    parse_json_column, storable_text,
 };
 
 /// A PostgreSQL connection pool.
@@ -103,6 +103,60 @@ impl PgStore {
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(click_from_row).collect()
+    }
+
+    pub(super) async fn insert_registration(&self, r: &Registration) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "insert into registration (id, post_token, endpoint, key_digest, created_at) \
+             values ($1, $2, $3, $4, $5)",
+        )
+        .bind(&r.id)
+        .bind(&r.post_token)
+        .bind(&r.endpoint)
+        .bind(&r.key_digest)
+        .bind(r.created_at)
+        .execute(&self.pool)
+        .await
+        .map(|_| ())
+    }
+
+    pub(super) async fn delete_registration(&self, id: &str) -> Result<(), sqlx::Error> {
+        sqlx::query("delete from registration where id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+
+    pub(super) async fn registrations(&self) -> Result<Vec<Registration>, sqlx::Error> {
+        let rows = sqlx::query("select * from registration order by created_at desc, id")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Registration {
+                    id: r.try_get("id")?,
+                    post_token: r.try_get("post_token")?,
+                    endpoint: r.try_get("endpoint")?,
+                    key_digest: r.try_get("key_digest")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn registration_key_valid(
+        &self,
+        key_digest: &str,
+        post_token: &str,
+    ) -> Result<bool, sqlx::Error> {
+        let row =
+            sqlx::query("select 1 from registration where key_digest = $1 and post_token = $2")
+                .bind(key_digest)
+                .bind(post_token)
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.is_some())
     }
 
     pub(super) async fn counts(&self) -> Result<(i64, i64, i64), sqlx::Error> {

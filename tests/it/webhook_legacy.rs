@@ -177,3 +177,45 @@ on_both_backends!(
     legacy_message_without_a_post_token_is_422_and_not_stored,
     legacy_message_with_an_rfc3339_sent_at_is_read,
 );
+
+async fn a_registration_key_is_accepted_only_for_its_post(backend: Backend) {
+    use kenar_hook::store::Registration;
+    let app = spawn_app(backend).await;
+    let key = "lk_7Yq2vN9sLm4xR8tBw3ZcQ6pH";
+    app.store
+        .insert_registration(&Registration {
+            id: "r1".into(),
+            post_token: POST.into(),
+            endpoint: "https://hooks.example-app.ir/kenar".into(),
+            key_digest: hex::encode(kenar_hook::auth::digest(key.as_bytes())),
+            created_at: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
+    let raw = fixture("legacy_chat_message_text.json");
+    let own_post = app.post_webhook_with_key(Some(key), raw.clone()).await;
+    assert_eq!(own_post.status(), 200);
+
+    let mut other: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    other["payload"]["id"] = json!("other-post-message");
+    other["payload"]["metadata"]["post_token"] = json!("AZy2Lm8T");
+    let other_post = app
+        .post_webhook_with_key(Some(key), other.to_string())
+        .await;
+    assert_eq!(error_of(other_post).await.0, 401);
+
+    // Good only for legacy messages: an event with it is refused too.
+    let event = app
+        .post_webhook_with_key(Some(key), fixture("event_new_message_text.json"))
+        .await;
+    assert_eq!(error_of(event).await.0, 401);
+    // An unauthenticated caller learns nothing from a bad body.
+    let junk = app.post_webhook_with_key(Some(key), "not json").await;
+    assert_eq!(error_of(junk).await.0, 401);
+    // The app-level keys keep working for every post.
+    let app_level = app.post_webhook(other.to_string()).await;
+    assert_eq!(app_level.status(), 200);
+    assert_eq!(app.counts().await.1, 2);
+}
+
+on_both_backends!(a_registration_key_is_accepted_only_for_its_post);
