@@ -35,4 +35,7 @@ pub enum Command {
         /// The value of the `state` query parameter.
         state: String,
     },
+    /// Calls to Divar's API and what was registered with it.
+    #[command(flatten)]
+    Divar(crate::commands::DivarCommand),
 }

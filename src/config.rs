@@ -20,7 +20,11 @@ pub const DEFAULTS_TOML: &str = include_str!("../config/default.toml");
 pub const ENV_PREFIX: &str = "KENAR_HOOK";
 
 /// Settings whose environment value is a comma-separated list.
-const LIST_KEYS: &[&str] = &["divar.identification_keys", "callback.allowed_hosts"];
+const LIST_KEYS: &[&str] = &[
+    "divar.identification_keys",
+    "callback.allowed_hosts",
+    "api.tokens",
+];
 
 /// All settings of the service.
 #[derive(Debug, Clone, Deserialize)]
@@ -39,6 +43,26 @@ pub struct Settings {
     pub metrics: MetricsSettings,
     /// Button-click callbacks: redirect rules and signed state.
     pub callback: CallbackSettings,
+    /// The read-only REST API.
+    pub api: ApiSettings,
+}
+
+/// Section `api`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiSettings {
+    /// Accepted bearer tokens. Empty: every `/api/v1` request is answered 401.
+    #[serde(default)]
+    pub tokens: Vec<SecretString>,
+    /// Sustained requests per second allowed per token.
+    pub rate_limit_per_second: u32,
+    /// Requests a token may make at once above the sustained rate.
+    pub rate_limit_burst: u32,
+    /// Failed authentications allowed per client IP per minute.
+    pub auth_failures_per_minute: u32,
+    /// Take the client IP from the last `X-Forwarded-For` entry (behind a reverse proxy).
+    pub trust_forwarded_for: bool,
+    /// Seconds between keep-alive comments on `/api/v1/stream`.
+    pub stream_keepalive_secs: u64,
 }
 
 /// Section `server`.
@@ -217,6 +241,23 @@ impl Settings {
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return fail("log.level", &format!("not a valid filter: {e}"));
+        }
+        if self
+            .api
+            .tokens
+            .iter()
+            .any(|k| k.expose_secret().trim().is_empty())
+        {
+            return fail("api.tokens", "a token must not be empty");
+        }
+        if self.api.rate_limit_per_second == 0 || self.api.rate_limit_burst == 0 {
+            return fail(
+                "api.rate_limit_per_second",
+                "rate limits must be at least 1",
+            );
+        }
+        if self.api.stream_keepalive_secs == 0 {
+            return fail("api.stream_keepalive_secs", "must be greater than 0");
         }
         if let Err((key, problem)) = self.callback.validate() {
             return fail(&key, &problem);

@@ -10,6 +10,7 @@ pub mod app;
 pub mod auth;
 pub mod callback;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod divar;
 pub mod error;

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use kenar_hook::cli::{Cli, Command};
 use kenar_hook::config::Settings;
-use kenar_hook::{app, callback, healthcheck, store, telemetry};
+use kenar_hook::{app, callback, commands, healthcheck, store, telemetry};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -40,10 +40,14 @@ async fn main() -> ExitCode {
         return verify_state(&settings, state);
     }
     telemetry::init_tracing(&settings.log);
+    let command = match command {
+        Command::Divar(divar) => return commands::run(&settings, divar).await,
+        other => other,
+    };
     let result = match command {
         Command::Serve => app::serve(settings).await,
         Command::Migrate => migrate(&settings).await,
-        Command::Healthcheck { .. } | Command::VerifyState { .. } => {
+        Command::Healthcheck { .. } | Command::VerifyState { .. } | Command::Divar(_) => {
             unreachable!("handled above")
         }
     };
