@@ -20,13 +20,15 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
+use crate::api::access::ApiAccess;
 use crate::auth::KeySet;
 use crate::config::Settings;
 use crate::error::AppError;
 use crate::ingest::writer::Writer;
+use crate::notify::{self, Changes};
 use crate::store::Store;
 use crate::telemetry::{self, REQUEST_ID};
-use crate::{callback, ingest, ops};
+use crate::{api, callback, ingest, ops};
 
 /// What every handler can reach.
 #[derive(Debug, Clone)]
@@ -39,6 +41,12 @@ pub struct AppState {
     pub writer: Writer,
     /// The accepted Divar identification keys.
     pub keys: Arc<KeySet>,
+    /// The read API's tokens and rate limits.
+    pub api: Arc<ApiAccess>,
+    /// Bumped whenever something new is stored (live stream wake-ups).
+    pub changes: Changes,
+    /// Cancelled when the service shuts down (ends live streams).
+    pub shutdown: CancellationToken,
 }
 
 /// Every route of the HTTP API, in one place, with the middleware stack.
@@ -47,6 +55,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(ingest::routes())
         .merge(callback::routes())
+        .merge(api::routes(state.clone()))
         .merge(ops::routes())
         .fallback(|| async { AppError::NotFound("no such route".to_owned()) })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
@@ -157,20 +166,32 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
     let store = Store::connect(&settings.database).await?;
     store.migrate().await.context("applying migrations")?;
     let settings = Arc::new(settings);
+    let changes = Changes::new();
+    let shutdown = CancellationToken::new();
+    if let Store::Postgres(pg) = &store {
+        tokio::spawn(notify::listen_postgres(
+            pg.pool().clone(),
+            changes.clone(),
+            shutdown.clone(),
+        ));
+    }
     let (writer, writer_task) = Writer::spawn(
         store.clone(),
         settings.ingest.queue_capacity,
         settings.ingest.batch_max,
+        changes.clone(),
     );
     let state = AppState {
         settings: settings.clone(),
         store: store.clone(),
         writer,
         keys: Arc::new(KeySet::new(&keys)),
+        api: ApiAccess::new(&settings.api),
+        changes,
+        shutdown: shutdown.clone(),
     };
     let addr = listener.local_addr()?;
-    let shutdown = CancellationToken::new();
-    let app = router(state);
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let token = shutdown.clone();
     let grace = Duration::from_millis(settings.server.shutdown_timeout_ms);
     let task_store = store.clone();

@@ -45,6 +45,18 @@ impl KeySet {
         self.digests.is_empty()
     }
 
+    /// Which key `presented` equals, if any. Every key is compared; the index is chosen
+    /// without branching on the comparisons.
+    pub fn position(&self, presented: Option<&[u8]>) -> Option<usize> {
+        use subtle::ConditionallySelectable;
+        let candidate = digest(presented?);
+        let mut found = u64::MAX;
+        for (i, known) in self.digests.iter().enumerate() {
+            found.conditional_assign(&(i as u64), known.ct_eq(&candidate));
+        }
+        (found != u64::MAX).then_some(found as usize)
+    }
+
     /// Whether `presented` equals one of the keys.
     pub fn verify(&self, presented: Option<&[u8]>) -> bool {
         let Some(presented) = presented else {
@@ -86,6 +98,13 @@ mod tests {
         assert!(!set.verify(Some(b"")));
         assert!(!set.verify(None));
         assert!(!keys(&[]).verify(Some(b"")));
+    }
+
+    #[test]
+    fn position_tells_which_key_matched() {
+        let set = keys(&["a", "b"]);
+        assert_eq!(set.position(Some(b"b")), Some(1));
+        assert_eq!(set.position(Some(b"c")), None);
     }
 
     #[test]

@@ -35,6 +35,8 @@ pub enum Command {
         /// The value of the `state` query parameter.
         state: String,
     },
+    /// Print the OpenAPI document of every endpoint.
+    Openapi,
     /// Calls to Divar's API and what was registered with it.
     #[command(flatten)]
     Divar(crate::commands::DivarCommand),

@@ -59,14 +59,14 @@ pub enum AppError {
 }
 
 /// The JSON body of every error: `{"error": {"code": "...", "message": "..."}}`.
-#[derive(Debug, Serialize, serde::Deserialize)]
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     /// The error object.
     pub error: ErrorDetail,
 }
 
 /// The inside of [`ErrorBody`].
-#[derive(Debug, Serialize, serde::Deserialize)]
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     /// A stable, machine-readable code such as `unauthorized` or `payload_too_large`.
     pub code: String,

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod api;
 pub mod app;
 pub mod auth;
 pub mod callback;
@@ -16,6 +17,7 @@ pub mod divar;
 pub mod error;
 pub mod healthcheck;
 pub mod ingest;
+pub mod notify;
 pub mod ops;
 pub mod store;
 pub mod telemetry;

@@ -36,6 +36,10 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Command::Openapi = &command {
+        print!("{}", kenar_hook::api::openapi::document());
+        return ExitCode::SUCCESS;
+    }
     if let Command::VerifyState { state } = &command {
         return verify_state(&settings, state);
     }
@@ -47,7 +51,10 @@ async fn main() -> ExitCode {
     let result = match command {
         Command::Serve => app::serve(settings).await,
         Command::Migrate => migrate(&settings).await,
-        Command::Healthcheck { .. } | Command::VerifyState { .. } | Command::Divar(_) => {
+        Command::Healthcheck { .. }
+        | Command::VerifyState { .. }
+        | Command::Divar(_)
+        | Command::Openapi => {
             unreachable!("handled above")
         }
     };

@@ -37,7 +37,7 @@ pub fn routes() -> Router<AppState> {
 /// An error answered in the shape of the click's version: the legacy shape is
 /// `{"status": "<code>", "message": "..."}` with no `url`; the others use the service's
 /// error body.
-struct Shaped {
+pub struct Shaped {
     legacy: bool,
     error: AppError,
 }
@@ -66,7 +66,18 @@ impl IntoResponse for Shaped {
     }
 }
 
-async fn session_init(
+/// A button click: the legacy session-init click or the v2 server link.
+#[utoipa::path(post, path = "/callbacks/divar", tag = "divar",
+    params(("API_VERSION" = Option<String>, Header, description = "2 for the v2 server link (also API-Version)")),
+    request_body(content = Object, description = "Legacy click (extra_data, callback_url, post_token, user_id, peer_id, supplier, demand) or v2 server link (source, post_token, conversation_id, user_side, extra_data, user_id)"),
+    responses(
+        (status = 200, description = "Legacy: {status: \"200\", message: \"success\", url}; v2: {url}", body = Object),
+        (status = 400, description = "Not JSON"), (status = 401, description = "Missing or unknown identification key"),
+        (status = 404, description = "No rule matches and no fallback"), (status = 413, description = "Body too large"),
+        (status = 422, description = "A required field is missing"), (status = 503, description = "The click could not be logged"),
+    ),
+    security(("identification_key" = [])))]
+pub async fn session_init(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
@@ -74,7 +85,18 @@ async fn session_init(
     handle(state, headers, body, None).await
 }
 
-async fn dynamic_action(
+/// A dynamic action (`get_dynamic_action` button).
+#[utoipa::path(post, path = "/callbacks/divar/dynamic-action", tag = "divar",
+    request_body(content = Object, description = "touchpoint, post_token, conversation_id, user_side, extra_data, user_id"),
+    responses(
+        (status = 200, description = "{action: {open_direct_link}, text_message}, either part optional", body = Object),
+        (status = 400, description = "Not JSON", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or unknown identification key", body = crate::error::ErrorBody),
+        (status = 404, description = "No rule matches and no fallback", body = crate::error::ErrorBody),
+        (status = 422, description = "A required field is missing", body = crate::error::ErrorBody),
+    ),
+    security(("identification_key" = [])))]
+pub async fn dynamic_action(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,

@@ -29,7 +29,7 @@ pub fn routes() -> Router<AppState> {
 }
 
 /// The body of a 200 answer.
-#[derive(Debug, Serialize, serde::Deserialize)]
+#[derive(Debug, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Receipt {
     /// `stored` for a new delivery, `duplicate` for a redelivery.
     pub outcome: String,
@@ -58,7 +58,19 @@ fn count(event_type: &str, outcome: &'static str, reason: &'static str) {
     .increment(1);
 }
 
-async fn receive(
+/// Everything Divar sends: the legacy `CHAT_MESSAGE` webhook and the current events.
+#[utoipa::path(post, path = "/webhooks/divar", tag = "divar",
+    request_body(content = Object, description = "A legacy CHAT_MESSAGE envelope or an events envelope (NEW_MESSAGE, NEW_CHATBOT_MESSAGE, USER_ACCESS_REVOCATION, POST_UPDATE, PAYMENT_TRANSACTION, or a newer type)"),
+    responses(
+        (status = 200, description = "Stored (or a duplicate of something stored)", body = Receipt),
+        (status = 400, description = "Not JSON", body = crate::error::ErrorBody),
+        (status = 401, description = "Missing or unknown identification key", body = crate::error::ErrorBody),
+        (status = 413, description = "Body over server.body_limit_bytes", body = crate::error::ErrorBody),
+        (status = 422, description = "A required field is missing; the message names it", body = crate::error::ErrorBody),
+        (status = 503, description = "Queue full or database unavailable; nothing stored; see Retry-After", body = crate::error::ErrorBody),
+    ),
+    security(("identification_key" = [])))]
+pub async fn receive(
     State(state): State<AppState>,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,

@@ -10,6 +10,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::notify::Changes;
 use crate::store::{NewRecord, Store, WriteOutcome};
 
 /// Why a record could not be stored. Either way nothing was stored and the sender should
@@ -45,9 +46,14 @@ impl std::fmt::Debug for Job {
 impl Writer {
     /// Starts the writer task. It ends when every [`Writer`] clone is dropped and the queue
     /// is drained.
-    pub fn spawn(store: Store, capacity: usize, batch_max: usize) -> (Writer, JoinHandle<()>) {
+    pub fn spawn(
+        store: Store,
+        capacity: usize,
+        batch_max: usize,
+        changes: Changes,
+    ) -> (Writer, JoinHandle<()>) {
         let (queue, jobs) = mpsc::channel(capacity);
-        let task = tokio::spawn(run(store, jobs, batch_max));
+        let task = tokio::spawn(run(store, jobs, batch_max, changes));
         (Writer { queue, capacity }, task)
     }
 
@@ -71,22 +77,25 @@ impl Writer {
     }
 }
 
-async fn run(store: Store, mut jobs: mpsc::Receiver<Job>, batch_max: usize) {
+async fn run(store: Store, mut jobs: mpsc::Receiver<Job>, batch_max: usize, changes: Changes) {
     let mut batch: Vec<Job> = Vec::with_capacity(batch_max);
     while jobs.recv_many(&mut batch, batch_max).await > 0 {
         metrics::gauge!("kenar_ingest_queue_depth").set(jobs.len() as f64);
-        commit(&store, std::mem::take(&mut batch)).await;
+        commit(&store, std::mem::take(&mut batch), &changes).await;
     }
 }
 
-async fn commit(store: &Store, jobs: Vec<Job>) {
+async fn commit(store: &Store, jobs: Vec<Job>, changes: &Changes) {
     let records: Vec<NewRecord> = jobs.iter().map(|j| j.record.clone()).collect();
     let started = Instant::now();
     let result = store.write_batch(&records).await;
     metrics::histogram!("kenar_batch_commit_seconds").record(started.elapsed().as_secs_f64());
     metrics::histogram!("kenar_batch_size").record(jobs.len() as f64);
     match result {
-        Ok(outcomes) => {
+        Ok((outcomes, new_ids)) => {
+            if new_ids.any() {
+                changes.notify();
+            }
             for (job, outcome) in jobs.into_iter().zip(outcomes) {
                 let _ = job.reply.send(Ok(outcome));
             }
@@ -98,7 +107,12 @@ async fn commit(store: &Store, jobs: Vec<Job>) {
                 let outcome = store
                     .write_batch(std::slice::from_ref(&job.record))
                     .await
-                    .map(|mut o| o.remove(0))
+                    .map(|(mut o, new_ids)| {
+                        if new_ids.any() {
+                            changes.notify();
+                        }
+                        o.remove(0)
+                    })
                     .map_err(|err| {
                         tracing::error!(error = %err, "storing a record failed");
                         WriteError::Unavailable

@@ -2,6 +2,7 @@
 //! operations with their own SQL and migrations. Nothing here knows about HTTP.
 
 mod postgres;
+pub mod query;
 mod sqlite;
 
 use std::str::FromStr;
@@ -183,6 +184,50 @@ pub enum NewRecord {
     Click(NewClick),
 }
 
+/// The PostgreSQL channel on which a commit announces the `seq` of what it stored.
+pub const NOTIFY_CHANNEL: &str = "kenar_hook_new";
+
+/// The PostgreSQL advisory lock every writer transaction holds.
+const WRITER_LOCK: i64 = 0x6b65_6e61_7268_6f6b;
+
+/// The highest `seq` a batch stored, per table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NewIds {
+    /// Newest message stored, if any.
+    pub message: Option<i64>,
+    /// Newest event stored, if any.
+    pub event: Option<i64>,
+    /// Newest click stored, if any.
+    pub click: Option<i64>,
+}
+
+impl NewIds {
+    fn note(&mut self, record: &NewRecord, seq: Option<i64>) {
+        let slot = match record {
+            NewRecord::Message(_) => &mut self.message,
+            NewRecord::Event(_) => &mut self.event,
+            NewRecord::Click(_) => &mut self.click,
+        };
+        if let Some(seq) = seq {
+            *slot = Some(slot.map_or(seq, |s| s.max(seq)));
+        }
+    }
+
+    /// Whether anything was stored.
+    pub fn any(&self) -> bool {
+        self.message.is_some() || self.event.is_some() || self.click.is_some()
+    }
+}
+
+/// The NOTIFY payload of a batch: only ids, e.g. `m:120 c:7`.
+fn notification(ids: &NewIds) -> Option<String> {
+    let parts: Vec<String> = [("m", ids.message), ("e", ids.event), ("c", ids.click)]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| format!("{k}:{v}")))
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" "))
+}
+
 /// Whether a record was new.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteOutcome {
@@ -287,8 +332,47 @@ impl Store {
     pub async fn write_batch(
         &self,
         records: &[NewRecord],
-    ) -> Result<Vec<WriteOutcome>, sqlx::Error> {
+    ) -> Result<(Vec<WriteOutcome>, NewIds), sqlx::Error> {
         dispatch!(self, s => s.write_batch(records).await)
+    }
+
+    /// A page of conversations.
+    pub async fn list_conversations(
+        &self,
+        q: &query::ConversationQuery,
+    ) -> Result<Vec<StoredConversation>, sqlx::Error> {
+        dispatch!(self, s => s.list_conversations(q).await)
+    }
+
+    /// A page of messages.
+    pub async fn list_messages(
+        &self,
+        q: &query::MessageQuery,
+    ) -> Result<Vec<StoredMessage>, sqlx::Error> {
+        dispatch!(self, s => s.list_messages(q).await)
+    }
+
+    /// A page of events.
+    pub async fn list_events(&self, q: &query::LogQuery) -> Result<Vec<StoredEvent>, sqlx::Error> {
+        dispatch!(self, s => s.list_events(q).await)
+    }
+
+    /// A page of clicks.
+    pub async fn list_clicks(&self, q: &query::LogQuery) -> Result<Vec<StoredClick>, sqlx::Error> {
+        dispatch!(self, s => s.list_clicks(q).await)
+    }
+
+    /// Messages stored after a `seq`, for the live stream.
+    pub async fn stream_messages(
+        &self,
+        q: &query::StreamQuery,
+    ) -> Result<Vec<StoredMessage>, sqlx::Error> {
+        dispatch!(self, s => s.stream_messages(q).await)
+    }
+
+    /// The highest `seq` of (message, event, click).
+    pub async fn high_water_marks(&self) -> Result<(i64, i64, i64), sqlx::Error> {
+        dispatch!(self, s => s.high_water_marks().await)
     }
 
     /// One message by id.

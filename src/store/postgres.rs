@@ -4,10 +4,11 @@ use chrono::{DateTime, Utc};
 use sqlx::postgres::{PgPool, PgRow};
 use sqlx::{Postgres, Row, Transaction};
 
+use super::query::{self, Dialect, Param, Sql};
 use super::{
-    ConversationFacts, MessageSource, NewClick, NewEvent, NewMessage, NewRecord, Registration,
-    StoredClick, StoredConversation, StoredEvent, StoredMessage, WriteOutcome, json_text,
-    parse_json_column, storable_text,
+    ConversationFacts, MessageSource, NOTIFY_CHANNEL, NewClick, NewEvent, NewIds, NewMessage,
+    NewRecord, Registration, StoredClick, StoredConversation, StoredEvent, StoredMessage,
+    WRITER_LOCK, WriteOutcome, json_text, notification, parse_json_column, storable_text,
 };
 
 /// A PostgreSQL connection pool.
@@ -15,10 +16,6 @@ use super::{
 pub struct PgStore {
     pool: PgPool,
 }
-
-const MESSAGE_COLUMNS: &str = "seq, id, source, event_type, conversation_id, post_token, \
-    message_type, text, sender_side, sender_type, sender_id, receiver_side, receiver_id, \
-    sent_at, sent_at_raw, received_at, data::text as data, metadata::text as metadata, raw_body";
 
 impl PgStore {
     /// Wraps a pool.
@@ -52,23 +49,42 @@ impl PgStore {
     pub(super) async fn write_batch(
         &self,
         records: &[NewRecord],
-    ) -> Result<Vec<WriteOutcome>, sqlx::Error> {
+    ) -> Result<(Vec<WriteOutcome>, NewIds), sqlx::Error> {
         let mut tx = self.pool.begin().await?;
+        // Writers of every replica take turns, so `seq` order is commit order and a reader
+        // that has seen seq N will never later find a smaller one appear.
+        sqlx::query("select pg_advisory_xact_lock($1)")
+            .bind(WRITER_LOCK)
+            .execute(&mut *tx)
+            .await?;
         let mut outcomes = Vec::with_capacity(records.len());
+        let mut new_ids = NewIds::default();
         for record in records {
-            let outcome = match record {
+            let (outcome, seq) = match record {
                 NewRecord::Message(m) => insert_message(&mut tx, m).await?,
                 NewRecord::Event(e) => insert_event(&mut tx, e).await?,
                 NewRecord::Click(c) => insert_click(&mut tx, c).await?,
             };
+            new_ids.note(record, seq);
             outcomes.push(outcome);
         }
+        if let Some(ids) = notification(&new_ids) {
+            // Delivered to every listening replica when (and only if) this commits.
+            sqlx::query("select pg_notify($1, $2)")
+                .bind(NOTIFY_CHANNEL)
+                .bind(ids)
+                .execute(&mut *tx)
+                .await?;
+        }
         tx.commit().await?;
-        Ok(outcomes)
+        Ok((outcomes, new_ids))
     }
 
     pub(super) async fn message(&self, id: &str) -> Result<Option<StoredMessage>, sqlx::Error> {
-        let sql = format!("select {MESSAGE_COLUMNS} from message where id = $1");
+        let sql = format!(
+            "select {} from message where id = $1",
+            query::message_columns(DIALECT)
+        );
         let row = sqlx::query(&sql)
             .bind(id)
             .fetch_optional(&self.pool)
@@ -159,6 +175,58 @@ impl PgStore {
         Ok(row.is_some())
     }
 
+    pub(super) async fn list_conversations(
+        &self,
+        q: &query::ConversationQuery,
+    ) -> Result<Vec<StoredConversation>, sqlx::Error> {
+        let sql = query::conversations(DIALECT, q);
+        let rows = bind(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(conversation_from_row).collect()
+    }
+
+    pub(super) async fn list_messages(
+        &self,
+        q: &query::MessageQuery,
+    ) -> Result<Vec<StoredMessage>, sqlx::Error> {
+        let sql = query::messages(DIALECT, q);
+        let rows = bind(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(message_from_row).collect()
+    }
+
+    pub(super) async fn list_events(
+        &self,
+        q: &query::LogQuery,
+    ) -> Result<Vec<StoredEvent>, sqlx::Error> {
+        let sql = query::events(DIALECT, q);
+        let rows = bind(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    pub(super) async fn list_clicks(
+        &self,
+        q: &query::LogQuery,
+    ) -> Result<Vec<StoredClick>, sqlx::Error> {
+        let sql = query::clicks(DIALECT, q);
+        let rows = bind(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(click_from_row).collect()
+    }
+
+    pub(super) async fn stream_messages(
+        &self,
+        q: &query::StreamQuery,
+    ) -> Result<Vec<StoredMessage>, sqlx::Error> {
+        let sql = query::stream_messages(DIALECT, q);
+        let rows = bind(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(message_from_row).collect()
+    }
+
+    pub(super) async fn high_water_marks(&self) -> Result<(i64, i64, i64), sqlx::Error> {
+        let row = sqlx::query(query::high_water_marks())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+    }
+
     pub(super) async fn counts(&self) -> Result<(i64, i64, i64), sqlx::Error> {
         let row = sqlx::query(
             "select (select count(*) from conversation), (select count(*) from message), \
@@ -173,7 +241,7 @@ impl PgStore {
 async fn insert_message(
     tx: &mut Transaction<'_, Postgres>,
     m: &NewMessage,
-) -> Result<WriteOutcome, sqlx::Error> {
+) -> Result<(WriteOutcome, Option<i64>), sqlx::Error> {
     let inserted = sqlx::query(
         "insert into message (id, source, event_type, conversation_id, post_token, \
          message_type, text, sender_side, sender_type, sender_id, receiver_side, receiver_id, \
@@ -202,9 +270,9 @@ async fn insert_message(
     .bind(&m.raw_body)
     .fetch_optional(&mut **tx)
     .await?;
-    if inserted.is_none() {
-        return Ok(WriteOutcome::Duplicate);
-    }
+    let Some(row) = inserted else {
+        return Ok((WriteOutcome::Duplicate, None));
+    };
     let c = &m.conversation;
     sqlx::query(
         "insert into conversation (id, kind, source, post_token, supply_user_id, \
@@ -227,13 +295,13 @@ async fn insert_message(
     .bind(m.sent_at)
     .execute(&mut **tx)
     .await?;
-    Ok(WriteOutcome::Stored)
+    Ok((WriteOutcome::Stored, Some(row.try_get(0)?)))
 }
 
 async fn insert_event(
     tx: &mut Transaction<'_, Postgres>,
     e: &NewEvent,
-) -> Result<WriteOutcome, sqlx::Error> {
+) -> Result<(WriteOutcome, Option<i64>), sqlx::Error> {
     let inserted = sqlx::query(
         "insert into event (dedupe_key, event_type, subtype, subject_id, post_token, payload, \
          metadata, raw_body, received_at) \
@@ -252,19 +320,20 @@ async fn insert_event(
     .fetch_optional(&mut **tx)
     .await?;
     Ok(match inserted {
-        Some(_) => WriteOutcome::Stored,
-        None => WriteOutcome::Duplicate,
+        Some(row) => (WriteOutcome::Stored, Some(row.try_get(0)?)),
+        None => (WriteOutcome::Duplicate, None),
     })
 }
 
 async fn insert_click(
     tx: &mut Transaction<'_, Postgres>,
     c: &NewClick,
-) -> Result<WriteOutcome, sqlx::Error> {
-    sqlx::query(
+) -> Result<(WriteOutcome, Option<i64>), sqlx::Error> {
+    let row = sqlx::query(
         "insert into click (id, version, source, post_token, conversation_id, user_id, \
          peer_id, side, rule, provider_data, url, outcome, raw_body, received_at) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::json, $11, $12, $13, $14)",
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::text::json, $11, $12, $13, $14) \
+         returning seq",
     )
     .bind(&c.id)
     .bind(&c.version)
@@ -280,12 +349,12 @@ async fn insert_click(
     .bind(&c.outcome)
     .bind(&c.raw_body)
     .bind(c.received_at)
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
-    Ok(WriteOutcome::Stored)
+    Ok((WriteOutcome::Stored, Some(row.try_get(0)?)))
 }
 
-/// Reads a row selected with [`MESSAGE_COLUMNS`].
+/// Reads a row selected with [`query::message_columns`].
 pub(crate) fn message_from_row(r: &PgRow) -> Result<StoredMessage, sqlx::Error> {
     let source: String = r.try_get("source")?;
     Ok(StoredMessage {
@@ -373,4 +442,19 @@ pub(crate) fn click_from_row(r: &PgRow) -> Result<StoredClick, sqlx::Error> {
             received_at: r.try_get("received_at")?,
         },
     })
+}
+
+const DIALECT: Dialect = Dialect::Postgres;
+
+/// A query with its parameters bound.
+fn bind(sql: &Sql) -> sqlx::query::Query<'_, Postgres, sqlx::postgres::PgArguments> {
+    let mut q = sqlx::query(&sql.text);
+    for param in &sql.params {
+        q = match param {
+            Param::Text(s) => q.bind(s),
+            Param::Int(i) => q.bind(*i),
+            Param::Time(t) => q.bind(*t),
+        };
+    }
+    q
 }

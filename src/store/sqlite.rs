@@ -12,10 +12,11 @@ use sqlx::sqlite::{
 };
 use sqlx::{Row, Sqlite, Transaction};
 
+use super::query::{self, Dialect, Param, Sql};
 use super::{
-    ConversationFacts, MessageSource, NewClick, NewEvent, NewMessage, NewRecord, Registration,
-    StoredClick, StoredConversation, StoredEvent, StoredMessage, WriteOutcome, json_text,
-    parse_json_column, storable_text,
+    ConversationFacts, MessageSource, NewClick, NewEvent, NewIds, NewMessage, NewRecord,
+    Registration, StoredClick, StoredConversation, StoredEvent, StoredMessage, WriteOutcome,
+    json_text, parse_json_column, storable_text,
 };
 
 /// A SQLite connection pool.
@@ -23,10 +24,6 @@ use super::{
 pub struct SqliteStore {
     pool: SqlitePool,
 }
-
-const MESSAGE_COLUMNS: &str = "seq, id, source, event_type, conversation_id, post_token, \
-    message_type, text, sender_side, sender_type, sender_id, receiver_side, receiver_id, \
-    sent_at, sent_at_raw, received_at, data, metadata, raw_body";
 
 /// Microseconds since the epoch, as stored.
 pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
@@ -86,25 +83,30 @@ impl SqliteStore {
     pub(super) async fn write_batch(
         &self,
         records: &[NewRecord],
-    ) -> Result<Vec<WriteOutcome>, sqlx::Error> {
+    ) -> Result<(Vec<WriteOutcome>, NewIds), sqlx::Error> {
         // BEGIN IMMEDIATE takes the write lock up front, so a second writer waits on the
         // busy timeout instead of failing half-way with SQLITE_BUSY.
         let mut tx = self.pool.begin_with("begin immediate").await?;
         let mut outcomes = Vec::with_capacity(records.len());
+        let mut new_ids = NewIds::default();
         for record in records {
-            let outcome = match record {
+            let (outcome, seq) = match record {
                 NewRecord::Message(m) => insert_message(&mut tx, m).await?,
                 NewRecord::Event(e) => insert_event(&mut tx, e).await?,
                 NewRecord::Click(c) => insert_click(&mut tx, c).await?,
             };
+            new_ids.note(record, seq);
             outcomes.push(outcome);
         }
         tx.commit().await?;
-        Ok(outcomes)
+        Ok((outcomes, new_ids))
     }
 
     pub(super) async fn message(&self, id: &str) -> Result<Option<StoredMessage>, sqlx::Error> {
-        let sql = format!("select {MESSAGE_COLUMNS} from message where id = ?1");
+        let sql = format!(
+            "select {} from message where id = ?1",
+            query::message_columns(DIALECT)
+        );
         let row = sqlx::query(&sql)
             .bind(id)
             .fetch_optional(&self.pool)
@@ -191,6 +193,58 @@ impl SqliteStore {
         Ok(row.is_some())
     }
 
+    pub(super) async fn list_conversations(
+        &self,
+        q: &query::ConversationQuery,
+    ) -> Result<Vec<StoredConversation>, sqlx::Error> {
+        let sql = query::conversations(DIALECT, q);
+        let rows = bind(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(conversation_from_row).collect()
+    }
+
+    pub(super) async fn list_messages(
+        &self,
+        q: &query::MessageQuery,
+    ) -> Result<Vec<StoredMessage>, sqlx::Error> {
+        let sql = query::messages(DIALECT, q);
+        let rows = bind(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(message_from_row).collect()
+    }
+
+    pub(super) async fn list_events(
+        &self,
+        q: &query::LogQuery,
+    ) -> Result<Vec<StoredEvent>, sqlx::Error> {
+        let sql = query::events(DIALECT, q);
+        let rows = bind(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    pub(super) async fn list_clicks(
+        &self,
+        q: &query::LogQuery,
+    ) -> Result<Vec<StoredClick>, sqlx::Error> {
+        let sql = query::clicks(DIALECT, q);
+        let rows = bind(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(click_from_row).collect()
+    }
+
+    pub(super) async fn stream_messages(
+        &self,
+        q: &query::StreamQuery,
+    ) -> Result<Vec<StoredMessage>, sqlx::Error> {
+        let sql = query::stream_messages(DIALECT, q);
+        let rows = bind(&sql).fetch_all(&self.pool).await?;
+        rows.iter().map(message_from_row).collect()
+    }
+
+    pub(super) async fn high_water_marks(&self) -> Result<(i64, i64, i64), sqlx::Error> {
+        let row = sqlx::query(query::high_water_marks())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+    }
+
     pub(super) async fn counts(&self) -> Result<(i64, i64, i64), sqlx::Error> {
         let row = sqlx::query(
             "select (select count(*) from conversation), (select count(*) from message), \
@@ -205,7 +259,7 @@ impl SqliteStore {
 async fn insert_message(
     tx: &mut Transaction<'_, Sqlite>,
     m: &NewMessage,
-) -> Result<WriteOutcome, sqlx::Error> {
+) -> Result<(WriteOutcome, Option<i64>), sqlx::Error> {
     let inserted = sqlx::query(
         "insert into message (id, source, event_type, conversation_id, post_token, \
          message_type, text, sender_side, sender_type, sender_id, receiver_side, receiver_id, \
@@ -233,9 +287,9 @@ async fn insert_message(
     .bind(&m.raw_body)
     .fetch_optional(&mut **tx)
     .await?;
-    if inserted.is_none() {
-        return Ok(WriteOutcome::Duplicate);
-    }
+    let Some(row) = inserted else {
+        return Ok((WriteOutcome::Duplicate, None));
+    };
     let c = &m.conversation;
     sqlx::query(
         "insert into conversation (id, kind, source, post_token, supply_user_id, \
@@ -258,13 +312,13 @@ async fn insert_message(
     .bind(micros(m.sent_at))
     .execute(&mut **tx)
     .await?;
-    Ok(WriteOutcome::Stored)
+    Ok((WriteOutcome::Stored, Some(row.try_get(0)?)))
 }
 
 async fn insert_event(
     tx: &mut Transaction<'_, Sqlite>,
     e: &NewEvent,
-) -> Result<WriteOutcome, sqlx::Error> {
+) -> Result<(WriteOutcome, Option<i64>), sqlx::Error> {
     let inserted = sqlx::query(
         "insert into event (dedupe_key, event_type, subtype, subject_id, post_token, payload, \
          metadata, raw_body, received_at) values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
@@ -282,19 +336,20 @@ async fn insert_event(
     .fetch_optional(&mut **tx)
     .await?;
     Ok(match inserted {
-        Some(_) => WriteOutcome::Stored,
-        None => WriteOutcome::Duplicate,
+        Some(row) => (WriteOutcome::Stored, Some(row.try_get(0)?)),
+        None => (WriteOutcome::Duplicate, None),
     })
 }
 
 async fn insert_click(
     tx: &mut Transaction<'_, Sqlite>,
     c: &NewClick,
-) -> Result<WriteOutcome, sqlx::Error> {
-    sqlx::query(
+) -> Result<(WriteOutcome, Option<i64>), sqlx::Error> {
+    let row = sqlx::query(
         "insert into click (id, version, source, post_token, conversation_id, user_id, \
          peer_id, side, rule, provider_data, url, outcome, raw_body, received_at) \
-         values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+         values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
+         returning seq",
     )
     .bind(&c.id)
     .bind(&c.version)
@@ -310,12 +365,12 @@ async fn insert_click(
     .bind(&c.outcome)
     .bind(&c.raw_body)
     .bind(micros(c.received_at))
-    .execute(&mut **tx)
+    .fetch_one(&mut **tx)
     .await?;
-    Ok(WriteOutcome::Stored)
+    Ok((WriteOutcome::Stored, Some(row.try_get(0)?)))
 }
 
-/// Reads a row selected with [`MESSAGE_COLUMNS`].
+/// Reads a row selected with [`query::message_columns`].
 pub(crate) fn message_from_row(r: &SqliteRow) -> Result<StoredMessage, sqlx::Error> {
     let source: String = r.try_get("source")?;
     Ok(StoredMessage {
@@ -403,4 +458,19 @@ pub(crate) fn click_from_row(r: &SqliteRow) -> Result<StoredClick, sqlx::Error> 
             received_at: from_micros(r.try_get("received_at")?),
         },
     })
+}
+
+const DIALECT: Dialect = Dialect::Sqlite;
+
+/// A query with its parameters bound.
+fn bind(sql: &Sql) -> sqlx::query::Query<'_, Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
+    let mut q = sqlx::query(&sql.text);
+    for param in &sql.params {
+        q = match param {
+            Param::Text(s) => q.bind(s),
+            Param::Int(i) => q.bind(*i),
+            Param::Time(t) => q.bind(micros(*t)),
+        };
+    }
+    q
 }

@@ -4,6 +4,7 @@
 #[macro_use]
 mod helpers;
 
+mod api;
 mod callback;
 mod client;
 mod config;

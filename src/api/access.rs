@@ -1,0 +1,106 @@
+//! Who may read: bearer tokens from `api.tokens`, compared in constant time, rate-limited per
+//! token; failed authentications rate-limited per client IP.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+
+use crate::app::AppState;
+use crate::auth::KeySet;
+use crate::config::ApiSettings;
+use crate::error::AppError;
+
+/// The API's tokens and rate limiters.
+#[derive(Debug)]
+pub struct ApiAccess {
+    tokens: KeySet,
+    per_token: DefaultKeyedRateLimiter<usize>,
+    failures: DefaultKeyedRateLimiter<IpAddr>,
+    trust_forwarded_for: bool,
+}
+
+fn non_zero(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap_or(NonZeroU32::MIN)
+}
+
+impl ApiAccess {
+    /// Access as configured.
+    pub fn new(settings: &ApiSettings) -> Arc<Self> {
+        let per_token = Quota::per_second(non_zero(settings.rate_limit_per_second))
+            .allow_burst(non_zero(settings.rate_limit_burst));
+        let failures = Quota::per_minute(non_zero(settings.auth_failures_per_minute));
+        Arc::new(ApiAccess {
+            tokens: KeySet::new(&settings.tokens),
+            per_token: RateLimiter::keyed(per_token),
+            failures: RateLimiter::keyed(failures),
+            trust_forwarded_for: settings.trust_forwarded_for,
+        })
+    }
+
+    fn client_ip(&self, request: &Request) -> IpAddr {
+        if self.trust_forwarded_for {
+            let forwarded = request
+                .headers()
+                .get("x-forwarded-for")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit(',').next())
+                .and_then(|ip| ip.trim().parse().ok());
+            if let Some(ip) = forwarded {
+                return ip;
+            }
+        }
+        request
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    }
+}
+
+fn rate_limited(not_until: governor::NotUntil<governor::clock::QuantaInstant>) -> Response {
+    let wait = not_until.wait_time_from(DefaultClock::default().now());
+    AppError::RateLimited {
+        retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+    }
+    .into_response()
+}
+
+/// Route middleware of every `/api/v1` route.
+pub async fn check(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let access = &state.api;
+    if access.tokens.is_empty() {
+        return AppError::Unauthorized(
+            "the read API is disabled: set api.tokens (KENAR_HOOK__API__TOKENS) to enable it"
+                .to_owned(),
+        )
+        .into_response();
+    }
+    let bearer = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        });
+    match access.tokens.position(bearer.map(str::as_bytes)) {
+        Some(token) => match access.per_token.check_key(&token) {
+            Ok(()) => next.run(request).await,
+            Err(not_until) => rate_limited(not_until),
+        },
+        None => {
+            let ip = access.client_ip(&request);
+            if let Err(not_until) = access.failures.check_key(&ip) {
+                return rate_limited(not_until);
+            }
+            AppError::Unauthorized("missing or invalid bearer token".to_owned()).into_response()
+        }
+    }
+}

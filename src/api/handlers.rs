@@ -1,0 +1,377 @@
+//! The list and item handlers of `/api/v1`.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+
+use super::cursor::{self, Position};
+use super::items::{
+    ClickItem, ConversationItem, EventItem, MessageItem, Page, RegistrationItem, rfc3339,
+};
+use super::params::Params;
+use crate::app::AppState;
+use crate::error::AppError;
+use crate::store::query::{ConversationQuery, LogQuery, MessageQuery, Order};
+
+fn internal(e: sqlx::Error) -> AppError {
+    AppError::Internal(e.into())
+}
+
+/// Cuts a `limit + 1` fetch to a page and the cursor of its last row.
+fn page<R, T>(
+    mut rows: Vec<R>,
+    limit: i64,
+    position: impl Fn(&R) -> Position,
+    list: &str,
+    fingerprint: &str,
+    item: impl Fn(R) -> T,
+) -> Page<T> {
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = more
+        .then(|| {
+            rows.last()
+                .map(|r| cursor::encode(list, fingerprint, &position(r)))
+        })
+        .flatten();
+    Page {
+        items: rows.into_iter().map(item).collect(),
+        next_cursor,
+    }
+}
+
+fn time_position(
+    cursor: Option<String>,
+    list: &str,
+    fp: &str,
+) -> Result<Option<(chrono::DateTime<chrono::Utc>, String)>, AppError> {
+    cursor
+        .map(|c| match cursor::decode(&c, list, fp)? {
+            Position::Time(t, id) => Ok((t, id)),
+            Position::Seq(_) => Err(AppError::InvalidParameter {
+                name: "cursor".into(),
+                message: "cursor: belongs to another list".into(),
+            }),
+        })
+        .transpose()
+}
+
+fn seq_position(cursor: Option<String>, list: &str, fp: &str) -> Result<Option<i64>, AppError> {
+    cursor
+        .map(|c| match cursor::decode(&c, list, fp)? {
+            Position::Seq(s) => Ok(s),
+            Position::Time(..) => Err(AppError::InvalidParameter {
+                name: "cursor".into(),
+                message: "cursor: belongs to another list".into(),
+            }),
+        })
+        .transpose()
+}
+
+/// Conversations, newest activity first.
+#[utoipa::path(get, path = "/api/v1/conversations", tag = "read",
+    params(
+        ("post_token" = Option<String>, Query, description = "Only this post"),
+        ("since" = Option<String>, Query, description = "Last message at or after (RFC 3339)"),
+        ("until" = Option<String>, Query, description = "Last message before (RFC 3339)"),
+        ("limit" = Option<i64>, Query, description = "1–500, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses((status = 200, body = Page<ConversationItem>), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_conversations(
+    State(state): State<AppState>,
+    Query(params): Query<std::collections::HashMap<String, String>>,
+) -> Result<Json<Page<ConversationItem>>, AppError> {
+    let p = Params(params);
+    let (post_token, since, until, limit) = (
+        p.text("post_token")?,
+        p.time("since")?,
+        p.time("until")?,
+        p.limit()?,
+    );
+    let fp = cursor::fingerprint(&[
+        ("post_token", post_token.clone()),
+        ("since", since.map(rfc3339)),
+        ("until", until.map(rfc3339)),
+    ]);
+    let after = time_position(p.text("cursor")?, "conversations", &fp)?;
+    let q = ConversationQuery {
+        post_token,
+        since,
+        until,
+        after,
+        limit: limit + 1,
+    };
+    let rows = state.store.list_conversations(&q).await.map_err(internal)?;
+    Ok(Json(page(
+        rows,
+        limit,
+        |c| Position::Time(c.last_message_at, c.id.clone()),
+        "conversations",
+        &fp,
+        ConversationItem::from,
+    )))
+}
+
+/// One conversation.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "read",
+    params(("id" = String, Path, description = "Conversation id")),
+    responses((status = 200, body = ConversationItem), (status = 404, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_conversation(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<ConversationItem>, AppError> {
+    let c = state.store.conversation(&id).await.map_err(internal)?;
+    c.map(|c| Json(c.into()))
+        .ok_or_else(|| AppError::NotFound(format!("no conversation {id:?}")))
+}
+
+/// Messages of one conversation, by `sent_at` then id.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "read",
+    params(
+        ("id" = String, Path, description = "Conversation id"),
+        ("since" = Option<String>, Query, description = "Sent at or after (RFC 3339)"),
+        ("until" = Option<String>, Query, description = "Sent before (RFC 3339)"),
+        ("type" = Option<String>, Query, description = "TEXT, IMAGE, FILE, VOICE, LOCATION, VIDEO or CONTACT"),
+        ("sender_side" = Option<String>, Query, description = "SELLER or BUYER"),
+        ("order" = Option<String>, Query, description = "asc (default) or desc"),
+        ("limit" = Option<i64>, Query, description = "1–500, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses((status = 200, body = Page<MessageItem>), (status = 400, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn conversation_messages(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Query<std::collections::HashMap<String, String>>,
+) -> Result<Json<Page<MessageItem>>, AppError> {
+    let mut params = params;
+    params.remove("conversation_id");
+    params.remove("post_token");
+    params.remove("q");
+    let page = messages(&state, Params(params), Some(id.clone())).await?;
+    if page.items.is_empty()
+        && state
+            .store
+            .conversation(&id)
+            .await
+            .map_err(internal)?
+            .is_none()
+    {
+        return Err(AppError::NotFound(format!("no conversation {id:?}")));
+    }
+    Ok(Json(page))
+}
+
+/// Messages across conversations, by `sent_at` then id.
+#[utoipa::path(get, path = "/api/v1/messages", tag = "read",
+    params(
+        ("post_token" = Option<String>, Query, description = "Only this post"),
+        ("conversation_id" = Option<String>, Query, description = "Only this conversation"),
+        ("type" = Option<String>, Query, description = "TEXT, IMAGE, FILE, VOICE, LOCATION, VIDEO or CONTACT"),
+        ("sender_side" = Option<String>, Query, description = "SELLER or BUYER"),
+        ("since" = Option<String>, Query, description = "Sent at or after (RFC 3339)"),
+        ("until" = Option<String>, Query, description = "Sent before (RFC 3339)"),
+        ("q" = Option<String>, Query, description = "Case-insensitive substring of the text"),
+        ("order" = Option<String>, Query, description = "asc (default) or desc"),
+        ("limit" = Option<i64>, Query, description = "1–500, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses((status = 200, body = Page<MessageItem>), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_messages(
+    State(state): State<AppState>,
+    Query(params): Query<std::collections::HashMap<String, String>>,
+) -> Result<Json<Page<MessageItem>>, AppError> {
+    let p = Params(params);
+    let conversation_id = p.text("conversation_id")?;
+    Ok(Json(messages(&state, p, conversation_id).await?))
+}
+
+async fn messages(
+    state: &AppState,
+    p: Params,
+    conversation_id: Option<String>,
+) -> Result<Page<MessageItem>, AppError> {
+    let q = MessageQuery {
+        conversation_id,
+        post_token: p.text("post_token")?,
+        message_type: p.message_type()?,
+        sender_side: p.sender_side()?,
+        since: p.time("since")?,
+        until: p.time("until")?,
+        text: p.text("q")?,
+        order: if p.descending()? {
+            Order::Desc
+        } else {
+            Order::Asc
+        },
+        after: None,
+        limit: p.limit()?,
+    };
+    let fp = cursor::fingerprint(&[
+        ("conversation_id", q.conversation_id.clone()),
+        ("post_token", q.post_token.clone()),
+        ("type", q.message_type.clone()),
+        ("sender_side", q.sender_side.clone()),
+        ("since", q.since.map(rfc3339)),
+        ("until", q.until.map(rfc3339)),
+        ("q", q.text.clone()),
+        ("order", Some(format!("{:?}", q.order))),
+    ]);
+    let limit = q.limit;
+    let q = MessageQuery {
+        after: time_position(p.text("cursor")?, "messages", &fp)?,
+        limit: limit + 1,
+        ..q
+    };
+    let rows = state.store.list_messages(&q).await.map_err(internal)?;
+    Ok(page(
+        rows,
+        limit,
+        |m| Position::Time(m.message.sent_at, m.message.id.clone()),
+        "messages",
+        &fp,
+        |m| MessageItem::new(m, false),
+    ))
+}
+
+/// One message; `include=raw` adds the body exactly as received.
+#[utoipa::path(get, path = "/api/v1/messages/{id}", tag = "read",
+    params(("id" = String, Path, description = "Message id"),
+        ("include" = Option<String>, Query, description = "raw: add the body as received")),
+    responses((status = 200, body = MessageItem), (status = 404, body = crate::error::ErrorBody),
+        (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_message(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(params): Query<std::collections::HashMap<String, String>>,
+) -> Result<Json<MessageItem>, AppError> {
+    let with_raw = !Params(params).include(&["raw"])?.is_empty();
+    let m = state.store.message(&id).await.map_err(internal)?;
+    m.map(|m| Json(MessageItem::new(m, with_raw)))
+        .ok_or_else(|| AppError::NotFound(format!("no message {id:?}")))
+}
+
+/// Non-message events, in arrival order.
+#[utoipa::path(get, path = "/api/v1/events", tag = "read",
+    params(
+        ("type" = Option<String>, Query, description = "USER_ACCESS_REVOCATION, POST_UPDATE, PAYMENT_TRANSACTION, ..."),
+        ("since" = Option<String>, Query, description = "Received at or after (RFC 3339)"),
+        ("until" = Option<String>, Query, description = "Received before (RFC 3339)"),
+        ("limit" = Option<i64>, Query, description = "1–500, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses((status = 200, body = Page<EventItem>), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_events(
+    State(state): State<AppState>,
+    Query(params): Query<std::collections::HashMap<String, String>>,
+) -> Result<Json<Page<EventItem>>, AppError> {
+    let p = Params(params);
+    let (event_type, since, until, limit) = (
+        p.event_type()?,
+        p.time("since")?,
+        p.time("until")?,
+        p.limit()?,
+    );
+    let fp = cursor::fingerprint(&[
+        ("type", event_type.clone()),
+        ("since", since.map(rfc3339)),
+        ("until", until.map(rfc3339)),
+    ]);
+    let after_seq = seq_position(p.text("cursor")?, "events", &fp)?;
+    let q = LogQuery {
+        event_type,
+        since,
+        until,
+        after_seq,
+        limit: limit + 1,
+        ..Default::default()
+    };
+    let rows = state.store.list_events(&q).await.map_err(internal)?;
+    Ok(Json(page(
+        rows,
+        limit,
+        |e| Position::Seq(e.seq),
+        "events",
+        &fp,
+        EventItem::from,
+    )))
+}
+
+/// The click log, in arrival order.
+#[utoipa::path(get, path = "/api/v1/clicks", tag = "read",
+    params(
+        ("post_token" = Option<String>, Query, description = "Only this post"),
+        ("conversation_id" = Option<String>, Query, description = "Only this conversation"),
+        ("since" = Option<String>, Query, description = "Received at or after (RFC 3339)"),
+        ("until" = Option<String>, Query, description = "Received before (RFC 3339)"),
+        ("limit" = Option<i64>, Query, description = "1–500, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses((status = 200, body = Page<ClickItem>), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_clicks(
+    State(state): State<AppState>,
+    Query(params): Query<std::collections::HashMap<String, String>>,
+) -> Result<Json<Page<ClickItem>>, AppError> {
+    let p = Params(params);
+    let (post_token, conversation_id) = (p.text("post_token")?, p.text("conversation_id")?);
+    let (since, until, limit) = (p.time("since")?, p.time("until")?, p.limit()?);
+    let fp = cursor::fingerprint(&[
+        ("post_token", post_token.clone()),
+        ("conversation_id", conversation_id.clone()),
+        ("since", since.map(rfc3339)),
+        ("until", until.map(rfc3339)),
+    ]);
+    let after_seq = seq_position(p.text("cursor")?, "clicks", &fp)?;
+    let q = LogQuery {
+        post_token,
+        conversation_id,
+        since,
+        until,
+        after_seq,
+        limit: limit + 1,
+        ..Default::default()
+    };
+    let rows = state.store.list_clicks(&q).await.map_err(internal)?;
+    Ok(Json(page(
+        rows,
+        limit,
+        |c| Position::Seq(c.seq),
+        "clicks",
+        &fp,
+        ClickItem::from,
+    )))
+}
+
+/// Legacy webhook registrations, newest first (never their keys).
+#[utoipa::path(get, path = "/api/v1/registrations", tag = "read",
+    responses((status = 200, body = Page<RegistrationItem>), (status = 401, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_registrations(
+    State(state): State<AppState>,
+) -> Result<Json<Page<RegistrationItem>>, AppError> {
+    let rows = state.store.registrations().await.map_err(internal)?;
+    Ok(Json(Page {
+        items: rows
+            .into_iter()
+            .map(|r| RegistrationItem {
+                id: r.id,
+                post_token: r.post_token,
+                endpoint: r.endpoint,
+                created_at: rfc3339(r.created_at),
+            })
+            .collect(),
+        next_cursor: None,
+    }))
+}

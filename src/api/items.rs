@@ -1,0 +1,258 @@
+//! The JSON shapes of the read API.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::store::{StoredClick, StoredConversation, StoredEvent, StoredMessage};
+
+/// RFC 3339 in UTC with microseconds, e.g. `2025-03-09T08:14:27.315000Z`.
+pub fn rfc3339(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// A page of a list.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Page<T> {
+    /// The rows of this page.
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; `null` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A participant of a message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Participant {
+    /// `SELLER` or `BUYER`, where known.
+    pub side: Option<String>,
+    /// `HUMAN` or `BOT`, where known.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// User id, where known (legacy messages).
+    pub id: Option<String>,
+}
+
+/// A stored chat message.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageItem {
+    /// Divar's message id.
+    pub id: String,
+    /// The conversation (derived for legacy messages).
+    pub conversation_id: String,
+    /// The post, where known.
+    pub post_token: Option<String>,
+    /// `TEXT`, `IMAGE`, `FILE`, `VOICE`, `LOCATION`, `VIDEO`, `CONTACT`, or a newer type.
+    #[serde(rename = "type")]
+    pub message_type: String,
+    /// The text; `null` for other types.
+    pub text: Option<String>,
+    /// Who wrote it.
+    pub sender: Participant,
+    /// Who received it, where known.
+    pub receiver: Option<Participant>,
+    /// When it was sent (RFC 3339, UTC).
+    pub sent_at: String,
+    /// When kenar-hook received it (RFC 3339, UTC).
+    pub received_at: String,
+    /// `legacy` or `events`.
+    pub source: String,
+    /// `CHAT_MESSAGE`, `NEW_MESSAGE` or `NEW_CHATBOT_MESSAGE`.
+    pub event_type: String,
+    /// The type-specific object: links and sizes, location, contact with phone number.
+    #[schema(value_type = Option<Object>)]
+    pub data: Option<Value>,
+    /// The subscription's metadata echo, or the legacy post metadata.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+    /// The body exactly as received; only with `include=raw`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
+}
+
+impl MessageItem {
+    /// The API shape of a stored message, with or without its raw body.
+    pub fn new(stored: StoredMessage, with_raw: bool) -> Self {
+        let m = stored.message;
+        let receiver =
+            (m.receiver_id.is_some() || m.receiver_side.is_some()).then(|| Participant {
+                side: m.receiver_side.clone(),
+                kind: None,
+                id: m.receiver_id.clone(),
+            });
+        MessageItem {
+            id: m.id,
+            conversation_id: m.conversation.id,
+            post_token: m.conversation.post_token,
+            message_type: m.message_type,
+            text: m.text,
+            sender: Participant {
+                side: m.sender_side,
+                kind: m.sender_type,
+                id: m.sender_id,
+            },
+            receiver,
+            sent_at: rfc3339(m.sent_at),
+            received_at: rfc3339(m.received_at),
+            source: m.source.as_str().to_owned(),
+            event_type: m.event_type,
+            data: m.data,
+            metadata: m.metadata,
+            raw: with_raw.then(|| String::from_utf8_lossy(&m.raw_body).into_owned()),
+        }
+    }
+}
+
+/// The two sides of a conversation, where known.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Participants {
+    /// The post owner's user id.
+    pub supply: Option<String>,
+    /// The other participant's user id.
+    pub demand: Option<String>,
+}
+
+/// A stored conversation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ConversationItem {
+    /// Conversation id.
+    pub id: String,
+    /// `POST` or `BOT`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `legacy` or `events`.
+    pub source: String,
+    /// The post, where known.
+    pub post_token: Option<String>,
+    /// Participants where known (legacy messages name them; events do not).
+    pub participants: Participants,
+    /// Earliest `sent_at` (RFC 3339, UTC).
+    pub first_message_at: String,
+    /// Latest `sent_at` (RFC 3339, UTC).
+    pub last_message_at: String,
+    /// Stored messages.
+    pub message_count: i64,
+}
+
+impl From<StoredConversation> for ConversationItem {
+    fn from(c: StoredConversation) -> Self {
+        ConversationItem {
+            id: c.id,
+            kind: c.kind,
+            source: c.source,
+            post_token: c.post_token,
+            participants: Participants {
+                supply: c.supply_user_id,
+                demand: c.demand_user_id,
+            },
+            first_message_at: rfc3339(c.first_message_at),
+            last_message_at: rfc3339(c.last_message_at),
+            message_count: c.message_count,
+        }
+    }
+}
+
+/// A stored non-message event.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventItem {
+    /// Its position in the event log.
+    pub id: i64,
+    /// `USER_ACCESS_REVOCATION`, `POST_UPDATE`, `PAYMENT_TRANSACTION`, or as sent.
+    #[serde(rename = "type")]
+    pub event_type: String,
+    /// Post update type or transaction state.
+    pub subtype: Option<String>,
+    /// User id, post token or transaction id.
+    pub subject_id: Option<String>,
+    /// The post, where known.
+    pub post_token: Option<String>,
+    /// The event's object as sent (the whole body for unknown types).
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    /// The subscription's metadata echo.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Value>,
+    /// When kenar-hook received it (RFC 3339, UTC).
+    pub received_at: String,
+}
+
+impl From<StoredEvent> for EventItem {
+    fn from(e: StoredEvent) -> Self {
+        EventItem {
+            id: e.seq,
+            event_type: e.event.event_type,
+            subtype: e.event.subtype,
+            subject_id: e.event.subject_id,
+            post_token: e.event.post_token,
+            payload: e.event.payload,
+            metadata: e.event.metadata,
+            received_at: rfc3339(e.event.received_at),
+        }
+    }
+}
+
+/// A logged button click.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClickItem {
+    /// The click's id.
+    pub id: String,
+    /// `legacy`, `v2` or `dynamic_action`.
+    pub version: String,
+    /// v2 source or dynamic-action touchpoint.
+    pub source: Option<String>,
+    /// The post.
+    pub post_token: Option<String>,
+    /// The conversation.
+    pub conversation_id: Option<String>,
+    /// The user who clicked.
+    pub user_id: Option<String>,
+    /// The other participant (legacy).
+    pub peer_id: Option<String>,
+    /// `supply` or `demand`.
+    pub side: Option<String>,
+    /// The button's data.
+    #[schema(value_type = Object)]
+    pub provider_data: Value,
+    /// The rule that decided, or `fallback`.
+    pub rule: Option<String>,
+    /// The URL answered.
+    pub url: Option<String>,
+    /// `redirect`, `text`, `no_match` or `disallowed`.
+    pub outcome: String,
+    /// When it arrived (RFC 3339, UTC).
+    pub received_at: String,
+}
+
+impl From<StoredClick> for ClickItem {
+    fn from(c: StoredClick) -> Self {
+        let c = c.click;
+        ClickItem {
+            id: c.id,
+            version: c.version,
+            source: c.source,
+            post_token: c.post_token,
+            conversation_id: c.conversation_id,
+            user_id: c.user_id,
+            peer_id: c.peer_id,
+            side: c.side,
+            provider_data: c.provider_data,
+            rule: c.rule,
+            url: c.url,
+            outcome: c.outcome,
+            received_at: rfc3339(c.received_at),
+        }
+    }
+}
+
+/// A legacy webhook registration (never its key).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RegistrationItem {
+    /// Its id.
+    pub id: String,
+    /// The registered post.
+    pub post_token: String,
+    /// Where Divar sends the post's messages.
+    pub endpoint: String,
+    /// When it was made (RFC 3339, UTC).
+    pub created_at: String,
+}
