@@ -11,6 +11,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
 use crate::callback::rules::CallbackSettings;
+use crate::divar::outbound::DivarClientSettings;
 
 /// The built-in defaults: the same file that ships as `config/default.toml`, compiled in so a
 /// binary started from any directory has every key.
@@ -93,10 +94,51 @@ pub struct DatabaseSettings {
 
 /// Section `divar`.
 #[derive(Debug, Clone, Deserialize)]
+#[serde(from = "DivarSection")]
 pub struct DivarSettings {
     /// Every accepted value of the `authorization` header (more than one while rotating).
-    #[serde(default)]
     pub identification_keys: Vec<SecretString>,
+    /// How the client reaches Divar's API (`divar.api_key`, `divar.base_url`, timeouts,
+    /// retries): the keys sit directly in the section.
+    pub client: DivarClientSettings,
+}
+
+/// Section `divar` as written. Every field is named here (no `flatten`) so the config
+/// crate's own coercion of environment text into numbers applies.
+#[derive(Deserialize)]
+struct DivarSection {
+    #[serde(default)]
+    identification_keys: Vec<SecretString>,
+    api_key: Option<SecretString>,
+    base_url: String,
+    open_api_base_url: String,
+    legacy_register_path: String,
+    connect_timeout_ms: u64,
+    request_timeout_ms: u64,
+    retry_max_attempts: u32,
+    retry_base_delay_ms: u64,
+    retry_max_delay_ms: u64,
+    retry_deadline_ms: u64,
+}
+
+impl From<DivarSection> for DivarSettings {
+    fn from(d: DivarSection) -> Self {
+        DivarSettings {
+            identification_keys: d.identification_keys,
+            client: DivarClientSettings {
+                api_key: d.api_key,
+                base_url: d.base_url,
+                open_api_base_url: d.open_api_base_url,
+                legacy_register_path: d.legacy_register_path,
+                connect_timeout_ms: d.connect_timeout_ms,
+                request_timeout_ms: d.request_timeout_ms,
+                retry_max_attempts: d.retry_max_attempts,
+                retry_base_delay_ms: d.retry_base_delay_ms,
+                retry_max_delay_ms: d.retry_max_delay_ms,
+                retry_deadline_ms: d.retry_deadline_ms,
+            },
+        }
+    }
 }
 
 /// Section `ingest`.
@@ -176,21 +218,34 @@ impl Settings {
             }
             builder = builder.add_source(File::from(path).required(true));
         }
+        // Values stay text (a key "0123" must not become the number 123); the config crate
+        // turns text into numbers and booleans where a setting's type asks for one. List
+        // settings are split here.
+        let list_var =
+            |key: &str| format!("{ENV_PREFIX}__{}", key.replace('.', "__").to_uppercase());
         let vars: config::Map<String, String> = env
             .iter()
-            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
+            .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
+            .filter(|(k, _)| !LIST_KEYS.iter().any(|key| **k == list_var(key)))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let mut environment = Environment::with_prefix(ENV_PREFIX)
-            .prefix_separator("__")
-            .separator("__")
-            .list_separator(",")
-            .try_parsing(true)
-            .source(Some(vars));
+        builder = builder.add_source(
+            Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("__")
+                .separator("__")
+                .source(Some(vars)),
+        );
         for key in LIST_KEYS {
-            environment = environment.with_list_parse_key(key);
+            if let Some(value) = env.get(&list_var(key)) {
+                let items: Vec<String> = match value.trim() {
+                    "" => Vec::new(),
+                    v => v.split(',').map(|s| s.trim().to_owned()).collect(),
+                };
+                builder = builder
+                    .set_override(*key, items)
+                    .map_err(|e| ConfigError(e.to_string()))?;
+            }
         }
-        builder = builder.add_source(environment);
         // DATABASE_URL is the convention of most tooling; the prefixed variable still wins.
         if !env.contains_key("KENAR_HOOK__DATABASE__URL") {
             if let Some(url) = env.get("DATABASE_URL") {

@@ -46,6 +46,22 @@ pub fn fingerprint(filters: &[(&str, Option<String>)]) -> String {
     hex::encode(&hasher.finalize()[..8])
 }
 
+/// The fingerprint of a message list's filters (both `/messages` and a conversation's
+/// messages use it).
+pub fn messages_fingerprint(q: &crate::store::query::MessageQuery) -> String {
+    use super::items::rfc3339;
+    fingerprint(&[
+        ("conversation_id", q.conversation_id.clone()),
+        ("post_token", q.post_token.clone()),
+        ("type", q.message_type.clone()),
+        ("sender_side", q.sender_side.clone()),
+        ("since", q.since.map(rfc3339)),
+        ("until", q.until.map(rfc3339)),
+        ("q", q.text.clone()),
+        ("order", Some(format!("{:?}", q.order))),
+    ])
+}
+
 /// Encodes a position of `list` with the filters' fingerprint.
 pub fn encode(list: &str, fingerprint: &str, position: &Position) -> String {
     let (t, i, s) = match position {

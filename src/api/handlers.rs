@@ -214,16 +214,7 @@ async fn messages(
         after: None,
         limit: p.limit()?,
     };
-    let fp = cursor::fingerprint(&[
-        ("conversation_id", q.conversation_id.clone()),
-        ("post_token", q.post_token.clone()),
-        ("type", q.message_type.clone()),
-        ("sender_side", q.sender_side.clone()),
-        ("since", q.since.map(rfc3339)),
-        ("until", q.until.map(rfc3339)),
-        ("q", q.text.clone()),
-        ("order", Some(format!("{:?}", q.order))),
-    ]);
+    let fp = cursor::messages_fingerprint(&q);
     let limit = q.limit;
     let q = MessageQuery {
         after: time_position(p.text("cursor")?, "messages", &fp)?,

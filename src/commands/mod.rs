@@ -1,12 +1,28 @@
 //! Command-line operations over the Divar client and the store: sending messages,
 //! registering subscriptions, building scope strings, listing registrations.
+//!
+//! Every command prints text by default and JSON with `--json`, and exits 0 when done,
+//! 2 on a usage, validation or settings problem, 3 when Divar refused the call, 4 when Divar
+//! (or the database) stayed unavailable after the retries.
+
+mod buttons;
+mod call;
+mod output;
+mod registrations;
+mod scope;
+mod send;
+mod subscribe;
 
 use std::process::ExitCode;
 
 use clap::Subcommand;
 
 use crate::config::Settings;
-use crate::store::Store;
+
+pub use call::{ACCESS_TOKEN_ENV, CallOptions};
+pub use scope::{ConversationScopeArgs, PostScopeArgs, ScopeCommand, SendScopeArgs};
+pub use send::{BotArgs, ConversationArgs, LegacyArgs, SendCommand};
+pub use subscribe::{EventsArgs, LegacySubscribeArgs, SubscribeCommand};
 
 /// The subcommands that talk to Divar or list what was registered.
 #[derive(Debug, Subcommand)]
@@ -17,53 +33,23 @@ pub enum DivarCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Send a chat message through Divar's API.
+    #[command(subcommand)]
+    Send(SendCommand),
+    /// Register a webhook or subscribe to events with Divar.
+    #[command(subcommand)]
+    Subscribe(SubscribeCommand),
+    /// Print OAuth scope strings (no network, no token).
+    #[command(subcommand)]
+    Scope(ScopeCommand),
 }
 
 /// Runs a subcommand; the exit code is the command's documented one.
 pub async fn run(settings: &Settings, command: DivarCommand) -> ExitCode {
     match command {
-        DivarCommand::Registrations { json } => registrations(settings, json).await,
+        DivarCommand::Registrations { json } => registrations::run(settings, json).await,
+        DivarCommand::Send(command) => send::run(settings, command).await,
+        DivarCommand::Subscribe(command) => subscribe::run(settings, command).await,
+        DivarCommand::Scope(command) => scope::run(&command),
     }
-}
-
-async fn registrations(settings: &Settings, json: bool) -> ExitCode {
-    let result = async {
-        let store = Store::connect(&settings.database).await?;
-        store.migrate().await?;
-        anyhow::Ok(store.registrations().await?)
-    }
-    .await;
-    let registrations = match result {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("kenar-hook: {e:#}");
-            return ExitCode::from(4);
-        }
-    };
-    if json {
-        let items: Vec<_> = registrations
-            .iter()
-            .map(|r| {
-                serde_json::json!({
-                    "id": r.id,
-                    "post_token": r.post_token,
-                    "endpoint": r.endpoint,
-                    "created_at": r.created_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                })
-            })
-            .collect();
-        println!("{}", serde_json::Value::Array(items));
-    } else {
-        println!("{:<12} {:<26} ENDPOINT", "POST TOKEN", "CREATED");
-        for r in &registrations {
-            println!(
-                "{:<12} {:<26} {}",
-                r.post_token,
-                r.created_at
-                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                r.endpoint
-            );
-        }
-    }
-    ExitCode::SUCCESS
 }

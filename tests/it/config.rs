@@ -142,3 +142,36 @@ fn debug_output_hides_secrets() {
     assert!(!debug.contains("very-secret-key"), "{debug}");
     assert!(!debug.contains("hunter2"), "{debug}");
 }
+
+#[test]
+fn environment_values_that_look_like_numbers_stay_text() {
+    let s = Settings::load_from(
+        None,
+        &env(&[
+            ("KENAR_HOOK__DIVAR__IDENTIFICATION_KEYS", "0123"),
+            ("KENAR_HOOK__API__TOKENS", "007,true"),
+            ("KENAR_HOOK__DIVAR__API_KEY", "000042"),
+            ("KENAR_HOOK__CALLBACK__SIGNING_KEY", "1e3"),
+            ("KENAR_HOOK__DIVAR__RETRY_MAX_ATTEMPTS", "7"),
+            ("KENAR_HOOK__METRICS__ENABLED", "false"),
+        ]),
+    )
+    .unwrap();
+    let text = |v: &[secrecy::SecretString]| {
+        v.iter()
+            .map(|k| k.expose_secret().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(text(&s.divar.identification_keys), ["0123"]);
+    assert_eq!(text(&s.api.tokens), ["007", "true"]);
+    assert_eq!(
+        s.divar.client.api_key.as_ref().unwrap().expose_secret(),
+        "000042"
+    );
+    assert_eq!(
+        s.callback.signing_key.as_ref().unwrap().expose_secret(),
+        "1e3"
+    );
+    assert_eq!(s.divar.client.retry_max_attempts, 7);
+    assert!(!s.metrics.enabled);
+}

@@ -6,6 +6,7 @@ mod helpers;
 
 mod api;
 mod callback;
+mod cli;
 mod client;
 mod config;
 mod ops;

@@ -1,0 +1,215 @@
+//! `kenar-hook send legacy | conversation | bot`: one chat message through Divar's API.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::builder::NonEmptyStringValueParser;
+use clap::{ArgGroup, Args, Subcommand};
+use serde_json::json;
+
+use super::buttons::{BotButtons, ConversationButtons, parse_direct_link, parse_link, read_json};
+use super::call::{CallOptions, Failure, client, missing_token};
+use super::output::{Report, finish};
+use crate::config::Settings;
+use crate::divar::outbound::{
+    BotMessage, LegacyButton, LegacySendMessage, SendMessage, SendMessageResponse,
+};
+
+/// Which API sends the message.
+#[derive(Debug, Subcommand)]
+pub enum SendCommand {
+    /// Write as a user to the other side of a post's conversation (2023 API; needs the
+    /// CHAT_SEND_MESSAGE_OAUTH__... scope, see `kenar-hook scope legacy-send`).
+    Legacy(Box<LegacyArgs>),
+    /// Write as a user in a conversation (send message v2; needs the user's token with a
+    /// send scope of the conversation or its post).
+    Conversation(ConversationArgs),
+    /// Write as the app's chatbot, in a conversation (API key alone) or to a user (needs the
+    /// user's token with CHAT_BOT_USER_MESSAGE_SEND).
+    Bot(BotArgs),
+}
+
+/// `send legacy`.
+#[derive(Debug, Args)]
+pub struct LegacyArgs {
+    /// The consenting user the message is written as.
+    #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+    pub user_id: String,
+    /// The post of the conversation.
+    #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+    pub post_token: String,
+    /// The other side of the conversation.
+    #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+    pub peer_id: String,
+    /// The text of the message.
+    #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+    pub text: String,
+    /// A LINK button for the sender: a tap calls the app's callback with the KEY=VALUE pairs
+    /// as extra_data. ICON may be left empty (`Caption,,k=v`).
+    #[arg(long, value_name = "CAPTION,ICON,KEY=VALUE...", value_parser = parse_link,
+          conflicts_with = "sender_direct_link")]
+    pub sender_link: Option<LegacyButton>,
+    /// A LINK button for the receiver, like --sender-link.
+    #[arg(long, value_name = "CAPTION,ICON,KEY=VALUE...", value_parser = parse_link,
+          conflicts_with = "receiver_direct_link")]
+    pub receiver_link: Option<LegacyButton>,
+    /// A DIRECT_LINK button for the sender: a tap opens URL. ICON may be left empty.
+    #[arg(long, value_name = "CAPTION,ICON,URL", value_parser = parse_direct_link)]
+    pub sender_direct_link: Option<LegacyButton>,
+    /// A DIRECT_LINK button for the receiver, like --sender-direct-link.
+    #[arg(long, value_name = "CAPTION,ICON,URL", value_parser = parse_direct_link)]
+    pub receiver_direct_link: Option<LegacyButton>,
+    /// Token, dry run and output.
+    #[command(flatten)]
+    pub call: CallOptions,
+}
+
+/// `send conversation`.
+#[derive(Debug, Args)]
+pub struct ConversationArgs {
+    /// The conversation to write in.
+    #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+    pub conversation_id: String,
+    /// The text of the message.
+    #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+    pub text: String,
+    /// A JSON file with the button grids of the request body, each optional:
+    /// {"sender_buttons": {"rows": [{"buttons": [BUTTON, ...]}, ...]}, "receiver_buttons": ...}
+    /// where BUTTON is {"caption": "...", "icon": "INFO", "action": {"open_direct_link":
+    /// "https://..."}} (or open_server_link / get_dynamic_action {"data": {...}},
+    /// open_post_page / open_post_manage_page {"post_token": "..."}). At most 3 rows of 3.
+    #[arg(long, value_name = "FILE")]
+    pub buttons_json: Option<PathBuf>,
+    /// Token, dry run and output.
+    #[command(flatten)]
+    pub call: CallOptions,
+}
+
+/// `send bot`.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("target").required(true).args(["conversation_id", "user_id"])))]
+pub struct BotArgs {
+    /// Write in this conversation (the API key is enough; a token is sent when given).
+    #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+    pub conversation_id: Option<String>,
+    /// Write to this user, starting the conversation if needed (needs the user's token).
+    #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+    pub user_id: Option<String>,
+    /// The text of the message.
+    #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+    pub text: String,
+    /// A JSON file with the button grid of the request body:
+    /// {"buttons": {"rows": [{"buttons": [BUTTON, ...]}, ...]}}; BUTTON as in
+    /// `send conversation --help`. At most 3 rows of 3.
+    #[arg(long, value_name = "FILE")]
+    pub buttons_json: Option<PathBuf>,
+    /// Token, dry run and output.
+    #[command(flatten)]
+    pub call: CallOptions,
+}
+
+/// Sends the message (or prints it with `--dry-run`).
+pub(super) async fn run(settings: &Settings, command: SendCommand) -> ExitCode {
+    match command {
+        SendCommand::Legacy(args) => finish(args.call.json, legacy(settings, *args).await),
+        SendCommand::Conversation(args) => {
+            finish(args.call.json, conversation(settings, args).await)
+        }
+        SendCommand::Bot(args) => finish(args.call.json, bot(settings, args).await),
+    }
+}
+
+async fn legacy(settings: &Settings, args: LegacyArgs) -> Result<Report, Failure> {
+    let client = client(settings)?;
+    let token = args.call.required_access_token()?;
+    let message = LegacySendMessage {
+        user_id: args.user_id,
+        post_token: args.post_token,
+        peer_id: args.peer_id,
+        message: args.text,
+        sender_btn: args.sender_link.or(args.sender_direct_link),
+        receiver_btn: args.receiver_link.or(args.receiver_direct_link),
+    };
+    let request = client.prepare_legacy_message(&token, &message)?;
+    if args.call.dry_run {
+        return Ok(Report::dry_run(&request));
+    }
+    let answer = client.send_legacy_message(&token, &message).await?;
+    Ok(sent(&answer))
+}
+
+async fn conversation(settings: &Settings, args: ConversationArgs) -> Result<Report, Failure> {
+    let client = client(settings)?;
+    let token = args.call.required_access_token()?;
+    let buttons: ConversationButtons = match &args.buttons_json {
+        Some(path) => read_json(path)?,
+        None => ConversationButtons::default(),
+    };
+    let message = SendMessage {
+        sender_buttons: buttons.sender_buttons,
+        receiver_buttons: buttons.receiver_buttons,
+        ..SendMessage::text(args.text)
+    };
+    let request = client.prepare_message(&token, &args.conversation_id, &message)?;
+    if args.call.dry_run {
+        return Ok(Report::dry_run(&request));
+    }
+    let answer = client
+        .send_message(&token, &args.conversation_id, &message)
+        .await?;
+    Ok(sent(&answer))
+}
+
+async fn bot(settings: &Settings, args: BotArgs) -> Result<Report, Failure> {
+    let client = client(settings)?;
+    let buttons: BotButtons = match &args.buttons_json {
+        Some(path) => read_json(path)?,
+        None => BotButtons::default(),
+    };
+    let message = BotMessage {
+        buttons: buttons.buttons,
+        ..BotMessage::text(args.text)
+    };
+    let token = args.call.access_token()?;
+    let answer = match (&args.conversation_id, &args.user_id, &token) {
+        (Some(id), _, token) => {
+            let request =
+                client.prepare_bot_message_to_conversation(token.as_ref(), id, &message)?;
+            if args.call.dry_run {
+                return Ok(Report::dry_run(&request));
+            }
+            client
+                .send_bot_message_to_conversation(token.as_ref(), id, &message)
+                .await?
+        }
+        (None, Some(id), Some(token)) => {
+            let request = client.prepare_bot_message_to_user(token, id, &message)?;
+            if args.call.dry_run {
+                return Ok(Report::dry_run(&request));
+            }
+            client.send_bot_message_to_user(token, id, &message).await?
+        }
+        (None, Some(_), None) => return Err(missing_token()),
+        (None, None, _) => unreachable!("clap requires --conversation-id or --user-id"),
+    };
+    let text = match &answer.conversation_id {
+        Some(id) => format!("sent in conversation {id}"),
+        None => "sent".to_owned(),
+    };
+    Ok(Report::new(
+        text,
+        json!({"sent": true, "conversation_id": answer.conversation_id}),
+    ))
+}
+
+fn sent(answer: &SendMessageResponse) -> Report {
+    let text = match (&answer.status, &answer.message) {
+        (Some(status), Some(message)) => format!("sent (Divar: {status} {message})"),
+        (_, Some(message)) => format!("sent (Divar: {message})"),
+        _ => "sent".to_owned(),
+    };
+    Report::new(
+        text,
+        json!({"sent": true, "status": answer.status, "message": answer.message}),
+    )
+}
