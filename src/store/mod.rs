@@ -3,7 +3,10 @@
 
 mod postgres;
 pub mod query;
+mod rows;
+pub mod sql;
 mod sqlite;
+mod statements;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -16,6 +19,9 @@ use crate::config::{DatabaseKind, DatabaseSettings, database_kind};
 
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
+
+use rows::AnyRow;
+use sql::{Dialect, Sql};
 
 /// Where a message came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -296,6 +302,46 @@ macro_rules! dispatch {
     };
 }
 
+/// A transaction the shared write logic runs in.
+pub(crate) trait Tx {
+    /// Its database's dialect.
+    fn dialect(&self) -> Dialect;
+    /// Runs an insert whose `returning seq` yields a row only when it inserted.
+    async fn returning_seq(&mut self, sql: &Sql) -> Result<Option<i64>, sqlx::Error>;
+    /// Runs a statement.
+    async fn execute(&mut self, sql: &Sql) -> Result<(), sqlx::Error>;
+}
+
+/// Stores records inside an open transaction: "insert if absent" against each unique key,
+/// and a new message's conversation updated in the same transaction.
+async fn write_records<T: Tx>(
+    tx: &mut T,
+    records: &[NewRecord],
+) -> Result<(Vec<WriteOutcome>, NewIds), sqlx::Error> {
+    let d = tx.dialect();
+    let mut outcomes = Vec::with_capacity(records.len());
+    let mut new_ids = NewIds::default();
+    for record in records {
+        let seq = match record {
+            NewRecord::Message(m) => {
+                let seq = tx.returning_seq(&statements::insert_message(d, m)).await?;
+                if seq.is_some() {
+                    tx.execute(&statements::upsert_conversation(d, m)).await?;
+                }
+                seq
+            }
+            NewRecord::Event(e) => tx.returning_seq(&statements::insert_event(d, e)).await?,
+            NewRecord::Click(c) => tx.returning_seq(&statements::insert_click(d, c)).await?,
+        };
+        new_ids.note(record, seq);
+        outcomes.push(match seq {
+            Some(_) => WriteOutcome::Stored,
+            None => WriteOutcome::Duplicate,
+        });
+    }
+    Ok((outcomes, new_ids))
+}
+
 impl Store {
     /// Opens a pool for `database.url`. A SQLite file and its folder are created when
     /// missing. Does not migrate.
@@ -317,6 +363,47 @@ impl Store {
         }
     }
 
+    fn dialect(&self) -> Dialect {
+        match self {
+            Store::Postgres(_) => Dialect::Postgres,
+            Store::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    async fn fetch_all(&self, sql: &Sql) -> Result<Vec<AnyRow>, sqlx::Error> {
+        Ok(match self {
+            Store::Postgres(s) => s
+                .fetch_all(sql)
+                .await?
+                .into_iter()
+                .map(AnyRow::Postgres)
+                .collect(),
+            Store::Sqlite(s) => s
+                .fetch_all(sql)
+                .await?
+                .into_iter()
+                .map(AnyRow::Sqlite)
+                .collect(),
+        })
+    }
+
+    async fn fetch_optional(&self, sql: &Sql) -> Result<Option<AnyRow>, sqlx::Error> {
+        Ok(match self {
+            Store::Postgres(s) => s.fetch_optional(sql).await?.map(AnyRow::Postgres),
+            Store::Sqlite(s) => s.fetch_optional(sql).await?.map(AnyRow::Sqlite),
+        })
+    }
+
+    async fn fetch_one(&self, sql: &Sql) -> Result<AnyRow, sqlx::Error> {
+        self.fetch_optional(sql)
+            .await?
+            .ok_or(sqlx::Error::RowNotFound)
+    }
+
+    async fn execute(&self, sql: &Sql) -> Result<(), sqlx::Error> {
+        dispatch!(self, s => s.execute(sql).await)
+    }
+
     /// Applies the migrations of this backend.
     pub async fn migrate(&self) -> anyhow::Result<()> {
         dispatch!(self, s => s.migrate().await)
@@ -324,7 +411,7 @@ impl Store {
 
     /// A cheap round trip to the database.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        dispatch!(self, s => s.ping().await)
+        self.execute(&Sql::new(self.dialect(), "select 1")).await
     }
 
     /// Stores every record in one transaction: a record whose key exists already is a
@@ -336,12 +423,31 @@ impl Store {
         dispatch!(self, s => s.write_batch(records).await)
     }
 
+    /// One message by id.
+    pub async fn message(&self, id: &str) -> Result<Option<StoredMessage>, sqlx::Error> {
+        let row = self
+            .fetch_optional(&query::message(self.dialect(), id))
+            .await?;
+        row.as_ref().map(rows::message).transpose()
+    }
+
+    /// One conversation by id.
+    pub async fn conversation(&self, id: &str) -> Result<Option<StoredConversation>, sqlx::Error> {
+        let row = self
+            .fetch_optional(&query::conversation(self.dialect(), id))
+            .await?;
+        row.as_ref().map(rows::conversation).transpose()
+    }
+
     /// A page of conversations.
     pub async fn list_conversations(
         &self,
         q: &query::ConversationQuery,
     ) -> Result<Vec<StoredConversation>, sqlx::Error> {
-        dispatch!(self, s => s.list_conversations(q).await)
+        let rows = self
+            .fetch_all(&query::conversations(self.dialect(), q))
+            .await?;
+        rows.iter().map(rows::conversation).collect()
     }
 
     /// A page of messages.
@@ -349,17 +455,8 @@ impl Store {
         &self,
         q: &query::MessageQuery,
     ) -> Result<Vec<StoredMessage>, sqlx::Error> {
-        dispatch!(self, s => s.list_messages(q).await)
-    }
-
-    /// A page of events.
-    pub async fn list_events(&self, q: &query::LogQuery) -> Result<Vec<StoredEvent>, sqlx::Error> {
-        dispatch!(self, s => s.list_events(q).await)
-    }
-
-    /// A page of clicks.
-    pub async fn list_clicks(&self, q: &query::LogQuery) -> Result<Vec<StoredClick>, sqlx::Error> {
-        dispatch!(self, s => s.list_clicks(q).await)
+        let rows = self.fetch_all(&query::messages(self.dialect(), q)).await?;
+        rows.iter().map(rows::message).collect()
     }
 
     /// Messages stored after a `seq`, for the live stream.
@@ -367,32 +464,58 @@ impl Store {
         &self,
         q: &query::StreamQuery,
     ) -> Result<Vec<StoredMessage>, sqlx::Error> {
-        dispatch!(self, s => s.stream_messages(q).await)
+        let rows = self
+            .fetch_all(&query::stream_messages(self.dialect(), q))
+            .await?;
+        rows.iter().map(rows::message).collect()
     }
 
-    /// The highest `seq` of (message, event, click).
-    pub async fn high_water_marks(&self) -> Result<(i64, i64, i64), sqlx::Error> {
-        dispatch!(self, s => s.high_water_marks().await)
+    /// A page of events.
+    pub async fn list_events(&self, q: &query::LogQuery) -> Result<Vec<StoredEvent>, sqlx::Error> {
+        let rows = self.fetch_all(&query::events(self.dialect(), q)).await?;
+        rows.iter().map(rows::event).collect()
     }
 
-    /// One message by id.
-    pub async fn message(&self, id: &str) -> Result<Option<StoredMessage>, sqlx::Error> {
-        dispatch!(self, s => s.message(id).await)
-    }
-
-    /// One conversation by id.
-    pub async fn conversation(&self, id: &str) -> Result<Option<StoredConversation>, sqlx::Error> {
-        dispatch!(self, s => s.conversation(id).await)
+    /// A page of clicks.
+    pub async fn list_clicks(&self, q: &query::LogQuery) -> Result<Vec<StoredClick>, sqlx::Error> {
+        let rows = self.fetch_all(&query::clicks(self.dialect(), q)).await?;
+        rows.iter().map(rows::click).collect()
     }
 
     /// Every event, oldest first (for tests and small tools; the API pages).
     pub async fn all_events(&self) -> Result<Vec<StoredEvent>, sqlx::Error> {
-        dispatch!(self, s => s.all_events().await)
+        self.list_events(&query::LogQuery {
+            limit: i64::MAX,
+            ..Default::default()
+        })
+        .await
     }
 
     /// Every click, oldest first (for tests and small tools; the API pages).
     pub async fn all_clicks(&self) -> Result<Vec<StoredClick>, sqlx::Error> {
-        dispatch!(self, s => s.all_clicks().await)
+        self.list_clicks(&query::LogQuery {
+            limit: i64::MAX,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// The highest `seq` of (message, event, click).
+    pub async fn high_water_marks(&self) -> Result<(i64, i64, i64), sqlx::Error> {
+        let row = self
+            .fetch_one(&query::high_water_marks(self.dialect()))
+            .await?;
+        Ok((row.get("message")?, row.get("event")?, row.get("click")?))
+    }
+
+    /// How many rows each table holds: (conversations, messages, events).
+    pub async fn counts(&self) -> Result<(i64, i64, i64), sqlx::Error> {
+        let row = self.fetch_one(&query::counts(self.dialect())).await?;
+        Ok((
+            row.get("conversations")?,
+            row.get("messages")?,
+            row.get("events")?,
+        ))
     }
 
     /// Stores a registration.
@@ -400,17 +523,25 @@ impl Store {
         &self,
         registration: &Registration,
     ) -> Result<(), sqlx::Error> {
-        dispatch!(self, s => s.insert_registration(registration).await)
+        self.execute(&statements::insert_registration(
+            self.dialect(),
+            registration,
+        ))
+        .await
     }
 
     /// Removes a registration (when Divar refused it).
     pub async fn delete_registration(&self, id: &str) -> Result<(), sqlx::Error> {
-        dispatch!(self, s => s.delete_registration(id).await)
+        self.execute(&statements::delete_registration(self.dialect(), id))
+            .await
     }
 
     /// Every registration, newest first.
     pub async fn registrations(&self) -> Result<Vec<Registration>, sqlx::Error> {
-        dispatch!(self, s => s.registrations().await)
+        let rows = self
+            .fetch_all(&query::registrations(self.dialect()))
+            .await?;
+        rows.iter().map(rows::registration).collect()
     }
 
     /// Whether a registration key digest is valid for a post.
@@ -419,12 +550,8 @@ impl Store {
         key_digest: &str,
         post_token: &str,
     ) -> Result<bool, sqlx::Error> {
-        dispatch!(self, s => s.registration_key_valid(key_digest, post_token).await)
-    }
-
-    /// How many rows each table holds: (conversations, messages, events).
-    pub async fn counts(&self) -> Result<(i64, i64, i64), sqlx::Error> {
-        dispatch!(self, s => s.counts().await)
+        let sql = query::registration_for(self.dialect(), key_digest, post_token);
+        Ok(self.fetch_optional(&sql).await?.is_some())
     }
 
     /// Closes the pool, waiting for connections to be returned.

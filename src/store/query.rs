@@ -1,73 +1,9 @@
-//! Read queries of the API, built once for both databases: filters, keyset pagination and
-//! ordering produce SQL text and typed parameters; each backend binds them its own way.
+//! Read queries, built once for both databases: filters, keyset pagination and ordering
+//! produce SQL text and typed parameters.
 
 use chrono::{DateTime, Utc};
 
-/// The database's flavour of SQL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// `$1` placeholders, `ilike`, json columns read as text.
-    Postgres,
-    /// `?1` placeholders, `like` (case-insensitive for ASCII; Persian has no case).
-    Sqlite,
-}
-
-/// A parameter value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Param {
-    /// Text.
-    Text(String),
-    /// An integer.
-    Int(i64),
-    /// A time: `timestamptz` in PostgreSQL, microseconds in SQLite.
-    Time(DateTime<Utc>),
-}
-
-/// SQL text with its parameters.
-#[derive(Debug, Clone)]
-pub struct Sql {
-    dialect: Dialect,
-    /// The statement.
-    pub text: String,
-    /// Its parameters, in placeholder order.
-    pub params: Vec<Param>,
-}
-
-impl Sql {
-    fn new(dialect: Dialect, text: &str) -> Self {
-        Sql {
-            dialect,
-            text: text.to_owned(),
-            params: Vec::new(),
-        }
-    }
-
-    fn push(&mut self, text: &str) -> &mut Self {
-        self.text.push_str(text);
-        self
-    }
-
-    /// Appends a placeholder for `param`.
-    fn bind(&mut self, param: Param) -> &mut Self {
-        self.params.push(param);
-        let n = self.params.len();
-        match self.dialect {
-            Dialect::Postgres => self.text.push_str(&format!("${n}")),
-            Dialect::Sqlite => self.text.push_str(&format!("?{n}")),
-        }
-        self
-    }
-
-    fn filter(&mut self, first: &mut bool, column_op: &str, param: Param) {
-        self.push(if *first { " where " } else { " and " });
-        *first = false;
-        self.push(column_op).bind(param);
-    }
-
-    fn limit(&mut self, limit: i64) {
-        self.push(" limit ").bind(Param::Int(limit));
-    }
-}
+pub use super::sql::{Dialect, Param, Sql};
 
 /// Sort direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -208,11 +144,10 @@ pub fn conversations(dialect: Dialect, q: &ConversationQuery) -> Sql {
     }
     if let Some((t, id)) = &q.after {
         sql.push(if first { " where " } else { " and " });
-        sql.push("(last_message_at < ").bind(Param::Time(*t));
-        sql.push(" or (last_message_at = ").bind(Param::Time(*t));
-        sql.push(" and id < ")
-            .bind(Param::Text(id.clone()))
-            .push("))");
+        // A row comparison is one index range condition; the equivalent `a < x or (a = x
+        // and b < y)` makes PostgreSQL read and sort everything past the cursor.
+        sql.push("(last_message_at, id) < (").bind(Param::Time(*t));
+        sql.push(", ").bind(Param::Text(id.clone())).push(")");
     }
     sql.push(" order by last_message_at desc, id desc");
     sql.limit(q.limit);
@@ -258,11 +193,9 @@ pub fn messages(dialect: Dialect, q: &MessageQuery) -> Sql {
     };
     if let Some((t, id)) = &q.after {
         sql.push(if first { " where " } else { " and " });
-        sql.push(&format!("(sent_at {cmp} ")).bind(Param::Time(*t));
-        sql.push(" or (sent_at = ").bind(Param::Time(*t));
-        sql.push(&format!(" and id {cmp} "))
-            .bind(Param::Text(id.clone()))
-            .push("))");
+        sql.push(&format!("(sent_at, id) {cmp} ("))
+            .bind(Param::Time(*t));
+        sql.push(", ").bind(Param::Text(id.clone())).push(")");
     }
     sql.push(&format!(" order by sent_at {dir}, id {dir}"));
     sql.limit(q.limit);
@@ -336,11 +269,64 @@ fn log_filters(sql: &mut Sql, first: &mut bool, q: &LogQuery) {
     sql.limit(q.limit);
 }
 
-/// The highest `seq` of each table: (message, event, click); 0 when empty.
-pub fn high_water_marks() -> &'static str {
-    "select (select coalesce(max(seq), 0) from message), \
-     (select coalesce(max(seq), 0) from event), \
-     (select coalesce(max(seq), 0) from click)"
+/// The highest `seq` of each table, as `message`, `event`, `click`; 0 when empty.
+pub fn high_water_marks(dialect: Dialect) -> Sql {
+    Sql::new(
+        dialect,
+        "select (select coalesce(max(seq), 0) from message) as message, \
+         (select coalesce(max(seq), 0) from event) as event, \
+         (select coalesce(max(seq), 0) from click) as click",
+    )
+}
+
+/// How many rows each table holds, as `conversations`, `messages`, `events`.
+pub fn counts(dialect: Dialect) -> Sql {
+    Sql::new(
+        dialect,
+        "select (select count(*) from conversation) as conversations, \
+         (select count(*) from message) as messages, \
+         (select count(*) from event) as events",
+    )
+}
+
+/// One message by id.
+pub fn message(dialect: Dialect, id: &str) -> Sql {
+    let mut sql = Sql::new(
+        dialect,
+        &format!(
+            "select {} from message where id = ",
+            message_columns(dialect)
+        ),
+    );
+    sql.bind(Param::Text(id.to_owned()));
+    sql
+}
+
+/// One conversation by id.
+pub fn conversation(dialect: Dialect, id: &str) -> Sql {
+    let mut sql = Sql::new(dialect, "select * from conversation where id = ");
+    sql.bind(Param::Text(id.to_owned()));
+    sql
+}
+
+/// Every registration, newest first.
+pub fn registrations(dialect: Dialect) -> Sql {
+    Sql::new(
+        dialect,
+        "select * from registration order by created_at desc, id",
+    )
+}
+
+/// The registration with this key digest for this post, if any.
+pub fn registration_for(dialect: Dialect, key_digest: &str, post_token: &str) -> Sql {
+    let mut sql = Sql::new(
+        dialect,
+        "select 1 as found from registration where key_digest = ",
+    );
+    sql.bind(Param::Text(key_digest.to_owned()))
+        .push(" and post_token = ")
+        .bind(Param::Text(post_token.to_owned()));
+    sql
 }
 
 #[cfg(test)]
@@ -353,7 +339,7 @@ mod tests {
     }
 
     #[test]
-    fn keyset_pages_compare_the_sort_key() {
+    fn keyset_pages_compare_the_sort_key_as_a_row() {
         let q = MessageQuery {
             conversation_id: Some("c".into()),
             order: Order::Desc,
@@ -364,12 +350,12 @@ mod tests {
         let sql = messages(Dialect::Postgres, &q);
         assert!(
             sql.text.ends_with(
-                "where conversation_id = $1 and (sent_at < $2 or (sent_at = $3 and id < $4)) \
-             order by sent_at desc, id desc limit $5"
+                "where conversation_id = $1 and (sent_at, id) < ($2, $3) \
+                 order by sent_at desc, id desc limit $4"
             ),
             "{}",
             sql.text
         );
-        assert_eq!(sql.params.len(), 5);
+        assert_eq!(sql.params.len(), 4);
     }
 }

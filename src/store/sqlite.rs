@@ -1,23 +1,21 @@
-//! The SQLite implementation of the store: the zero-setup default. Times are stored as
-//! integer microseconds so they sort and compare exactly.
+//! SQLite, the zero-setup default: opening the file, its transaction rules, and parameter
+//! binding (times as integer microseconds, so they sort and compare exactly). The statements
+//! themselves are shared.
 
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use sqlx::query::Query;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Row, Sqlite, Transaction};
 
-use super::query::{self, Dialect, Param, Sql};
-use super::{
-    ConversationFacts, MessageSource, NewClick, NewEvent, NewIds, NewMessage, NewRecord,
-    Registration, StoredClick, StoredConversation, StoredEvent, StoredMessage, WriteOutcome,
-    json_text, parse_json_column, storable_text,
-};
+use super::rows::micros;
+use super::sql::{Dialect, Param, Sql};
+use super::{NewIds, NewRecord, Tx, WriteOutcome};
 
 /// A SQLite connection pool.
 #[derive(Debug, Clone)]
@@ -25,14 +23,19 @@ pub struct SqliteStore {
     pool: SqlitePool,
 }
 
-/// Microseconds since the epoch, as stored.
-pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
-    t.timestamp_micros()
-}
-
-/// The inverse of [`micros`].
-pub(crate) fn from_micros(us: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(us).unwrap_or_default()
+/// A statement with its parameters bound.
+fn bind(sql: &Sql) -> Query<'_, Sqlite, SqliteArguments<'_>> {
+    let mut q = sqlx::query(&sql.text);
+    for param in &sql.params {
+        q = match param {
+            Param::Text(s) => q.bind(s),
+            Param::OptText(s) => q.bind(s),
+            Param::Int(i) => q.bind(*i),
+            Param::Bytes(b) => q.bind(b),
+            Param::Time(t) => q.bind(micros(*t)),
+        };
+    }
+    q
 }
 
 impl SqliteStore {
@@ -59,7 +62,7 @@ impl SqliteStore {
         Ok(SqliteStore { pool })
     }
 
-    /// The pool, for the read API.
+    /// The pool.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
@@ -69,15 +72,20 @@ impl SqliteStore {
         Ok(())
     }
 
-    pub(super) async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("select 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-    }
-
     pub(super) async fn close(&self) {
         self.pool.close().await
+    }
+
+    pub(super) async fn fetch_all(&self, sql: &Sql) -> Result<Vec<SqliteRow>, sqlx::Error> {
+        bind(sql).fetch_all(&self.pool).await
+    }
+
+    pub(super) async fn fetch_optional(&self, sql: &Sql) -> Result<Option<SqliteRow>, sqlx::Error> {
+        bind(sql).fetch_optional(&self.pool).await
+    }
+
+    pub(super) async fn execute(&self, sql: &Sql) -> Result<(), sqlx::Error> {
+        bind(sql).execute(&self.pool).await.map(|_| ())
     }
 
     pub(super) async fn write_batch(
@@ -85,392 +93,26 @@ impl SqliteStore {
         records: &[NewRecord],
     ) -> Result<(Vec<WriteOutcome>, NewIds), sqlx::Error> {
         // BEGIN IMMEDIATE takes the write lock up front, so a second writer waits on the
-        // busy timeout instead of failing half-way with SQLITE_BUSY.
+        // busy timeout instead of failing half-way with SQLITE_BUSY; one writer at a time
+        // also keeps `seq` order equal to commit order.
         let mut tx = self.pool.begin_with("begin immediate").await?;
-        let mut outcomes = Vec::with_capacity(records.len());
-        let mut new_ids = NewIds::default();
-        for record in records {
-            let (outcome, seq) = match record {
-                NewRecord::Message(m) => insert_message(&mut tx, m).await?,
-                NewRecord::Event(e) => insert_event(&mut tx, e).await?,
-                NewRecord::Click(c) => insert_click(&mut tx, c).await?,
-            };
-            new_ids.note(record, seq);
-            outcomes.push(outcome);
-        }
+        let result = super::write_records(&mut tx, records).await?;
         tx.commit().await?;
-        Ok((outcomes, new_ids))
-    }
-
-    pub(super) async fn message(&self, id: &str) -> Result<Option<StoredMessage>, sqlx::Error> {
-        let sql = format!(
-            "select {} from message where id = ?1",
-            query::message_columns(DIALECT)
-        );
-        let row = sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| message_from_row(&r)).transpose()
-    }
-
-    pub(super) async fn conversation(
-        &self,
-        id: &str,
-    ) -> Result<Option<StoredConversation>, sqlx::Error> {
-        let row = sqlx::query("select * from conversation where id = ?1")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| conversation_from_row(&r)).transpose()
-    }
-
-    pub(super) async fn all_events(&self) -> Result<Vec<StoredEvent>, sqlx::Error> {
-        let rows = sqlx::query("select * from event order by seq")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(event_from_row).collect()
-    }
-
-    pub(super) async fn all_clicks(&self) -> Result<Vec<StoredClick>, sqlx::Error> {
-        let rows = sqlx::query("select * from click order by seq")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(click_from_row).collect()
-    }
-
-    pub(super) async fn insert_registration(&self, r: &Registration) -> Result<(), sqlx::Error> {
-        sqlx::query(
-            "insert into registration (id, post_token, endpoint, key_digest, created_at) \
-             values (?1, ?2, ?3, ?4, ?5)",
-        )
-        .bind(&r.id)
-        .bind(&r.post_token)
-        .bind(&r.endpoint)
-        .bind(&r.key_digest)
-        .bind(micros(r.created_at))
-        .execute(&self.pool)
-        .await
-        .map(|_| ())
-    }
-
-    pub(super) async fn delete_registration(&self, id: &str) -> Result<(), sqlx::Error> {
-        sqlx::query("delete from registration where id = ?1")
-            .bind(id)
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
-    }
-
-    pub(super) async fn registrations(&self) -> Result<Vec<Registration>, sqlx::Error> {
-        let rows = sqlx::query("select * from registration order by created_at desc, id")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Registration {
-                    id: r.try_get("id")?,
-                    post_token: r.try_get("post_token")?,
-                    endpoint: r.try_get("endpoint")?,
-                    key_digest: r.try_get("key_digest")?,
-                    created_at: from_micros(r.try_get("created_at")?),
-                })
-            })
-            .collect()
-    }
-
-    pub(super) async fn registration_key_valid(
-        &self,
-        key_digest: &str,
-        post_token: &str,
-    ) -> Result<bool, sqlx::Error> {
-        let row =
-            sqlx::query("select 1 from registration where key_digest = ?1 and post_token = ?2")
-                .bind(key_digest)
-                .bind(post_token)
-                .fetch_optional(&self.pool)
-                .await?;
-        Ok(row.is_some())
-    }
-
-    pub(super) async fn list_conversations(
-        &self,
-        q: &query::ConversationQuery,
-    ) -> Result<Vec<StoredConversation>, sqlx::Error> {
-        let sql = query::conversations(DIALECT, q);
-        let rows = bind(&sql).fetch_all(&self.pool).await?;
-        rows.iter().map(conversation_from_row).collect()
-    }
-
-    pub(super) async fn list_messages(
-        &self,
-        q: &query::MessageQuery,
-    ) -> Result<Vec<StoredMessage>, sqlx::Error> {
-        let sql = query::messages(DIALECT, q);
-        let rows = bind(&sql).fetch_all(&self.pool).await?;
-        rows.iter().map(message_from_row).collect()
-    }
-
-    pub(super) async fn list_events(
-        &self,
-        q: &query::LogQuery,
-    ) -> Result<Vec<StoredEvent>, sqlx::Error> {
-        let sql = query::events(DIALECT, q);
-        let rows = bind(&sql).fetch_all(&self.pool).await?;
-        rows.iter().map(event_from_row).collect()
-    }
-
-    pub(super) async fn list_clicks(
-        &self,
-        q: &query::LogQuery,
-    ) -> Result<Vec<StoredClick>, sqlx::Error> {
-        let sql = query::clicks(DIALECT, q);
-        let rows = bind(&sql).fetch_all(&self.pool).await?;
-        rows.iter().map(click_from_row).collect()
-    }
-
-    pub(super) async fn stream_messages(
-        &self,
-        q: &query::StreamQuery,
-    ) -> Result<Vec<StoredMessage>, sqlx::Error> {
-        let sql = query::stream_messages(DIALECT, q);
-        let rows = bind(&sql).fetch_all(&self.pool).await?;
-        rows.iter().map(message_from_row).collect()
-    }
-
-    pub(super) async fn high_water_marks(&self) -> Result<(i64, i64, i64), sqlx::Error> {
-        let row = sqlx::query(query::high_water_marks())
-            .fetch_one(&self.pool)
-            .await?;
-        Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
-    }
-
-    pub(super) async fn counts(&self) -> Result<(i64, i64, i64), sqlx::Error> {
-        let row = sqlx::query(
-            "select (select count(*) from conversation), (select count(*) from message), \
-             (select count(*) from event)",
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?))
+        Ok(result)
     }
 }
 
-async fn insert_message(
-    tx: &mut Transaction<'_, Sqlite>,
-    m: &NewMessage,
-) -> Result<(WriteOutcome, Option<i64>), sqlx::Error> {
-    let inserted = sqlx::query(
-        "insert into message (id, source, event_type, conversation_id, post_token, \
-         message_type, text, sender_side, sender_type, sender_id, receiver_side, receiver_id, \
-         sent_at, sent_at_raw, received_at, data, metadata, raw_body) \
-         values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) \
-         on conflict (id) do nothing returning seq",
-    )
-    .bind(&m.id)
-    .bind(m.source.as_str())
-    .bind(&m.event_type)
-    .bind(&m.conversation.id)
-    .bind(&m.conversation.post_token)
-    .bind(&m.message_type)
-    .bind(storable_text(&m.text))
-    .bind(&m.sender_side)
-    .bind(&m.sender_type)
-    .bind(&m.sender_id)
-    .bind(&m.receiver_side)
-    .bind(&m.receiver_id)
-    .bind(micros(m.sent_at))
-    .bind(&m.sent_at_raw)
-    .bind(micros(m.received_at))
-    .bind(json_text(&m.data))
-    .bind(json_text(&m.metadata))
-    .bind(&m.raw_body)
-    .fetch_optional(&mut **tx)
-    .await?;
-    let Some(row) = inserted else {
-        return Ok((WriteOutcome::Duplicate, None));
-    };
-    let c = &m.conversation;
-    sqlx::query(
-        "insert into conversation (id, kind, source, post_token, supply_user_id, \
-         demand_user_id, first_message_at, last_message_at, message_count) \
-         values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?7, 1) \
-         on conflict (id) do update set \
-           post_token = coalesce(conversation.post_token, excluded.post_token), \
-           supply_user_id = coalesce(conversation.supply_user_id, excluded.supply_user_id), \
-           demand_user_id = coalesce(conversation.demand_user_id, excluded.demand_user_id), \
-           first_message_at = min(conversation.first_message_at, excluded.first_message_at), \
-           last_message_at = max(conversation.last_message_at, excluded.last_message_at), \
-           message_count = conversation.message_count + 1",
-    )
-    .bind(&c.id)
-    .bind(&c.kind)
-    .bind(m.source.as_str())
-    .bind(&c.post_token)
-    .bind(&c.supply_user_id)
-    .bind(&c.demand_user_id)
-    .bind(micros(m.sent_at))
-    .execute(&mut **tx)
-    .await?;
-    Ok((WriteOutcome::Stored, Some(row.try_get(0)?)))
-}
-
-async fn insert_event(
-    tx: &mut Transaction<'_, Sqlite>,
-    e: &NewEvent,
-) -> Result<(WriteOutcome, Option<i64>), sqlx::Error> {
-    let inserted = sqlx::query(
-        "insert into event (dedupe_key, event_type, subtype, subject_id, post_token, payload, \
-         metadata, raw_body, received_at) values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) \
-         on conflict (dedupe_key) do nothing returning seq",
-    )
-    .bind(&e.dedupe_key)
-    .bind(&e.event_type)
-    .bind(&e.subtype)
-    .bind(&e.subject_id)
-    .bind(&e.post_token)
-    .bind(e.payload.to_string())
-    .bind(json_text(&e.metadata))
-    .bind(&e.raw_body)
-    .bind(micros(e.received_at))
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(match inserted {
-        Some(row) => (WriteOutcome::Stored, Some(row.try_get(0)?)),
-        None => (WriteOutcome::Duplicate, None),
-    })
-}
-
-async fn insert_click(
-    tx: &mut Transaction<'_, Sqlite>,
-    c: &NewClick,
-) -> Result<(WriteOutcome, Option<i64>), sqlx::Error> {
-    let row = sqlx::query(
-        "insert into click (id, version, source, post_token, conversation_id, user_id, \
-         peer_id, side, rule, provider_data, url, outcome, raw_body, received_at) \
-         values (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
-         returning seq",
-    )
-    .bind(&c.id)
-    .bind(&c.version)
-    .bind(&c.source)
-    .bind(&c.post_token)
-    .bind(&c.conversation_id)
-    .bind(&c.user_id)
-    .bind(&c.peer_id)
-    .bind(&c.side)
-    .bind(&c.rule)
-    .bind(c.provider_data.to_string())
-    .bind(&c.url)
-    .bind(&c.outcome)
-    .bind(&c.raw_body)
-    .bind(micros(c.received_at))
-    .fetch_one(&mut **tx)
-    .await?;
-    Ok((WriteOutcome::Stored, Some(row.try_get(0)?)))
-}
-
-/// Reads a row selected with [`query::message_columns`].
-pub(crate) fn message_from_row(r: &SqliteRow) -> Result<StoredMessage, sqlx::Error> {
-    let source: String = r.try_get("source")?;
-    Ok(StoredMessage {
-        seq: r.try_get("seq")?,
-        message: NewMessage {
-            id: r.try_get("id")?,
-            source: if source == "legacy" {
-                MessageSource::Legacy
-            } else {
-                MessageSource::Events
-            },
-            event_type: r.try_get("event_type")?,
-            conversation: ConversationFacts {
-                id: r.try_get("conversation_id")?,
-                kind: String::new(),
-                post_token: r.try_get("post_token")?,
-                supply_user_id: None,
-                demand_user_id: None,
-            },
-            message_type: r.try_get("message_type")?,
-            text: r.try_get("text")?,
-            sender_side: r.try_get("sender_side")?,
-            sender_type: r.try_get("sender_type")?,
-            sender_id: r.try_get("sender_id")?,
-            receiver_side: r.try_get("receiver_side")?,
-            receiver_id: r.try_get("receiver_id")?,
-            sent_at: from_micros(r.try_get("sent_at")?),
-            sent_at_raw: r.try_get("sent_at_raw")?,
-            received_at: from_micros(r.try_get("received_at")?),
-            data: parse_json_column(r.try_get("data")?),
-            metadata: parse_json_column(r.try_get("metadata")?),
-            raw_body: r.try_get("raw_body")?,
-        },
-    })
-}
-
-pub(crate) fn conversation_from_row(r: &SqliteRow) -> Result<StoredConversation, sqlx::Error> {
-    Ok(StoredConversation {
-        id: r.try_get("id")?,
-        kind: r.try_get("kind")?,
-        source: r.try_get("source")?,
-        post_token: r.try_get("post_token")?,
-        supply_user_id: r.try_get("supply_user_id")?,
-        demand_user_id: r.try_get("demand_user_id")?,
-        first_message_at: from_micros(r.try_get("first_message_at")?),
-        last_message_at: from_micros(r.try_get("last_message_at")?),
-        message_count: r.try_get("message_count")?,
-    })
-}
-
-pub(crate) fn event_from_row(r: &SqliteRow) -> Result<StoredEvent, sqlx::Error> {
-    Ok(StoredEvent {
-        seq: r.try_get("seq")?,
-        event: NewEvent {
-            dedupe_key: r.try_get("dedupe_key")?,
-            event_type: r.try_get("event_type")?,
-            subtype: r.try_get("subtype")?,
-            subject_id: r.try_get("subject_id")?,
-            post_token: r.try_get("post_token")?,
-            payload: parse_json_column(r.try_get("payload")?).unwrap_or_default(),
-            metadata: parse_json_column(r.try_get("metadata")?),
-            raw_body: r.try_get("raw_body")?,
-            received_at: from_micros(r.try_get("received_at")?),
-        },
-    })
-}
-
-pub(crate) fn click_from_row(r: &SqliteRow) -> Result<StoredClick, sqlx::Error> {
-    Ok(StoredClick {
-        seq: r.try_get("seq")?,
-        click: NewClick {
-            id: r.try_get("id")?,
-            version: r.try_get("version")?,
-            source: r.try_get("source")?,
-            post_token: r.try_get("post_token")?,
-            conversation_id: r.try_get("conversation_id")?,
-            user_id: r.try_get("user_id")?,
-            peer_id: r.try_get("peer_id")?,
-            side: r.try_get("side")?,
-            provider_data: parse_json_column(r.try_get("provider_data")?).unwrap_or_default(),
-            rule: r.try_get("rule")?,
-            url: r.try_get("url")?,
-            outcome: r.try_get("outcome")?,
-            raw_body: r.try_get("raw_body")?,
-            received_at: from_micros(r.try_get("received_at")?),
-        },
-    })
-}
-
-const DIALECT: Dialect = Dialect::Sqlite;
-
-/// A query with its parameters bound.
-fn bind(sql: &Sql) -> sqlx::query::Query<'_, Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
-    let mut q = sqlx::query(&sql.text);
-    for param in &sql.params {
-        q = match param {
-            Param::Text(s) => q.bind(s),
-            Param::Int(i) => q.bind(*i),
-            Param::Time(t) => q.bind(micros(*t)),
-        };
+impl Tx for Transaction<'_, Sqlite> {
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
     }
-    q
+
+    async fn returning_seq(&mut self, sql: &Sql) -> Result<Option<i64>, sqlx::Error> {
+        let row = bind(sql).fetch_optional(&mut **self).await?;
+        row.map(|r| r.try_get(0)).transpose()
+    }
+
+    async fn execute(&mut self, sql: &Sql) -> Result<(), sqlx::Error> {
+        bind(sql).execute(&mut **self).await.map(|_| ())
+    }
 }

@@ -1,0 +1,96 @@
+//! SQL text with typed parameters, written once for both databases; each backend binds the
+//! parameters its own way.
+
+use chrono::{DateTime, Utc};
+
+/// The database's flavour of SQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `$1` placeholders, `ilike`, `json` columns read as text.
+    Postgres,
+    /// `?1` placeholders, `like` (case-insensitive for ASCII; Persian has no case).
+    Sqlite,
+}
+
+/// A parameter value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Param {
+    /// Text.
+    Text(String),
+    /// Text or NULL.
+    OptText(Option<String>),
+    /// An integer.
+    Int(i64),
+    /// Bytes.
+    Bytes(Vec<u8>),
+    /// A time: `timestamptz` in PostgreSQL, microseconds in SQLite.
+    Time(DateTime<Utc>),
+}
+
+/// SQL text with its parameters.
+#[derive(Debug, Clone)]
+pub struct Sql {
+    pub(super) dialect: Dialect,
+    /// The statement.
+    pub text: String,
+    /// Its parameters, in placeholder order.
+    pub params: Vec<Param>,
+}
+
+impl Sql {
+    /// A statement starting with `text`.
+    pub fn new(dialect: Dialect, text: &str) -> Self {
+        Sql {
+            dialect,
+            text: text.to_owned(),
+            params: Vec::new(),
+        }
+    }
+
+    /// Appends text.
+    pub fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    /// Appends a placeholder for `param`.
+    pub fn bind(&mut self, param: Param) -> &mut Self {
+        self.params.push(param);
+        let n = self.params.len();
+        match self.dialect {
+            Dialect::Postgres => self.text.push_str(&format!("${n}")),
+            Dialect::Sqlite => self.text.push_str(&format!("?{n}")),
+        }
+        self
+    }
+
+    /// Appends a placeholder for JSON text (a `json` column in PostgreSQL, text in SQLite).
+    pub fn bind_json(&mut self, json: Option<String>) -> &mut Self {
+        self.bind(Param::OptText(json));
+        if self.dialect == Dialect::Postgres {
+            self.text.push_str("::text::json");
+        }
+        self
+    }
+
+    /// Appends comma-separated placeholders for a list of parameters.
+    pub fn list(&mut self, params: Vec<Param>) -> &mut Self {
+        for (i, p) in params.into_iter().enumerate() {
+            if i > 0 {
+                self.push(", ");
+            }
+            self.bind(p);
+        }
+        self
+    }
+
+    pub(super) fn filter(&mut self, first: &mut bool, column_op: &str, param: Param) {
+        self.push(if *first { " where " } else { " and " });
+        *first = false;
+        self.push(column_op).bind(param);
+    }
+
+    pub(super) fn limit(&mut self, limit: i64) {
+        self.push(" limit ").bind(Param::Int(limit));
+    }
+}
