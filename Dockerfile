@@ -8,7 +8,10 @@ COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
 COPY config ./config
-RUN cargo build --release --locked \
+# Declared targets must exist for the manifest to load, even though only the binary is built.
+COPY tests ./tests
+COPY examples ./examples
+RUN cargo build --release --locked --bin kenar-hook \
  && strip target/release/kenar-hook
 
 FROM debian:12.12-slim

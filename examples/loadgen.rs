@@ -85,7 +85,8 @@ struct Sample {
     status: u16,
 }
 
-#[tokio::main]
+// One thread: the generator shares the machine with the server it measures.
+#[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args = parse_args();
     let client = reqwest::Client::builder()

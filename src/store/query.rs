@@ -106,18 +106,18 @@ pub struct LogQuery {
     pub limit: i64,
 }
 
-/// The columns of a message row, as every backend reads them.
+/// The columns of a message row without its raw body (lists and the stream never show it).
 pub fn message_columns(dialect: Dialect) -> &'static str {
     match dialect {
         Dialect::Postgres => {
             "seq, id, source, event_type, conversation_id, post_token, message_type, text, \
              sender_side, sender_type, sender_id, receiver_side, receiver_id, sent_at, \
-             sent_at_raw, received_at, data::text as data, metadata::text as metadata, raw_body"
+             sent_at_raw, received_at, data::text as data, metadata::text as metadata"
         }
         Dialect::Sqlite => {
             "seq, id, source, event_type, conversation_id, post_token, message_type, text, \
              sender_side, sender_type, sender_id, receiver_side, receiver_id, sent_at, \
-             sent_at_raw, received_at, data, metadata, raw_body"
+             sent_at_raw, received_at, data, metadata"
         }
     }
 }

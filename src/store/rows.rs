@@ -56,7 +56,8 @@ impl AnyRow {
     }
 }
 
-/// A row selected with [`super::query::message_columns`].
+/// A row selected with [`super::query::message_columns`]; `raw_body` is empty unless the
+/// row has that column too.
 pub fn message(r: &AnyRow) -> Result<StoredMessage, sqlx::Error> {
     let source: String = r.get("source")?;
     Ok(StoredMessage {
@@ -88,7 +89,10 @@ pub fn message(r: &AnyRow) -> Result<StoredMessage, sqlx::Error> {
             received_at: r.time("received_at")?,
             data: r.json("data")?,
             metadata: r.json("metadata")?,
-            raw_body: r.get("raw_body")?,
+            raw_body: match r.get("raw_body") {
+                Err(sqlx::Error::ColumnNotFound(_)) => Vec::new(),
+                other => other?,
+            },
         },
     })
 }
