@@ -427,12 +427,12 @@ impl Store {
         dispatch!(self, s => s.write_batch(records).await)
     }
 
-    /// One message by id.
+    /// One message by id, raw body included.
     pub async fn message(&self, id: &str) -> Result<Option<StoredMessage>, sqlx::Error> {
         let row = self
             .fetch_optional(&query::message(self.dialect(), id))
             .await?;
-        row.as_ref().map(rows::message).transpose()
+        row.as_ref().map(rows::message_with_raw).transpose()
     }
 
     /// One conversation by id.

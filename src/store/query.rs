@@ -294,7 +294,7 @@ pub fn message(dialect: Dialect, id: &str) -> Sql {
     let mut sql = Sql::new(
         dialect,
         &format!(
-            "select {} from message where id = ",
+            "select {}, raw_body from message where id = ",
             message_columns(dialect)
         ),
     );

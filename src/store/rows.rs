@@ -56,8 +56,7 @@ impl AnyRow {
     }
 }
 
-/// A row selected with [`super::query::message_columns`]; `raw_body` is empty unless the
-/// row has that column too.
+/// A row selected with [`super::query::message_columns`]; `raw_body` is left empty.
 pub fn message(r: &AnyRow) -> Result<StoredMessage, sqlx::Error> {
     let source: String = r.get("source")?;
     Ok(StoredMessage {
@@ -89,12 +88,16 @@ pub fn message(r: &AnyRow) -> Result<StoredMessage, sqlx::Error> {
             received_at: r.time("received_at")?,
             data: r.json("data")?,
             metadata: r.json("metadata")?,
-            raw_body: match r.get("raw_body") {
-                Err(sqlx::Error::ColumnNotFound(_)) => Vec::new(),
-                other => other?,
-            },
+            raw_body: Vec::new(),
         },
     })
+}
+
+/// A row selected with [`super::query::message_columns`] and `raw_body`.
+pub fn message_with_raw(r: &AnyRow) -> Result<StoredMessage, sqlx::Error> {
+    let mut stored = message(r)?;
+    stored.message.raw_body = r.get("raw_body")?;
+    Ok(stored)
 }
 
 /// A row of `conversation`.
