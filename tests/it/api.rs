@@ -550,27 +550,24 @@ async fn rate_limits_answer_429_with_retry_after(backend: Backend) {
         s.api.auth_failures_per_minute = 2;
     })
     .await;
-    let statuses: Vec<u16> =
-        futures_util::future::join_all((0..4).map(|_| app.api("/api/v1/events")))
-            .await
-            .iter()
-            .map(|r| r.status().as_u16())
-            .collect();
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 429).count(),
-        2,
-        "{statuses:?}"
-    );
-    let limited = app.api("/api/v1/events").await;
-    assert_eq!(limited.status(), 429);
+    // Burst 2 and one more a second: of 6 requests sent at once, at most 3 pass unless they
+    // take over a second to arrive, and every refusal says when to come back.
+    let responses = futures_util::future::join_all((0..6).map(|_| app.api("/api/v1/events"))).await;
+    let limited: Vec<&reqwest::Response> = responses.iter().filter(|r| r.status() == 429).collect();
+    assert!(limited.len() >= 3, "{} of 6 refused", limited.len());
     assert!(
-        limited.headers()["retry-after"]
+        responses
+            .iter()
+            .all(|r| matches!(r.status().as_u16(), 200 | 429))
+    );
+    for r in limited {
+        let retry_after: u64 = r.headers()["retry-after"]
             .to_str()
             .unwrap()
-            .parse::<u64>()
-            .unwrap()
-            >= 1
-    );
+            .parse()
+            .unwrap();
+        assert!(retry_after >= 1);
+    }
     let bad = || async {
         app.client
             .get(app.url("/api/v1/events"))
