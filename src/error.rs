@@ -125,24 +125,32 @@ impl AppError {
     }
 }
 
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
+impl AppError {
+    /// Answers this error with `body` instead of the standard one: same status, same
+    /// `Retry-After`, internal errors logged. For callers whose client expects another shape.
+    pub fn respond_with(self, body: serde_json::Value) -> Response {
         if let AppError::Internal(err) = &self {
             tracing::error!(error = ?err, "internal error");
         }
-        let status = self.status();
-        let body = ErrorBody {
-            error: ErrorDetail {
-                code: self.code().to_owned(),
-                message: self.public_message(),
-            },
-        };
-        let mut response = (status, Json(body)).into_response();
+        let mut response = (self.status(), Json(body)).into_response();
         if let Some(secs) = self.retry_after() {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
         response
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code().to_owned(),
+                message: self.public_message(),
+            },
+        };
+        let body = serde_json::to_value(body).expect("the error body serialises");
+        self.respond_with(body)
     }
 }

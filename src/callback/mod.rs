@@ -47,22 +47,10 @@ impl IntoResponse for Shaped {
         if !self.legacy {
             return self.error.into_response();
         }
-        let status = self.error.status();
-        let mut response = (
-            status,
-            Json(json!({"status": status.as_u16().to_string(), "message": self.error.public_message()})),
-        )
-            .into_response();
-        if let Some(retry) = self
-            .error
-            .into_response()
-            .headers()
-            .get("retry-after")
-            .cloned()
-        {
-            response.headers_mut().insert("retry-after", retry);
-        }
-        response
+        let status = self.error.status().as_u16().to_string();
+        let message = self.error.public_message();
+        self.error
+            .respond_with(json!({"status": status, "message": message}))
     }
 }
 
