@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{Decode, Postgres, Row, Sqlite, Type};
+use sqlx::{ColumnIndex, Decode, Postgres, Row, Sqlite, Type};
 
 use super::{
     ConversationFacts, MessageSource, NewClick, NewEvent, NewMessage, Registration, StoredClick,
@@ -29,13 +29,14 @@ pub fn from_micros(us: i64) -> DateTime<Utc> {
 }
 
 impl AnyRow {
-    /// A column that both databases store alike (text, integers, bytes).
-    pub fn get<T>(&self, column: &str) -> Result<T, sqlx::Error>
+    /// A column that both databases store alike (text, integers, bytes), by name or position.
+    pub fn get<T, I>(&self, column: I) -> Result<T, sqlx::Error>
     where
         T: for<'r> Decode<'r, Postgres>
             + Type<Postgres>
             + for<'r> Decode<'r, Sqlite>
             + Type<Sqlite>,
+        I: ColumnIndex<PgRow> + ColumnIndex<SqliteRow>,
     {
         match self {
             AnyRow::Postgres(r) => r.try_get(column),
@@ -44,50 +45,81 @@ impl AnyRow {
     }
 
     /// A time column: `timestamptz` in PostgreSQL, microseconds in SQLite.
-    pub fn time(&self, column: &str) -> Result<DateTime<Utc>, sqlx::Error> {
+    pub fn time<I>(&self, column: I) -> Result<DateTime<Utc>, sqlx::Error>
+    where
+        I: ColumnIndex<PgRow> + ColumnIndex<SqliteRow>,
+    {
         match self {
             AnyRow::Postgres(r) => r.try_get(column),
             AnyRow::Sqlite(r) => Ok(from_micros(r.try_get(column)?)),
         }
     }
 
-    fn json(&self, column: &str) -> Result<Option<serde_json::Value>, sqlx::Error> {
+    fn json<I>(&self, column: I) -> Result<Option<serde_json::Value>, sqlx::Error>
+    where
+        I: ColumnIndex<PgRow> + ColumnIndex<SqliteRow>,
+    {
         Ok(parse_json_column(self.get(column)?))
     }
 }
 
+/// Positions of the columns [`super::query::message_columns`] selects. Pages read tens of
+/// rows per request, and looking each column up by name was a visible share of a profile.
+mod col {
+    pub const SEQ: usize = 0;
+    pub const ID: usize = 1;
+    pub const SOURCE: usize = 2;
+    pub const EVENT_TYPE: usize = 3;
+    pub const CONVERSATION_ID: usize = 4;
+    pub const POST_TOKEN: usize = 5;
+    pub const MESSAGE_TYPE: usize = 6;
+    pub const TEXT: usize = 7;
+    pub const SENDER_SIDE: usize = 8;
+    pub const SENDER_TYPE: usize = 9;
+    pub const SENDER_ID: usize = 10;
+    pub const RECEIVER_SIDE: usize = 11;
+    pub const RECEIVER_ID: usize = 12;
+    pub const SENT_AT: usize = 13;
+    pub const SENT_AT_RAW: usize = 14;
+    pub const RECEIVED_AT: usize = 15;
+    pub const DATA: usize = 16;
+    pub const METADATA: usize = 17;
+    /// Selected after the others, by [`super::super::query::message`] only.
+    pub const RAW_BODY: usize = 18;
+}
+
 /// A row selected with [`super::query::message_columns`]; `raw_body` is left empty.
 pub fn message(r: &AnyRow) -> Result<StoredMessage, sqlx::Error> {
-    let source: String = r.get("source")?;
+    let source: String = r.get(col::SOURCE)?;
     Ok(StoredMessage {
-        seq: r.get("seq")?,
+        seq: r.get(col::SEQ)?,
         message: NewMessage {
-            id: r.get("id")?,
+            id: r.get(col::ID)?,
             source: if source == "legacy" {
                 MessageSource::Legacy
             } else {
                 MessageSource::Events
             },
-            event_type: r.get("event_type")?,
+            event_type: r.get(col::EVENT_TYPE)?,
             conversation: ConversationFacts {
-                id: r.get("conversation_id")?,
+                id: r.get(col::CONVERSATION_ID)?,
                 kind: String::new(),
-                post_token: r.get("post_token")?,
+                post_token: r.get(col::POST_TOKEN)?,
                 supply_user_id: None,
                 demand_user_id: None,
             },
-            message_type: r.get("message_type")?,
-            text: r.get("text")?,
-            sender_side: r.get("sender_side")?,
-            sender_type: r.get("sender_type")?,
-            sender_id: r.get("sender_id")?,
-            receiver_side: r.get("receiver_side")?,
-            receiver_id: r.get("receiver_id")?,
-            sent_at: r.time("sent_at")?,
-            sent_at_raw: r.get("sent_at_raw")?,
-            received_at: r.time("received_at")?,
-            data: r.json("data")?,
-            metadata: r.json("metadata")?,
+            message_type: r.get(col::MESSAGE_TYPE)?,
+            text: r.get(col::TEXT)?,
+            sender_side: r.get(col::SENDER_SIDE)?,
+            sender_type: r.get(col::SENDER_TYPE)?,
+            sender_id: r.get(col::SENDER_ID)?,
+            receiver_side: r.get(col::RECEIVER_SIDE)?,
+            receiver_id: r.get(col::RECEIVER_ID)?,
+            sent_at: r.time(col::SENT_AT)?,
+            sent_at_raw: r.get(col::SENT_AT_RAW)?,
+            received_at: r.time(col::RECEIVED_AT)?,
+            data: r.json(col::DATA)?,
+            metadata: r.json(col::METADATA)?,
             raw_body: Vec::new(),
         },
     })
@@ -96,7 +128,7 @@ pub fn message(r: &AnyRow) -> Result<StoredMessage, sqlx::Error> {
 /// A row selected with [`super::query::message_columns`] and `raw_body`.
 pub fn message_with_raw(r: &AnyRow) -> Result<StoredMessage, sqlx::Error> {
     let mut stored = message(r)?;
-    stored.message.raw_body = r.get("raw_body")?;
+    stored.message.raw_body = r.get(col::RAW_BODY)?;
     Ok(stored)
 }
 
@@ -165,4 +197,50 @@ pub fn registration(r: &AnyRow) -> Result<Registration, sqlx::Error> {
         key_digest: r.get("key_digest")?,
         created_at: r.time("created_at")?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::col;
+    use crate::store::query::{Dialect, message_columns};
+
+    /// The name each position in `col` stands for, as the select list spells it.
+    fn selected(dialect: Dialect) -> Vec<String> {
+        let list = format!("{}, raw_body", message_columns(dialect));
+        list.split(',')
+            .map(|c| c.split_whitespace().last().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn message_column_positions_match_the_select_list() {
+        let expected = [
+            (col::SEQ, "seq"),
+            (col::ID, "id"),
+            (col::SOURCE, "source"),
+            (col::EVENT_TYPE, "event_type"),
+            (col::CONVERSATION_ID, "conversation_id"),
+            (col::POST_TOKEN, "post_token"),
+            (col::MESSAGE_TYPE, "message_type"),
+            (col::TEXT, "text"),
+            (col::SENDER_SIDE, "sender_side"),
+            (col::SENDER_TYPE, "sender_type"),
+            (col::SENDER_ID, "sender_id"),
+            (col::RECEIVER_SIDE, "receiver_side"),
+            (col::RECEIVER_ID, "receiver_id"),
+            (col::SENT_AT, "sent_at"),
+            (col::SENT_AT_RAW, "sent_at_raw"),
+            (col::RECEIVED_AT, "received_at"),
+            (col::DATA, "data"),
+            (col::METADATA, "metadata"),
+            (col::RAW_BODY, "raw_body"),
+        ];
+        for dialect in [Dialect::Postgres, Dialect::Sqlite] {
+            let names = selected(dialect);
+            assert_eq!(names.len(), expected.len(), "{dialect:?}: {names:?}");
+            for (position, name) in expected {
+                assert_eq!(names[position], name, "{dialect:?} position {position}");
+            }
+        }
+    }
 }
