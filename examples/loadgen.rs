@@ -99,9 +99,23 @@ async fn main() {
     let interval = Duration::from_secs_f64(1.0 / args.rate);
     let (tx, mut rx) = mpsc::unbounded_channel::<Sample>();
     let started = Instant::now();
-    for i in 0..total {
-        let due = started + interval.mul_f64(i as f64);
-        tokio::time::sleep_until(due.into()).await;
+    // Tokio's timer rounds every deadline up to a whole millisecond: paced by it, requests
+    // went out in bursts up to 1 ms late, and that lateness was counted as the server's.
+    // A thread of its own sleeps to each due time instead (to within the kernel's timer
+    // slack, about 50 µs) and hands the request to the runtime.
+    let (pace_tx, mut pace_rx) = mpsc::unbounded_channel::<(u64, Instant)>();
+    std::thread::spawn(move || {
+        for i in 0..total {
+            let due = started + interval.mul_f64(i as f64);
+            if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(wait);
+            }
+            if pace_tx.send((i, due)).is_err() {
+                break;
+            }
+        }
+    });
+    while let Some((i, due)) = pace_rx.recv().await {
         let url = match args.paths.is_empty() {
             true => args.url.clone(),
             false => format!("{}{}", args.url, args.paths[i as usize % args.paths.len()]),
