@@ -11,9 +11,23 @@
 //!
 //! `--body-file` may be given several times (bodies are used in turn); `--paths-file` gives one
 //! path per line, appended to `--url` in turn, for GET benchmarks.
+//!
+//! It shares the machine with the server it measures, so it is built to take little of it:
+//! one runtime thread, HTTP/1.1 keep-alive connections driven by hyper directly (a general
+//! client's per-request layers cost more CPU than the server's own work on a small page),
+//! and a pacing thread.
 
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::header::{HOST, HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, Request, Uri};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 struct Args {
@@ -21,10 +35,10 @@ struct Args {
     rate: f64,
     seconds: f64,
     warmup_seconds: f64,
-    headers: Vec<(String, String)>,
-    bodies: Vec<Vec<u8>>,
+    headers: HeaderMap,
+    bodies: Vec<Bytes>,
     paths: Vec<String>,
-    method: reqwest::Method,
+    method: Method,
 }
 
 fn parse_args() -> Args {
@@ -33,10 +47,10 @@ fn parse_args() -> Args {
         rate: 100.0,
         seconds: 30.0,
         warmup_seconds: 5.0,
-        headers: Vec::new(),
+        headers: HeaderMap::new(),
         bodies: Vec::new(),
         paths: Vec::new(),
-        method: reqwest::Method::GET,
+        method: Method::GET,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -49,12 +63,14 @@ fn parse_args() -> Args {
             "--header" => {
                 let v = value();
                 let (k, v) = v.split_once(':').expect("--header NAME:VALUE");
-                args.headers
-                    .push((k.trim().to_owned(), v.trim().to_owned()));
+                args.headers.append(
+                    HeaderName::try_from(k.trim()).expect("--header name"),
+                    HeaderValue::try_from(v.trim()).expect("--header value"),
+                );
             }
             "--body-file" => args
                 .bodies
-                .push(std::fs::read(value()).expect("--body-file")),
+                .push(std::fs::read(value()).expect("--body-file").into()),
             "--paths-file" => {
                 let text = std::fs::read_to_string(value()).expect("--paths-file");
                 args.paths = text
@@ -68,15 +84,76 @@ fn parse_args() -> Args {
         }
     }
     assert!(!args.url.is_empty(), "--url is required");
-    let host = reqwest::Url::parse(&args.url).expect("--url");
-    assert!(
-        matches!(host.host_str(), Some("127.0.0.1" | "localhost" | "[::1]")),
-        "loadgen targets loopback only"
-    );
-    if !args.bodies.is_empty() && args.method == reqwest::Method::GET {
-        args.method = reqwest::Method::POST;
+    if !args.bodies.is_empty() && args.method == Method::GET {
+        args.method = Method::POST;
     }
     args
+}
+
+/// The loopback address and port of an `http://` URL, and its path (without a trailing `/`).
+fn target(url: &str) -> (SocketAddr, String, String) {
+    let uri: Uri = url.parse().expect("--url");
+    assert_eq!(uri.scheme_str(), Some("http"), "--url must be http://");
+    let authority = uri.authority().expect("--url needs a host").clone();
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']');
+    let ip: IpAddr = match host {
+        "localhost" => IpAddr::from([127, 0, 0, 1]),
+        other => other
+            .parse()
+            .expect("--url host must be an IP address or localhost"),
+    };
+    assert!(ip.is_loopback(), "loadgen targets loopback only");
+    let addr = SocketAddr::new(ip, authority.port_u16().unwrap_or(80));
+    let path = uri.path().trim_end_matches('/').to_owned();
+    (addr, authority.to_string(), path)
+}
+
+type Sender = SendRequest<Full<Bytes>>;
+
+/// Idle keep-alive connections; a request takes one or opens a new one.
+struct Connections {
+    addr: SocketAddr,
+    idle: Mutex<Vec<Sender>>,
+}
+
+impl Connections {
+    async fn take(&self) -> Result<Sender, Box<dyn std::error::Error + Send + Sync>> {
+        loop {
+            let idle = self.idle.lock().expect("idle list").pop();
+            match idle {
+                Some(s) if s.is_closed() => continue,
+                Some(s) => return Ok(s),
+                None => break,
+            }
+        }
+        let stream = TcpStream::connect(self.addr).await?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        Ok(sender)
+    }
+
+    fn put(&self, sender: Sender) {
+        self.idle.lock().expect("idle list").push(sender);
+    }
+
+    /// Sends one request and reads the whole answer: its status.
+    async fn send(
+        &self,
+        request: Request<Full<Bytes>>,
+    ) -> Result<u16, Box<dyn std::error::Error + Send + Sync>> {
+        let mut sender = self.take().await?;
+        sender.ready().await?;
+        let response = sender.send_request(request).await?;
+        let status = response.status().as_u16();
+        response.into_body().collect().await?;
+        self.put(sender);
+        Ok(status)
+    }
 }
 
 struct Sample {
@@ -85,15 +162,15 @@ struct Sample {
     status: u16,
 }
 
-// One thread: the generator shares the machine with the server it measures.
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args = parse_args();
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(512)
-        .timeout(Duration::from_secs(10))
-        .build()
-        .unwrap();
+    let (addr, authority, base_path) = target(&args.url);
+    let host = HeaderValue::try_from(authority).expect("host header");
+    let connections = Arc::new(Connections {
+        addr,
+        idle: Mutex::new(Vec::new()),
+    });
     let total = ((args.seconds + args.warmup_seconds) * args.rate).round() as u64;
     let warmup = (args.warmup_seconds * args.rate).round() as u64;
     let interval = Duration::from_secs_f64(1.0 / args.rate);
@@ -116,26 +193,32 @@ async fn main() {
         }
     });
     while let Some((i, due)) = pace_rx.recv().await {
-        let url = match args.paths.is_empty() {
-            true => args.url.clone(),
-            false => format!("{}{}", args.url, args.paths[i as usize % args.paths.len()]),
+        let path = match args.paths.is_empty() {
+            true => base_path.clone(),
+            false => format!("{base_path}{}", args.paths[i as usize % args.paths.len()]),
         };
-        let mut request = client.request(args.method.clone(), url);
-        for (k, v) in &args.headers {
-            request = request.header(k, v);
-        }
-        if !args.bodies.is_empty() {
-            request = request.body(args.bodies[i as usize % args.bodies.len()].clone());
-        }
+        let body = match args.bodies.is_empty() {
+            true => Bytes::new(),
+            false => args.bodies[i as usize % args.bodies.len()].clone(),
+        };
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = args.method.clone();
+        *request.uri_mut() = if path.is_empty() { "/".into() } else { path }
+            .parse()
+            .expect("request path");
+        *request.headers_mut() = args.headers.clone();
+        request.headers_mut().insert(HOST, host.clone());
+        let connections = connections.clone();
         let tx = tx.clone();
         tokio::spawn(async move {
-            let status = match request.send().await {
-                Ok(r) => {
-                    let status = r.status().as_u16();
-                    let _ = r.bytes().await;
-                    status
-                }
-                Err(_) => 0,
+            let status = match tokio::time::timeout(
+                Duration::from_secs(10),
+                connections.send(request),
+            )
+            .await
+            {
+                Ok(Ok(status)) => status,
+                _ => 0,
             };
             let _ = tx.send(Sample {
                 warm: i >= warmup,
