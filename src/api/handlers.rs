@@ -2,6 +2,7 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Response};
 
 use super::cursor::{self, Position};
 use super::items::{
@@ -11,6 +12,7 @@ use super::params::Params;
 use crate::app::AppState;
 use crate::error::AppError;
 use crate::store::query::{ConversationQuery, LogQuery, MessageQuery, Order};
+use crate::store::{MessageRows, MessageView};
 
 fn internal(e: sqlx::Error) -> AppError {
     AppError::Internal(e.into())
@@ -148,13 +150,14 @@ pub async fn conversation_messages(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(params): Query<std::collections::HashMap<String, String>>,
-) -> Result<Json<Page<MessageItem>>, AppError> {
+) -> Result<Response, AppError> {
     let mut params = params;
     params.remove("conversation_id");
     params.remove("post_token");
     params.remove("q");
-    let page = messages(&state, Params(params), Some(id.clone())).await?;
-    if page.items.is_empty()
+    let list = messages(&state, Params(params), Some(id.clone())).await?;
+    let views = list.rows.views().map_err(internal)?;
+    if views.is_empty()
         && state
             .store
             .conversation(&id)
@@ -164,7 +167,7 @@ pub async fn conversation_messages(
     {
         return Err(AppError::NotFound(format!("no conversation {id:?}")));
     }
-    Ok(Json(page))
+    Ok(list.page(views))
 }
 
 /// Messages across conversations, by `sent_at` then id.
@@ -187,17 +190,42 @@ pub async fn conversation_messages(
 pub async fn list_messages(
     State(state): State<AppState>,
     Query(params): Query<std::collections::HashMap<String, String>>,
-) -> Result<Json<Page<MessageItem>>, AppError> {
+) -> Result<Response, AppError> {
     let p = Params(params);
     let conversation_id = p.text("conversation_id")?;
-    Ok(Json(messages(&state, p, conversation_id).await?))
+    let list = messages(&state, p, conversation_id).await?;
+    let views = list.rows.views().map_err(internal)?;
+    Ok(list.page(views))
+}
+
+/// The fetched rows of a message list, and how to cut them to a page.
+struct MessageList {
+    rows: MessageRows,
+    limit: i64,
+    fingerprint: String,
+}
+
+impl MessageList {
+    /// The page answer. Items borrow from the rows, so it is written out here, while they
+    /// are still held.
+    fn page(&self, views: Vec<MessageView<'_>>) -> Response {
+        Json(page(
+            views,
+            self.limit,
+            |m| Position::Time(m.sent_at, m.id.to_owned()),
+            "messages",
+            &self.fingerprint,
+            |m| MessageItem::new(&m, None),
+        ))
+        .into_response()
+    }
 }
 
 async fn messages(
     state: &AppState,
     p: Params,
     conversation_id: Option<String>,
-) -> Result<Page<MessageItem>, AppError> {
+) -> Result<MessageList, AppError> {
     let q = MessageQuery {
         conversation_id,
         post_token: p.text("post_token")?,
@@ -222,14 +250,11 @@ async fn messages(
         ..q
     };
     let rows = state.store.list_messages(&q).await.map_err(internal)?;
-    Ok(page(
+    Ok(MessageList {
         rows,
         limit,
-        |m| Position::Time(m.message.sent_at, m.message.id.clone()),
-        "messages",
-        &fp,
-        |m| MessageItem::new(m, false),
-    ))
+        fingerprint: fp,
+    })
 }
 
 /// One message; `include=raw` adds the body exactly as received.
@@ -243,11 +268,12 @@ pub async fn get_message(
     State(state): State<AppState>,
     Path(id): Path<String>,
     Query(params): Query<std::collections::HashMap<String, String>>,
-) -> Result<Json<MessageItem>, AppError> {
+) -> Result<Response, AppError> {
     let with_raw = !Params(params).include(&["raw"])?.is_empty();
     let m = state.store.message(&id).await.map_err(internal)?;
-    m.map(|m| Json(MessageItem::new(m, with_raw)))
-        .ok_or_else(|| AppError::NotFound(format!("no message {id:?}")))
+    let m = m.ok_or_else(|| AppError::NotFound(format!("no message {id:?}")))?;
+    let raw = with_raw.then_some(m.message.raw_body.as_slice());
+    Ok(Json(MessageItem::new(&m.view(), raw)).into_response())
 }
 
 /// Non-message events, in arrival order.

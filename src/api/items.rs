@@ -1,11 +1,13 @@
 //! The JSON shapes of the read API.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::store::{StoredClick, StoredConversation, StoredEvent, StoredMessage};
+use crate::store::{JsonRef, MessageView, StoredClick, StoredConversation, StoredEvent};
 
 /// RFC 3339 in UTC with microseconds, e.g. `2025-03-09T08:14:27.315000Z`.
 pub fn rfc3339(t: DateTime<Utc>) -> String {
@@ -23,67 +25,68 @@ pub struct Page<T> {
 
 /// A participant of a message.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct Participant {
+pub struct Participant<'a> {
     /// `SELLER` or `BUYER`, where known.
-    pub side: Option<String>,
+    pub side: Option<&'a str>,
     /// `HUMAN` or `BOT`, where known.
     #[serde(rename = "type")]
-    pub kind: Option<String>,
+    pub kind: Option<&'a str>,
     /// User id, where known (legacy messages).
-    pub id: Option<String>,
+    pub id: Option<&'a str>,
 }
 
+// Borrows from the row or message it shows: a page is written out without copying its text.
 /// A stored chat message.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct MessageItem {
+pub struct MessageItem<'a> {
     /// Divar's message id.
-    pub id: String,
+    pub id: &'a str,
     /// The conversation (derived for legacy messages).
-    pub conversation_id: String,
+    pub conversation_id: &'a str,
     /// The post, where known.
-    pub post_token: Option<String>,
+    pub post_token: Option<&'a str>,
     /// `TEXT`, `IMAGE`, `FILE`, `VOICE`, `LOCATION`, `VIDEO`, `CONTACT`, or a newer type.
     #[serde(rename = "type")]
-    pub message_type: String,
+    pub message_type: &'a str,
     /// The text; `null` for other types.
-    pub text: Option<String>,
+    pub text: Option<&'a str>,
     /// Who wrote it.
-    pub sender: Participant,
+    pub sender: Participant<'a>,
     /// Who received it, where known.
-    pub receiver: Option<Participant>,
+    pub receiver: Option<Participant<'a>>,
     /// When it was sent (RFC 3339, UTC).
     pub sent_at: String,
     /// When kenar-hook received it (RFC 3339, UTC).
     pub received_at: String,
     /// `legacy` or `events`.
-    pub source: String,
+    pub source: &'static str,
     /// `CHAT_MESSAGE`, `NEW_MESSAGE` or `NEW_CHATBOT_MESSAGE`.
-    pub event_type: String,
+    pub event_type: &'a str,
     /// The type-specific object: links and sizes, location, contact with phone number.
     #[schema(value_type = Option<Object>)]
-    pub data: Option<Value>,
+    pub data: Option<JsonRef<'a>>,
     /// The subscription's metadata echo, or the legacy post metadata.
     #[schema(value_type = Option<Object>)]
-    pub metadata: Option<Value>,
+    pub metadata: Option<JsonRef<'a>>,
     /// The body exactly as received; only with `include=raw`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub raw: Option<String>,
+    #[schema(value_type = Option<String>)]
+    pub raw: Option<Cow<'a, str>>,
 }
 
-impl MessageItem {
-    /// The API shape of a stored message, with or without its raw body.
-    pub fn new(stored: StoredMessage, with_raw: bool) -> Self {
-        let m = stored.message;
+impl<'a> MessageItem<'a> {
+    /// The API shape of a stored message, with its raw body when one is given.
+    pub fn new(m: &MessageView<'a>, raw_body: Option<&'a [u8]>) -> Self {
         let receiver =
-            (m.receiver_id.is_some() || m.receiver_side.is_some()).then(|| Participant {
-                side: m.receiver_side.clone(),
+            (m.receiver_id.is_some() || m.receiver_side.is_some()).then_some(Participant {
+                side: m.receiver_side,
                 kind: None,
-                id: m.receiver_id.clone(),
+                id: m.receiver_id,
             });
         MessageItem {
             id: m.id,
-            conversation_id: m.conversation.id,
-            post_token: m.conversation.post_token,
+            conversation_id: m.conversation_id,
+            post_token: m.post_token,
             message_type: m.message_type,
             text: m.text,
             sender: Participant {
@@ -94,11 +97,11 @@ impl MessageItem {
             receiver,
             sent_at: rfc3339(m.sent_at),
             received_at: rfc3339(m.received_at),
-            source: m.source.as_str().to_owned(),
+            source: m.source.as_str(),
             event_type: m.event_type,
             data: m.data,
             metadata: m.metadata,
-            raw: with_raw.then(|| String::from_utf8_lossy(&m.raw_body).into_owned()),
+            raw: raw_body.map(String::from_utf8_lossy),
         }
     }
 }

@@ -91,9 +91,9 @@ impl Feed {
                 limit: BATCH,
             })
             .await?;
-        for m in messages {
+        for m in messages.views()? {
             self.position.message = m.seq;
-            self.push("message", &MessageItem::new(m, false));
+            self.push("message", &MessageItem::new(&m, None));
         }
         // Events belong to no conversation: a conversation filter leaves none.
         if self.events && self.conversation_id.is_none() {

@@ -6,7 +6,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{ColumnIndex, Decode, Postgres, Row, Sqlite, Type};
 
 use super::{
-    ConversationFacts, MessageSource, NewClick, NewEvent, NewMessage, Registration, StoredClick,
+    JsonRef, MessageSource, MessageView, NewClick, NewEvent, Registration, StoredClick,
     StoredConversation, StoredEvent, StoredMessage, parse_json_column,
 };
 
@@ -29,13 +29,11 @@ pub fn from_micros(us: i64) -> DateTime<Utc> {
 }
 
 impl AnyRow {
-    /// A column that both databases store alike (text, integers, bytes), by name or position.
-    pub fn get<T, I>(&self, column: I) -> Result<T, sqlx::Error>
+    /// A column that both databases store alike (text, integers, bytes), by name or position;
+    /// `&str` and `&[u8]` borrow from the row.
+    pub fn get<'r, T, I>(&'r self, column: I) -> Result<T, sqlx::Error>
     where
-        T: for<'r> Decode<'r, Postgres>
-            + Type<Postgres>
-            + for<'r> Decode<'r, Sqlite>
-            + Type<Sqlite>,
+        T: Decode<'r, Postgres> + Type<Postgres> + Decode<'r, Sqlite> + Type<Sqlite>,
         I: ColumnIndex<PgRow> + ColumnIndex<SqliteRow>,
     {
         match self {
@@ -60,6 +58,16 @@ impl AnyRow {
         I: ColumnIndex<PgRow> + ColumnIndex<SqliteRow>,
     {
         Ok(parse_json_column(self.get(column)?))
+    }
+
+    /// A JSON column (text in both databases, as selected) checked but not parsed; `None`
+    /// when null or not JSON, like [`Self::json`].
+    fn raw_json<I>(&self, column: I) -> Result<Option<JsonRef<'_>>, sqlx::Error>
+    where
+        I: ColumnIndex<PgRow> + ColumnIndex<SqliteRow>,
+    {
+        let text: Option<&str> = self.get(column)?;
+        Ok(text.and_then(|t| serde_json::from_str(t).ok().map(JsonRef::Raw)))
     }
 }
 
@@ -88,41 +96,38 @@ mod col {
     pub const RAW_BODY: usize = 18;
 }
 
+/// A row selected with [`super::query::message_columns`], read in place.
+pub fn message_view(r: &AnyRow) -> Result<MessageView<'_>, sqlx::Error> {
+    let source: &str = r.get(col::SOURCE)?;
+    Ok(MessageView {
+        seq: r.get(col::SEQ)?,
+        id: r.get(col::ID)?,
+        source: if source == "legacy" {
+            MessageSource::Legacy
+        } else {
+            MessageSource::Events
+        },
+        event_type: r.get(col::EVENT_TYPE)?,
+        conversation_id: r.get(col::CONVERSATION_ID)?,
+        post_token: r.get(col::POST_TOKEN)?,
+        message_type: r.get(col::MESSAGE_TYPE)?,
+        text: r.get(col::TEXT)?,
+        sender_side: r.get(col::SENDER_SIDE)?,
+        sender_type: r.get(col::SENDER_TYPE)?,
+        sender_id: r.get(col::SENDER_ID)?,
+        receiver_side: r.get(col::RECEIVER_SIDE)?,
+        receiver_id: r.get(col::RECEIVER_ID)?,
+        sent_at: r.time(col::SENT_AT)?,
+        sent_at_raw: r.get(col::SENT_AT_RAW)?,
+        received_at: r.time(col::RECEIVED_AT)?,
+        data: r.raw_json(col::DATA)?,
+        metadata: r.raw_json(col::METADATA)?,
+    })
+}
+
 /// A row selected with [`super::query::message_columns`]; `raw_body` is left empty.
 pub fn message(r: &AnyRow) -> Result<StoredMessage, sqlx::Error> {
-    let source: String = r.get(col::SOURCE)?;
-    Ok(StoredMessage {
-        seq: r.get(col::SEQ)?,
-        message: NewMessage {
-            id: r.get(col::ID)?,
-            source: if source == "legacy" {
-                MessageSource::Legacy
-            } else {
-                MessageSource::Events
-            },
-            event_type: r.get(col::EVENT_TYPE)?,
-            conversation: ConversationFacts {
-                id: r.get(col::CONVERSATION_ID)?,
-                kind: String::new(),
-                post_token: r.get(col::POST_TOKEN)?,
-                supply_user_id: None,
-                demand_user_id: None,
-            },
-            message_type: r.get(col::MESSAGE_TYPE)?,
-            text: r.get(col::TEXT)?,
-            sender_side: r.get(col::SENDER_SIDE)?,
-            sender_type: r.get(col::SENDER_TYPE)?,
-            sender_id: r.get(col::SENDER_ID)?,
-            receiver_side: r.get(col::RECEIVER_SIDE)?,
-            receiver_id: r.get(col::RECEIVER_ID)?,
-            sent_at: r.time(col::SENT_AT)?,
-            sent_at_raw: r.get(col::SENT_AT_RAW)?,
-            received_at: r.time(col::RECEIVED_AT)?,
-            data: r.json(col::DATA)?,
-            metadata: r.json(col::METADATA)?,
-            raw_body: Vec::new(),
-        },
-    })
+    Ok(message_view(r)?.to_stored())
 }
 
 /// A row selected with [`super::query::message_columns`] and `raw_body`.
