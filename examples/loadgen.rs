@@ -165,7 +165,27 @@ struct Sample {
 async fn main() {
     let args = parse_args();
     let (addr, authority, base_path) = target(&args.url);
-    let host = HeaderValue::try_from(authority).expect("host header");
+    let mut headers = args.headers.clone();
+    headers.insert(HOST, HeaderValue::try_from(authority).expect("host header"));
+    // Every request's target, parsed once: a --paths-file path appended to --url's path.
+    let uris: Vec<Uri> = match args.paths.is_empty() {
+        true => vec![base_path.clone()],
+        false => args
+            .paths
+            .iter()
+            .map(|p| format!("{base_path}{p}"))
+            .collect(),
+    }
+    .into_iter()
+    .map(|path| {
+        if path.is_empty() {
+            "/".to_owned()
+        } else {
+            path
+        }
+    })
+    .map(|path| path.parse().expect("request path"))
+    .collect();
     let connections = Arc::new(Connections {
         addr,
         idle: Mutex::new(Vec::new()),
@@ -192,21 +212,14 @@ async fn main() {
         }
     });
     while let Some((i, due)) = pace_rx.recv().await {
-        let path = match args.paths.is_empty() {
-            true => base_path.clone(),
-            false => format!("{base_path}{}", args.paths[i as usize % args.paths.len()]),
-        };
         let body = match args.bodies.is_empty() {
             true => Bytes::new(),
             false => args.bodies[i as usize % args.bodies.len()].clone(),
         };
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = args.method.clone();
-        *request.uri_mut() = if path.is_empty() { "/".into() } else { path }
-            .parse()
-            .expect("request path");
-        *request.headers_mut() = args.headers.clone();
-        request.headers_mut().insert(HOST, host.clone());
+        *request.uri_mut() = uris[i as usize % uris.len()].clone();
+        *request.headers_mut() = headers.clone();
         let connections = connections.clone();
         let tx = tx.clone();
         tokio::spawn(async move {

@@ -126,6 +126,26 @@ impl AppError {
 }
 
 impl AppError {
+    /// A request body that could not be read: over `limit` bytes, or cut off.
+    pub fn unreadable_body(
+        rejection: &axum::extract::rejection::BytesRejection,
+        limit: usize,
+    ) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::PayloadTooLarge { limit }
+        } else {
+            AppError::BadRequest(format!(
+                "could not read the body: {}",
+                rejection.body_text()
+            ))
+        }
+    }
+
+    /// A request body that is not JSON.
+    pub fn not_json(error: impl std::fmt::Display) -> Self {
+        AppError::BadRequest(format!("body is not valid JSON: {error}"))
+    }
+
     /// Answers this error with `body` instead of the standard one: same status, same
     /// `Retry-After`, internal errors logged. For callers whose client expects another shape.
     pub fn respond_with(self, body: serde_json::Value) -> Response {

@@ -11,8 +11,8 @@ use super::items::{
 use super::params::Params;
 use crate::app::AppState;
 use crate::error::AppError;
+use crate::store::MessageRows;
 use crate::store::query::{ConversationQuery, LogQuery, MessageQuery, Order};
-use crate::store::{MessageRows, MessageView};
 
 fn internal(e: sqlx::Error) -> AppError {
     AppError::Internal(e.into())
@@ -41,32 +41,39 @@ fn page<R, T>(
     }
 }
 
+/// The position a `cursor` parameter holds, of the kind `pick` accepts.
+fn position<T>(
+    cursor: Option<String>,
+    list: &str,
+    fp: &str,
+    pick: fn(Position) -> Option<T>,
+) -> Result<Option<T>, AppError> {
+    cursor
+        .map(|c| {
+            pick(cursor::decode(&c, list, fp)?).ok_or_else(|| AppError::InvalidParameter {
+                name: "cursor".into(),
+                message: "cursor: belongs to another list".into(),
+            })
+        })
+        .transpose()
+}
+
 fn time_position(
     cursor: Option<String>,
     list: &str,
     fp: &str,
 ) -> Result<Option<(chrono::DateTime<chrono::Utc>, String)>, AppError> {
-    cursor
-        .map(|c| match cursor::decode(&c, list, fp)? {
-            Position::Time(t, id) => Ok((t, id)),
-            Position::Seq(_) => Err(AppError::InvalidParameter {
-                name: "cursor".into(),
-                message: "cursor: belongs to another list".into(),
-            }),
-        })
-        .transpose()
+    position(cursor, list, fp, |p| match p {
+        Position::Time(t, id) => Some((t, id)),
+        Position::Seq(_) => None,
+    })
 }
 
 fn seq_position(cursor: Option<String>, list: &str, fp: &str) -> Result<Option<i64>, AppError> {
-    cursor
-        .map(|c| match cursor::decode(&c, list, fp)? {
-            Position::Seq(s) => Ok(s),
-            Position::Time(..) => Err(AppError::InvalidParameter {
-                name: "cursor".into(),
-                message: "cursor: belongs to another list".into(),
-            }),
-        })
-        .transpose()
+    position(cursor, list, fp, |p| match p {
+        Position::Seq(s) => Some(s),
+        Position::Time(..) => None,
+    })
 }
 
 /// Conversations, newest activity first.
@@ -149,15 +156,13 @@ pub async fn get_conversation(
 pub async fn conversation_messages(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(params): Query<std::collections::HashMap<String, String>>,
+    Query(mut params): Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, AppError> {
-    let mut params = params;
-    params.remove("conversation_id");
+    // The path names the conversation; a post or text filter does not apply here.
     params.remove("post_token");
     params.remove("q");
     let list = messages(&state, Params(params), Some(id.clone())).await?;
-    let views = list.rows.views().map_err(internal)?;
-    if views.is_empty()
+    if list.rows.is_empty()
         && state
             .store
             .conversation(&id)
@@ -167,7 +172,7 @@ pub async fn conversation_messages(
     {
         return Err(AppError::NotFound(format!("no conversation {id:?}")));
     }
-    Ok(list.page(views))
+    list.page()
 }
 
 /// Messages across conversations, by `sent_at` then id.
@@ -193,9 +198,7 @@ pub async fn list_messages(
 ) -> Result<Response, AppError> {
     let p = Params(params);
     let conversation_id = p.text("conversation_id")?;
-    let list = messages(&state, p, conversation_id).await?;
-    let views = list.rows.views().map_err(internal)?;
-    Ok(list.page(views))
+    messages(&state, p, conversation_id).await?.page()
 }
 
 /// The fetched rows of a message list, and how to cut them to a page.
@@ -208,16 +211,16 @@ struct MessageList {
 impl MessageList {
     /// The page answer. Items borrow from the rows, so it is written out here, while they
     /// are still held.
-    fn page(&self, views: Vec<MessageView<'_>>) -> Response {
-        Json(page(
-            views,
+    fn page(&self) -> Result<Response, AppError> {
+        Ok(Json(page(
+            self.rows.views().map_err(internal)?,
             self.limit,
             |m| Position::Time(m.sent_at, m.id.to_owned()),
             "messages",
             &self.fingerprint,
             |m| MessageItem::new(&m, None),
         ))
-        .into_response()
+        .into_response())
     }
 }
 

@@ -72,7 +72,10 @@ pub fn document() -> String {
     doc.to_pretty_json().expect("the document serialises") + "\n"
 }
 
-/// `GET /api/v1/openapi.json`.
-pub async fn serve() -> Json<serde_json::Value> {
-    Json(serde_json::from_str(&document()).expect("the document is JSON"))
+/// `GET /api/v1/openapi.json`: the document, built once.
+pub async fn serve() -> Json<&'static serde_json::Value> {
+    static DOC: std::sync::LazyLock<serde_json::Value> = std::sync::LazyLock::new(|| {
+        serde_json::from_str(&document()).expect("the document is JSON")
+    });
+    Json(&DOC)
 }

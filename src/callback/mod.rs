@@ -12,7 +12,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use chrono::Utc;
@@ -113,24 +113,10 @@ async fn handle(
         ));
     }
     let body = body.map_err(|rejection| {
-        let error = if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            AppError::PayloadTooLarge {
-                limit: state.settings.server.body_limit_bytes,
-            }
-        } else {
-            AppError::BadRequest(format!(
-                "could not read the body: {}",
-                rejection.body_text()
-            ))
-        };
-        fail(version, error)
+        let limit = state.settings.server.body_limit_bytes;
+        fail(version, AppError::unreadable_body(&rejection, limit))
     })?;
-    let value = parse_json(&body).map_err(|e| {
-        fail(
-            version,
-            AppError::BadRequest(format!("body is not valid JSON: {e}")),
-        )
-    })?;
+    let value = parse_json(&body).map_err(|e| fail(version, AppError::not_json(e)))?;
     version = version.or_else(|| detect_version(&headers, Some(&value)));
     let version = version.unwrap_or(ClickVersion::Legacy);
     let click = Click::parse(version, &value)

@@ -12,7 +12,8 @@ use super::call::{CallOptions, Failure, client, missing_token};
 use super::output::{Report, finish};
 use crate::config::Settings;
 use crate::divar::outbound::{
-    BotMessage, LegacyButton, LegacySendMessage, SendMessage, SendMessageResponse,
+    BotMessage, BotMessageResponse, LegacyButton, LegacySendMessage, SendMessage,
+    SendMessageResponse,
 };
 
 /// Which API sends the message.
@@ -134,7 +135,7 @@ async fn legacy(settings: &Settings, args: LegacyArgs) -> Result<Report, Failure
     if args.call.dry_run {
         return Ok(Report::dry_run(&request));
     }
-    let answer = client.send_legacy_message(&token, &message).await?;
+    let answer = client.send(&request).await?;
     Ok(sent(&answer))
 }
 
@@ -154,9 +155,7 @@ async fn conversation(settings: &Settings, args: ConversationArgs) -> Result<Rep
     if args.call.dry_run {
         return Ok(Report::dry_run(&request));
     }
-    let answer = client
-        .send_message(&token, &args.conversation_id, &message)
-        .await?;
+    let answer = client.send(&request).await?;
     Ok(sent(&answer))
 }
 
@@ -171,27 +170,18 @@ async fn bot(settings: &Settings, args: BotArgs) -> Result<Report, Failure> {
         ..BotMessage::text(args.text)
     };
     let token = args.call.access_token()?;
-    let answer = match (&args.conversation_id, &args.user_id, &token) {
+    let request = match (&args.conversation_id, &args.user_id, &token) {
         (Some(id), _, token) => {
-            let request =
-                client.prepare_bot_message_to_conversation(token.as_ref(), id, &message)?;
-            if args.call.dry_run {
-                return Ok(Report::dry_run(&request));
-            }
-            client
-                .send_bot_message_to_conversation(token.as_ref(), id, &message)
-                .await?
+            client.prepare_bot_message_to_conversation(token.as_ref(), id, &message)?
         }
-        (None, Some(id), Some(token)) => {
-            let request = client.prepare_bot_message_to_user(token, id, &message)?;
-            if args.call.dry_run {
-                return Ok(Report::dry_run(&request));
-            }
-            client.send_bot_message_to_user(token, id, &message).await?
-        }
+        (None, Some(id), Some(token)) => client.prepare_bot_message_to_user(token, id, &message)?,
         (None, Some(_), None) => return Err(missing_token()),
         (None, None, _) => unreachable!("clap requires --conversation-id or --user-id"),
     };
+    if args.call.dry_run {
+        return Ok(Report::dry_run(&request));
+    }
+    let answer: BotMessageResponse = client.send(&request).await?;
     let text = match &answer.conversation_id {
         Some(id) => format!("sent in conversation {id}"),
         None => "sent".to_owned(),

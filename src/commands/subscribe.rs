@@ -101,7 +101,7 @@ async fn legacy(settings: &Settings, args: LegacySubscribeArgs) -> Result<Report
     }
     .await
     .map_err(Failure::Store)?;
-    if let Err(error) = client.register_legacy_webhook(&token, &request).await {
+    if let Err(error) = client.execute(&prepared).await {
         forget_if_refused(&store, &registration, &error).await;
         return Err(error.into());
     }
@@ -157,7 +157,7 @@ async fn events(settings: &Settings, args: EventsArgs) -> Result<Report, Failure
     if args.call.dry_run {
         return Ok(Report::dry_run(&prepared));
     }
-    client.subscribe_events(&token, &subscription).await?;
+    client.execute(&prepared).await?;
     let text = match &subscription.event_resource_id {
         Some(post) => format!("subscribed to {} of post {post}", subscription.event_type),
         None => format!("subscribed to {} of every post", subscription.event_type),

@@ -76,7 +76,8 @@ impl ChatEventKind {
         }
     }
 
-    fn payload_key(self) -> &'static str {
+    /// The key of the envelope's object that holds the message.
+    pub(crate) fn payload_key(self) -> &'static str {
         match self {
             ChatEventKind::NewMessage => "new_message",
             ChatEventKind::NewChatbotMessage => "new_chatbot_message",
@@ -466,7 +467,7 @@ pub fn classify(body: &Value) -> Result<Delivery, WireError> {
         let id = required_str(&payload, key, "id")?;
         return Ok(Delivery::Event(OtherEvent {
             event_type: "PAYMENT_TRANSACTION".to_owned(),
-            subtype: payload.get("state").and_then(enum_name),
+            subtype: payload.get("state").and_then(scalar_text),
             subject_id: Some(id),
             post_token: None,
             payload,
@@ -499,8 +500,8 @@ fn unknown_event(declared: Option<&str>, body: &Value) -> OtherEvent {
     }
 }
 
-/// An enum value that may be a name or its number; kept as text.
-fn enum_name(v: &Value) -> Option<String> {
+/// An enum value (or a time) that may be text or a number; kept as text, `None` when empty.
+pub(crate) fn scalar_text(v: &Value) -> Option<String> {
     match v {
         Value::String(s) if !s.is_empty() => Some(s.clone()),
         Value::Number(n) => Some(n.to_string()),
@@ -509,7 +510,7 @@ fn enum_name(v: &Value) -> Option<String> {
 }
 
 fn opt_str(obj: &Value, key: &str) -> Option<String> {
-    obj.get(key).and_then(enum_name)
+    obj.get(key).and_then(scalar_text)
 }
 
 fn required_object(obj: &Map<String, Value>, key: &str) -> Result<Value, WireError> {

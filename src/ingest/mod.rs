@@ -9,7 +9,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::routing::post;
 use chrono::Utc;
 use serde::Serialize;
@@ -89,26 +89,22 @@ pub async fn receive(
     };
     let body = body.map_err(|rejection| {
         if !app_key {
-            unauthorized()
-        } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            count("UNKNOWN", "rejected", "too_large");
-            AppError::PayloadTooLarge {
-                limit: state.settings.server.body_limit_bytes,
-            }
-        } else {
-            count("UNKNOWN", "rejected", "unreadable");
-            AppError::BadRequest(format!(
-                "could not read the body: {}",
-                rejection.body_text()
-            ))
+            return unauthorized();
         }
+        let error = AppError::unreadable_body(&rejection, state.settings.server.body_limit_bytes);
+        let reason = match error {
+            AppError::PayloadTooLarge { .. } => "too_large",
+            _ => "unreadable",
+        };
+        count("UNKNOWN", "rejected", reason);
+        error
     })?;
     let value = parse_json(&body).map_err(|e| {
         if !app_key {
             return unauthorized();
         }
         count("UNKNOWN", "rejected", "not_json");
-        AppError::BadRequest(format!("body is not valid JSON: {e}"))
+        AppError::not_json(e)
     })?;
     let delivery = classify(&value).map_err(|e| {
         if !app_key {

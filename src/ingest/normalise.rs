@@ -6,7 +6,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::divar::inbound::{ChatEventKind, ChatMessage, Delivery, LegacyEnvelope, WireError};
+use crate::divar::inbound::{
+    ChatEventKind, ChatMessage, Delivery, LegacyEnvelope, WireError, scalar_text,
+};
 use crate::divar::time::parse_timestamp;
 use crate::store::{ConversationFacts, MessageSource, NewEvent, NewMessage, NewRecord};
 
@@ -120,7 +122,7 @@ fn legacy(
         receiver_side: side(&receiver),
         receiver_id: receiver.map(|(id, _)| id),
         sent_at,
-        sent_at_raw: raw_time(&p.sent_at),
+        sent_at_raw: scalar_text(&p.sent_at),
         received_at,
         data,
         metadata: body.pointer("/payload/metadata").cloned(),
@@ -135,10 +137,7 @@ fn chat(
     raw: &[u8],
     received_at: DateTime<Utc>,
 ) -> Result<NewRecord, WireError> {
-    let path = match kind {
-        ChatEventKind::NewMessage => "new_message",
-        ChatEventKind::NewChatbotMessage => "new_chatbot_message",
-    };
+    let path = kind.payload_key();
     let id =
         non_empty(message.id.clone()).ok_or_else(|| WireError::missing(format!("{path}.id")))?;
     let conversation = message.conversation.clone().unwrap_or_default();
@@ -179,7 +178,7 @@ fn chat(
         receiver_side: None,
         receiver_id: None,
         sent_at,
-        sent_at_raw: raw_time(&message.sent_at),
+        sent_at_raw: scalar_text(&message.sent_at),
         received_at,
         data,
         metadata,
@@ -211,14 +210,6 @@ fn infer_type(m: &ChatMessage) -> Option<String> {
 
 fn non_empty(s: Option<String>) -> Option<String> {
     s.filter(|s| !s.trim().is_empty())
-}
-
-fn raw_time(v: &Value) -> Option<String> {
-    match v {
-        Value::String(s) if !s.is_empty() => Some(s.clone()),
-        Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
 }
 
 /// SHA-256 (hex) of the body written canonically: object keys sorted, no white space. Two

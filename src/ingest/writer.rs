@@ -34,7 +34,6 @@ struct Job {
 #[derive(Debug, Clone)]
 pub struct Writer {
     queue: mpsc::Sender<Job>,
-    capacity: usize,
 }
 
 impl std::fmt::Debug for Job {
@@ -54,7 +53,7 @@ impl Writer {
     ) -> (Writer, JoinHandle<()>) {
         let (queue, jobs) = mpsc::channel(capacity);
         let task = tokio::spawn(run(store, jobs, batch_max, changes));
-        (Writer { queue, capacity }, task)
+        (Writer { queue }, task)
     }
 
     /// Queues a record and waits until it is committed (or refused). Never waits for queue
@@ -73,7 +72,7 @@ impl Writer {
 
     /// How many records wait in the queue.
     pub fn depth(&self) -> usize {
-        self.capacity - self.queue.capacity()
+        self.queue.max_capacity() - self.queue.capacity()
     }
 }
 
@@ -86,26 +85,27 @@ async fn run(store: Store, mut jobs: mpsc::Receiver<Job>, batch_max: usize, chan
 }
 
 async fn commit(store: &Store, jobs: Vec<Job>, changes: &Changes) {
-    let records: Vec<NewRecord> = jobs.iter().map(|j| j.record.clone()).collect();
+    let (records, replies): (Vec<NewRecord>, Vec<_>) =
+        jobs.into_iter().map(|j| (j.record, j.reply)).unzip();
     let started = Instant::now();
     let result = store.write_batch(&records).await;
     metrics::histogram!("kenar_batch_commit_seconds").record(started.elapsed().as_secs_f64());
-    metrics::histogram!("kenar_batch_size").record(jobs.len() as f64);
+    metrics::histogram!("kenar_batch_size").record(records.len() as f64);
     match result {
         Ok((outcomes, new_ids)) => {
             if new_ids.any() {
                 changes.notify();
             }
-            for (job, outcome) in jobs.into_iter().zip(outcomes) {
-                let _ = job.reply.send(Ok(outcome));
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                let _ = reply.send(Ok(outcome));
             }
         }
-        Err(err) if jobs.len() > 1 && !is_connection_error(&err) => {
+        Err(err) if records.len() > 1 && !is_connection_error(&err) => {
             // One bad record must not fail the others: retry each in its own transaction.
-            tracing::warn!(error = %err, size = jobs.len(), "batch failed; retrying one by one");
-            for job in jobs {
+            tracing::warn!(error = %err, size = records.len(), "batch failed; retrying one by one");
+            for (record, reply) in records.iter().zip(replies) {
                 let outcome = store
-                    .write_batch(std::slice::from_ref(&job.record))
+                    .write_batch(std::slice::from_ref(record))
                     .await
                     .map(|(mut o, new_ids)| {
                         if new_ids.any() {
@@ -117,13 +117,13 @@ async fn commit(store: &Store, jobs: Vec<Job>, changes: &Changes) {
                         tracing::error!(error = %err, "storing a record failed");
                         WriteError::Unavailable
                     });
-                let _ = job.reply.send(outcome);
+                let _ = reply.send(outcome);
             }
         }
         Err(err) => {
-            tracing::error!(error = %err, size = jobs.len(), "storing a batch failed");
-            for job in jobs {
-                let _ = job.reply.send(Err(WriteError::Unavailable));
+            tracing::error!(error = %err, size = records.len(), "storing a batch failed");
+            for reply in replies {
+                let _ = reply.send(Err(WriteError::Unavailable));
             }
         }
     }

@@ -391,6 +391,11 @@ impl MessageView<'_> {
 pub struct MessageRows(Vec<AnyRow>);
 
 impl MessageRows {
+    /// Whether no row was found.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
     /// Every row as a view borrowing from it.
     pub fn views(&self) -> Result<Vec<MessageView<'_>>, sqlx::Error> {
         self.0.iter().map(rows::message_view).collect()

@@ -62,11 +62,6 @@ impl SqliteStore {
         Ok(SqliteStore { pool })
     }
 
-    /// The pool.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
-    }
-
     pub(super) async fn migrate(&self) -> anyhow::Result<()> {
         sqlx::migrate!("migrations/sqlite").run(&self.pool).await?;
         Ok(())

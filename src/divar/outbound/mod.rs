@@ -189,6 +189,16 @@ fn base(name: &str, value: &str) -> Result<Url, DivarError> {
     }
 }
 
+impl DivarClient {
+    /// Sends a prepared request and reads the 2xx answer leniently (see [`Self::execute`]).
+    pub async fn send<T: DeserializeOwned + Default>(
+        &self,
+        request: &PreparedRequest,
+    ) -> Result<T, DivarError> {
+        Ok(answer(&self.execute(request).await?))
+    }
+}
+
 /// A 2xx body read leniently: an answer we cannot read does not undo a call that succeeded.
 fn answer<T: DeserializeOwned + Default>(body: &[u8]) -> T {
     if body.iter().all(u8::is_ascii_whitespace) {

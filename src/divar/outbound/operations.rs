@@ -6,7 +6,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::{
     BotMessage, BotMessageResponse, DivarClient, DivarError, EventSubscription, LegacyRegistration,
-    LegacySendMessage, PreparedRequest, SendMessage, SendMessageResponse, ValidationError, answer,
+    LegacySendMessage, PreparedRequest, SendMessage, SendMessageResponse, ValidationError,
 };
 
 const LEGACY_SEND_PATH: &str = "/v2/open-platform/chat/conversation";
@@ -42,7 +42,7 @@ impl DivarClient {
         message: &LegacySendMessage,
     ) -> Result<SendMessageResponse, DivarError> {
         let request = self.prepare_legacy_message(access_token, message)?;
-        Ok(answer(&self.execute(&request).await?))
+        self.send(&request).await
     }
 
     /// The send message v2 request:
@@ -72,7 +72,7 @@ impl DivarClient {
         message: &SendMessage,
     ) -> Result<SendMessageResponse, DivarError> {
         let request = self.prepare_message(access_token, conversation_id, message)?;
-        Ok(answer(&self.execute(&request).await?))
+        self.send(&request).await
     }
 
     /// The chatbot request to a conversation:
@@ -104,7 +104,7 @@ impl DivarClient {
     ) -> Result<BotMessageResponse, DivarError> {
         let request =
             self.prepare_bot_message_to_conversation(access_token, conversation_id, message)?;
-        Ok(answer(&self.execute(&request).await?))
+        self.send(&request).await
     }
 
     /// The chatbot request to a user:
@@ -130,7 +130,7 @@ impl DivarClient {
         message: &BotMessage,
     ) -> Result<BotMessageResponse, DivarError> {
         let request = self.prepare_bot_message_to_user(access_token, user_id, message)?;
-        Ok(answer(&self.execute(&request).await?))
+        self.send(&request).await
     }
 
     /// The legacy registration request: `POST {base_url}{legacy_register_path}` with
