@@ -711,17 +711,6 @@ impl Store {
     }
 }
 
-/// Replaces U+0000, which PostgreSQL text cannot hold, with U+FFFD.
-pub(crate) fn storable_text(text: &Option<String>) -> Option<String> {
-    text.as_ref().map(|t| {
-        if t.contains('\0') {
-            t.replace('\0', "\u{fffd}")
-        } else {
-            t.clone()
-        }
-    })
-}
-
 /// Serialises an optional JSON value for a json/text column.
 pub(crate) fn json_text(value: &Option<Value>) -> Option<String> {
     value.as_ref().map(Value::to_string)

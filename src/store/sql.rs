@@ -27,6 +27,23 @@ pub enum Param {
     Time(DateTime<Utc>),
 }
 
+impl Param {
+    fn without_nul(self) -> Self {
+        fn replace(s: String) -> String {
+            if s.contains('\0') {
+                s.replace('\0', "\u{fffd}")
+            } else {
+                s
+            }
+        }
+        match self {
+            Param::Text(s) => Param::Text(replace(s)),
+            Param::OptText(s) => Param::OptText(s.map(replace)),
+            other => other,
+        }
+    }
+}
+
 /// SQL text with its parameters.
 #[derive(Debug, Clone)]
 pub struct Sql {
@@ -53,9 +70,11 @@ impl Sql {
         self
     }
 
-    /// Appends a placeholder for `param`.
+    /// Appends a placeholder for `param`. Text never takes U+0000 to the database:
+    /// PostgreSQL text cannot hold it, so both databases get U+FFFD in its place, in every
+    /// column and filter alike.
     pub fn bind(&mut self, param: Param) -> &mut Self {
-        self.params.push(param);
+        self.params.push(param.without_nul());
         let n = self.params.len();
         match self.dialect {
             Dialect::Postgres => self.text.push_str(&format!("${n}")),

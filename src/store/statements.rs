@@ -1,7 +1,7 @@
 //! Write statements, built once for both databases.
 
 use super::sql::{Dialect, Param, Sql};
-use super::{NewClick, NewEvent, NewMessage, Registration, json_text, storable_text};
+use super::{NewClick, NewEvent, NewMessage, Registration, json_text};
 
 fn text(s: &str) -> Param {
     Param::Text(s.to_owned())
@@ -26,7 +26,7 @@ pub fn insert_message(d: Dialect, m: &NewMessage) -> Sql {
         text(&m.conversation.id),
         opt(&m.conversation.post_token),
         text(&m.message_type),
-        Param::OptText(storable_text(&m.text)),
+        opt(&m.text),
         opt(&m.sender_side),
         opt(&m.sender_type),
         opt(&m.sender_id),

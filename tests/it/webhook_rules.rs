@@ -203,7 +203,46 @@ async fn awkward_text_is_stored_faithfully(backend: Backend) {
     }
 }
 
+/// U+0000 anywhere, not only in the text: in the ids, the sender and the metadata.
+async fn nul_in_any_field_is_stored_as_replacement_character(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut body: Value = serde_json::from_slice(&fixture(TEXT_FIXTURE)).unwrap();
+    body["new_message"]["id"] = json!("nul\u{0}id");
+    body["new_message"]["conversation"]["id"] = json!("conv\u{0}1");
+    body["new_message"]["text"] = json!("a\u{0}b");
+    body["metadata"] = json!({"note": "x\u{0}y"});
+    let raw = serde_json::to_vec(&body).unwrap();
+    let response = app.post_webhook(raw.clone()).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(
+        response.json::<Value>().await.unwrap()["outcome"],
+        json!("stored")
+    );
+    let m = app
+        .store
+        .message("nul\u{fffd}id")
+        .await
+        .unwrap()
+        .unwrap()
+        .message;
+    assert_eq!(m.conversation.id, "conv\u{fffd}1");
+    assert_eq!(m.text.as_deref(), Some("a\u{fffd}b"));
+    assert_eq!(
+        m.metadata,
+        Some(json!({"note": "x\u{0}y"})),
+        "JSON keeps it escaped"
+    );
+    assert_eq!(m.raw_body, raw, "the raw body is byte-exact");
+    // The same delivery again is a duplicate, not a second row.
+    let again = app.post_webhook(raw).await;
+    assert_eq!(
+        again.json::<Value>().await.unwrap()["outcome"],
+        json!("duplicate")
+    );
+}
+
 on_both_backends!(
+    nul_in_any_field_is_stored_as_replacement_character,
     missing_or_wrong_key_is_401_and_stores_nothing,
     both_rotated_keys_are_accepted,
     body_that_is_not_json_is_400_and_stores_nothing,
