@@ -10,7 +10,9 @@
 //! ```
 //!
 //! `--body-file` may be given several times (bodies are used in turn); `--paths-file` gives one
-//! path per line, appended to `--url` in turn, for GET benchmarks.
+//! path per line, appended to `--url` in turn, for GET benchmarks. `--unique RUN` makes every
+//! body unique: `{n}` in a body becomes `RUN-0-<request number>` and `{c}` a conversation
+//! number (scripts/ingest/*.json).
 //!
 //! It shares the machine with the server it measures, so it is built to take little of it:
 //! one runtime thread, HTTP/1.1 keep-alive connections driven by hyper directly (a general
@@ -38,6 +40,7 @@ struct Args {
     bodies: Vec<Bytes>,
     paths: Vec<String>,
     method: Method,
+    unique: Option<String>,
 }
 
 fn parse_args() -> Args {
@@ -50,6 +53,7 @@ fn parse_args() -> Args {
         bodies: Vec::new(),
         paths: Vec::new(),
         method: Method::GET,
+        unique: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -78,6 +82,7 @@ fn parse_args() -> Args {
                     .map(str::to_owned)
                     .collect();
             }
+            "--unique" => args.unique = Some(value()),
             "--method" => args.method = value().parse().expect("--method"),
             other => panic!("unknown flag {other}"),
         }
@@ -161,6 +166,15 @@ struct Sample {
     status: u16,
 }
 
+/// A body template with `{n}` replaced by an id unique to this run and request, and `{c}` by
+/// one of 5,000 conversation numbers (the same scheme as scripts/ingest/wrk.lua).
+fn unique_body(template: &Bytes, run: &str, i: u64) -> Bytes {
+    let text = std::str::from_utf8(template).expect("--unique bodies are UTF-8");
+    text.replace("{n}", &format!("{run}-0-{i}"))
+        .replace("{c}", &format!("{:06}", (i * 7) % 5000))
+        .into()
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let args = parse_args();
@@ -212,9 +226,10 @@ async fn main() {
         }
     });
     while let Some((i, due)) = pace_rx.recv().await {
-        let body = match args.bodies.is_empty() {
-            true => Bytes::new(),
-            false => args.bodies[i as usize % args.bodies.len()].clone(),
+        let body = match (args.bodies.is_empty(), &args.unique) {
+            (true, _) => Bytes::new(),
+            (false, None) => args.bodies[i as usize % args.bodies.len()].clone(),
+            (false, Some(run)) => unique_body(&args.bodies[i as usize % args.bodies.len()], run, i),
         };
         let mut request = Request::new(Full::new(body));
         *request.method_mut() = args.method.clone();

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use kenar_hook::api::cursor::{self, Position};
-use kenar_hook::config::DatabaseSettings;
+use kenar_hook::config::{DatabaseSettings, SqliteSync};
 use kenar_hook::store::query::{MessageQuery, Order};
 use kenar_hook::store::{ConversationFacts, MessageSource, NewMessage, NewRecord, Store};
 use rand::rngs::StdRng;
@@ -117,6 +117,7 @@ async fn main() -> anyhow::Result<()> {
         url: SecretString::from(url),
         max_connections: 2,
         acquire_timeout_ms: 30_000,
+        sqlite_synchronous: SqliteSync::Normal,
     })
     .await?;
     store.migrate().await?;

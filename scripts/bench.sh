@@ -2,7 +2,9 @@
 # Reruns the benchmarks of BENCHMARKS.md on this machine against the local PostgreSQL.
 #   scripts/bench.sh clicks     button-click replies at 200 clicks/s
 #   scripts/bench.sh read       read API over 1,000,000 messages (seeds the data once)
-#   scripts/bench.sh            both
+#   scripts/bench.sh ingest     webhook deliveries with wrk, on PostgreSQL (1,000,000 rows
+#                               already stored) and SQLite; INGEST_SECONDS, INGEST_RUNS shorten it
+#   scripts/bench.sh            all three
 # Everything targets 127.0.0.1, runs for a bounded time, and the server started here is
 # stopped by its pid. Results go to target/bench/.
 set -euo pipefail
@@ -23,17 +25,21 @@ pid=""
 stop_server() {
   if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=""; fi
 }
-trap 'stop_server; untune_postgres' EXIT
+trap 'stop_server; stop_ingest >/dev/null 2>&1; untune_postgres' EXIT
+
+wait_healthy() { # port, log file
+  for _ in $(seq 1 100); do
+    target/release/kenar-hook healthcheck "http://127.0.0.1:$1/healthz" 2>/dev/null && return 0
+    sleep 0.1
+  done
+  echo "server did not start; see $2" >&2
+  exit 1
+}
 
 start_server() { # config file
   target/release/kenar-hook --config "$1" >"$out/server.log" 2>&1 &
   pid=$!
-  for _ in $(seq 1 100); do
-    target/release/kenar-hook healthcheck "http://127.0.0.1:$port/healthz" 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "server did not start; see $out/server.log" >&2
-  exit 1
+  wait_healthy "$port" "$out/server.log"
 }
 
 config() { # database url, extra toml
@@ -115,17 +121,7 @@ untune_postgres() {
 bench_read() {
   local url; url=$(db_url kh_bench)
   tune_postgres
-  local have=0
-  if psql -qtA "$admin" -c "select 1 from pg_database where datname = 'kh_bench'" | grep -q 1; then
-    have=$(psql -qtA "$url" -c "select count(*) from message" 2>/dev/null || echo 0)
-  fi
-  if [ "$have" != 1000000 ]; then
-    psql -q "$admin" -c "drop database if exists kh_bench" -c "create database kh_bench"
-    target/release/examples/seed --database-url "$url" --messages 1000000 --conversations 20000 --posts 1000 --out "$out"
-    psql -q "$url" -c "vacuum analyze"
-  else
-    target/release/examples/seed --database-url "$url" --messages 1000000 --conversations 20000 --posts 1000 --out "$out" --paths-only yes
-  fi
+  seed_read_data "$url"
   start_server "$(config "$url" "")"
   {
     echo "== PostgreSQL shared_buffers: $(psql -qtA "$url" -c 'show shared_buffers')"
@@ -173,9 +169,199 @@ explain (analyze, buffers, costs off) select * from conversation where post_toke
 SQL
 }
 
+seed_read_data() { # database url: the read benchmark's 1,000,000 messages, built once
+  local have=0
+  if psql -qtA "$admin" -c "select 1 from pg_database where datname = 'kh_bench'" | grep -q 1; then
+    have=$(psql -qtA "$1" -c "select count(*) from message" 2>/dev/null || echo 0)
+  fi
+  if [ "$have" != 1000000 ]; then
+    psql -q "$admin" -c "drop database if exists kh_bench" -c "create database kh_bench"
+    target/release/examples/seed --database-url "$1" --messages 1000000 --conversations 20000 --posts 1000 --out "$out"
+    psql -q "$1" -c "vacuum analyze conversation, message"
+  else
+    target/release/examples/seed --database-url "$1" --messages 1000000 --conversations 20000 --posts 1000 --out "$out" --paths-only yes
+  fi
+}
+
+# --- ingest -------------------------------------------------------------------------------
+# wrk (closed loop, -t2) posts unique ~600-byte deliveries, half legacy CHAT_MESSAGE and half
+# NEW_MESSAGE with Persian text, built by scripts/ingest/wrk.lua. The server runs with the
+# settings users run (log level info, pretty logs to a file, metrics on); only the listen
+# addresses, the key and the database differ. Each figure is set beside GET /healthz of the
+# same binary under the same generator in the same invocation. Afterwards every scenario's
+# rows are counted: at least every delivery answered 200 must be stored (redeliveries: none).
+ingest_secs=${INGEST_SECONDS:-10}
+ingest_runs=${INGEST_RUNS:-3}
+ingest_config() { # name, database url, port, metrics port, extra toml
+  cat >"$out/ingest-$1.toml" <<TOML
+[server]
+listen = "127.0.0.1:$3"
+data_dir = "$out/ingest-data"
+[database]
+url = "$2"
+[divar]
+identification_keys = ["$key"]
+[metrics]
+listen = "127.0.0.1:$4"
+$5
+TOML
+  echo "$out/ingest-$1.toml"
+}
+# The servers' pids are kept in a file: the scenarios run in a pipeline's subshell, and the
+# exit trap must still find them.
+start_ingest() { # config, port: starts one more server (KENAR_HOOK_BIN: another build)
+  "${KENAR_HOOK_BIN:-target/release/kenar-hook}" --config "$1" >>"$out/server-ingest.log" 2>&1 &
+  echo $! >>"$out/ingest.pids"
+  wait_healthy "$2" "$out/server-ingest.log"
+}
+stop_ingest() { # prints the peak RSS (MiB) of every server started, then stops them
+  local p
+  [ -f "$out/ingest.pids" ] || return 0
+  for p in $(cat "$out/ingest.pids"); do
+    echo "$(($(awk '/VmHWM/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0) / 1024))"
+    kill -TERM "$p" 2>/dev/null || true
+    while kill -0 "$p" 2>/dev/null; do sleep 0.1; done
+  done
+  rm -f "$out/ingest.pids"
+}
+wrk_run() { # scenario, run, connections, threads, port, run id, wrap, path -> RESULT line
+  INGEST_RUN="$6" INGEST_WRAP="$7" INGEST_PATH="$8" INGEST_KEY="$key" \
+    wrk -t"$4" -c"$3" -d"${ingest_secs}s" --timeout 10s -s scripts/ingest/wrk.lua \
+    "http://127.0.0.1:$5$8" | grep '^RESULT' | sed "s/^RESULT/$1 run=$2/"
+}
+steady_run() { # scenario, run, port, run id -> the same fields from loadgen at 1,000/s
+  target/release/examples/loadgen --url "http://127.0.0.1:$3/webhooks/divar" --rate 1000 \
+    --seconds "$ingest_secs" --warmup-seconds 2 --unique "$4" --header "authorization:$key" \
+    --header "content-type:application/json" \
+    --body-file scripts/ingest/legacy.json --body-file scripts/ingest/events.json \
+    | awk -v s="$1" -v r="$2" '
+      /^requests/ {n=$2} /^target rate/ {rate=$5; sub("/s","",rate)}
+      /^statuses/ {ok=0; if (match($0, /200: [0-9]+/)) ok=substr($0, RSTART+5, RLENGTH-5)}
+      /^latency/ {printf "%s run=%s requests=%d seconds=0 rate=%s non2xx=%d socket_errors=0 p50_ms=%s p99_ms=%s max_ms=%s\n", s, r, n, rate, n-ok, $4, $8, $12}'
+}
+pg_count() { psql -qtA "$1" -c "select count(*) from message"; }
+sqlite_count() { python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from message').fetchone()[0])" "$1"; }
+answered_200() { # scenario: sum of 2xx answers of its runs
+  awk -v s="$1" '$1 == s {for (i=2;i<=NF;i++) {split($i,kv,"="); f[kv[1]]=kv[2]} n += f["requests"] - f["non2xx"]} END {print n+0}' "$out/ingest-runs.txt"
+}
+check_count() { # scenario, rows added, "unique" or "duplicate"
+  local ok
+  ok=$(answered_200 "$1")
+  if [ "$3" = duplicate ]; then
+    [ "$2" = 0 ] && echo "check $1: $ok answered 200, no row added: ok" \
+      || echo "check $1: FAILED, redeliveries added $2 rows"
+  elif [ "$2" -ge "$ok" ] && [ "$ok" -gt 0 ]; then
+    echo "check $1: $ok answered 200, $2 rows added: ok"
+  else
+    echo "check $1: FAILED, $ok answered 200 and $2 rows added"
+  fi
+}
+
+bench_ingest() {
+  command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
+  local src; src=$(db_url kh_bench)
+  seed_read_data "$src"
+  local db=kh_bench_ingest url; url=$(db_url kh_bench_ingest)
+  # A copy of the read benchmark's 1,000,000 messages, so inserts meet full indexes.
+  psql -q "$admin" -c "drop database if exists $db" -c "create database $db template kh_bench"
+  rm -rf "$out/ingest-data" "$out/server-ingest.log" "$out/ingest-runs.txt" "$out/ingest.pids"
+  local tag; tag=$(date +%s)
+  local before after r rows
+  {
+    echo "== PostgreSQL, default settings, 1,000,000 messages stored; wrk -t2, ${ingest_secs} s per run"
+    start_ingest "$(ingest_config pg "$url" $port 19090 "")" $port
+    wrk_run warmup 0 64 2 $port "warm$tag" 0 /webhooks/divar >/dev/null
+    wrk_run prime 0 256 2 $port "dup$tag" 2000 /webhooks/divar >/dev/null
+    for r in $(seq 1 "$ingest_runs"); do
+      wrk_run pg_healthz_c256 "$r" 256 2 $port "" 0 /healthz
+      before=$(pg_count "$url"); wrk_run pg_ingest_c256 "$r" 256 2 $port "u256$tag$r" 0 /webhooks/divar; after=$(pg_count "$url")
+      echo "rows pg_ingest_c256 $before $after"
+      wrk_run pg_healthz_c64 "$r" 64 2 $port "" 0 /healthz
+      before=$(pg_count "$url"); wrk_run pg_ingest_c64 "$r" 64 2 $port "u64$tag$r" 0 /webhooks/divar; after=$(pg_count "$url")
+      echo "rows pg_ingest_c64 $before $after"
+      before=$(pg_count "$url"); wrk_run pg_redeliver_c256 "$r" 256 2 $port "dup$tag" 2000 /webhooks/divar; after=$(pg_count "$url")
+      echo "rows pg_redeliver_c256 $before $after"
+      before=$(pg_count "$url"); steady_run pg_steady_1000 "$r" $port "s$tag$r"; after=$(pg_count "$url")
+      echo "rows pg_steady_1000 $before $after"
+    done
+    echo "rss pg $(stop_ingest)"
+
+    echo "== PostgreSQL, ingest.batch_max = 1"
+    start_ingest "$(ingest_config pg1 "$url" $port 19090 $'[ingest]\nbatch_max = 1')" $port
+    for r in $(seq 1 "$ingest_runs"); do
+      before=$(pg_count "$url"); wrk_run pg_batch1_c256 "$r" 256 2 $port "b1$tag$r" 0 /webhooks/divar; after=$(pg_count "$url")
+      echo "rows pg_batch1_c256 $before $after"
+    done
+    stop_ingest >/dev/null
+
+    echo "== PostgreSQL, two replicas, wrk -t1 -c128 on each at once"
+    start_ingest "$(ingest_config pga "$url" $port 19090 "")" $port
+    start_ingest "$(ingest_config pgb "$url" $((port + 1)) 19091 "")" $((port + 1))
+    for r in $(seq 1 "$ingest_runs"); do
+      before=$(pg_count "$url")
+      wrk_run pg_replica_a "$r" 128 1 $port "ra$tag$r" 0 /webhooks/divar >"$out/replica-a" &
+      local other=$!
+      wrk_run pg_replica_b "$r" 128 1 $((port + 1)) "rb$tag$r" 0 /webhooks/divar >"$out/replica-b"
+      wait "$other"
+      after=$(pg_count "$url")
+      cat "$out/replica-a" "$out/replica-b"
+      paste -d ' ' "$out/replica-a" "$out/replica-b" | awk -v r="$r" '{
+        for (i=1;i<=NF;i++) {split($i,kv,"="); v[i]=kv[2]}
+        printf "pg_two_replicas run=%s requests=%d seconds=%s rate=%.0f non2xx=%d socket_errors=%d p50_ms=%s p99_ms=%s max_ms=%s\n",
+          r, v[3]+v[13], v[4], v[5]+v[15], v[6]+v[16], v[7]+v[17], (v[8]>v[18]?v[8]:v[18]), (v[9]>v[19]?v[9]:v[19]), (v[10]>v[20]?v[10]:v[20])}'
+      echo "rows pg_two_replicas $before $after"
+    done
+    echo "rss pg_replicas $(stop_ingest | tr '\n' ' ')"
+
+    echo "== SQLite, default settings (new file)"
+    local file="$out/ingest-data/kenar-hook.db"
+    start_ingest "$(ingest_config sqlite "sqlite://$file" $port 19090 "")" $port
+    wrk_run warmup 0 64 2 $port "warms$tag" 0 /webhooks/divar >/dev/null
+    for r in $(seq 1 "$ingest_runs"); do
+      wrk_run sqlite_healthz_c64 "$r" 64 2 $port "" 0 /healthz
+      before=$(sqlite_count "$file"); wrk_run sqlite_ingest_c64 "$r" 64 2 $port "q64$tag$r" 0 /webhooks/divar; after=$(sqlite_count "$file")
+      echo "rows sqlite_ingest_c64 $before $after"
+      before=$(sqlite_count "$file"); steady_run sqlite_steady_1000 "$r" $port "qs$tag$r"; after=$(sqlite_count "$file")
+      echo "rows sqlite_steady_1000 $before $after"
+    done
+    echo "rss sqlite $(stop_ingest)"
+  } | tee "$out/ingest-runs.txt"
+  {
+    echo "== summary: median (min-max) of $ingest_runs runs; rates per second, latencies in ms"
+    for s in $(awk '$1 ~ /^(pg|sqlite)_/ && $2 ~ /^run=/ {print $1}' "$out/ingest-runs.txt" | awk '!seen[$0]++'); do
+      awk -v s="$s" '$1 == s {for (i=2;i<=NF;i++) {split($i,kv,"="); f[kv[1]]=kv[2]}
+          n++; rate[n]=f["rate"]; p50[n]=f["p50_ms"]; p99[n]=f["p99_ms"]; bad+=f["non2xx"]+f["socket_errors"]}
+        function med(a, n,  i, j, t) {for (i=1;i<=n;i++) for (j=i+1;j<=n;j++) if (a[j]+0 < a[i]+0) {t=a[i]; a[i]=a[j]; a[j]=t}
+          return sprintf("%s (%s-%s)", a[int((n+1)/2)], a[1], a[n])}
+        END {printf "%-20s rate %-24s p50 %-20s p99 %-22s errors %d\n", s, med(rate,n), med(p50,n), med(p99,n), bad}' "$out/ingest-runs.txt"
+    done
+    awk '$1 ~ /^pg_healthz_c256|^pg_ingest_c256|^pg_healthz_c64|^pg_ingest_c64|^sqlite_healthz_c64|^sqlite_ingest_c64|^pg_batch1_c256|^pg_redeliver_c256|^pg_two_replicas/ && $2 ~ /^run=/ {
+        split($5,kv,"="); sum[$1]+=kv[2]; n[$1]++}
+      END {
+        printf "ratio PostgreSQL c256 ingest / healthz     %.3f (target >= 0.33)\n", sum["pg_ingest_c256"]/n["pg_ingest_c256"] / (sum["pg_healthz_c256"]/n["pg_healthz_c256"])
+        printf "ratio PostgreSQL c64 ingest / healthz      %.3f (target >= 0.25)\n", sum["pg_ingest_c64"]/n["pg_ingest_c64"] / (sum["pg_healthz_c64"]/n["pg_healthz_c64"])
+        printf "ratio SQLite c64 ingest / healthz          %.3f (target >= 0.25)\n", sum["sqlite_ingest_c64"]/n["sqlite_ingest_c64"] / (sum["sqlite_healthz_c64"]/n["sqlite_healthz_c64"])
+        printf "ratio default / batch_max = 1 (c256)       %.1f (target >= 5)\n", sum["pg_ingest_c256"]/n["pg_ingest_c256"] / (sum["pg_batch1_c256"]/n["pg_batch1_c256"])
+        printf "ratio redeliveries / first deliveries      %.2f (target >= 1)\n", sum["pg_redeliver_c256"]/n["pg_redeliver_c256"] / (sum["pg_ingest_c256"]/n["pg_ingest_c256"])
+        printf "ratio two replicas / one replica (c256)    %.2f (target >= 1)\n", sum["pg_two_replicas"]/n["pg_two_replicas"] / (sum["pg_ingest_c256"]/n["pg_ingest_c256"])
+      }' "$out/ingest-runs.txt"
+    grep '^rss' "$out/ingest-runs.txt" | sed 's/^rss \([^ ]*\)/peak RSS MiB (\1)/'
+    echo "== stored-row checks"
+    for s in pg_ingest_c256 pg_ingest_c64 pg_steady_1000 pg_batch1_c256 pg_two_replicas sqlite_ingest_c64 sqlite_steady_1000; do
+      rows=$(awk -v s="$s" '$1 == "rows" && $2 == s {a += $4 - $3} END {print a+0}' "$out/ingest-runs.txt")
+      check_count "$s" "$rows" unique
+    done
+    rows=$(awk '$1 == "rows" && $2 == "pg_redeliver_c256" {a += $4 - $3} END {print a+0}' "$out/ingest-runs.txt")
+    check_count pg_redeliver_c256 "$rows" duplicate
+  } | tee "$out/ingest.txt"
+  psql -q "$admin" -c "drop database if exists $db"
+  ! grep -q FAILED "$out/ingest.txt"
+}
+
 case "$what" in
   clicks) bench_clicks ;;
   read) bench_read ;;
-  all) bench_clicks; bench_read ;;
-  *) echo "usage: scripts/bench.sh [clicks|read|all]" >&2; exit 2 ;;
+  ingest) bench_ingest ;;
+  all) bench_clicks; bench_read; bench_ingest ;;
+  *) echo "usage: scripts/bench.sh [clicks|read|ingest|all]" >&2; exit 2 ;;
 esac

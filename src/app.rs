@@ -30,9 +30,21 @@ use crate::store::Store;
 use crate::telemetry::{self, REQUEST_ID};
 use crate::{api, callback, ingest, ops};
 
-/// What every handler can reach.
+/// What every handler can reach; cloned for every request, so one shared allocation.
 #[derive(Debug, Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// The parts of [`AppState`].
+#[derive(Debug)]
+pub struct Shared {
     /// The validated settings.
     pub settings: Arc<Settings>,
     /// The database.
@@ -175,13 +187,20 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
             shutdown.clone(),
         ));
     }
+    let writers = settings.ingest.writers.unwrap_or(match &store {
+        // Measured (docs in BENCHMARKS.md): a second PostgreSQL writer overlaps one batch's
+        // round trips with the next; SQLite takes one writer at a time anyway.
+        Store::Postgres(_) => 2,
+        Store::Sqlite(_) => 1,
+    });
     let (writer, writer_task) = Writer::spawn(
         store.clone(),
         settings.ingest.queue_capacity,
         settings.ingest.batch_max,
+        writers,
         changes.clone(),
     );
-    let state = AppState {
+    let state = AppState(Arc::new(Shared {
         settings: settings.clone(),
         store: store.clone(),
         writer,
@@ -189,7 +208,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
         api: ApiAccess::new(&settings.api),
         changes,
         shutdown: shutdown.clone(),
-    };
+    }));
     let addr = listener.local_addr()?;
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
     let token = shutdown.clone();

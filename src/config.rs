@@ -90,6 +90,19 @@ pub struct DatabaseSettings {
     pub max_connections: u32,
     /// How long to wait for a connection from the pool.
     pub acquire_timeout_ms: u64,
+    /// SQLite only: when a commit reaches the disk (see [`SqliteSync`]).
+    pub sqlite_synchronous: SqliteSync,
+}
+
+/// SQLite's `synchronous` level in WAL mode: what a 200 promises about a stored delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSync {
+    /// The commit is in the operating system before the 200: it survives a crash or kill of
+    /// kenar-hook, but not a power loss or kernel crash in the moments after.
+    Normal,
+    /// The commit is on the disk (fsync) before the 200: it survives a power loss too.
+    Full,
 }
 
 /// Section `divar`.
@@ -148,6 +161,9 @@ pub struct IngestSettings {
     pub queue_capacity: usize,
     /// The most deliveries committed in one transaction.
     pub batch_max: usize,
+    /// Writer tasks committing batches side by side; unset: 2 on PostgreSQL, 1 on SQLite.
+    #[serde(default)]
+    pub writers: Option<usize>,
     /// Seconds a client is told to wait (`Retry-After`) when the queue is full or the
     /// database is unavailable.
     pub retry_after_secs: u64,
@@ -293,6 +309,9 @@ impl Settings {
         }
         if self.ingest.batch_max == 0 {
             return fail("ingest.batch_max", "must be at least 1");
+        }
+        if matches!(self.ingest.writers, Some(0) | Some(17..)) {
+            return fail("ingest.writers", "must be from 1 to 16");
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return fail("log.level", &format!("not a valid filter: {e}"));

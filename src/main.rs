@@ -48,7 +48,7 @@ async fn main() -> ExitCode {
     if let Command::VerifyState { state } = &command {
         return verify_state(&settings, state);
     }
-    telemetry::init_tracing(&settings.log);
+    let _log_writer = telemetry::init_tracing(&settings.log);
     let command = match command {
         Command::Divar(divar) => return commands::run(&settings, divar).await,
         other => other,

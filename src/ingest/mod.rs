@@ -141,7 +141,14 @@ pub async fn receive(
                 WriteOutcome::Duplicate => "duplicate",
             };
             count(&event_type, outcome, "");
-            tracing::info!(event_type, key, outcome, contact_phone = phone, "delivery");
+            // Recorded on the request's span: the request's one log line carries them.
+            let span = tracing::Span::current();
+            span.record("event_type", event_type.as_str());
+            span.record("key", key.as_str());
+            span.record("outcome", outcome);
+            if let Some(phone) = &phone {
+                span.record("contact_phone", phone.as_str());
+            }
             Ok(Json(Receipt {
                 outcome: outcome.to_owned(),
             }))

@@ -1,13 +1,17 @@
-//! The batch writer: one task that takes parsed deliveries from a bounded queue, commits as
-//! many as are waiting in one transaction, and only then answers each waiting request.
+//! The batch writer: tasks that take parsed deliveries from a bounded queue, commit as many
+//! as are waiting in one transaction, and only then answer each waiting request.
 //!
-//! Batching turns many small commits (each an fsync) into one, which is what lets a single
-//! SQLite file or a small PostgreSQL keep up with bursts. Handlers never answer 200 before
-//! the commit: the answer travels back on a oneshot channel after it.
+//! Batching turns many small commits (each an fsync) into one, and the store writes a batch
+//! with a fixed number of statements, so a batch of 100 costs little more than a batch of
+//! one. No timer waits for a batch to fill: a writer takes what is queued the moment it is
+//! free, so a lone delivery is committed at once. With several writers one gathers the next
+//! batch while another commits. Handlers never answer 200 before the commit: the answer
+//! travels back on a oneshot channel after it.
 
+use std::sync::Arc;
 use std::time::Instant;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::notify::Changes;
@@ -43,16 +47,25 @@ impl std::fmt::Debug for Job {
 }
 
 impl Writer {
-    /// Starts the writer task. It ends when every [`Writer`] clone is dropped and the queue
-    /// is drained.
+    /// Starts `writers` writer tasks (at least one). They end when every [`Writer`] clone is
+    /// dropped and the queue is drained.
     pub fn spawn(
         store: Store,
         capacity: usize,
         batch_max: usize,
+        writers: usize,
         changes: Changes,
     ) -> (Writer, JoinHandle<()>) {
         let (queue, jobs) = mpsc::channel(capacity);
-        let task = tokio::spawn(run(store, jobs, batch_max, changes));
+        let jobs = Arc::new(Mutex::new(jobs));
+        let tasks: Vec<_> = (0..writers.max(1))
+            .map(|_| tokio::spawn(run(store.clone(), jobs.clone(), batch_max, changes.clone())))
+            .collect();
+        let task = tokio::spawn(async move {
+            for task in tasks {
+                let _ = task.await;
+            }
+        });
         (Writer { queue }, task)
     }
 
@@ -76,11 +89,29 @@ impl Writer {
     }
 }
 
-async fn run(store: Store, mut jobs: mpsc::Receiver<Job>, batch_max: usize, changes: Changes) {
+async fn run(
+    store: Store,
+    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
+    batch_max: usize,
+    changes: Changes,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(batch_max);
-    while jobs.recv_many(&mut batch, batch_max).await > 0 {
-        metrics::gauge!("kenar_ingest_queue_depth").set(jobs.len() as f64);
-        commit(&store, std::mem::take(&mut batch), &changes).await;
+    loop {
+        // The queue is held only while taking a batch, so the next writer can gather while
+        // this one commits.
+        {
+            let mut jobs = jobs.lock().await;
+            if jobs.recv_many(&mut batch, batch_max).await == 0 {
+                return;
+            }
+            metrics::gauge!("kenar_ingest_queue_depth").set(jobs.len() as f64);
+        }
+        // A caller that has gone (its request timed out) was not answered 200, and will
+        // deliver again: storing its record now would only cost the others time.
+        batch.retain(|job| !job.reply.is_closed());
+        if !batch.is_empty() {
+            commit(&store, std::mem::take(&mut batch), &changes).await;
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The storage interface. [`Store`] is PostgreSQL or SQLite; both implement the same
 //! operations with their own SQL and migrations. Nothing here knows about HTTP.
 
+mod batch;
 mod postgres;
 pub mod query;
 mod rows;
@@ -210,17 +211,6 @@ pub struct NewIds {
 }
 
 impl NewIds {
-    fn note(&mut self, record: &NewRecord, seq: Option<i64>) {
-        let slot = match record {
-            NewRecord::Message(_) => &mut self.message,
-            NewRecord::Event(_) => &mut self.event,
-            NewRecord::Click(_) => &mut self.click,
-        };
-        if let Some(seq) = seq {
-            *slot = Some(slot.map_or(seq, |s| s.max(seq)));
-        }
-    }
-
     /// Whether anything was stored.
     pub fn any(&self) -> bool {
         self.message.is_some() || self.event.is_some() || self.click.is_some()
@@ -452,46 +442,6 @@ macro_rules! dispatch {
     };
 }
 
-/// A transaction the shared write logic runs in.
-pub(crate) trait Tx {
-    /// Its database's dialect.
-    fn dialect(&self) -> Dialect;
-    /// Runs an insert whose `returning seq` yields a row only when it inserted.
-    async fn returning_seq(&mut self, sql: &Sql) -> Result<Option<i64>, sqlx::Error>;
-    /// Runs a statement.
-    async fn execute(&mut self, sql: &Sql) -> Result<(), sqlx::Error>;
-}
-
-/// Stores records inside an open transaction: "insert if absent" against each unique key,
-/// and a new message's conversation updated in the same transaction.
-async fn write_records<T: Tx>(
-    tx: &mut T,
-    records: &[NewRecord],
-) -> Result<(Vec<WriteOutcome>, NewIds), sqlx::Error> {
-    let d = tx.dialect();
-    let mut outcomes = Vec::with_capacity(records.len());
-    let mut new_ids = NewIds::default();
-    for record in records {
-        let seq = match record {
-            NewRecord::Message(m) => {
-                let seq = tx.returning_seq(&statements::insert_message(d, m)).await?;
-                if seq.is_some() {
-                    tx.execute(&statements::upsert_conversation(d, m)).await?;
-                }
-                seq
-            }
-            NewRecord::Event(e) => tx.returning_seq(&statements::insert_event(d, e)).await?,
-            NewRecord::Click(c) => tx.returning_seq(&statements::insert_click(d, c)).await?,
-        };
-        new_ids.note(record, seq);
-        outcomes.push(match seq {
-            Some(_) => WriteOutcome::Stored,
-            None => WriteOutcome::Duplicate,
-        });
-    }
-    Ok((outcomes, new_ids))
-}
-
 impl Store {
     /// Opens a pool for `database.url`. A SQLite file and its folder are created when
     /// missing. Does not migrate.
@@ -512,7 +462,13 @@ impl Store {
                 Ok(Store::Postgres(PgStore::new(pool)))
             }
             DatabaseKind::Sqlite => Ok(Store::Sqlite(
-                SqliteStore::open(url, settings.max_connections, acquire).await?,
+                SqliteStore::open(
+                    url,
+                    settings.max_connections,
+                    acquire,
+                    settings.sqlite_synchronous,
+                )
+                .await?,
             )),
         }
     }
@@ -709,11 +665,6 @@ impl Store {
     pub async fn close(&self) {
         dispatch!(self, s => s.close().await)
     }
-}
-
-/// Serialises an optional JSON value for a json/text column.
-pub(crate) fn json_text(value: &Option<Value>) -> Option<String> {
-    value.as_ref().map(Value::to_string)
 }
 
 /// Parses a json/text column back.

@@ -7,15 +7,24 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::query::Query;
+use sqlx::query_builder::Separated;
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
     SqliteRow, SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use super::batch::{
+    CLICK_COLUMNS, CONVERSATION_COLUMNS, ConversationChange, EVENT_COLUMNS, MESSAGE_COLUMNS, Plan,
+    clean, clean_opt, conversation_changes, conversation_conflict,
+};
 use super::rows::micros;
-use super::sql::{Dialect, Param, Sql};
-use super::{NewIds, NewRecord, Tx, WriteOutcome};
+use super::sql::{Param, Sql};
+use super::{NewIds, NewRecord, WriteOutcome};
+use crate::config::SqliteSync;
 
 /// A SQLite connection pool.
 #[derive(Debug, Clone)]
@@ -40,12 +49,21 @@ fn bind(sql: &Sql) -> Query<'_, Sqlite, SqliteArguments<'_>> {
 
 impl SqliteStore {
     /// Opens (creating when missing) the database file of a `sqlite://` URL.
-    pub async fn open(url: &str, max_connections: u32, acquire: Duration) -> anyhow::Result<Self> {
+    pub async fn open(
+        url: &str,
+        max_connections: u32,
+        acquire: Duration,
+        sync: SqliteSync,
+    ) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a commit is on disk before the 200 is answered.
-            .synchronous(SqliteSynchronous::Full)
+            // In WAL mode NORMAL writes each commit to the log before it returns (it survives
+            // the process dying) and fsyncs at checkpoints; FULL fsyncs every commit.
+            .synchronous(match sync {
+                SqliteSync::Normal => SqliteSynchronous::Normal,
+                SqliteSync::Full => SqliteSynchronous::Full,
+            })
             .busy_timeout(Duration::from_secs(5))
             .foreign_keys(true);
         let file = options.get_filename();
@@ -87,27 +105,160 @@ impl SqliteStore {
         &self,
         records: &[NewRecord],
     ) -> Result<(Vec<WriteOutcome>, NewIds), sqlx::Error> {
+        let plan = Plan::new(records);
         // BEGIN IMMEDIATE takes the write lock up front, so a second writer waits on the
         // busy timeout instead of failing half-way with SQLITE_BUSY; one writer at a time
         // also keeps `seq` order equal to commit order.
         let mut tx = self.pool.begin_with("begin immediate").await?;
-        let result = super::write_records(&mut tx, records).await?;
+        let messages = insert_messages(&mut tx, &plan).await?;
+        upsert_conversations(&mut tx, &conversation_changes(&plan, &messages)).await?;
+        let events = insert_events(&mut tx, &plan).await?;
+        let clicks = insert_clicks(&mut tx, &plan).await?;
         tx.commit().await?;
-        Ok(result)
+        Ok(plan.outcomes(&messages, &events, &clicks))
     }
 }
 
-impl Tx for Transaction<'_, Sqlite> {
-    fn dialect(&self) -> Dialect {
-        Dialect::Sqlite
-    }
+type SqliteTx = Transaction<'static, Sqlite>;
 
-    async fn returning_seq(&mut self, sql: &Sql) -> Result<Option<i64>, sqlx::Error> {
-        let row = bind(sql).fetch_optional(&mut **self).await?;
-        row.map(|r| r.try_get(0)).transpose()
-    }
+/// Rows per multi-row insert: SQLite takes at most 32,766 parameters in one statement.
+const ROWS_PER_STATEMENT: usize = 1000;
 
-    async fn execute(&mut self, sql: &Sql) -> Result<(), sqlx::Error> {
-        bind(sql).execute(&mut **self).await.map(|_| ())
+/// Runs `insert into <head> values (...), (...) <tail>` over `rows` in chunks and collects
+/// the `(key, seq)` rows it returns.
+async fn insert_values<'a, T: 'a>(
+    tx: &mut SqliteTx,
+    head: &str,
+    tail: &str,
+    rows: &[(usize, &'a T)],
+    push: impl Fn(Separated<'_, 'a, Sqlite, &'static str>, &'a T),
+) -> Result<HashMap<String, i64>, sqlx::Error> {
+    let mut stored = HashMap::with_capacity(rows.len());
+    for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Sqlite>::new(head);
+        query.push_values(chunk, |row, (_, record)| push(row, record));
+        query.push(tail);
+        for row in query.build().fetch_all(&mut **tx).await? {
+            stored.insert(row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?);
+        }
     }
+    Ok(stored)
+}
+
+fn text(s: &str) -> Cow<'_, str> {
+    clean(s)
+}
+
+async fn insert_messages(
+    tx: &mut SqliteTx,
+    plan: &Plan<'_>,
+) -> Result<HashMap<String, i64>, sqlx::Error> {
+    let head = format!("insert into message ({MESSAGE_COLUMNS}) ");
+    insert_values(
+        tx,
+        &head,
+        " on conflict (id) do nothing returning id, seq",
+        &plan.messages,
+        |mut row, m| {
+            row.push_bind(text(&m.id))
+                .push_bind(m.source.as_str())
+                .push_bind(text(&m.event_type))
+                .push_bind(text(&m.conversation.id))
+                .push_bind(clean_opt(&m.conversation.post_token))
+                .push_bind(text(&m.message_type))
+                .push_bind(clean_opt(&m.text))
+                .push_bind(clean_opt(&m.sender_side))
+                .push_bind(clean_opt(&m.sender_type))
+                .push_bind(clean_opt(&m.sender_id))
+                .push_bind(clean_opt(&m.receiver_side))
+                .push_bind(clean_opt(&m.receiver_id))
+                .push_bind(micros(m.sent_at))
+                .push_bind(clean_opt(&m.sent_at_raw))
+                .push_bind(micros(m.received_at))
+                .push_bind(m.raw_body.as_slice())
+                .push_bind(m.data.as_ref().map(|v| v.to_string()))
+                .push_bind(m.metadata.as_ref().map(|v| v.to_string()));
+        },
+    )
+    .await
+}
+
+async fn upsert_conversations(
+    tx: &mut SqliteTx,
+    changes: &[ConversationChange<'_>],
+) -> Result<(), sqlx::Error> {
+    for chunk in changes.chunks(ROWS_PER_STATEMENT) {
+        let mut query = QueryBuilder::<Sqlite>::new(format!(
+            "insert into conversation ({CONVERSATION_COLUMNS}) "
+        ));
+        query.push_values(chunk, |mut row, c| {
+            row.push_bind(c.id.as_ref())
+                .push_bind(text(c.kind))
+                .push_bind(c.source)
+                .push_bind(c.post_token.map(clean))
+                .push_bind(c.supply_user_id.map(clean))
+                .push_bind(c.demand_user_id.map(clean))
+                .push_bind(micros(c.first_message_at))
+                .push_bind(micros(c.last_message_at))
+                .push_bind(c.message_count);
+        });
+        query.push(conversation_conflict("min", "max"));
+        query.build().execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+async fn insert_events(
+    tx: &mut SqliteTx,
+    plan: &Plan<'_>,
+) -> Result<HashMap<String, i64>, sqlx::Error> {
+    let head = format!("insert into event ({EVENT_COLUMNS}) ");
+    insert_values(
+        tx,
+        &head,
+        " on conflict (dedupe_key) do nothing returning dedupe_key, seq",
+        &plan.events,
+        |mut row, e| {
+            row.push_bind(text(&e.dedupe_key))
+                .push_bind(text(&e.event_type))
+                .push_bind(clean_opt(&e.subtype))
+                .push_bind(clean_opt(&e.subject_id))
+                .push_bind(clean_opt(&e.post_token))
+                .push_bind(e.raw_body.as_slice())
+                .push_bind(micros(e.received_at))
+                .push_bind(e.payload.to_string())
+                .push_bind(e.metadata.as_ref().map(|v| v.to_string()));
+        },
+    )
+    .await
+}
+
+async fn insert_clicks(
+    tx: &mut SqliteTx,
+    plan: &Plan<'_>,
+) -> Result<HashMap<String, i64>, sqlx::Error> {
+    let head = format!("insert into click ({CLICK_COLUMNS}) ");
+    insert_values(
+        tx,
+        &head,
+        " returning id, seq",
+        &plan.clicks,
+        |mut row, c| {
+            row.push_bind(text(&c.id))
+                .push_bind(text(&c.version))
+                .push_bind(clean_opt(&c.source))
+                .push_bind(clean_opt(&c.post_token))
+                .push_bind(clean_opt(&c.conversation_id))
+                .push_bind(clean_opt(&c.user_id))
+                .push_bind(clean_opt(&c.peer_id))
+                .push_bind(clean_opt(&c.side))
+                .push_bind(clean_opt(&c.rule))
+                .push_bind(clean_opt(&c.url))
+                .push_bind(text(&c.outcome))
+                .push_bind(c.raw_body.as_slice())
+                .push_bind(micros(c.received_at))
+                .push_bind(c.provider_data.to_string());
+        },
+    )
+    .await
 }

@@ -126,6 +126,7 @@ impl Cli {
             url: SecretString::from(url.as_str()),
             max_connections: 2,
             acquire_timeout_ms: 3_000,
+            sqlite_synchronous: kenar_hook::config::SqliteSync::Normal,
         })
         .await
         .expect("store")

@@ -11,6 +11,7 @@ mod client;
 mod config;
 mod ops;
 mod process;
+mod store_batch;
 mod webhook_events;
 mod webhook_legacy;
 mod webhook_rules;

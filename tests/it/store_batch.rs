@@ -1,0 +1,275 @@
+//! The set-based batch write: a batch stores exactly what the same records stored one at a
+//! time would, copies inside a batch included, and a record the database refuses fails only
+//! itself.
+
+use chrono::{DateTime, Utc};
+use kenar_hook::ingest::writer::{WriteError, Writer};
+use kenar_hook::notify::Changes;
+use kenar_hook::store::{
+    ConversationFacts, MessageSource, NewClick, NewEvent, NewMessage, NewRecord, Store,
+    WriteOutcome,
+};
+use serde_json::json;
+
+use crate::helpers::*;
+
+fn at(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(secs, 0).unwrap()
+}
+
+fn message(
+    id: &str,
+    conversation: &str,
+    post: Option<&str>,
+    supply: Option<&str>,
+    secs: i64,
+) -> NewRecord {
+    NewRecord::Message(NewMessage {
+        id: id.into(),
+        source: MessageSource::Legacy,
+        event_type: "CHAT_MESSAGE".into(),
+        conversation: ConversationFacts {
+            id: conversation.into(),
+            kind: "POST".into(),
+            post_token: post.map(Into::into),
+            supply_user_id: supply.map(Into::into),
+            demand_user_id: None,
+        },
+        message_type: "TEXT".into(),
+        text: Some(format!("متن {id}")),
+        sender_side: Some("BUYER".into()),
+        sender_type: None,
+        sender_id: Some("u1".into()),
+        receiver_side: Some("SELLER".into()),
+        receiver_id: None,
+        sent_at: at(secs),
+        sent_at_raw: Some(secs.to_string()),
+        received_at: at(secs + 1),
+        data: Some(json!({"text": format!("متن {id}")})),
+        metadata: None,
+        raw_body: format!("{{\"id\":\"{id}\"}}").into_bytes(),
+    })
+}
+
+fn event(key: &str) -> NewRecord {
+    NewRecord::Event(NewEvent {
+        dedupe_key: key.into(),
+        event_type: "POST_UPDATE".into(),
+        subtype: Some("PUBLISH".into()),
+        subject_id: Some("P1".into()),
+        post_token: Some("P1".into()),
+        payload: json!({"post_token": "P1"}),
+        metadata: Some(json!({"m": 1})),
+        raw_body: key.as_bytes().to_vec(),
+        received_at: at(100),
+    })
+}
+
+fn click(id: &str) -> NewRecord {
+    NewRecord::Click(NewClick {
+        id: id.into(),
+        version: "v2".into(),
+        source: None,
+        post_token: Some("P1".into()),
+        conversation_id: Some("c1".into()),
+        user_id: None,
+        peer_id: None,
+        side: Some("demand".into()),
+        provider_data: json!({"k": "v"}),
+        rule: None,
+        url: Some("https://app.example.ir/x".into()),
+        outcome: "redirect".into(),
+        raw_body: id.as_bytes().to_vec(),
+        received_at: at(200),
+    })
+}
+
+/// Messages over three conversations whose facts arrive late and out of time order, copies
+/// of a key inside the batch and of a key stored before, events and clicks.
+fn mixed_batch() -> Vec<NewRecord> {
+    vec![
+        message("m1", "c1", None, None, 50),
+        message("m2", "c2", Some("P2"), None, 40),
+        event("e1"),
+        message("m3", "c1", Some("P1"), None, 10),
+        message("m1", "c1", Some("P9"), Some("S9"), 5),
+        click("k1"),
+        message("m4", "c1", Some("P8"), Some("S1"), 70),
+        message("old", "c3", Some("P3"), None, 1),
+        event("e1"),
+        event("e-old"),
+        message("m5", "c3", Some("P3"), Some("S3"), 30),
+        click("k2"),
+        message("m2", "c2", None, None, 40),
+    ]
+}
+
+async fn store_on(backend: Backend) -> (TestApp, Store) {
+    let app = spawn_app(backend).await;
+    let store = app.store.clone();
+    // Stored earlier: a redelivery of these in the batch changes nothing.
+    store
+        .write_batch(&[message("old", "c3", Some("P3"), None, 1), event("e-old")])
+        .await
+        .unwrap();
+    (app, store)
+}
+
+async fn conversation_rows(store: &Store) -> Vec<String> {
+    let mut rows = Vec::new();
+    for id in ["c1", "c2", "c3"] {
+        rows.push(format!("{:?}", store.conversation(id).await.unwrap()));
+    }
+    rows
+}
+
+async fn a_batch_stores_what_one_by_one_would(backend: Backend) {
+    let records = mixed_batch();
+    let (_batched_app, batched) = store_on(backend).await;
+    let (_single_app, single) = store_on(backend).await;
+
+    let (outcomes, ids) = batched.write_batch(&records).await.unwrap();
+    let mut one_by_one = Vec::new();
+    for record in &records {
+        let (mut o, _) = single
+            .write_batch(std::slice::from_ref(record))
+            .await
+            .unwrap();
+        one_by_one.push(o.remove(0));
+    }
+    use WriteOutcome::{Duplicate as D, Stored as S};
+    assert_eq!(outcomes, [S, S, S, S, D, S, S, D, D, D, S, S, D]);
+    assert_eq!(outcomes, one_by_one);
+    assert!(ids.message.is_some() && ids.event.is_some() && ids.click.is_some());
+
+    assert_eq!(
+        conversation_rows(&batched).await,
+        conversation_rows(&single).await
+    );
+    let c1 = batched.conversation("c1").await.unwrap().unwrap();
+    assert_eq!(c1.message_count, 3, "m1 once, m3, m4");
+    assert_eq!((c1.first_message_at, c1.last_message_at), (at(10), at(70)));
+    assert_eq!(
+        c1.post_token.as_deref(),
+        Some("P1"),
+        "the first post token known"
+    );
+    assert_eq!(
+        c1.supply_user_id.as_deref(),
+        Some("S1"),
+        "the copy of m1 taught nothing"
+    );
+    let c3 = batched.conversation("c3").await.unwrap().unwrap();
+    assert_eq!(c3.message_count, 2, "old, then m5");
+    assert_eq!(c3.supply_user_id.as_deref(), Some("S3"));
+
+    assert_eq!(batched.counts().await.unwrap(), (3, 6, 2));
+    assert_eq!(
+        batched.counts().await.unwrap(),
+        single.counts().await.unwrap()
+    );
+    assert_eq!(batched.all_clicks().await.unwrap().len(), 2);
+    let m1 = batched.message("m1").await.unwrap().unwrap().message;
+    assert_eq!(m1.sent_at, at(50), "the first copy is the one stored");
+    assert_eq!(m1.raw_body, b"{\"id\":\"m1\"}");
+    assert_eq!(m1.data, Some(json!({"text": "متن m1"})));
+}
+
+async fn a_large_batch_keeps_every_outcome_in_place(backend: Backend) {
+    let (_app, store) = store_on(backend).await;
+    // Over SQLite's 1,000 rows a statement, every other record a copy of its predecessor.
+    let records: Vec<NewRecord> = (0..2500)
+        .map(|i| {
+            message(
+                &format!("big-{}", i / 2),
+                &format!("conv-{}", i % 7),
+                None,
+                None,
+                i,
+            )
+        })
+        .collect();
+    let (outcomes, _) = store.write_batch(&records).await.unwrap();
+    for (i, outcome) in outcomes.iter().enumerate() {
+        let expected = if i % 2 == 0 {
+            WriteOutcome::Stored
+        } else {
+            WriteOutcome::Duplicate
+        };
+        assert_eq!(*outcome, expected, "record {i}");
+    }
+    let (conversations, messages, _) = store.counts().await.unwrap();
+    assert_eq!((conversations, messages), (8, 1251));
+    let mut total = 0;
+    for c in 0..7 {
+        total += store
+            .conversation(&format!("conv-{c}"))
+            .await
+            .unwrap()
+            .unwrap()
+            .message_count;
+    }
+    assert_eq!(total, 1250);
+}
+
+on_both_backends!(
+    a_batch_stores_what_one_by_one_would,
+    a_large_batch_keeps_every_outcome_in_place,
+);
+
+/// PostgreSQL cannot hold a time before 4713 BC: such a record fails its batch, and the
+/// writer then stores every other record of that batch on its own.
+#[tokio::test]
+async fn a_record_the_database_refuses_fails_only_itself() {
+    let app = spawn_app(Backend::Postgres).await;
+    let (writer, task) = Writer::spawn(app.store.clone(), 16, 16, 1, Changes::new());
+    let mut ancient = message("ancient", "c9", None, None, 0);
+    if let NewRecord::Message(m) = &mut ancient {
+        m.sent_at = DateTime::from_timestamp(-300_000_000_000, 0).unwrap();
+    }
+    // All three are queued before the writer task first runs, so they form one batch.
+    let (a, b, c) = tokio::join!(
+        writer.submit(message("good-1", "c9", None, None, 1)),
+        writer.submit(ancient),
+        writer.submit(message("good-2", "c9", None, None, 2)),
+    );
+    assert_eq!(a, Ok(WriteOutcome::Stored));
+    assert_eq!(b, Err(WriteError::Unavailable));
+    assert_eq!(c, Ok(WriteOutcome::Stored));
+    assert!(app.store.message("ancient").await.unwrap().is_none());
+    let conversation = app.store.conversation("c9").await.unwrap().unwrap();
+    assert_eq!(conversation.message_count, 2);
+    drop(writer);
+    task.await.unwrap();
+}
+
+/// Several writers share one queue: everything is stored once, whatever writer took it.
+#[tokio::test]
+async fn several_writers_store_every_record_once() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let app = spawn_app(backend).await;
+        let (writer, task) = Writer::spawn(app.store.clone(), 4096, 32, 4, Changes::new());
+        let submits = (0..600).map(|i| {
+            let writer = writer.clone();
+            tokio::spawn(async move {
+                writer
+                    .submit(message(&format!("w-{}", i % 400), "cw", None, None, i))
+                    .await
+            })
+        });
+        let outcomes = futures_util::future::join_all(submits).await;
+        let stored = outcomes
+            .iter()
+            .filter(|o| matches!(o, Ok(Ok(WriteOutcome::Stored))))
+            .count();
+        let duplicate = outcomes
+            .iter()
+            .filter(|o| matches!(o, Ok(Ok(WriteOutcome::Duplicate))))
+            .count();
+        assert_eq!((stored, duplicate), (400, 200), "{backend:?}");
+        let c = app.store.conversation("cw").await.unwrap().unwrap();
+        assert_eq!(c.message_count, 400, "{backend:?}");
+        drop(writer);
+        task.await.unwrap();
+    }
+}
