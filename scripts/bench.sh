@@ -260,6 +260,9 @@ check_count() { # scenario, rows added, "unique" or "duplicate"
 bench_ingest() {
   command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
   local src; src=$(db_url kh_bench)
+  # PostgreSQL sized as for the read benchmark (shared_buffers = 1GB, restored afterwards):
+  # the pre-filled tables and indexes do not fit Debian's default 128 MB.
+  tune_postgres
   seed_read_data "$src"
   local db=kh_bench_ingest url; url=$(db_url kh_bench_ingest)
   # A copy of the read benchmark's 1,000,000 messages, so inserts meet full indexes.

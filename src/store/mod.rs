@@ -217,15 +217,6 @@ impl NewIds {
     }
 }
 
-/// The NOTIFY payload of a batch: only ids, e.g. `m:120 c:7`.
-fn notification(ids: &NewIds) -> Option<String> {
-    let parts: Vec<String> = [("m", ids.message), ("e", ids.event), ("c", ids.click)]
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| format!("{k}:{v}")))
-        .collect();
-    (!parts.is_empty()).then(|| parts.join(" "))
-}
-
 /// Whether a record was new.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum WriteOutcome {
