@@ -180,6 +180,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
     let settings = Arc::new(settings);
     let changes = Changes::new();
     let shutdown = CancellationToken::new();
+    store.spawn_upkeep(shutdown.clone());
     if let Store::Postgres(pg) = &store {
         tokio::spawn(notify::listen_postgres(
             pg.pool().clone(),

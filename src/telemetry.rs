@@ -23,10 +23,11 @@ pub fn init_tracing(settings: &LogSettings) -> WorkerGuard {
     let filter = EnvFilter::try_new(&settings.level).unwrap_or_else(|_| EnvFilter::new("info"));
     // A line per request written to stderr directly is a system call in every request's
     // path; under load those writes were a large share of the CPU. A thread of its own
-    // writes the lines instead, many per call. It never drops a line: when 128k lines wait,
-    // logging waits too.
+    // writes the lines instead, many per call. It never drops a line: when 16k lines wait
+    // (a few MB), logging waits too.
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
+        .buffered_lines_limit(16 * 1024)
         .thread_name("kenar-hook-log")
         .finish(BufWriter::new(std::io::stderr()));
     // Colour codes only for a person at a terminal, never into files or log collectors.

@@ -510,6 +510,14 @@ impl Store {
         dispatch!(self, s => s.migrate().await)
     }
 
+    /// Starts the database's own upkeep until `stop` is cancelled: SQLite's checkpoints (see
+    /// `SqliteStore::spawn_checkpointer`); nothing on PostgreSQL.
+    pub fn spawn_upkeep(&self, stop: tokio_util::sync::CancellationToken) {
+        if let Store::Sqlite(s) = self {
+            s.spawn_checkpointer(stop);
+        }
+    }
+
     /// A cheap round trip to the database.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         self.execute(&Sql::new(self.dialect(), "select 1")).await

@@ -273,3 +273,38 @@ async fn several_writers_store_every_record_once() {
         task.await.unwrap();
     }
 }
+
+/// SQLite's log is copied into the database file by the service's own checkpoints (SQLite's
+/// automatic ones, inside a commit, are off): the file grows a moment after the writes.
+#[tokio::test]
+async fn sqlite_checkpoints_run_in_the_background() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let file = app._dir.path().join("test.db");
+    let size = || std::fs::metadata(&file).unwrap().len();
+    let before = size();
+    let records: Vec<NewRecord> = (0..300)
+        .map(|i| {
+            message(
+                &format!("ck-{i}"),
+                &format!("ck-conv-{}", i % 30),
+                None,
+                None,
+                i,
+            )
+        })
+        .collect();
+    app.store.write_batch(&records).await.unwrap();
+    let wal = app._dir.path().join("test.db-wal");
+    assert!(
+        std::fs::metadata(&wal).unwrap().len() > 0,
+        "written to the log first"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while size() <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint within 10 s: the database file stayed at {before} bytes"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
