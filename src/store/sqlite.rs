@@ -87,7 +87,7 @@ impl SqliteStore {
         Ok(SqliteStore { pool })
     }
 
-    /// Copies the write-ahead log into the database every 2 s from a pooled connection of its
+    /// Copies the write-ahead log into the database every 250 ms from a pooled connection of its
     /// own. Left to SQLite, the commit that crossed 1,000 log pages did it, fsync included,
     /// while every delivery of that batch waited for its answer (BENCHMARKS.md has the
     /// figures). A passive checkpoint never waits for readers or writers; the log restarts
@@ -95,7 +95,7 @@ impl SqliteStore {
     pub(super) fn spawn_checkpointer(&self, stop: CancellationToken) {
         let pool = self.pool.clone();
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(2));
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
             tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
