@@ -294,3 +294,30 @@ async fn insert_clicks(
     )
     .await
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_synchronous_setting_reaches_every_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        for (sync, level) in [(SqliteSync::Normal, 1), (SqliteSync::Full, 2)] {
+            let url = format!("sqlite://{}", dir.path().join("s.db").display());
+            let store = SqliteStore::open(&url, 2, Duration::from_secs(3), sync)
+                .await
+                .unwrap();
+            let got: i64 = sqlx::query_scalar("pragma synchronous")
+                .fetch_one(&store.pool)
+                .await
+                .unwrap();
+            assert_eq!(got, level, "{sync:?}");
+            let auto: i64 = sqlx::query_scalar("pragma wal_autocheckpoint")
+                .fetch_one(&store.pool)
+                .await
+                .unwrap();
+            assert_eq!(auto, 0, "checkpoints are the upkeep task's");
+            store.close().await;
+        }
+    }
+}

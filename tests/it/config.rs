@@ -24,6 +24,12 @@ fn defaults_are_the_documented_ones() {
     assert_eq!(s.metrics.listen.to_string(), "127.0.0.1:9090");
     assert_eq!(s.log.format, LogFormat::Pretty);
     assert!(s.divar.identification_keys.is_empty());
+    assert_eq!(
+        s.database.sqlite_synchronous,
+        kenar_hook::config::SqliteSync::Normal
+    );
+    assert_eq!(s.ingest.writers, None, "chosen by database");
+    assert_eq!(s.ingest.batch_max, 128);
 }
 
 #[test]
@@ -109,6 +115,13 @@ fn invalid_settings_name_the_key() {
             "good, ",
             "divar.identification_keys",
         ),
+        (
+            "KENAR_HOOK__DATABASE__SQLITE_SYNCHRONOUS",
+            "off",
+            "database.sqlite_synchronous",
+        ),
+        ("KENAR_HOOK__INGEST__WRITERS", "0", "ingest.writers"),
+        ("KENAR_HOOK__INGEST__WRITERS", "17", "ingest.writers"),
     ];
     for (key, value, named) in cases {
         let err = Settings::load_from(None, &env(&[(key, value)])).unwrap_err();
