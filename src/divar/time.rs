@@ -58,9 +58,13 @@ fn from_integer(i: i64) -> Result<Option<DateTime<Utc>>, String> {
         i if i >= 100_000_000_000 => i * 1_000,
         i => i * 1_000_000,
     };
+    at_micros(micros, i)
+}
+
+fn at_micros(micros: i64, sent: impl std::fmt::Display) -> Result<Option<DateTime<Utc>>, String> {
     DateTime::from_timestamp_micros(micros)
         .map(Some)
-        .ok_or_else(|| format!("{i} is out of range"))
+        .ok_or_else(|| format!("{sent} is out of range"))
 }
 
 fn from_float(f: f64) -> Result<Option<DateTime<Utc>>, String> {
@@ -76,7 +80,9 @@ fn from_float(f: f64) -> Result<Option<DateTime<Utc>>, String> {
     } else {
         f * 1e6
     };
-    from_integer((micros.round() as i64).max(1))
+    // Already in microseconds: going through `from_integer` would apply the unit rule a
+    // second time (float seconds below 1e8 were read as milliseconds).
+    at_micros((micros.round() as i64).max(1), f)
 }
 
 fn kind(v: &Value) -> &'static str {
@@ -118,6 +124,9 @@ mod tests {
         assert_eq!(micros(json!("1741508219515000")), 1_741_508_219_515_000);
         assert_eq!(micros(json!(1_741_508_067.5)), 1_741_508_067_500_000);
         assert_eq!(micros(json!("1741508067.5")), 1_741_508_067_500_000);
+        // Early times in float seconds: the unit rule applies once.
+        assert_eq!(micros(json!(50_000_000.25)), 50_000_000_250_000);
+        assert_eq!(micros(json!("1000.5")), 1_000_500_000);
     }
 
     #[test]

@@ -70,3 +70,27 @@ async fn metrics_count_deliveries_by_type_and_outcome() {
         assert!(text.contains(needle), "metrics lack {needle}:\n{text}");
     }
 }
+
+/// Methods made up by a caller are counted under `OTHER`: no label comes from request data,
+/// so no one can grow the metrics.
+#[tokio::test]
+async fn made_up_methods_share_one_metric_label() {
+    let app = spawn_app(Backend::Sqlite).await;
+    for i in 0..300 {
+        let method = reqwest::Method::from_bytes(format!("MX{i:05}Q").as_bytes()).unwrap();
+        let response = app
+            .client
+            .request(method, app.url("/healthz"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 405);
+    }
+    let text = kenar_hook::telemetry::metrics_handle().render();
+    assert!(!text.contains("MX00"), "a made-up method became a label");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("http_requests_total") && l.contains("method=\"OTHER\"")),
+        "counted under OTHER"
+    );
+}
