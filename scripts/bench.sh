@@ -240,6 +240,12 @@ steady_run() { # scenario, run, port, run id -> the same fields from loadgen at 
       /^latency/ {printf "%s run=%s requests=%d seconds=0 rate=%s non2xx=%d socket_errors=0 p50_ms=%s p99_ms=%s max_ms=%s\n", s, r, n, rate, n-ok, $4, $8, $12}'
 }
 pg_count() { psql -qtA "$1" -c "select count(*) from message"; }
+counted() { # count command, its argument, scenario, command...: runs it, then "rows SCENARIO BEFORE AFTER"
+  local count=$1 where=$2 scenario=$3 before after
+  shift 3
+  before=$($count "$where"); "$@"; after=$($count "$where")
+  echo "rows $scenario $before $after"
+}
 sqlite_count() { python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from message').fetchone()[0])" "$1"; }
 answered_200() { # scenario: sum of 2xx answers of its runs
   awk -v s="$1" '$1 == s {for (i=2;i<=NF;i++) {split($i,kv,"="); f[kv[1]]=kv[2]} n += f["requests"] - f["non2xx"]} END {print n+0}' "$out/ingest-runs.txt"
@@ -277,23 +283,18 @@ bench_ingest() {
     wrk_run prime 0 256 2 $port "dup$tag" 2000 /webhooks/divar >/dev/null
     for r in $(seq 1 "$ingest_runs"); do
       wrk_run pg_healthz_c256 "$r" 256 2 $port "" 0 /healthz
-      before=$(pg_count "$url"); wrk_run pg_ingest_c256 "$r" 256 2 $port "u256$tag$r" 0 /webhooks/divar; after=$(pg_count "$url")
-      echo "rows pg_ingest_c256 $before $after"
+      counted pg_count "$url" pg_ingest_c256 wrk_run pg_ingest_c256 "$r" 256 2 $port "u256$tag$r" 0 /webhooks/divar
       wrk_run pg_healthz_c64 "$r" 64 2 $port "" 0 /healthz
-      before=$(pg_count "$url"); wrk_run pg_ingest_c64 "$r" 64 2 $port "u64$tag$r" 0 /webhooks/divar; after=$(pg_count "$url")
-      echo "rows pg_ingest_c64 $before $after"
-      before=$(pg_count "$url"); wrk_run pg_redeliver_c256 "$r" 256 2 $port "dup$tag" 2000 /webhooks/divar; after=$(pg_count "$url")
-      echo "rows pg_redeliver_c256 $before $after"
-      before=$(pg_count "$url"); steady_run pg_steady_1000 "$r" $port "s$tag$r"; after=$(pg_count "$url")
-      echo "rows pg_steady_1000 $before $after"
+      counted pg_count "$url" pg_ingest_c64 wrk_run pg_ingest_c64 "$r" 64 2 $port "u64$tag$r" 0 /webhooks/divar
+      counted pg_count "$url" pg_redeliver_c256 wrk_run pg_redeliver_c256 "$r" 256 2 $port "dup$tag" 2000 /webhooks/divar
+      counted pg_count "$url" pg_steady_1000 steady_run pg_steady_1000 "$r" $port "s$tag$r"
     done
     echo "rss pg $(stop_ingest)"
 
     echo "== PostgreSQL, ingest.batch_max = 1"
     start_ingest "$(ingest_config pg1 "$url" $port 19090 $'[ingest]\nbatch_max = 1')" $port
     for r in $(seq 1 "$ingest_runs"); do
-      before=$(pg_count "$url"); wrk_run pg_batch1_c256 "$r" 256 2 $port "b1$tag$r" 0 /webhooks/divar; after=$(pg_count "$url")
-      echo "rows pg_batch1_c256 $before $after"
+      counted pg_count "$url" pg_batch1_c256 wrk_run pg_batch1_c256 "$r" 256 2 $port "b1$tag$r" 0 /webhooks/divar
     done
     stop_ingest >/dev/null
 
@@ -322,10 +323,8 @@ bench_ingest() {
     wrk_run warmup 0 64 2 $port "warms$tag" 0 /webhooks/divar >/dev/null
     for r in $(seq 1 "$ingest_runs"); do
       wrk_run sqlite_healthz_c64 "$r" 64 2 $port "" 0 /healthz
-      before=$(sqlite_count "$file"); wrk_run sqlite_ingest_c64 "$r" 64 2 $port "q64$tag$r" 0 /webhooks/divar; after=$(sqlite_count "$file")
-      echo "rows sqlite_ingest_c64 $before $after"
-      before=$(sqlite_count "$file"); steady_run sqlite_steady_1000 "$r" $port "qs$tag$r"; after=$(sqlite_count "$file")
-      echo "rows sqlite_steady_1000 $before $after"
+      counted sqlite_count "$file" sqlite_ingest_c64 wrk_run sqlite_ingest_c64 "$r" 64 2 $port "q64$tag$r" 0 /webhooks/divar
+      counted sqlite_count "$file" sqlite_steady_1000 steady_run sqlite_steady_1000 "$r" $port "qs$tag$r"
     done
     echo "rss sqlite $(stop_ingest)"
   } | tee "$out/ingest-runs.txt"

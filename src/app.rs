@@ -188,12 +188,10 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
             shutdown.clone(),
         ));
     }
-    let writers = settings.ingest.writers.unwrap_or(match &store {
-        // Measured (docs in BENCHMARKS.md): a second PostgreSQL writer overlaps one batch's
-        // round trips with the next; SQLite takes one writer at a time anyway.
-        Store::Postgres(_) => 2,
-        Store::Sqlite(_) => 1,
-    });
+    let writers = settings
+        .ingest
+        .writers
+        .unwrap_or_else(|| store.default_writers());
     let (writer, writer_task) = Writer::spawn(
         store.clone(),
         settings.ingest.queue_capacity,

@@ -5,34 +5,33 @@
 //! transaction, and the writer was bound by statement latency, not by the database's work.
 
 use std::borrow::Cow;
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
 use super::{NewClick, NewEvent, NewIds, NewMessage, NewRecord, WriteOutcome};
 
-/// Text never takes U+0000 to the database: PostgreSQL text cannot hold it, so both
-/// databases get U+FFFD in its place, in every column alike.
-pub(super) fn clean(s: &str) -> Cow<'_, str> {
-    if s.contains('\0') {
-        Cow::Owned(s.replace('\0', "\u{fffd}"))
-    } else {
-        Cow::Borrowed(s)
-    }
-}
+pub(super) use super::sql::without_nul as clean;
 
 pub(super) fn clean_opt(s: &Option<String>) -> Option<Cow<'_, str>> {
     s.as_deref().map(clean)
 }
 
-/// A batch sorted for the statements: the first record of each key, by table, with its
-/// position in the batch. A later copy of a key in the same batch is a redelivery of it and
-/// never reaches the database.
+/// A record of a batch with its position and its key as the database holds it (U+0000
+/// replaced).
+pub(super) struct Item<'a, T> {
+    pub index: usize,
+    pub key: Cow<'a, str>,
+    pub record: &'a T,
+}
+
+/// A batch sorted for the statements: the first record of each key, by table. A later copy
+/// of a key in the same batch is a redelivery of it and never reaches the database.
 pub(super) struct Plan<'a> {
-    pub messages: Vec<(usize, &'a NewMessage)>,
-    pub events: Vec<(usize, &'a NewEvent)>,
-    pub clicks: Vec<(usize, &'a NewClick)>,
+    pub messages: Vec<Item<'a, NewMessage>>,
+    pub events: Vec<Item<'a, NewEvent>>,
+    pub clicks: Vec<Item<'a, NewClick>>,
     len: usize,
 }
 
@@ -44,31 +43,30 @@ impl<'a> Plan<'a> {
             clicks: Vec::new(),
             len: records.len(),
         };
-        // Keys as the database will hold them (U+0000 replaced), so two spellings of one
-        // stored key are one key here too.
-        let mut seen: HashMap<(u8, Cow<'a, str>), ()> = HashMap::with_capacity(records.len());
-        for (i, record) in records.iter().enumerate() {
-            let key = match record {
+        // Keys as the database will hold them, so two spellings of one stored key are one
+        // key here too.
+        let mut seen: HashSet<(u8, Cow<'a, str>)> = HashSet::with_capacity(records.len());
+        for (index, record) in records.iter().enumerate() {
+            let (table, key) = match record {
                 NewRecord::Message(m) => (0, clean(&m.id)),
                 NewRecord::Event(e) => (1, clean(&e.dedupe_key)),
                 NewRecord::Click(c) => (2, clean(&c.id)),
             };
-            if let Entry::Vacant(slot) = seen.entry(key) {
-                slot.insert(());
-                match record {
-                    NewRecord::Message(m) => plan.messages.push((i, m)),
-                    NewRecord::Event(e) => plan.events.push((i, e)),
-                    NewRecord::Click(c) => plan.clicks.push((i, c)),
-                }
+            if !seen.insert((table, key.clone())) {
+                continue;
+            }
+            match record {
+                NewRecord::Message(record) => plan.messages.push(Item { index, key, record }),
+                NewRecord::Event(record) => plan.events.push(Item { index, key, record }),
+                NewRecord::Click(record) => plan.clicks.push(Item { index, key, record }),
             }
         }
         plan
     }
 
-    /// Outcomes in batch order from the `(key, seq)` rows each insert returned (keys as
-    /// stored): a record
-    /// whose key came back was stored; everything else (an existing key, or a later copy
-    /// inside this batch) is a duplicate.
+    /// Outcomes in batch order from the `(key, seq)` rows each insert returned: a record whose
+    /// key came back was stored; everything else (an existing key, or a later copy inside
+    /// this batch) is a duplicate.
     pub fn outcomes(
         &self,
         messages: &HashMap<String, i64>,
@@ -77,25 +75,22 @@ impl<'a> Plan<'a> {
     ) -> (Vec<WriteOutcome>, NewIds) {
         let mut outcomes = vec![WriteOutcome::Duplicate; self.len];
         let mut ids = NewIds::default();
-        let mut mark = |i: usize, seq: Option<&i64>, slot: &mut Option<i64>| {
-            if let Some(&seq) = seq {
-                outcomes[i] = WriteOutcome::Stored;
-                *slot = Some(slot.map_or(seq, |s| s.max(seq)));
+        fn mark<T>(
+            items: &[Item<'_, T>],
+            returned: &HashMap<String, i64>,
+            outcomes: &mut [WriteOutcome],
+            newest: &mut Option<i64>,
+        ) {
+            for item in items {
+                if let Some(&seq) = returned.get(item.key.as_ref()) {
+                    outcomes[item.index] = WriteOutcome::Stored;
+                    *newest = Some(newest.map_or(seq, |s| s.max(seq)));
+                }
             }
-        };
-        for (i, m) in &self.messages {
-            mark(*i, messages.get(clean(&m.id).as_ref()), &mut ids.message);
         }
-        for (i, e) in &self.events {
-            mark(
-                *i,
-                events.get(clean(&e.dedupe_key).as_ref()),
-                &mut ids.event,
-            );
-        }
-        for (i, c) in &self.clicks {
-            mark(*i, clicks.get(clean(&c.id).as_ref()), &mut ids.click);
-        }
+        mark(&self.messages, messages, &mut outcomes, &mut ids.message);
+        mark(&self.events, events, &mut outcomes, &mut ids.event);
+        mark(&self.clicks, clicks, &mut outcomes, &mut ids.click);
         (outcomes, ids)
     }
 }
@@ -124,12 +119,12 @@ pub(super) fn conversation_changes<'a>(
     stored: &HashMap<String, i64>,
 ) -> Vec<ConversationChange<'a>> {
     let mut by_id: HashMap<Cow<'a, str>, ConversationChange<'a>> = HashMap::new();
-    for (_, m) in plan
+    for item in plan
         .messages
         .iter()
-        .filter(|(_, m)| stored.contains_key(&m.id))
+        .filter(|i| stored.contains_key(i.key.as_ref()))
     {
-        let c = &m.conversation;
+        let (m, c) = (item.record, &item.record.conversation);
         match by_id.entry(clean(&c.id)) {
             Entry::Vacant(slot) => {
                 let id = slot.key().clone();

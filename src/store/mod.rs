@@ -518,6 +518,16 @@ impl Store {
         }
     }
 
+    /// How many batch writers suit this database when `ingest.writers` is unset. Measured
+    /// (BENCHMARKS.md): a second PostgreSQL writer encodes the next batch while one is in the
+    /// database; SQLite takes one writer at a time anyway.
+    pub fn default_writers(&self) -> usize {
+        match self {
+            Store::Postgres(_) => 2,
+            Store::Sqlite(_) => 1,
+        }
+    }
+
     /// A cheap round trip to the database.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         self.execute(&Sql::new(self.dialect(), "select 1")).await

@@ -12,8 +12,8 @@ use std::sync::LazyLock;
 use chrono::{DateTime, Utc};
 
 use super::batch::{
-    CLICK_COLUMNS, CONVERSATION_COLUMNS, EVENT_COLUMNS, MESSAGE_COLUMNS, Plan, clean, clean_opt,
-    conversation_conflict,
+    CLICK_COLUMNS, CONVERSATION_COLUMNS, EVENT_COLUMNS, Item, MESSAGE_COLUMNS, Plan, clean,
+    clean_opt, conversation_conflict,
 };
 use super::sql::{Param, Sql};
 use super::{NOTIFY_CHANNEL, NewIds, NewRecord, WRITER_LOCK, WriteOutcome};
@@ -86,7 +86,7 @@ impl PgStore {
         let rows = sqlx::query(&BATCH_STATEMENT)
             .bind(WRITER_LOCK)
             .bind(NOTIFY_CHANNEL)
-            .bind(texts(m, |m| &m.id))
+            .bind(keys(m))
             .bind(texts(m, |m| m.source.as_str()))
             .bind(texts(m, |m| &m.event_type))
             .bind(texts(m, |m| &m.conversation.id))
@@ -107,7 +107,7 @@ impl PgStore {
             .bind(texts(m, |m| &m.conversation.kind))
             .bind(opt_texts(m, |m| &m.conversation.supply_user_id))
             .bind(opt_texts(m, |m| &m.conversation.demand_user_id))
-            .bind(texts(e, |e| &e.dedupe_key))
+            .bind(keys(e))
             .bind(texts(e, |e| &e.event_type))
             .bind(opt_texts(e, |e| &e.subtype))
             .bind(opt_texts(e, |e| &e.subject_id))
@@ -116,7 +116,7 @@ impl PgStore {
             .bind(times(e, |e| e.received_at))
             .bind(json_texts(e, |e| Some(&e.payload)))
             .bind(json_texts(e, |e| e.metadata.as_ref()))
-            .bind(texts(c, |c| &c.id))
+            .bind(keys(c))
             .bind(texts(c, |c| &c.version))
             .bind(opt_texts(c, |c| &c.source))
             .bind(opt_texts(c, |c| &c.post_token))
@@ -211,33 +211,38 @@ static BATCH_STATEMENT: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// Columns as arrays: NUL-free text borrowed from the records where it can be.
-fn texts<'a, T: 'a>(rows: &[(usize, &'a T)], f: impl Fn(&'a T) -> &'a str) -> Vec<Cow<'a, str>> {
-    rows.iter().map(|(_, r)| clean(f(r))).collect()
+fn texts<'a, T: 'a>(rows: &[Item<'a, T>], f: impl Fn(&'a T) -> &'a str) -> Vec<Cow<'a, str>> {
+    rows.iter().map(|i| clean(f(i.record))).collect()
+}
+
+/// The key column, already cleaned by the plan.
+fn keys<'a, T>(rows: &'a [Item<'_, T>]) -> Vec<&'a str> {
+    rows.iter().map(|i| i.key.as_ref()).collect()
 }
 
 fn opt_texts<'a, T: 'a>(
-    rows: &[(usize, &'a T)],
+    rows: &[Item<'a, T>],
     f: impl Fn(&'a T) -> &'a Option<String>,
 ) -> Vec<Option<Cow<'a, str>>> {
-    rows.iter().map(|(_, r)| clean_opt(f(r))).collect()
+    rows.iter().map(|i| clean_opt(f(i.record))).collect()
 }
 
 fn json_texts<'a, T: 'a>(
-    rows: &[(usize, &'a T)],
+    rows: &[Item<'a, T>],
     f: impl Fn(&'a T) -> Option<&'a serde_json::Value>,
 ) -> Vec<Option<String>> {
     rows.iter()
-        .map(|(_, r)| f(r).map(|v| v.to_string()))
+        .map(|i| f(i.record).map(|v| v.to_string()))
         .collect()
 }
 
 fn times<'a, T: 'a>(
-    rows: &[(usize, &'a T)],
+    rows: &[Item<'a, T>],
     f: impl Fn(&'a T) -> DateTime<Utc>,
 ) -> Vec<DateTime<Utc>> {
-    rows.iter().map(|(_, r)| f(r)).collect()
+    rows.iter().map(|i| f(i.record)).collect()
 }
 
-fn bodies<'a, T: 'a>(rows: &[(usize, &'a T)], f: impl Fn(&'a T) -> &'a [u8]) -> Vec<&'a [u8]> {
-    rows.iter().map(|(_, r)| f(r)).collect()
+fn bodies<'a, T: 'a>(rows: &[Item<'a, T>], f: impl Fn(&'a T) -> &'a [u8]) -> Vec<&'a [u8]> {
+    rows.iter().map(|i| f(i.record)).collect()
 }

@@ -1,6 +1,8 @@
 //! SQL text with typed parameters, written once for both databases; each backend binds the
 //! parameters its own way.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 
 /// The database's flavour of SQL.
@@ -27,13 +29,22 @@ pub enum Param {
     Time(DateTime<Utc>),
 }
 
+/// Text never takes U+0000 to the database: PostgreSQL text cannot hold it, so both
+/// databases get U+FFFD in its place, in every column and filter alike.
+pub(super) fn without_nul(s: &str) -> Cow<'_, str> {
+    if s.contains('\0') {
+        Cow::Owned(s.replace('\0', "\u{fffd}"))
+    } else {
+        Cow::Borrowed(s)
+    }
+}
+
 impl Param {
     fn without_nul(self) -> Self {
         fn replace(s: String) -> String {
-            if s.contains('\0') {
-                s.replace('\0', "\u{fffd}")
-            } else {
-                s
+            match without_nul(&s) {
+                Cow::Borrowed(_) => s,
+                Cow::Owned(cleaned) => cleaned,
             }
         }
         match self {

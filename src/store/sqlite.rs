@@ -17,12 +17,11 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 
 use super::batch::{
-    CLICK_COLUMNS, CONVERSATION_COLUMNS, ConversationChange, EVENT_COLUMNS, MESSAGE_COLUMNS, Plan,
-    clean, clean_opt, conversation_changes, conversation_conflict,
+    CLICK_COLUMNS, CONVERSATION_COLUMNS, ConversationChange, EVENT_COLUMNS, Item, MESSAGE_COLUMNS,
+    Plan, clean, clean_opt, conversation_changes, conversation_conflict,
 };
 use super::rows::micros;
 use super::sql::{Param, Sql};
@@ -162,23 +161,19 @@ async fn insert_values<'a, T: 'a>(
     tx: &mut SqliteTx,
     head: &str,
     tail: &str,
-    rows: &[(usize, &'a T)],
-    push: impl Fn(Separated<'_, 'a, Sqlite, &'static str>, &'a T),
+    rows: &'a [Item<'a, T>],
+    push: impl Fn(Separated<'_, 'a, Sqlite, &'static str>, &'a Item<'a, T>),
 ) -> Result<HashMap<String, i64>, sqlx::Error> {
     let mut stored = HashMap::with_capacity(rows.len());
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut query = QueryBuilder::<Sqlite>::new(head);
-        query.push_values(chunk, |row, (_, record)| push(row, record));
+        query.push_values(chunk, &push);
         query.push(tail);
         for row in query.build().fetch_all(&mut **tx).await? {
             stored.insert(row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?);
         }
     }
     Ok(stored)
-}
-
-fn text(s: &str) -> Cow<'_, str> {
-    clean(s)
 }
 
 async fn insert_messages(
@@ -191,13 +186,14 @@ async fn insert_messages(
         &head,
         " on conflict (id) do nothing returning id, seq",
         &plan.messages,
-        |mut row, m| {
-            row.push_bind(text(&m.id))
+        |mut row, item| {
+            let m = item.record;
+            row.push_bind(item.key.as_ref())
                 .push_bind(m.source.as_str())
-                .push_bind(text(&m.event_type))
-                .push_bind(text(&m.conversation.id))
+                .push_bind(clean(&m.event_type))
+                .push_bind(clean(&m.conversation.id))
                 .push_bind(clean_opt(&m.conversation.post_token))
-                .push_bind(text(&m.message_type))
+                .push_bind(clean(&m.message_type))
                 .push_bind(clean_opt(&m.text))
                 .push_bind(clean_opt(&m.sender_side))
                 .push_bind(clean_opt(&m.sender_type))
@@ -225,7 +221,7 @@ async fn upsert_conversations(
         ));
         query.push_values(chunk, |mut row, c| {
             row.push_bind(c.id.as_ref())
-                .push_bind(text(c.kind))
+                .push_bind(clean(c.kind))
                 .push_bind(c.source)
                 .push_bind(c.post_token.map(clean))
                 .push_bind(c.supply_user_id.map(clean))
@@ -250,9 +246,10 @@ async fn insert_events(
         &head,
         " on conflict (dedupe_key) do nothing returning dedupe_key, seq",
         &plan.events,
-        |mut row, e| {
-            row.push_bind(text(&e.dedupe_key))
-                .push_bind(text(&e.event_type))
+        |mut row, item| {
+            let e = item.record;
+            row.push_bind(item.key.as_ref())
+                .push_bind(clean(&e.event_type))
                 .push_bind(clean_opt(&e.subtype))
                 .push_bind(clean_opt(&e.subject_id))
                 .push_bind(clean_opt(&e.post_token))
@@ -275,9 +272,10 @@ async fn insert_clicks(
         &head,
         " returning id, seq",
         &plan.clicks,
-        |mut row, c| {
-            row.push_bind(text(&c.id))
-                .push_bind(text(&c.version))
+        |mut row, item| {
+            let c = item.record;
+            row.push_bind(item.key.as_ref())
+                .push_bind(clean(&c.version))
                 .push_bind(clean_opt(&c.source))
                 .push_bind(clean_opt(&c.post_token))
                 .push_bind(clean_opt(&c.conversation_id))
@@ -286,7 +284,7 @@ async fn insert_clicks(
                 .push_bind(clean_opt(&c.side))
                 .push_bind(clean_opt(&c.rule))
                 .push_bind(clean_opt(&c.url))
-                .push_bind(text(&c.outcome))
+                .push_bind(clean(&c.outcome))
                 .push_bind(c.raw_body.as_slice())
                 .push_bind(micros(c.received_at))
                 .push_bind(c.provider_data.to_string());
