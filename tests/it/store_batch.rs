@@ -212,7 +212,22 @@ async fn a_large_batch_keeps_every_outcome_in_place(backend: Backend) {
     assert_eq!(total, 1250);
 }
 
+/// An id holding U+0000 is stored with U+FFFD; its message still counts in its conversation,
+/// and the same id again is a duplicate.
+async fn a_nul_in_an_id_still_counts_in_its_conversation(backend: Backend) {
+    let (_app, store) = store_on(backend).await;
+    let records = [
+        message("n\0x", "cn", None, None, 1),
+        message("n\u{fffd}x", "cn", None, None, 2),
+    ];
+    let (outcomes, _) = store.write_batch(&records).await.unwrap();
+    assert_eq!(outcomes, [WriteOutcome::Stored, WriteOutcome::Duplicate]);
+    let c = store.conversation("cn").await.unwrap().unwrap();
+    assert_eq!(c.message_count, 1);
+}
+
 on_both_backends!(
+    a_nul_in_an_id_still_counts_in_its_conversation,
     a_batch_stores_what_one_by_one_would,
     a_large_batch_keeps_every_outcome_in_place,
 );
