@@ -21,7 +21,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::api::access::ApiAccess;
-use crate::auth::KeySet;
+use crate::auth::{Failures, KeySet, RegistrationKeys};
 use crate::config::Settings;
 use crate::error::AppError;
 use crate::ingest::writer::Writer;
@@ -53,6 +53,10 @@ pub struct Shared {
     pub writer: Writer,
     /// The accepted Divar identification keys.
     pub keys: Arc<KeySet>,
+    /// The legacy registrations' keys, kept in memory.
+    pub registrations: Arc<RegistrationKeys>,
+    /// Failed authentications per client IP, on every route.
+    pub failures: Arc<Failures>,
     /// The read API's tokens and rate limits.
     pub api: Arc<ApiAccess>,
     /// Bumped whenever something new is stored (live stream wake-ups).
@@ -118,6 +122,13 @@ fn load_or_create_key(path: &Path) -> anyhow::Result<SecretString> {
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let key = key.trim();
         anyhow::ensure!(!key.is_empty(), "{} is empty", path.display());
+        let chars = key.chars().count();
+        anyhow::ensure!(
+            chars >= crate::config::MIN_KEY_CHARS,
+            "{}: {}",
+            path.display(),
+            crate::config::weak_key(chars)
+        );
         return Ok(SecretString::from(key.to_owned()));
     }
     if let Some(dir) = path.parent() {
@@ -199,11 +210,24 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
         writers,
         changes.clone(),
     );
+    let registrations = Arc::new(RegistrationKeys::default());
+    registrations
+        .refresh(&store)
+        .await
+        .context("reading the registration keys")?;
+    registrations.spawn_refresh(store.clone(), shutdown.clone());
+    let failures = Failures::new(
+        settings.api.auth_failures_per_minute,
+        settings.api.trust_forwarded_for,
+    );
+    failures.spawn_cleanup(shutdown.clone());
     let state = AppState(Arc::new(Shared {
         settings: settings.clone(),
         store: store.clone(),
         writer,
         keys: Arc::new(KeySet::new(&keys)),
+        registrations,
+        failures,
         api: ApiAccess::new(&settings.api),
         changes,
         shutdown: shutdown.clone(),

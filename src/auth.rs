@@ -1,10 +1,24 @@
 //! Checking the `authorization` header Divar sends against the configured identification
-//! keys, in constant time.
+//! keys, in constant time; the registration keys kept in memory; failed authentications
+//! limited per client IP.
 
-use axum::http::{HeaderMap, header};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::num::NonZeroU32;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use axum::extract::ConnectInfo;
+use axum::http::{Extensions, HeaderMap, header};
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::AppError;
+use crate::store::Store;
 
 /// The accepted keys, kept only as SHA-256 digests. Comparing fixed-length digests hides the
 /// keys' lengths; every digest is compared, so the time does not tell which key matched.
@@ -63,6 +77,152 @@ pub fn authorization(headers: &HeaderMap) -> Option<&[u8]> {
     headers.get(header::AUTHORIZATION).map(|v| v.as_bytes())
 }
 
+/// How often the registration keys are read again from the database.
+pub const REGISTRATION_REFRESH: Duration = Duration::from_secs(2);
+
+/// The digests of the legacy registrations' keys and the posts each is good for, read from
+/// the database at start-up and every [`REGISTRATION_REFRESH`]. A request is never what
+/// makes the service ask the database about a key: an unknown key costs a map lookup.
+#[derive(Debug, Default)]
+pub struct RegistrationKeys {
+    posts: RwLock<Arc<HashMap<[u8; 32], Vec<String>>>>,
+}
+
+impl RegistrationKeys {
+    /// The posts a key (as presented) is good for; `None` when it is no registration's key.
+    pub fn posts(&self, presented: &[u8]) -> Option<Vec<String>> {
+        let map = self.posts.read().map(|m| m.clone()).ok()?;
+        map.get(&digest(presented)).cloned()
+    }
+
+    /// Reads the registrations again. On failure the keys known before stay in use.
+    pub async fn refresh(&self, store: &Store) -> Result<(), sqlx::Error> {
+        let mut map: HashMap<[u8; 32], Vec<String>> = HashMap::new();
+        for registration in store.registrations().await? {
+            let mut key = [0u8; 32];
+            if hex::decode_to_slice(&registration.key_digest, &mut key).is_ok() {
+                map.entry(key).or_default().push(registration.post_token);
+            }
+        }
+        if let Ok(mut posts) = self.posts.write() {
+            *posts = Arc::new(map);
+        }
+        Ok(())
+    }
+
+    /// Refreshes every [`REGISTRATION_REFRESH`] until `stop`.
+    pub fn spawn_refresh(self: &Arc<Self>, store: Store, stop: CancellationToken) {
+        let keys = self.clone();
+        tokio::spawn(async move {
+            let mut failing = false;
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(REGISTRATION_REFRESH) => {}
+                }
+                match keys.refresh(&store).await {
+                    Ok(()) => failing = false,
+                    Err(e) if !failing => {
+                        failing = true;
+                        tracing::warn!(error = %e, "reading the registration keys failed; the keys read before stay in use");
+                    }
+                    Err(_) => {}
+                }
+            }
+        });
+    }
+}
+
+/// Failed authentications per client IP, on every authenticated route. A good key is never
+/// limited: only failures are counted, so a flood of wrong keys from behind the same proxy
+/// as Divar never delays Divar's own deliveries.
+#[derive(Debug)]
+pub struct Failures {
+    limiter: DefaultKeyedRateLimiter<IpAddr>,
+    trust_forwarded_for: bool,
+}
+
+impl Failures {
+    /// `per_minute` failures allowed per client IP; with `trust_forwarded_for`, the client IP
+    /// is the one the nearest proxy added to `X-Forwarded-For`.
+    pub fn new(per_minute: u32, trust_forwarded_for: bool) -> Arc<Self> {
+        let quota = Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN));
+        Arc::new(Failures {
+            limiter: RateLimiter::keyed(quota),
+            trust_forwarded_for,
+        })
+    }
+
+    /// The client's address. Behind a trusted proxy it is the last `X-Forwarded-For` entry
+    /// of the last such header line: the one the proxy itself added. Entries before it were
+    /// written by the client and prove nothing.
+    pub fn client_ip(&self, headers: &HeaderMap, extensions: &Extensions) -> IpAddr {
+        if self.trust_forwarded_for {
+            let forwarded = headers
+                .get_all("x-forwarded-for")
+                .iter()
+                .next_back()
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.rsplit(',').next())
+                .and_then(|ip| ip.trim().parse().ok());
+            if let Some(ip) = forwarded {
+                return ip;
+            }
+        }
+        extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+    }
+
+    /// Counts one failed authentication of `route`: the error to answer is 401 (`refusal`),
+    /// or 429 with `Retry-After` once this client has failed too often.
+    pub fn fail(
+        &self,
+        route: &'static str,
+        headers: &HeaderMap,
+        extensions: &Extensions,
+        refusal: AppError,
+    ) -> AppError {
+        self.fail_from(route, self.client_ip(headers, extensions), refusal)
+    }
+
+    /// [`Failures::fail`] for a client address already known.
+    pub fn fail_from(&self, route: &'static str, ip: IpAddr, refusal: AppError) -> AppError {
+        match self.limiter.check_key(&ip) {
+            Ok(()) => {
+                metrics::counter!("kenar_auth_failures_total", "route" => route, "answer" => "401")
+                    .increment(1);
+                refusal
+            }
+            Err(not_until) => {
+                metrics::counter!("kenar_auth_failures_total", "route" => route, "answer" => "429")
+                    .increment(1);
+                let wait = not_until.wait_time_from(DefaultClock::default().now());
+                AppError::RateLimited {
+                    retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+                }
+            }
+        }
+    }
+
+    /// Forgets clients that have not failed lately, every minute until `stop`, so the table
+    /// does not grow with every address ever seen.
+    pub fn spawn_cleanup(self: &Arc<Self>, stop: CancellationToken) {
+        let failures = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                }
+                failures.limiter.retain_recent();
+                failures.limiter.shrink_to_fit();
+            }
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +252,40 @@ mod tests {
         let set = keys(&["a", "b"]);
         assert_eq!(set.position(Some(b"b")), Some(1));
         assert_eq!(set.position(Some(b"c")), None);
+    }
+
+    #[test]
+    fn the_client_address_is_the_one_the_trusted_proxy_added() {
+        use axum::http::HeaderValue;
+        let mut headers = HeaderMap::new();
+        // The client wrote the first line; the proxy appended its own line.
+        headers.append(
+            "x-forwarded-for",
+            HeaderValue::from_static("6.6.6.6, 7.7.7.7"),
+        );
+        headers.append(
+            "x-forwarded-for",
+            HeaderValue::from_static("10.0.0.1, 203.0.113.9"),
+        );
+        let mut extensions = Extensions::new();
+        extensions.insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 5000))));
+        let trusted = Failures::new(10, true);
+        assert_eq!(
+            trusted.client_ip(&headers, &extensions).to_string(),
+            "203.0.113.9"
+        );
+        let direct = Failures::new(10, false);
+        assert_eq!(
+            direct.client_ip(&headers, &extensions).to_string(),
+            "127.0.0.1"
+        );
+        // Nothing readable from the proxy: the peer address.
+        let mut junk = HeaderMap::new();
+        junk.append("x-forwarded-for", HeaderValue::from_static("not-an-ip"));
+        assert_eq!(
+            trusted.client_ip(&junk, &extensions).to_string(),
+            "127.0.0.1"
+        );
     }
 
     #[test]

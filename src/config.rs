@@ -206,6 +206,18 @@ pub enum DatabaseKind {
     Postgres,
 }
 
+/// The shortest identification key accepted: anything shorter can be guessed.
+pub const MIN_KEY_CHARS: usize = 16;
+
+/// Why a key of `chars` characters is refused, and how to make a good one.
+pub fn weak_key(chars: usize) -> String {
+    format!(
+        "a key of {chars} characters is too easy to guess; use at least {MIN_KEY_CHARS} \
+         random characters, e.g. the output of `openssl rand -base64 32`, or leave the list \
+         empty to have a strong key generated into <server.data_dir>/identification_key"
+    )
+}
+
 /// A settings problem: one line naming the key and what is wrong.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {0}")]
@@ -303,6 +315,15 @@ impl Settings {
             .any(|k| k.expose_secret().trim().is_empty())
         {
             return fail("divar.identification_keys", "a key must not be empty");
+        }
+        if let Some(short) = self
+            .divar
+            .identification_keys
+            .iter()
+            .map(|k| k.expose_secret().chars().count())
+            .find(|n| *n < MIN_KEY_CHARS)
+        {
+            return fail("divar.identification_keys", &weak_key(short));
         }
         if self.ingest.queue_capacity == 0 {
             return fail("ingest.queue_capacity", "must be at least 1");

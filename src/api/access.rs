@@ -1,11 +1,10 @@
 //! Who may read: bearer tokens from `api.tokens`, compared in constant time, rate-limited per
 //! token; failed authentications rate-limited per client IP.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Request, State};
+use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -22,8 +21,6 @@ use crate::error::AppError;
 pub struct ApiAccess {
     tokens: KeySet,
     per_token: DefaultKeyedRateLimiter<usize>,
-    failures: DefaultKeyedRateLimiter<IpAddr>,
-    trust_forwarded_for: bool,
 }
 
 fn non_zero(n: u32) -> NonZeroU32 {
@@ -35,32 +32,10 @@ impl ApiAccess {
     pub fn new(settings: &ApiSettings) -> Arc<Self> {
         let per_token = Quota::per_second(non_zero(settings.rate_limit_per_second))
             .allow_burst(non_zero(settings.rate_limit_burst));
-        let failures = Quota::per_minute(non_zero(settings.auth_failures_per_minute));
         Arc::new(ApiAccess {
             tokens: KeySet::new(&settings.tokens),
             per_token: RateLimiter::keyed(per_token),
-            failures: RateLimiter::keyed(failures),
-            trust_forwarded_for: settings.trust_forwarded_for,
         })
-    }
-
-    fn client_ip(&self, request: &Request) -> IpAddr {
-        if self.trust_forwarded_for {
-            let forwarded = request
-                .headers()
-                .get("x-forwarded-for")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.rsplit(',').next())
-                .and_then(|ip| ip.trim().parse().ok());
-            if let Some(ip) = forwarded {
-                return ip;
-            }
-        }
-        request
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
-            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
     }
 }
 
@@ -95,12 +70,14 @@ pub async fn check(State(state): State<AppState>, request: Request, next: Next) 
             Ok(()) => next.run(request).await,
             Err(not_until) => rate_limited(not_until),
         },
-        None => {
-            let ip = access.client_ip(&request);
-            if let Err(not_until) = access.failures.check_key(&ip) {
-                return rate_limited(not_until);
-            }
-            AppError::Unauthorized("missing or invalid bearer token".to_owned()).into_response()
-        }
+        None => state
+            .failures
+            .fail(
+                "api",
+                request.headers(),
+                request.extensions(),
+                AppError::Unauthorized("missing or invalid bearer token".to_owned()),
+            )
+            .into_response(),
     }
 }

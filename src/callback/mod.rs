@@ -10,9 +10,7 @@ pub mod state;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
-use axum::http::HeaderMap;
+use axum::extract::{FromRequest, Request, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use chrono::Utc;
@@ -67,10 +65,9 @@ impl IntoResponse for Shaped {
     security(("identification_key" = [])))]
 pub async fn session_init(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<Json<Value>, Shaped> {
-    handle(state, headers, body, None).await
+    handle(state, request, None).await
 }
 
 /// A dynamic action (`get_dynamic_action` button).
@@ -86,18 +83,17 @@ pub async fn session_init(
     security(("identification_key" = [])))]
 pub async fn dynamic_action(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<Json<Value>, Shaped> {
-    handle(state, headers, body, Some(ClickVersion::DynamicAction)).await
+    handle(state, request, Some(ClickVersion::DynamicAction)).await
 }
 
 async fn handle(
     state: AppState,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
     fixed: Option<ClickVersion>,
 ) -> Result<Json<Value>, Shaped> {
+    let headers = request.headers().clone();
     // Until the body is read, the version is what the headers (or the route) say.
     let mut version = fixed.or_else(|| detect_version(&headers, None));
     let fail = |version: Option<ClickVersion>, error: AppError| {
@@ -105,17 +101,23 @@ async fn handle(
         count(version, "rejected");
         Shaped { legacy, error }
     };
+    // The key is checked before a byte of the body is read.
     if !state.keys.verify(auth::authorization(&headers)) {
         tracing::warn!("click callback with a missing or unknown authorization key");
-        return Err(fail(
-            version,
+        let refusal = state.failures.fail(
+            "callback",
+            &headers,
+            request.extensions(),
             AppError::Unauthorized("missing or invalid authorization header".into()),
-        ));
+        );
+        return Err(fail(version, refusal));
     }
-    let body = body.map_err(|rejection| {
-        let limit = state.settings.server.body_limit_bytes;
-        fail(version, AppError::unreadable_body(&rejection, limit))
-    })?;
+    let body = Bytes::from_request(request, &state)
+        .await
+        .map_err(|rejection| {
+            let limit = state.settings.server.body_limit_bytes;
+            fail(version, AppError::unreadable_body(&rejection, limit))
+        })?;
     let value = parse_json(&body).map_err(|e| fail(version, AppError::not_json(e)))?;
     version = version.or_else(|| detect_version(&headers, Some(&value)));
     let version = version.unwrap_or(ClickVersion::Legacy);

@@ -101,6 +101,10 @@ async fn legacy(settings: &Settings, args: LegacySubscribeArgs) -> Result<Report
     }
     .await
     .map_err(Failure::Store)?;
+    // A running service reads the registration keys every REGISTRATION_REFRESH; waiting one
+    // round (and a margin) means the key is known before Divar can use it.
+    tokio::time::sleep(crate::auth::REGISTRATION_REFRESH + std::time::Duration::from_millis(500))
+        .await;
     if let Err(error) = client.execute(&prepared).await {
         forget_if_refused(&store, &registration, &error).await;
         return Err(error.into());

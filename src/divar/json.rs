@@ -2,10 +2,17 @@
 //! escapes (`"\ud800"`), which serde_json rejects, are parsed with each lone surrogate read
 //! as U+FFFD. The raw body is always stored unchanged beside the parsed value.
 
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 /// Parses a JSON body, tolerating lone surrogate escapes inside strings.
 pub fn parse_json(body: &[u8]) -> Result<Value, serde_json::Error> {
+    parse_as(body)
+}
+
+/// Parses a JSON body as a `T`, tolerating lone surrogate escapes inside strings. A small
+/// `T` reads what it names and skips the rest without building it.
+pub fn parse_as<T: DeserializeOwned>(body: &[u8]) -> Result<T, serde_json::Error> {
     match serde_json::from_slice(body) {
         Ok(value) => Ok(value),
         Err(first) => match replace_lone_surrogates(body) {

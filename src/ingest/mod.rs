@@ -6,18 +6,18 @@ pub mod writer;
 
 use axum::Json;
 use axum::Router;
+use std::net::IpAddr;
+
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
-use axum::http::HeaderMap;
+use axum::extract::{FromRequest, Request, State};
 use axum::routing::post;
 use chrono::Utc;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::app::AppState;
 use crate::auth;
 use crate::divar::inbound::{Delivery, classify};
-use crate::divar::json::parse_json;
+use crate::divar::json::{parse_as, parse_json};
 use crate::error::AppError;
 use crate::store::{NewRecord, WriteOutcome};
 use normalise::{mask_phone, normalise};
@@ -72,49 +72,78 @@ fn count(event_type: &str, outcome: &'static str, reason: &'static str) {
     security(("identification_key" = [])))]
 pub async fn receive(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
+    request: Request,
 ) -> Result<Json<Receipt>, AppError> {
-    let presented = auth::authorization(&headers);
-    let app_key = state.keys.verify(presented);
-    // Until a key is known to be good, every problem is answered 401, so an unauthenticated
-    // caller learns nothing about what the body would have done.
-    let unauthorized = || {
+    let (parts, body) = request.into_parts();
+    // Until a key is known to be good, every problem is answered 401 (429 when this client
+    // has failed too often), so an unauthenticated caller learns nothing about what the body
+    // would have done.
+    let unauthorized = |ip: IpAddr| {
         count("UNKNOWN", "rejected", "unauthorized");
         tracing::warn!("webhook delivery with a missing or unknown authorization key");
-        AppError::Unauthorized("missing or invalid authorization header".to_owned())
+        state.failures.fail_from(
+            "webhook",
+            ip,
+            AppError::Unauthorized("missing or invalid authorization header".to_owned()),
+        )
     };
-    let Some(presented) = presented else {
-        return Err(unauthorized());
-    };
-    let body = body.map_err(|rejection| {
-        if !app_key {
-            return unauthorized();
+    let presented = auth::authorization(&parts.headers);
+    let app_key = state.keys.verify(presented);
+    // A key that is neither the app's nor a registration's is refused before a byte of the
+    // body is read.
+    let registered = if app_key {
+        None
+    } else {
+        let ip = state.failures.client_ip(&parts.headers, &parts.extensions);
+        match presented.and_then(|key| state.registrations.posts(key)) {
+            Some(posts) => Some((posts, ip)),
+            None => return Err(unauthorized(ip)),
         }
-        let error = AppError::unreadable_body(&rejection, state.settings.server.body_limit_bytes);
-        let reason = match error {
-            AppError::PayloadTooLarge { .. } => "too_large",
-            _ => "unreadable",
-        };
-        count("UNKNOWN", "rejected", reason);
-        error
-    })?;
+    };
+    let body = Bytes::from_request(Request::from_parts(parts, body), &state)
+        .await
+        .map_err(|rejection| {
+            if let Some((_, ip)) = &registered {
+                return unauthorized(*ip);
+            }
+            let error =
+                AppError::unreadable_body(&rejection, state.settings.server.body_limit_bytes);
+            let reason = match error {
+                AppError::PayloadTooLarge { .. } => "too_large",
+                _ => "unreadable",
+            };
+            count("UNKNOWN", "rejected", reason);
+            error
+        })?;
+    if let Some((posts, ip)) = &registered {
+        // Only the post token is read until the key is known to fit this post.
+        let fits = parse_as::<PostOf>(&body)
+            .ok()
+            .and_then(|p| p.payload?.metadata?.post_token)
+            .is_some_and(|post| posts.contains(&post));
+        if !fits {
+            return Err(unauthorized(*ip));
+        }
+    }
     let value = parse_json(&body).map_err(|e| {
-        if !app_key {
-            return unauthorized();
+        if let Some((_, ip)) = &registered {
+            return unauthorized(*ip);
         }
         count("UNKNOWN", "rejected", "not_json");
         AppError::not_json(e)
     })?;
     let delivery = classify(&value).map_err(|e| {
-        if !app_key {
-            return unauthorized();
+        if let Some((_, ip)) = &registered {
+            return unauthorized(*ip);
         }
         count("UNKNOWN", "rejected", "unprocessable");
         AppError::Unprocessable(e.to_string())
     })?;
-    if !app_key && !registration_key_fits(&state, presented, &delivery).await? {
-        return Err(unauthorized());
+    // A registration's key is good only for the legacy messages of its post.
+    if let Some((_, ip)) = &registered {
+        if !matches!(delivery, Delivery::LegacyChatMessage(_)) {
+            return Err(unauthorized(*ip));
+        }
     }
     let phone = match &delivery {
         Delivery::ChatMessage { message, .. } => message
@@ -170,34 +199,18 @@ pub async fn receive(
     }
 }
 
-/// Whether `presented` is the key of a legacy registration of the post this legacy message
-/// belongs to. Such keys are good for nothing else.
-async fn registration_key_fits(
-    state: &AppState,
-    presented: &[u8],
-    delivery: &Delivery,
-) -> Result<bool, AppError> {
-    let Delivery::LegacyChatMessage(envelope) = delivery else {
-        return Ok(false);
-    };
-    let Some(post_token) = envelope
-        .payload
-        .metadata
-        .as_ref()
-        .and_then(|m| m.post_token.as_deref())
-    else {
-        return Ok(false);
-    };
-    let digest = hex::encode(auth::digest(presented));
-    state
-        .store
-        .registration_key_valid(&digest, post_token)
-        .await
-        .map_err(|e| {
-            tracing::error!(error = %e, "looking up a registration key failed");
-            AppError::Unavailable {
-                message: "the database is unavailable".to_owned(),
-                retry_after_secs: state.settings.ingest.retry_after_secs,
-            }
-        })
+/// The one field of a legacy message a registration key is checked against.
+#[derive(Deserialize)]
+struct PostOf {
+    payload: Option<PostOfPayload>,
+}
+
+#[derive(Deserialize)]
+struct PostOfPayload {
+    metadata: Option<PostOfMetadata>,
+}
+
+#[derive(Deserialize)]
+struct PostOfMetadata {
+    post_token: Option<String>,
 }

@@ -38,7 +38,10 @@ fn environment_overrides_with_comma_separated_lists() {
         None,
         &env(&[
             ("KENAR_HOOK__SERVER__LISTEN", "0.0.0.0:9000"),
-            ("KENAR_HOOK__DIVAR__IDENTIFICATION_KEYS", "key-one,key-two"),
+            (
+                "KENAR_HOOK__DIVAR__IDENTIFICATION_KEYS",
+                "key-number-one-0001,key-number-two-0002",
+            ),
             ("KENAR_HOOK__LOG__FORMAT", "json"),
             ("KENAR_HOOK__SERVER__BODY_LIMIT_BYTES", "1024"),
         ]),
@@ -51,7 +54,7 @@ fn environment_overrides_with_comma_separated_lists() {
         .iter()
         .map(|k| k.expose_secret())
         .collect();
-    assert_eq!(keys, ["key-one", "key-two"]);
+    assert_eq!(keys, ["key-number-one-0001", "key-number-two-0002"]);
     assert_eq!(s.log.format, LogFormat::Json);
     assert_eq!(s.server.body_limit_bytes, 1024);
 }
@@ -112,7 +115,12 @@ fn invalid_settings_name_the_key() {
         ),
         (
             "KENAR_HOOK__DIVAR__IDENTIFICATION_KEYS",
-            "good, ",
+            "good-key-of-16-chars, ",
+            "divar.identification_keys",
+        ),
+        (
+            "KENAR_HOOK__DIVAR__IDENTIFICATION_KEYS",
+            "short-key",
             "divar.identification_keys",
         ),
         (
@@ -146,13 +154,16 @@ fn debug_output_hides_secrets() {
     let s = Settings::load_from(
         None,
         &env(&[
-            ("KENAR_HOOK__DIVAR__IDENTIFICATION_KEYS", "very-secret-key"),
+            (
+                "KENAR_HOOK__DIVAR__IDENTIFICATION_KEYS",
+                "very-secret-key-7f3a",
+            ),
             ("DATABASE_URL", "postgres://user:hunter2@db/kh"),
         ]),
     )
     .unwrap();
     let debug = format!("{s:?}");
-    assert!(!debug.contains("very-secret-key"), "{debug}");
+    assert!(!debug.contains("very-secret-key-7f3a"), "{debug}");
     assert!(!debug.contains("hunter2"), "{debug}");
 }
 
@@ -161,7 +172,7 @@ fn environment_values_that_look_like_numbers_stay_text() {
     let s = Settings::load_from(
         None,
         &env(&[
-            ("KENAR_HOOK__DIVAR__IDENTIFICATION_KEYS", "0123"),
+            ("KENAR_HOOK__DIVAR__IDENTIFICATION_KEYS", "0123456789012345"),
             ("KENAR_HOOK__API__TOKENS", "007,true"),
             ("KENAR_HOOK__DIVAR__API_KEY", "000042"),
             ("KENAR_HOOK__CALLBACK__SIGNING_KEY", "1e3"),
@@ -175,7 +186,7 @@ fn environment_values_that_look_like_numbers_stay_text() {
             .map(|k| k.expose_secret().to_owned())
             .collect::<Vec<_>>()
     };
-    assert_eq!(text(&s.divar.identification_keys), ["0123"]);
+    assert_eq!(text(&s.divar.identification_keys), ["0123456789012345"]);
     assert_eq!(text(&s.api.tokens), ["007", "true"]);
     assert_eq!(
         s.divar.client.api_key.as_ref().unwrap().expose_secret(),
@@ -187,4 +198,25 @@ fn environment_values_that_look_like_numbers_stay_text() {
     );
     assert_eq!(s.divar.client.retry_max_attempts, 7);
     assert!(!s.metrics.enabled);
+}
+
+#[test]
+fn a_short_identification_key_stops_start_up_and_says_how_to_make_one() {
+    let err = Settings::load_from(
+        None,
+        &env(&[(
+            "KENAR_HOOK__DIVAR__IDENTIFICATION_KEYS",
+            "a-good-long-key-0001,fifteen-chars-x",
+        )]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("divar.identification_keys"), "{err}");
+    assert!(err.contains("15 characters"), "{err}");
+    assert!(err.contains("openssl rand"), "{err}");
+    let ok = Settings::load_from(
+        None,
+        &env(&[("KENAR_HOOK__DIVAR__IDENTIFICATION_KEYS", "sixteen-chars-xy")]),
+    );
+    assert!(ok.is_ok());
 }

@@ -9,6 +9,7 @@ mod callback;
 mod cli;
 mod client;
 mod config;
+mod hostile;
 mod ops;
 mod process;
 mod store_batch;

@@ -49,7 +49,10 @@ fn client_keys_are_read_from_the_environment_beside_the_identification_keys() {
         ),
         ("KENAR_HOOK__DIVAR__RETRY_MAX_ATTEMPTS", "2"),
         ("KENAR_HOOK__DIVAR__LEGACY_REGISTER_PATH", "/v2/x"),
-        ("KENAR_HOOK__DIVAR__IDENTIFICATION_KEYS", "one,two"),
+        (
+            "KENAR_HOOK__DIVAR__IDENTIFICATION_KEYS",
+            "key-number-one-0001,key-number-two-0002",
+        ),
     ])
     .unwrap();
     let client = &s.divar.client;
