@@ -28,7 +28,7 @@ use crate::ingest::writer::Writer;
 use crate::notify::{self, Changes};
 use crate::store::Store;
 use crate::telemetry::{self, REQUEST_ID};
-use crate::{api, callback, ingest, ops};
+use crate::{api, callback, ingest, ops, server};
 
 /// What every handler can reach; cloned for every request, so one shared allocation.
 #[derive(Debug, Clone)]
@@ -233,17 +233,16 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
         shutdown: shutdown.clone(),
     }));
     let addr = listener.local_addr()?;
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let app = router(state);
+    let limits = server::Limits::new(&settings.server);
     let token = shutdown.clone();
     let grace = Duration::from_millis(settings.server.shutdown_timeout_ms);
     let task_store = store.clone();
     let task = tokio::spawn(async move {
-        let server = axum::serve(listener, app)
-            .with_graceful_shutdown(token.clone().cancelled_owned())
-            .into_future();
+        let server = server::serve(listener, app, limits, token.clone());
         tokio::pin!(server);
         tokio::select! {
-            result = &mut server => result?,
+            () = &mut server => {}
             _ = async { token.cancelled().await; tokio::time::sleep(grace).await } => {
                 tracing::warn!("in-flight requests did not finish in time; stopping anyway");
             }

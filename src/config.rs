@@ -79,6 +79,12 @@ pub struct ServerSettings {
     pub data_dir: PathBuf,
     /// How long shutdown waits for in-flight requests and the writer.
     pub shutdown_timeout_ms: u64,
+    /// A client must send a request's headers within this time.
+    pub header_read_timeout_ms: u64,
+    /// A kept-alive connection with no traffic for this long is closed.
+    pub idle_timeout_ms: u64,
+    /// Connections open at once; more wait in the listen queue.
+    pub max_connections: usize,
 }
 
 /// Section `database`.
@@ -298,6 +304,15 @@ impl Settings {
         }
         if self.server.request_timeout_ms == 0 {
             return fail("server.request_timeout_ms", "must be greater than 0");
+        }
+        if self.server.header_read_timeout_ms == 0 {
+            return fail("server.header_read_timeout_ms", "must be greater than 0");
+        }
+        if self.server.idle_timeout_ms == 0 {
+            return fail("server.idle_timeout_ms", "must be greater than 0");
+        }
+        if self.server.max_connections == 0 {
+            return fail("server.max_connections", "must be at least 1");
         }
         if self.database.max_connections == 0 {
             return fail("database.max_connections", "must be at least 1");

@@ -19,5 +19,6 @@ pub mod healthcheck;
 pub mod ingest;
 pub mod notify;
 pub mod ops;
+pub mod server;
 pub mod store;
 pub mod telemetry;

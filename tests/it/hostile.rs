@@ -122,3 +122,123 @@ on_both_backends!(
     an_unauthenticated_caller_gets_401_while_the_database_is_down,
     failed_keys_are_limited_per_client_and_good_keys_never_are,
 );
+
+/// Reads until the peer closes the connection or `within` passes; true when it closed.
+async fn closed_within(socket: &mut TcpStream, within: Duration) -> bool {
+    let mut buf = [0u8; 4096];
+    tokio::time::timeout(within, async {
+        loop {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+/// Sends one `GET /healthz` on `socket` and returns the status line of the answer.
+async fn healthz_on(socket: &mut TcpStream) -> String {
+    socket
+        .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = socket.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed before answering");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+async fn a_client_trickling_its_headers_is_dropped_on_time(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.server.header_read_timeout_ms = 500).await;
+    let mut socket = TcpStream::connect(app.addr).await.unwrap();
+    let started = Instant::now();
+    socket
+        .write_all(b"POST /webhooks/divar HTTP/1.1\r\n")
+        .await
+        .unwrap();
+    // One header line every 200 ms, for longer than the deadline allows.
+    let mut dropped = false;
+    for i in 0..15 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        if socket
+            .write_all(format!("x-trickle-{i}: y\r\n").as_bytes())
+            .await
+            .is_err()
+        {
+            dropped = true;
+            break;
+        }
+        if closed_within(&mut socket, Duration::from_millis(1)).await {
+            dropped = true;
+            break;
+        }
+    }
+    assert!(dropped, "still connected after {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+async fn idle_connections_are_closed(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.server.idle_timeout_ms = 400;
+        s.server.header_read_timeout_ms = 400;
+    })
+    .await;
+    // Kept alive after a request, then silent.
+    let mut kept = TcpStream::connect(app.addr).await.unwrap();
+    assert!(healthz_on(&mut kept).await.contains(" 200 "));
+    let started = Instant::now();
+    assert!(closed_within(&mut kept, Duration::from_secs(3)).await);
+    assert!(
+        started.elapsed() >= Duration::from_millis(300),
+        "{:?}",
+        started.elapsed()
+    );
+    // Connected and never a byte sent.
+    let mut silent = TcpStream::connect(app.addr).await.unwrap();
+    assert!(closed_within(&mut silent, Duration::from_secs(3)).await);
+}
+
+async fn at_the_connection_cap_new_clients_wait_and_open_ones_keep_working(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.server.max_connections = 2).await;
+    let mut first = TcpStream::connect(app.addr).await.unwrap();
+    let mut second = TcpStream::connect(app.addr).await.unwrap();
+    assert!(healthz_on(&mut first).await.contains(" 200 "));
+    assert!(healthz_on(&mut second).await.contains(" 200 "));
+    // The third is queued by the kernel, not served.
+    let addr = app.addr;
+    let third = tokio::spawn(async move {
+        let mut third = TcpStream::connect(addr).await.unwrap();
+        healthz_on(&mut third).await
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!third.is_finished(), "served beyond the cap");
+    // The open connections keep working.
+    assert!(healthz_on(&mut first).await.contains(" 200 "));
+    // When one closes, the waiting client is served.
+    drop(second);
+    let status = tokio::time::timeout(Duration::from_secs(3), third)
+        .await
+        .expect("served once a slot was free")
+        .unwrap();
+    assert!(status.contains(" 200 "), "{status}");
+}
+
+on_both_backends!(
+    a_client_trickling_its_headers_is_dropped_on_time,
+    idle_connections_are_closed,
+    at_the_connection_cap_new_clients_wait_and_open_ones_keep_working,
+);

@@ -1,0 +1,222 @@
+//! Serving HTTP/1.1 connections with the limits `axum::serve` lacks: a deadline for a
+//! request's headers, an idle timeout for kept-alive connections, a cap on open connections,
+//! and a back-off when accepting fails (out of file descriptors).
+
+use std::convert::Infallible;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tower::ServiceExt;
+
+use crate::config::ServerSettings;
+
+/// The connection limits, from `server.*`.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// A client must send a request's whole header block within this time of connecting (or
+    /// of the request's first byte on a kept-alive connection).
+    pub header_read_timeout: Duration,
+    /// A connection with no bytes read or written for this long is closed once no request
+    /// is in flight.
+    pub idle_timeout: Duration,
+    /// Connections open at once; further clients wait in the listen queue.
+    pub max_connections: usize,
+}
+
+impl Limits {
+    /// The limits as configured.
+    pub fn new(settings: &ServerSettings) -> Self {
+        Limits {
+            header_read_timeout: Duration::from_millis(settings.header_read_timeout_ms),
+            idle_timeout: Duration::from_millis(settings.idle_timeout_ms),
+            max_connections: settings.max_connections,
+        }
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown`; then stops accepting, lets every open
+/// connection finish its request and returns when all are closed.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    limits: Limits,
+    shutdown: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let connections = TaskTracker::new();
+    let epoch = Instant::now();
+    let mut backoff = Duration::ZERO;
+    loop {
+        // At the cap, the next client waits in the kernel's listen queue, not in memory.
+        let slot = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+        };
+        let (stream, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => {
+                    backoff = Duration::ZERO;
+                    accepted
+                }
+                Err(e) => {
+                    // EMFILE and friends: retrying at once only spins and floods the log.
+                    metrics::counter!("kenar_accept_errors_total").increment(1);
+                    if backoff.is_zero() {
+                        tracing::warn!(error = %e, "accepting a connection failed; backing off");
+                    }
+                    backoff = (backoff * 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+                    tokio::time::sleep(backoff).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let router = router.clone();
+        let shutdown = shutdown.clone();
+        connections.spawn(async move {
+            serve_connection(stream, peer, router, limits, epoch, shutdown).await;
+            drop(slot);
+        });
+    }
+    connections.close();
+    connections.wait().await;
+}
+
+async fn serve_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    router: Router,
+    limits: Limits,
+    epoch: Instant,
+    shutdown: CancellationToken,
+) {
+    let last_active = Arc::new(AtomicU64::new(0));
+    let io = Watched {
+        inner: stream,
+        epoch,
+        last_active: last_active.clone(),
+    };
+    io.touch();
+    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+        request.extensions_mut().insert(ConnectInfo(peer));
+        let router = router.clone();
+        async move {
+            let response = router.oneshot(request.map(Body::new)).await;
+            Ok::<_, Infallible>(response.unwrap_or_else(|never| match never {}))
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    let connection = builder.serve_connection(TokioIo::new(io), service);
+    tokio::pin!(connection);
+    let mut closing = false;
+    loop {
+        let idle_since = epoch + Duration::from_millis(last_active.load(Ordering::Relaxed));
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(e) = result {
+                    tracing::debug!(error = %e, %peer, "connection ended with an error");
+                }
+                return;
+            }
+            _ = shutdown.cancelled(), if !closing => {
+                closing = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            _ = tokio::time::sleep_until(idle_since + limits.idle_timeout), if !closing => {
+                let last = epoch + Duration::from_millis(last_active.load(Ordering::Relaxed));
+                if last + limits.idle_timeout <= Instant::now() {
+                    // Closes at once when idle; a request in flight is finished first.
+                    closing = true;
+                    connection.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}
+
+/// A socket that notes when bytes last moved through it.
+struct Watched {
+    inner: tokio::net::TcpStream,
+    epoch: Instant,
+    last_active: Arc<AtomicU64>,
+}
+
+impl Watched {
+    fn touch(&self) {
+        let ms = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_active.store(ms, Ordering::Relaxed);
+    }
+}
+
+impl AsyncRead for Watched {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let result = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if matches!(result, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+            self.touch();
+        }
+        result
+    }
+}
+
+impl AsyncWrite for Watched {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        result
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let result = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
+            self.touch();
+        }
+        result
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
