@@ -24,7 +24,8 @@ use crate::api::access::ApiAccess;
 use crate::auth::{Failures, KeySet, RegistrationKeys};
 use crate::config::Settings;
 use crate::error::AppError;
-use crate::ingest::writer::Writer;
+use crate::ingest::breaker::Breaker;
+use crate::ingest::writer::{Writer, WriterSettings};
 use crate::notify::{self, Changes};
 use crate::store::Store;
 use crate::telemetry::{self, REQUEST_ID};
@@ -57,6 +58,8 @@ pub struct Shared {
     pub registrations: Arc<RegistrationKeys>,
     /// Failed authentications per client IP, on every route.
     pub failures: Arc<Failures>,
+    /// Open while the database is unavailable.
+    pub breaker: Arc<Breaker>,
     /// The read API's tokens and rate limits.
     pub api: Arc<ApiAccess>,
     /// Bumped whenever something new is stored (live stream wake-ups).
@@ -203,11 +206,17 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
         .ingest
         .writers
         .unwrap_or_else(|| store.default_writers());
+    let write_timeout = Duration::from_millis(settings.ingest.write_timeout_ms);
+    let breaker = Arc::new(Breaker::new(write_timeout * 2));
     let (writer, writer_task) = Writer::spawn(
         store.clone(),
-        settings.ingest.queue_capacity,
-        settings.ingest.batch_max,
-        writers,
+        WriterSettings {
+            capacity: settings.ingest.queue_capacity,
+            batch_max: settings.ingest.batch_max,
+            writers,
+            write_timeout,
+        },
+        breaker.clone(),
         changes.clone(),
     );
     let registrations = Arc::new(RegistrationKeys::default());
@@ -228,6 +237,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
         keys: Arc::new(KeySet::new(&keys)),
         registrations,
         failures,
+        breaker,
         api: ApiAccess::new(&settings.api),
         changes,
         shutdown: shutdown.clone(),

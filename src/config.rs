@@ -173,6 +173,8 @@ pub struct IngestSettings {
     /// Seconds a client is told to wait (`Retry-After`) when the queue is full or the
     /// database is unavailable.
     pub retry_after_secs: u64,
+    /// A batch not committed within this time is answered 503 and opens the breaker.
+    pub write_timeout_ms: u64,
 }
 
 /// Section `log`.
@@ -345,6 +347,9 @@ impl Settings {
         }
         if self.ingest.batch_max == 0 {
             return fail("ingest.batch_max", "must be at least 1");
+        }
+        if self.ingest.write_timeout_ms == 0 {
+            return fail("ingest.write_timeout_ms", "must be greater than 0");
         }
         if matches!(self.ingest.writers, Some(0) | Some(17..)) {
             return fail("ingest.writers", "must be from 1 to 16");

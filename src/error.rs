@@ -125,6 +125,24 @@ impl AppError {
     }
 }
 
+/// Seconds a client is told to wait after a database failure.
+pub const DATABASE_RETRY_AFTER_SECS: u64 = 5;
+
+impl From<sqlx::Error> for AppError {
+    /// An unavailable database is a 503 with `Retry-After`; anything else is internal.
+    fn from(err: sqlx::Error) -> Self {
+        if crate::store::is_unavailable(&err) {
+            tracing::warn!(error = %err, "the database is unavailable");
+            AppError::Unavailable {
+                message: "the database is unavailable; retry later".to_owned(),
+                retry_after_secs: DATABASE_RETRY_AFTER_SECS,
+            }
+        } else {
+            AppError::Internal(err.into())
+        }
+    }
+}
+
 impl AppError {
     /// A request body that could not be read: over `limit` bytes, or cut off.
     pub fn unreadable_body(

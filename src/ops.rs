@@ -23,10 +23,16 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Readiness: the database answers within two seconds.
+/// Readiness: the database answers within two seconds, and the breaker is closed.
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses((status = 200, body = Object), (status = 503, body = crate::error::ErrorBody)))]
 pub async fn readyz(State(state): State<AppState>) -> Result<Json<Value>, AppError> {
+    if state.breaker.is_open() {
+        return Err(AppError::Unavailable {
+            message: "the database is unavailable (deliveries are refused for now)".to_owned(),
+            retry_after_secs: 1,
+        });
+    }
     match tokio::time::timeout(Duration::from_secs(2), state.store.ping()).await {
         Ok(Ok(())) => Ok(Json(json!({"status": "ready"}))),
         Ok(Err(err)) => {

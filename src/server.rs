@@ -95,6 +95,8 @@ pub async fn serve(
             drop(slot);
         });
     }
+    // New clients are refused from here on, not left waiting in the listen queue.
+    drop(listener);
     connections.close();
     connections.wait().await;
 }

@@ -67,6 +67,12 @@ pub async fn check(State(state): State<AppState>, request: Request, next: Next) 
         });
     match access.tokens.position(bearer.map(str::as_bytes)) {
         Some(token) => match access.per_token.check_key(&token) {
+            // While the database is known to be down, a read would only wait for its timeout.
+            Ok(()) if state.breaker.is_open() => AppError::Unavailable {
+                message: "the database is unavailable; retry later".to_owned(),
+                retry_after_secs: crate::error::DATABASE_RETRY_AFTER_SECS,
+            }
+            .into_response(),
             Ok(()) => next.run(request).await,
             Err(not_until) => rate_limited(not_until),
         },

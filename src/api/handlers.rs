@@ -14,10 +14,6 @@ use crate::error::AppError;
 use crate::store::MessageRows;
 use crate::store::query::{ConversationQuery, LogQuery, MessageQuery, Order};
 
-fn internal(e: sqlx::Error) -> AppError {
-    AppError::Internal(e.into())
-}
-
 /// Cuts a `limit + 1` fetch to a page and the cursor of its last row.
 fn page<R, T>(
     mut rows: Vec<R>,
@@ -112,7 +108,7 @@ pub async fn list_conversations(
         after,
         limit: limit + 1,
     };
-    let rows = state.store.list_conversations(&q).await.map_err(internal)?;
+    let rows = state.store.list_conversations(&q).await?;
     Ok(Json(page(
         rows,
         limit,
@@ -133,7 +129,7 @@ pub async fn get_conversation(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ConversationItem>, AppError> {
-    let c = state.store.conversation(&id).await.map_err(internal)?;
+    let c = state.store.conversation(&id).await?;
     c.map(|c| Json(c.into()))
         .ok_or_else(|| AppError::NotFound(format!("no conversation {id:?}")))
 }
@@ -162,14 +158,7 @@ pub async fn conversation_messages(
     params.remove("post_token");
     params.remove("q");
     let list = messages(&state, Params(params), Some(id.clone())).await?;
-    if list.rows.is_empty()
-        && state
-            .store
-            .conversation(&id)
-            .await
-            .map_err(internal)?
-            .is_none()
-    {
+    if list.rows.is_empty() && state.store.conversation(&id).await?.is_none() {
         return Err(AppError::NotFound(format!("no conversation {id:?}")));
     }
     list.page()
@@ -213,7 +202,7 @@ impl MessageList {
     /// are still held.
     fn page(&self) -> Result<Response, AppError> {
         Ok(Json(page(
-            self.rows.views().map_err(internal)?,
+            self.rows.views()?,
             self.limit,
             |m| Position::Time(m.sent_at, m.id.to_owned()),
             "messages",
@@ -252,7 +241,7 @@ async fn messages(
         limit: limit + 1,
         ..q
     };
-    let rows = state.store.list_messages(&q).await.map_err(internal)?;
+    let rows = state.store.list_messages(&q).await?;
     Ok(MessageList {
         rows,
         limit,
@@ -273,7 +262,7 @@ pub async fn get_message(
     Query(params): Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, AppError> {
     let with_raw = !Params(params).include(&["raw"])?.is_empty();
-    let m = state.store.message(&id).await.map_err(internal)?;
+    let m = state.store.message(&id).await?;
     let m = m.ok_or_else(|| AppError::NotFound(format!("no message {id:?}")))?;
     let raw = with_raw.then_some(m.message.raw_body.as_slice());
     Ok(Json(MessageItem::new(&m.view(), raw)).into_response())
@@ -316,7 +305,7 @@ pub async fn list_events(
         limit: limit + 1,
         ..Default::default()
     };
-    let rows = state.store.list_events(&q).await.map_err(internal)?;
+    let rows = state.store.list_events(&q).await?;
     Ok(Json(page(
         rows,
         limit,
@@ -363,7 +352,7 @@ pub async fn list_clicks(
         limit: limit + 1,
         ..Default::default()
     };
-    let rows = state.store.list_clicks(&q).await.map_err(internal)?;
+    let rows = state.store.list_clicks(&q).await?;
     Ok(Json(page(
         rows,
         limit,
@@ -381,7 +370,7 @@ pub async fn list_clicks(
 pub async fn list_registrations(
     State(state): State<AppState>,
 ) -> Result<Json<Page<RegistrationItem>>, AppError> {
-    let rows = state.store.registrations().await.map_err(internal)?;
+    let rows = state.store.registrations().await?;
     Ok(Json(Page {
         items: rows
             .into_iter()

@@ -182,11 +182,7 @@ pub async fn stream(
             message: format!("Last-Event-ID: {id:?} is not an id of this stream"),
         })?,
         None => {
-            let (message, event, click) = state
-                .store
-                .high_water_marks()
-                .await
-                .map_err(|e| AppError::Internal(e.into()))?;
+            let (message, event, click) = state.store.high_water_marks().await?;
             StreamPosition {
                 message,
                 event,

@@ -60,6 +60,7 @@ impl IntoResponse for Shaped {
         (status = 200, description = "Legacy: {status: \"200\", message: \"success\", url}; v2: {url}", body = Object),
         (status = 400, description = "Not JSON"), (status = 401, description = "Missing or unknown identification key"),
         (status = 404, description = "No rule matches and no fallback"), (status = 413, description = "Body too large"),
+        (status = 429, description = "This client failed authentication too often; see Retry-After"),
         (status = 422, description = "A required field is missing"), (status = 503, description = "The click could not be logged"),
     ),
     security(("identification_key" = [])))]
@@ -78,6 +79,7 @@ pub async fn session_init(
         (status = 400, description = "Not JSON", body = crate::error::ErrorBody),
         (status = 401, description = "Missing or unknown identification key", body = crate::error::ErrorBody),
         (status = 404, description = "No rule matches and no fallback", body = crate::error::ErrorBody),
+        (status = 429, description = "This client failed authentication too often; see Retry-After", body = crate::error::ErrorBody),
         (status = 422, description = "A required field is missing", body = crate::error::ErrorBody),
     ),
     security(("identification_key" = [])))]

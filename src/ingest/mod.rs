@@ -1,6 +1,7 @@
 //! `POST /webhooks/divar`: authenticate, parse (legacy or current), normalise, hand to the
 //! batch writer, and answer 200 only once the record is committed.
 
+pub mod breaker;
 pub mod normalise;
 pub mod writer;
 
@@ -66,6 +67,7 @@ fn count(event_type: &str, outcome: &'static str, reason: &'static str) {
         (status = 400, description = "Not JSON", body = crate::error::ErrorBody),
         (status = 401, description = "Missing or unknown identification key", body = crate::error::ErrorBody),
         (status = 413, description = "Body over server.body_limit_bytes", body = crate::error::ErrorBody),
+        (status = 429, description = "This client failed authentication too often; see Retry-After", body = crate::error::ErrorBody),
         (status = 422, description = "A required field is missing; the message names it", body = crate::error::ErrorBody),
         (status = 503, description = "Queue full or database unavailable; nothing stored; see Retry-After", body = crate::error::ErrorBody),
     ),

@@ -9,13 +9,14 @@
 //! travels back on a oneshot channel after it.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{Mutex, mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::breaker::Breaker;
 use crate::notify::Changes;
-use crate::store::{NewRecord, Store, WriteOutcome};
+use crate::store::{NewIds, NewRecord, Store, WriteOutcome, is_unavailable};
 
 /// Why a record could not be stored. Either way nothing was stored and the sender should
 /// retry later.
@@ -38,6 +39,30 @@ struct Job {
 #[derive(Debug, Clone)]
 pub struct Writer {
     queue: mpsc::Sender<Job>,
+    breaker: Arc<Breaker>,
+}
+
+/// How the writers reach the database.
+#[derive(Debug, Clone)]
+pub struct WriterSettings {
+    /// Queued records at most.
+    pub capacity: usize,
+    /// Records per batch at most.
+    pub batch_max: usize,
+    /// Writer tasks.
+    pub writers: usize,
+    /// A batch not committed within this time is answered 503 and opens the breaker.
+    pub write_timeout: Duration,
+}
+
+/// What every writer task shares.
+struct Shared {
+    store: Store,
+    jobs: Mutex<mpsc::Receiver<Job>>,
+    batch_max: usize,
+    write_timeout: Duration,
+    breaker: Arc<Breaker>,
+    changes: Changes,
 }
 
 impl std::fmt::Debug for Job {
@@ -47,31 +72,40 @@ impl std::fmt::Debug for Job {
 }
 
 impl Writer {
-    /// Starts `writers` writer tasks (at least one). They end when every [`Writer`] clone is
+    /// Starts the writer tasks (at least one). They end when every [`Writer`] clone is
     /// dropped and the queue is drained.
     pub fn spawn(
         store: Store,
-        capacity: usize,
-        batch_max: usize,
-        writers: usize,
+        settings: WriterSettings,
+        breaker: Arc<Breaker>,
         changes: Changes,
     ) -> (Writer, JoinHandle<()>) {
-        let (queue, jobs) = mpsc::channel(capacity);
-        let jobs = Arc::new(Mutex::new(jobs));
-        let tasks: Vec<_> = (0..writers.max(1))
-            .map(|_| tokio::spawn(run(store.clone(), jobs.clone(), batch_max, changes.clone())))
+        let (queue, jobs) = mpsc::channel(settings.capacity);
+        let shared = Arc::new(Shared {
+            store,
+            jobs: Mutex::new(jobs),
+            batch_max: settings.batch_max,
+            write_timeout: settings.write_timeout,
+            breaker: breaker.clone(),
+            changes,
+        });
+        let tasks: Vec<_> = (0..settings.writers.max(1))
+            .map(|_| tokio::spawn(run(shared.clone())))
             .collect();
         let task = tokio::spawn(async move {
             for task in tasks {
                 let _ = task.await;
             }
         });
-        (Writer { queue }, task)
+        (Writer { queue, breaker }, task)
     }
 
     /// Queues a record and waits until it is committed (or refused). Never waits for queue
     /// space: a full queue is answered at once.
     pub async fn submit(&self, record: NewRecord) -> Result<WriteOutcome, WriteError> {
+        if !self.breaker.admit() {
+            return Err(WriteError::Unavailable);
+        }
         let (reply, answer) = oneshot::channel();
         self.queue
             .try_send(Job { record, reply })
@@ -89,19 +123,14 @@ impl Writer {
     }
 }
 
-async fn run(
-    store: Store,
-    jobs: Arc<Mutex<mpsc::Receiver<Job>>>,
-    batch_max: usize,
-    changes: Changes,
-) {
-    let mut batch: Vec<Job> = Vec::with_capacity(batch_max);
+async fn run(shared: Arc<Shared>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(shared.batch_max);
     loop {
         // The queue is held only while taking a batch, so the next writer can gather while
         // this one commits.
         {
-            let mut jobs = jobs.lock().await;
-            if jobs.recv_many(&mut batch, batch_max).await == 0 {
+            let mut jobs = shared.jobs.lock().await;
+            if jobs.recv_many(&mut batch, shared.batch_max).await == 0 {
                 return;
             }
             metrics::gauge!("kenar_ingest_queue_depth").set(jobs.len() as f64);
@@ -109,64 +138,97 @@ async fn run(
         // A caller that has gone (its request timed out) was not answered 200, and will
         // deliver again: storing its record now would only cost the others time.
         batch.retain(|job| !job.reply.is_closed());
-        if !batch.is_empty() {
-            commit(&store, std::mem::take(&mut batch), &changes).await;
+        if batch.is_empty() {
+            continue;
+        }
+        // Queued before the database failed: answered at once, not after another timeout.
+        if shared.breaker.is_open() {
+            for job in batch.drain(..) {
+                let _ = job.reply.send(Err(WriteError::Unavailable));
+            }
+            continue;
+        }
+        commit(&shared, std::mem::take(&mut batch)).await;
+    }
+}
+
+/// Writes a batch within the write timeout, telling the breaker how the database did.
+async fn write(
+    shared: &Shared,
+    records: &[NewRecord],
+) -> Result<(Vec<WriteOutcome>, NewIds), Failure> {
+    match tokio::time::timeout(shared.write_timeout, shared.store.write_batch(records)).await {
+        Ok(Ok(written)) => {
+            shared.breaker.succeeded();
+            if written.1.any() {
+                shared.changes.notify();
+            }
+            Ok(written)
+        }
+        Ok(Err(err)) if is_unavailable(&err) => {
+            tracing::error!(error = %err, size = records.len(), "the database is unavailable");
+            shared.breaker.failed("database error");
+            Err(Failure::Unavailable)
+        }
+        Ok(Err(err)) => Err(Failure::Refused(err)),
+        Err(_) => {
+            tracing::error!(
+                timeout_ms = shared.write_timeout.as_millis() as u64,
+                size = records.len(),
+                "the database did not commit a batch in time"
+            );
+            shared.breaker.failed("no answer in time");
+            Err(Failure::Unavailable)
         }
     }
 }
 
-async fn commit(store: &Store, jobs: Vec<Job>, changes: &Changes) {
+enum Failure {
+    /// Nothing can be stored now.
+    Unavailable,
+    /// The database refused something in the batch.
+    Refused(sqlx::Error),
+}
+
+async fn commit(shared: &Shared, jobs: Vec<Job>) {
     let (records, replies): (Vec<NewRecord>, Vec<_>) =
         jobs.into_iter().map(|j| (j.record, j.reply)).unzip();
     let started = Instant::now();
-    let result = store.write_batch(&records).await;
+    let result = write(shared, &records).await;
     metrics::histogram!("kenar_batch_commit_seconds").record(started.elapsed().as_secs_f64());
     metrics::histogram!("kenar_batch_size").record(records.len() as f64);
     match result {
-        Ok((outcomes, new_ids)) => {
-            if new_ids.any() {
-                changes.notify();
-            }
+        Ok((outcomes, _)) => {
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 let _ = reply.send(Ok(outcome));
             }
         }
-        Err(err) if records.len() > 1 && !is_connection_error(&err) => {
+        Err(Failure::Refused(err)) if records.len() > 1 => {
             // One bad record must not fail the others: retry each in its own transaction.
             tracing::warn!(error = %err, size = records.len(), "batch failed; retrying one by one");
             for (record, reply) in records.iter().zip(replies) {
-                let outcome = store
-                    .write_batch(std::slice::from_ref(record))
-                    .await
-                    .map(|(mut o, new_ids)| {
-                        if new_ids.any() {
-                            changes.notify();
+                let outcome = if shared.breaker.is_open() {
+                    Err(WriteError::Unavailable)
+                } else {
+                    match write(shared, std::slice::from_ref(record)).await {
+                        Ok((mut outcomes, _)) => Ok(outcomes.remove(0)),
+                        Err(Failure::Refused(err)) => {
+                            tracing::error!(error = %err, "storing a record failed");
+                            Err(WriteError::Unavailable)
                         }
-                        o.remove(0)
-                    })
-                    .map_err(|err| {
-                        tracing::error!(error = %err, "storing a record failed");
-                        WriteError::Unavailable
-                    });
+                        Err(Failure::Unavailable) => Err(WriteError::Unavailable),
+                    }
+                };
                 let _ = reply.send(outcome);
             }
         }
-        Err(err) => {
-            tracing::error!(error = %err, size = records.len(), "storing a batch failed");
+        Err(failure) => {
+            if let Failure::Refused(err) = failure {
+                tracing::error!(error = %err, "storing a record failed");
+            }
             for reply in replies {
                 let _ = reply.send(Err(WriteError::Unavailable));
             }
         }
     }
-}
-
-fn is_connection_error(err: &sqlx::Error) -> bool {
-    matches!(
-        err,
-        sqlx::Error::Io(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::WorkerCrashed
-    )
 }

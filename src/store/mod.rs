@@ -433,6 +433,34 @@ macro_rules! dispatch {
     };
 }
 
+/// Whether an error says the database cannot be used now (as opposed to a bad record or a
+/// bug): no connection, or a connection lost; PostgreSQL's connection exceptions (SQLSTATE
+/// class 08), insufficient resources (53) and operator intervention such as a shutdown
+/// (57); SQLite busy, locked, out of disk or unable to open its file.
+pub fn is_unavailable(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => {
+            let Some(code) = db.code() else {
+                return false;
+            };
+            if let Ok(sqlite) = code.parse::<u32>() {
+                // The primary code is the low byte of an extended one.
+                return matches!(sqlite & 0xff, 5 | 6 | 10 | 13 | 14);
+            }
+            ["08", "53", "57"]
+                .iter()
+                .any(|class| code.starts_with(class))
+        }
+        _ => false,
+    }
+}
+
 impl Store {
     /// Opens a pool for `database.url`. A SQLite file and its folder are created when
     /// missing. Does not migrate.

@@ -11,6 +11,7 @@ mod client;
 mod config;
 mod hostile;
 mod ops;
+mod outage;
 mod process;
 mod store_batch;
 mod webhook_events;

@@ -33,44 +33,6 @@ async fn unknown_routes_and_methods_get_the_json_error_shape() {
     assert_eq!((status, code.as_str()), (405, "method_not_allowed"));
 }
 
-#[tokio::test]
-async fn metrics_count_deliveries_by_type_and_outcome() {
-    let app = spawn_app(Backend::Sqlite).await;
-    app.post_webhook(fixture("event_new_message_text.json"))
-        .await;
-    app.post_webhook(fixture("event_new_message_text.json"))
-        .await;
-    app.post_webhook_with_key(Some("wrong"), "{}").await;
-
-    // The API listener does not serve metrics.
-    let response = app.client.get(app.url("/metrics")).send().await.unwrap();
-    assert_eq!(response.status(), 404);
-
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(
-        async move { axum::serve(listener, kenar_hook::telemetry::metrics_router()).await },
-    );
-    let text = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    for needle in [
-        r#"kenar_webhook_deliveries_total{event_type="NEW_MESSAGE",outcome="stored",reason=""}"#,
-        r#"kenar_webhook_deliveries_total{event_type="NEW_MESSAGE",outcome="duplicate",reason=""}"#,
-        r#"outcome="rejected",reason="unauthorized"}"#,
-        r#"http_requests_total{route="/webhooks/divar",method="POST",status="200"}"#,
-        "http_request_duration_seconds_bucket",
-        "kenar_batch_size_bucket",
-        "kenar_batch_commit_seconds_bucket",
-        "kenar_ingest_queue_depth",
-    ] {
-        assert!(text.contains(needle), "metrics lack {needle}:\n{text}");
-    }
-}
-
 /// Methods made up by a caller are counted under `OTHER`: no label comes from request data,
 /// so no one can grow the metrics.
 #[tokio::test]

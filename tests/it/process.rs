@@ -154,3 +154,94 @@ fn migrate_creates_the_schema_and_exits_0() {
     assert_eq!(status.code(), Some(0));
     assert!(db.exists());
 }
+
+/// The value of one series in a Prometheus text page (0 when absent).
+fn metric(page: &str, series: &str) -> f64 {
+    page.lines()
+        .filter_map(|line| line.strip_prefix(series)?.trim().parse::<f64>().ok())
+        .sum()
+}
+
+/// A process of its own has a recorder of its own, so the counts below are exact.
+#[tokio::test]
+async fn metrics_count_deliveries_by_type_and_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, metrics_port) = (free_port(), free_port());
+    let mut child = Command::new(BIN)
+        .current_dir(dir.path())
+        .env("KENAR_HOOK__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "KENAR_HOOK__METRICS__LISTEN",
+            format!("127.0.0.1:{metrics_port}"),
+        )
+        .env("KENAR_HOOK__DIVAR__IDENTIFICATION_KEYS", KEY)
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until_healthy(port).await;
+    let client = reqwest::Client::new();
+    let post = |key: &'static str, body: Vec<u8>| {
+        client
+            .post(format!("http://127.0.0.1:{port}/webhooks/divar"))
+            .header("authorization", key)
+            .body(body)
+            .send()
+    };
+    let event = fixture("event_new_message_text.json");
+    assert_eq!(post(KEY, event.clone()).await.unwrap().status(), 200);
+    assert_eq!(post(KEY, event.clone()).await.unwrap().status(), 200);
+    assert_eq!(post("wrong", b"{}".to_vec()).await.unwrap().status(), 401);
+    // The API listener does not serve metrics.
+    let api = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 404);
+
+    let page = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    let counts = [
+        (
+            r#"kenar_webhook_deliveries_total{event_type="NEW_MESSAGE",outcome="stored",reason=""}"#,
+            1.0,
+        ),
+        (
+            r#"kenar_webhook_deliveries_total{event_type="NEW_MESSAGE",outcome="duplicate",reason=""}"#,
+            1.0,
+        ),
+        (
+            r#"kenar_webhook_deliveries_total{event_type="UNKNOWN",outcome="rejected",reason="unauthorized"}"#,
+            1.0,
+        ),
+        (
+            r#"kenar_auth_failures_total{route="webhook",answer="401"}"#,
+            1.0,
+        ),
+        (
+            r#"http_requests_total{route="/webhooks/divar",method="POST",status="200"}"#,
+            2.0,
+        ),
+        (
+            r#"http_requests_total{route="/webhooks/divar",method="POST",status="401"}"#,
+            1.0,
+        ),
+        ("kenar_batch_size_count", 2.0),
+    ];
+    for (series, expected) in counts {
+        assert_eq!(metric(&page, series), expected, "{series}\n{page}");
+    }
+    for present in [
+        "http_request_duration_seconds_bucket",
+        "kenar_batch_commit_seconds_bucket",
+        "kenar_ingest_queue_depth",
+    ] {
+        assert!(page.contains(present), "metrics lack {present}:\n{page}");
+    }
+}

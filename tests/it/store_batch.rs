@@ -3,7 +3,8 @@
 //! itself.
 
 use chrono::{DateTime, Utc};
-use kenar_hook::ingest::writer::{WriteError, Writer};
+use kenar_hook::ingest::breaker::Breaker;
+use kenar_hook::ingest::writer::{WriteError, Writer, WriterSettings};
 use kenar_hook::notify::Changes;
 use kenar_hook::store::{
     ConversationFacts, MessageSource, NewClick, NewEvent, NewMessage, NewRecord, Store,
@@ -237,7 +238,12 @@ on_both_backends!(
 #[tokio::test]
 async fn a_record_the_database_refuses_fails_only_itself() {
     let app = spawn_app(Backend::Postgres).await;
-    let (writer, task) = Writer::spawn(app.store.clone(), 16, 16, 1, Changes::new());
+    let (writer, task) = Writer::spawn(
+        app.store.clone(),
+        writer_settings(16, 16, 1),
+        breaker(),
+        Changes::new(),
+    );
     let mut ancient = message("ancient", "c9", None, None, 0);
     if let NewRecord::Message(m) = &mut ancient {
         m.sent_at = DateTime::from_timestamp(-300_000_000_000, 0).unwrap();
@@ -263,7 +269,12 @@ async fn a_record_the_database_refuses_fails_only_itself() {
 async fn several_writers_store_every_record_once() {
     for backend in [Backend::Sqlite, Backend::Postgres] {
         let app = spawn_app(backend).await;
-        let (writer, task) = Writer::spawn(app.store.clone(), 4096, 32, 4, Changes::new());
+        let (writer, task) = Writer::spawn(
+            app.store.clone(),
+            writer_settings(4096, 32, 4),
+            breaker(),
+            Changes::new(),
+        );
         let submits = (0..600).map(|i| {
             let writer = writer.clone();
             tokio::spawn(async move {
@@ -322,4 +333,17 @@ async fn sqlite_checkpoints_run_in_the_background() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
+}
+
+fn writer_settings(capacity: usize, batch_max: usize, writers: usize) -> WriterSettings {
+    WriterSettings {
+        capacity,
+        batch_max,
+        writers,
+        write_timeout: std::time::Duration::from_secs(10),
+    }
+}
+
+fn breaker() -> std::sync::Arc<Breaker> {
+    std::sync::Arc::new(Breaker::new(std::time::Duration::from_secs(10)))
 }

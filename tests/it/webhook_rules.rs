@@ -295,6 +295,8 @@ async fn full_queue_is_503_with_retry_after_and_nothing_is_lost() {
     let app = spawn_app_with(Backend::Sqlite, |s| {
         s.ingest.queue_capacity = 1;
         s.ingest.batch_max = 1;
+        // The lock below is held longer than the default write timeout.
+        s.ingest.write_timeout_ms = 10_000;
     })
     .await;
     let lock = WriteLock::take(&app).await;
@@ -342,7 +344,8 @@ async fn full_queue_is_503_with_retry_after_and_nothing_is_lost() {
 
 #[tokio::test]
 async fn shutdown_finishes_in_flight_requests_and_stops_accepting() {
-    let mut app = spawn_app(Backend::Sqlite).await;
+    // The write below waits for a lock longer than the default write timeout.
+    let mut app = spawn_app_with(Backend::Sqlite, |s| s.ingest.write_timeout_ms = 10_000).await;
     let lock = WriteLock::take(&app).await;
     let in_flight = tokio::spawn({
         let (client, url) = (app.client.clone(), app.url("/webhooks/divar"));
