@@ -64,6 +64,12 @@ pub struct ApiSettings {
     pub trust_forwarded_for: bool,
     /// Seconds between keep-alive comments on `/api/v1/stream`.
     pub stream_keepalive_secs: u64,
+    /// A list page stops once its rows hold this many bytes (at least one row).
+    pub page_max_bytes: usize,
+    /// Live streams open at once, in all.
+    pub max_streams: usize,
+    /// Live streams open at once per token.
+    pub max_streams_per_token: usize,
 }
 
 /// Section `server`.
@@ -369,6 +375,15 @@ impl Settings {
             return fail(
                 "api.rate_limit_per_second",
                 "rate limits must be at least 1",
+            );
+        }
+        if self.api.page_max_bytes < 1024 {
+            return fail("api.page_max_bytes", "must be at least 1024");
+        }
+        if self.api.max_streams == 0 || self.api.max_streams_per_token == 0 {
+            return fail(
+                "api.max_streams",
+                "api.max_streams and api.max_streams_per_token must be at least 1",
             );
         }
         if self.api.stream_keepalive_secs == 0 {

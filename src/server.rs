@@ -37,6 +37,9 @@ pub struct Limits {
     pub idle_timeout: Duration,
     /// Connections open at once; further clients wait in the listen queue.
     pub max_connections: usize,
+    /// How long an idle connection's request in flight may still take before the
+    /// connection is dropped (a live stream whose reader stopped reading never ends).
+    pub request_timeout: Duration,
 }
 
 impl Limits {
@@ -46,6 +49,7 @@ impl Limits {
             header_read_timeout: Duration::from_millis(settings.header_read_timeout_ms),
             idle_timeout: Duration::from_millis(settings.idle_timeout_ms),
             max_connections: settings.max_connections,
+            request_timeout: Duration::from_millis(settings.request_timeout_ms),
         }
     }
 }
@@ -131,6 +135,7 @@ async fn serve_connection(
     let connection = builder.serve_connection(TokioIo::new(io), service);
     tokio::pin!(connection);
     let mut closing = false;
+    let mut idle_deadline: Option<Instant> = None;
     loop {
         let idle_since = epoch + Duration::from_millis(last_active.load(Ordering::Relaxed));
         tokio::select! {
@@ -149,8 +154,15 @@ async fn serve_connection(
                 if last + limits.idle_timeout <= Instant::now() {
                     // Closes at once when idle; a request in flight is finished first.
                     closing = true;
+                    idle_deadline = Some(Instant::now() + limits.request_timeout);
                     connection.as_mut().graceful_shutdown();
                 }
+            }
+            // Nothing moved for the whole idle timeout and the request in flight still does
+            // not end: a reader that stopped reading. Dropped, socket and all.
+            _ = tokio::time::sleep_until(idle_deadline.unwrap_or_else(Instant::now)), if idle_deadline.is_some() => {
+                tracing::debug!(%peer, "dropping a connection whose reader stopped reading");
+                return;
             }
         }
     }

@@ -10,6 +10,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::app::AppState;
 use crate::auth::KeySet;
@@ -21,6 +22,19 @@ use crate::error::AppError;
 pub struct ApiAccess {
     tokens: KeySet,
     per_token: DefaultKeyedRateLimiter<usize>,
+    streams: Arc<Semaphore>,
+    streams_per_token: Vec<Arc<Semaphore>>,
+}
+
+/// Which configured token a request presented (its position in `api.tokens`).
+#[derive(Debug, Clone, Copy)]
+pub struct TokenId(pub usize);
+
+/// A live stream's places in the global and the per-token limit, given back when it ends.
+#[derive(Debug)]
+pub struct StreamSlot {
+    _global: OwnedSemaphorePermit,
+    _token: OwnedSemaphorePermit,
 }
 
 fn non_zero(n: u32) -> NonZeroU32 {
@@ -35,6 +49,39 @@ impl ApiAccess {
         Arc::new(ApiAccess {
             tokens: KeySet::new(&settings.tokens),
             per_token: RateLimiter::keyed(per_token),
+            streams: Arc::new(Semaphore::new(settings.max_streams)),
+            streams_per_token: settings
+                .tokens
+                .iter()
+                .map(|_| Arc::new(Semaphore::new(settings.max_streams_per_token)))
+                .collect(),
+        })
+    }
+
+    /// A place for one more live stream of `token`, or 429 naming the limit that is full.
+    pub fn open_stream(&self, token: TokenId) -> Result<StreamSlot, AppError> {
+        let full = |setting: &str| {
+            metrics::counter!("kenar_stream_refusals_total", "limit" => setting.to_owned())
+                .increment(1);
+            AppError::RateLimited {
+                retry_after_secs: 5,
+            }
+        };
+        let token = self
+            .streams_per_token
+            .get(token.0)
+            .ok_or_else(|| full("api.max_streams_per_token"))?
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| full("api.max_streams_per_token"))?;
+        let global = self
+            .streams
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| full("api.max_streams"))?;
+        Ok(StreamSlot {
+            _global: global,
+            _token: token,
         })
     }
 }
@@ -73,7 +120,11 @@ pub async fn check(State(state): State<AppState>, request: Request, next: Next) 
                 retry_after_secs: crate::error::DATABASE_RETRY_AFTER_SECS,
             }
             .into_response(),
-            Ok(()) => next.run(request).await,
+            Ok(()) => {
+                let mut request = request;
+                request.extensions_mut().insert(TokenId(token));
+                next.run(request).await
+            }
             Err(not_until) => rate_limited(not_until),
         },
         None => state

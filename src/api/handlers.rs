@@ -14,16 +14,18 @@ use crate::error::AppError;
 use crate::store::MessageRows;
 use crate::store::query::{ConversationQuery, LogQuery, MessageQuery, Order};
 
-/// Cuts a `limit + 1` fetch to a page and the cursor of its last row.
+/// Cuts a `limit + 1` fetch to a page and the cursor of its last row. A fetch `cut` short by
+/// the byte budget has rows left too: its cursor simply comes earlier.
 fn page<R, T>(
     mut rows: Vec<R>,
+    cut: bool,
     limit: i64,
     position: impl Fn(&R) -> Position,
     list: &str,
     fingerprint: &str,
     item: impl Fn(R) -> T,
 ) -> Page<T> {
-    let more = rows.len() as i64 > limit;
+    let more = cut || rows.len() as i64 > limit;
     rows.truncate(limit as usize);
     let next_cursor = more
         .then(|| {
@@ -111,6 +113,7 @@ pub async fn list_conversations(
     let rows = state.store.list_conversations(&q).await?;
     Ok(Json(page(
         rows,
+        false,
         limit,
         |c| Position::Time(c.last_message_at, c.id.clone()),
         "conversations",
@@ -203,6 +206,7 @@ impl MessageList {
     fn page(&self) -> Result<Response, AppError> {
         Ok(Json(page(
             self.rows.views()?,
+            self.rows.cut,
             self.limit,
             |m| Position::Time(m.sent_at, m.id.to_owned()),
             "messages",
@@ -241,7 +245,10 @@ async fn messages(
         limit: limit + 1,
         ..q
     };
-    let rows = state.store.list_messages(&q).await?;
+    let rows = state
+        .store
+        .list_messages(&q, state.settings.api.page_max_bytes)
+        .await?;
     Ok(MessageList {
         rows,
         limit,
@@ -305,9 +312,13 @@ pub async fn list_events(
         limit: limit + 1,
         ..Default::default()
     };
-    let rows = state.store.list_events(&q).await?;
+    let listed = state
+        .store
+        .list_events(&q, state.settings.api.page_max_bytes)
+        .await?;
     Ok(Json(page(
-        rows,
+        listed.rows,
+        listed.cut,
         limit,
         |e| Position::Seq(e.seq),
         "events",
@@ -352,9 +363,13 @@ pub async fn list_clicks(
         limit: limit + 1,
         ..Default::default()
     };
-    let rows = state.store.list_clicks(&q).await?;
+    let listed = state
+        .store
+        .list_clicks(&q, state.settings.api.page_max_bytes)
+        .await?;
     Ok(Json(page(
-        rows,
+        listed.rows,
+        listed.cut,
         limit,
         |c| Position::Seq(c.seq),
         "clicks",

@@ -12,13 +12,16 @@ use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::access::{StreamSlot, TokenId};
 use super::items::{ClickItem, EventItem, MessageItem};
 use super::params::Params;
 use crate::app::AppState;
@@ -26,10 +29,13 @@ use crate::error::AppError;
 use crate::store::Store;
 use crate::store::query::{LogQuery, StreamQuery};
 
-/// Rows fetched per query.
+/// Rows fetched per query (fewer when they hold more than `api.page_max_bytes`).
 const BATCH: i64 = 200;
 /// Re-query at least this often even without a wake-up.
 const POLL: Duration = Duration::from_secs(5);
+/// Re-query at most this often: under a stream of commits a thousand open streams would
+/// otherwise each query the database after every one.
+const MIN_INTERVAL: Duration = Duration::from_millis(250);
 
 /// A position in the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -76,20 +82,26 @@ struct Feed {
     clicks: bool,
     position: StreamPosition,
     buffer: VecDeque<Event>,
+    budget: usize,
+    last_fetch: Instant,
     changes: watch::Receiver<u64>,
     stop: CancellationToken,
+    _slot: StreamSlot,
 }
 
 impl Feed {
     async fn fetch(&mut self) -> Result<(), sqlx::Error> {
         let messages = self
             .store
-            .stream_messages(&StreamQuery {
-                after_seq: self.position.message,
-                post_token: self.post_token.clone(),
-                conversation_id: self.conversation_id.clone(),
-                limit: BATCH,
-            })
+            .stream_messages(
+                &StreamQuery {
+                    after_seq: self.position.message,
+                    post_token: self.post_token.clone(),
+                    conversation_id: self.conversation_id.clone(),
+                    limit: BATCH,
+                },
+                self.budget,
+            )
             .await?;
         for m in messages.views()? {
             self.position.message = m.seq;
@@ -99,9 +111,9 @@ impl Feed {
         if self.events && self.conversation_id.is_none() {
             let events = self
                 .store
-                .list_events(&self.log_query(self.position.event))
+                .list_events(&self.log_query(self.position.event), self.budget)
                 .await?;
-            for e in events {
+            for e in events.rows {
                 self.position.event = e.seq;
                 self.push("event", &EventItem::from(e));
             }
@@ -109,8 +121,8 @@ impl Feed {
         if self.clicks {
             let mut q = self.log_query(self.position.click);
             q.conversation_id = self.conversation_id.clone();
-            let clicks = self.store.list_clicks(&q).await?;
-            for c in clicks {
+            let clicks = self.store.list_clicks(&q, self.budget).await?;
+            for c in clicks.rows {
                 self.position.click = c.seq;
                 self.push("click", &ClickItem::from(c));
             }
@@ -143,6 +155,7 @@ impl Feed {
             }
             // Seen before querying: a commit that lands during the query wakes the wait.
             self.changes.borrow_and_update();
+            self.last_fetch = Instant::now();
             if let Err(e) = self.fetch().await {
                 tracing::warn!(error = %e, "live stream query failed");
             }
@@ -151,7 +164,15 @@ impl Feed {
             }
             tokio::select! {
                 _ = self.stop.cancelled() => return None,
-                changed = self.changes.changed() => if changed.is_err() { return None },
+                changed = self.changes.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                    tokio::select! {
+                        _ = self.stop.cancelled() => return None,
+                        _ = tokio::time::sleep_until(self.last_fetch + MIN_INTERVAL) => {}
+                    }
+                }
                 _ = tokio::time::sleep(POLL) => {}
             }
         }
@@ -167,13 +188,16 @@ impl Feed {
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id"),
     ),
     responses((status = 200, description = "text/event-stream of `message`, `event` and `click` events whose data is a MessageItem, EventItem or ClickItem", content_type = "text/event-stream", body = String),
-        (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)),
+        (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+        (status = 429, description = "api.max_streams or api.max_streams_per_token streams are open; see Retry-After", body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn stream(
     State(state): State<AppState>,
+    Extension(token): Extension<TokenId>,
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
+    let slot = state.api.open_stream(token)?;
     let p = Params(params);
     let include = p.include(&["events", "clicks"])?;
     let position = match headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
@@ -198,8 +222,11 @@ pub async fn stream(
         clicks: include.iter().any(|i| i == "clicks"),
         position,
         buffer: VecDeque::new(),
+        budget: state.settings.api.page_max_bytes,
+        last_fetch: Instant::now(),
         changes: state.changes.subscribe(),
         stop: state.shutdown.clone(),
+        _slot: slot,
     };
     let keep_alive = Duration::from_secs(state.settings.api.stream_keepalive_secs);
     Ok(Sse::new(futures_util::stream::unfold(feed, Feed::next))

@@ -369,18 +369,31 @@ impl MessageView<'_> {
 }
 
 /// Message rows as fetched, read in place through [`MessageRows::views`].
-pub struct MessageRows(Vec<AnyRow>);
+pub struct MessageRows {
+    rows: Vec<AnyRow>,
+    /// Cut short by the byte budget: rows may be left.
+    pub cut: bool,
+}
 
 impl MessageRows {
     /// Whether no row was found.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.rows.is_empty()
     }
 
     /// Every row as a view borrowing from it.
     pub fn views(&self) -> Result<Vec<MessageView<'_>>, sqlx::Error> {
-        self.0.iter().map(rows::message_view).collect()
+        self.rows.iter().map(rows::message_view).collect()
     }
+}
+
+/// A page of rows as fetched.
+#[derive(Debug)]
+pub struct Listed<T> {
+    /// The rows.
+    pub rows: Vec<T>,
+    /// Cut short by the byte budget: rows may be left.
+    pub cut: bool,
 }
 
 /// A stored conversation.
@@ -499,6 +512,23 @@ impl Store {
         }
     }
 
+    async fn fetch_bounded(
+        &self,
+        sql: &Sql,
+        budget: usize,
+    ) -> Result<(Vec<AnyRow>, bool), sqlx::Error> {
+        Ok(match self {
+            Store::Postgres(s) => {
+                let (rows, cut) = s.fetch_bounded(sql, budget).await?;
+                (rows.into_iter().map(AnyRow::Postgres).collect(), cut)
+            }
+            Store::Sqlite(s) => {
+                let (rows, cut) = s.fetch_bounded(sql, budget).await?;
+                (rows.into_iter().map(AnyRow::Sqlite).collect(), cut)
+            }
+        })
+    }
+
     async fn fetch_all(&self, sql: &Sql) -> Result<Vec<AnyRow>, sqlx::Error> {
         Ok(match self {
             Store::Postgres(s) => s
@@ -597,51 +627,75 @@ impl Store {
         rows.iter().map(rows::conversation).collect()
     }
 
-    /// A page of messages (without raw bodies).
-    pub async fn list_messages(&self, q: &query::MessageQuery) -> Result<MessageRows, sqlx::Error> {
-        let rows = self.fetch_all(&query::messages(self.dialect(), q)).await?;
-        Ok(MessageRows(rows))
+    /// A page of messages (without raw bodies), cut short once it holds `budget` bytes.
+    pub async fn list_messages(
+        &self,
+        q: &query::MessageQuery,
+        budget: usize,
+    ) -> Result<MessageRows, sqlx::Error> {
+        let (rows, cut) = self
+            .fetch_bounded(&query::messages(self.dialect(), q), budget)
+            .await?;
+        Ok(MessageRows { rows, cut })
     }
 
-    /// Messages stored after a `seq`, for the live stream (without raw bodies).
+    /// Messages stored after a `seq`, for the live stream (without raw bodies), cut short
+    /// once they hold `budget` bytes.
     pub async fn stream_messages(
         &self,
         q: &query::StreamQuery,
+        budget: usize,
     ) -> Result<MessageRows, sqlx::Error> {
-        let rows = self
-            .fetch_all(&query::stream_messages(self.dialect(), q))
+        let (rows, cut) = self
+            .fetch_bounded(&query::stream_messages(self.dialect(), q), budget)
             .await?;
-        Ok(MessageRows(rows))
+        Ok(MessageRows { rows, cut })
     }
 
-    /// A page of events.
-    pub async fn list_events(&self, q: &query::LogQuery) -> Result<Vec<StoredEvent>, sqlx::Error> {
-        let rows = self.fetch_all(&query::events(self.dialect(), q)).await?;
-        rows.iter().map(rows::event).collect()
+    /// A page of events, cut short once it holds `budget` bytes.
+    pub async fn list_events(
+        &self,
+        q: &query::LogQuery,
+        budget: usize,
+    ) -> Result<Listed<StoredEvent>, sqlx::Error> {
+        let (rows, cut) = self
+            .fetch_bounded(&query::events(self.dialect(), q), budget)
+            .await?;
+        let rows = rows.iter().map(rows::event).collect::<Result<_, _>>()?;
+        Ok(Listed { rows, cut })
     }
 
-    /// A page of clicks.
-    pub async fn list_clicks(&self, q: &query::LogQuery) -> Result<Vec<StoredClick>, sqlx::Error> {
-        let rows = self.fetch_all(&query::clicks(self.dialect(), q)).await?;
-        rows.iter().map(rows::click).collect()
+    /// A page of clicks, cut short once it holds `budget` bytes.
+    pub async fn list_clicks(
+        &self,
+        q: &query::LogQuery,
+        budget: usize,
+    ) -> Result<Listed<StoredClick>, sqlx::Error> {
+        let (rows, cut) = self
+            .fetch_bounded(&query::clicks(self.dialect(), q), budget)
+            .await?;
+        let rows = rows.iter().map(rows::click).collect::<Result<_, _>>()?;
+        Ok(Listed { rows, cut })
     }
 
-    /// Every event, oldest first (for tests and small tools; the API pages).
+    /// Every event with its raw body, oldest first (for tests and small tools; the API pages).
     pub async fn all_events(&self) -> Result<Vec<StoredEvent>, sqlx::Error> {
-        self.list_events(&query::LogQuery {
+        let all = query::LogQuery {
             limit: i64::MAX,
+            with_raw: true,
             ..Default::default()
-        })
-        .await
+        };
+        Ok(self.list_events(&all, usize::MAX).await?.rows)
     }
 
-    /// Every click, oldest first (for tests and small tools; the API pages).
+    /// Every click with its raw body, oldest first (for tests and small tools; the API pages).
     pub async fn all_clicks(&self) -> Result<Vec<StoredClick>, sqlx::Error> {
-        self.list_clicks(&query::LogQuery {
+        let all = query::LogQuery {
             limit: i64::MAX,
+            with_raw: true,
             ..Default::default()
-        })
-        .await
+        };
+        Ok(self.list_clicks(&all, usize::MAX).await?.rows)
     }
 
     /// The highest `seq` of (message, event, click).

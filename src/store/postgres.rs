@@ -65,6 +65,15 @@ impl PgStore {
         bind(sql).fetch_all(&self.pool).await
     }
 
+    /// Rows until they hold `budget` bytes; true when rows may be left.
+    pub(super) async fn fetch_bounded(
+        &self,
+        sql: &Sql,
+        budget: usize,
+    ) -> Result<(Vec<PgRow>, bool), sqlx::Error> {
+        super::rows::take_bounded(bind(sql).fetch(&self.pool), budget).await
+    }
+
     pub(super) async fn fetch_optional(&self, sql: &Sql) -> Result<Option<PgRow>, sqlx::Error> {
         bind(sql).fetch_optional(&self.pool).await
     }

@@ -104,6 +104,17 @@ pub struct LogQuery {
     pub after_seq: Option<i64>,
     /// Page size.
     pub limit: i64,
+    /// Also select the raw bodies (lists never show them; tools and tests may).
+    pub with_raw: bool,
+}
+
+/// The raw body column, or an empty stand-in when it is not wanted.
+fn raw_body(dialect: Dialect, wanted: bool) -> &'static str {
+    match (wanted, dialect) {
+        (true, _) => "raw_body",
+        (false, Dialect::Postgres) => "'\\x'::bytea as raw_body",
+        (false, Dialect::Sqlite) => "x'' as raw_body",
+    }
 }
 
 /// The columns of a message row without its raw body (lists and the stream never show it).
@@ -219,10 +230,11 @@ fn like_pattern(text: &str) -> String {
 /// `select ... from event ...`
 pub fn events(dialect: Dialect, q: &LogQuery) -> Sql {
     let columns = format!(
-        "seq, dedupe_key, event_type, subtype, subject_id, post_token, {}, {}, raw_body, \
+        "seq, dedupe_key, event_type, subtype, subject_id, post_token, {}, {}, {}, \
          received_at",
         json_text(dialect, "payload"),
-        json_text(dialect, "metadata")
+        json_text(dialect, "metadata"),
+        raw_body(dialect, q.with_raw)
     );
     let mut sql = Sql::new(dialect, &format!("select {columns} from event"));
     let mut first = true;
@@ -240,8 +252,9 @@ pub fn events(dialect: Dialect, q: &LogQuery) -> Sql {
 pub fn clicks(dialect: Dialect, q: &LogQuery) -> Sql {
     let columns = format!(
         "seq, id, version, source, post_token, conversation_id, user_id, peer_id, side, {}, \
-         rule, url, outcome, raw_body, received_at",
-        json_text(dialect, "provider_data")
+         rule, url, outcome, {}, received_at",
+        json_text(dialect, "provider_data"),
+        raw_body(dialect, q.with_raw)
     );
     let mut sql = Sql::new(dialect, &format!("select {columns} from click"));
     let mut first = true;

@@ -18,6 +18,49 @@ pub enum AnyRow {
     Sqlite(SqliteRow),
 }
 
+/// Takes rows from `rows` until they hold `budget` bytes (always at least one row). The
+/// rest is never read into memory: the database is asked for a page of rows, but a page of
+/// large rows is cut short here. The flag says whether a row was left.
+pub(super) async fn take_bounded<R: Row>(
+    rows: impl futures_util::Stream<Item = Result<R, sqlx::Error>>,
+    budget: usize,
+) -> Result<(Vec<R>, bool), sqlx::Error>
+where
+    usize: ColumnIndex<R>,
+    for<'r> Option<&'r [u8]>: Decode<'r, R::Database>,
+{
+    use futures_util::TryStreamExt;
+    let mut rows = std::pin::pin!(rows);
+    let mut taken = Vec::new();
+    let mut bytes = 0;
+    while let Some(row) = rows.try_next().await? {
+        bytes += row_bytes(&row);
+        taken.push(row);
+        if bytes >= budget {
+            let left = rows.try_next().await?.is_some();
+            return Ok((taken, left));
+        }
+    }
+    Ok((taken, false))
+}
+
+/// The bytes a row's values take as the database sent them.
+fn row_bytes<R: Row>(row: &R) -> usize
+where
+    usize: ColumnIndex<R>,
+    for<'r> Option<&'r [u8]>: Decode<'r, R::Database>,
+{
+    (0..row.len())
+        .map(|i| {
+            // Unchecked: every value is read as its bytes, whatever its type.
+            row.try_get_unchecked::<Option<&[u8]>, _>(i)
+                .ok()
+                .flatten()
+                .map_or(0, <[u8]>::len)
+        })
+        .sum()
+}
+
 /// Microseconds since the epoch: how SQLite stores times.
 pub fn micros(t: DateTime<Utc>) -> i64 {
     t.timestamp_micros()

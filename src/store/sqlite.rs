@@ -124,6 +124,15 @@ impl SqliteStore {
         bind(sql).fetch_all(&self.pool).await
     }
 
+    /// Rows until they hold `budget` bytes; true when rows may be left.
+    pub(super) async fn fetch_bounded(
+        &self,
+        sql: &Sql,
+        budget: usize,
+    ) -> Result<(Vec<SqliteRow>, bool), sqlx::Error> {
+        super::rows::take_bounded(bind(sql).fetch(&self.pool), budget).await
+    }
+
     pub(super) async fn fetch_optional(&self, sql: &Sql) -> Result<Option<SqliteRow>, sqlx::Error> {
         bind(sql).fetch_optional(&self.pool).await
     }

@@ -5,6 +5,7 @@
 mod helpers;
 
 mod api;
+mod api_limits;
 mod callback;
 mod cli;
 mod client;

@@ -18,7 +18,7 @@ fn at(secs: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(secs, 0).unwrap()
 }
 
-fn message(
+pub(crate) fn message(
     id: &str,
     conversation: &str,
     post: Option<&str>,
@@ -52,7 +52,7 @@ fn message(
     })
 }
 
-fn event(key: &str) -> NewRecord {
+pub(crate) fn event(key: &str) -> NewRecord {
     NewRecord::Event(NewEvent {
         dedupe_key: key.into(),
         event_type: "POST_UPDATE".into(),
