@@ -84,7 +84,8 @@ pub(super) enum Failure {
 }
 
 impl Failure {
-    /// 2 usage or settings, 3 refused by Divar, 4 unavailable after the retries.
+    /// 2 usage or settings, 3 refused by Divar, 4 unavailable after the retries, 5 outcome
+    /// unknown.
     pub(super) fn exit_code(&self) -> u8 {
         match self {
             Self::Divar(e) => e.exit_code(),
@@ -103,6 +104,8 @@ impl Failure {
                 DivarError::RateLimited { .. } => "rate_limited",
                 DivarError::Rejected { .. } => "rejected",
                 DivarError::Transient { .. } => "transient",
+                DivarError::Unreachable { .. } => "unreachable",
+                DivarError::OutcomeUnknown { .. } => "outcome_unknown",
                 DivarError::Validation(_) => "validation",
                 DivarError::NotConfigured(_) => "not_configured",
             },

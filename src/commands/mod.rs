@@ -3,7 +3,8 @@
 //!
 //! Every command prints text by default and JSON with `--json`, and exits 0 when done,
 //! 2 on a usage, validation or settings problem, 3 when Divar refused the call, 4 when Divar
-//! (or the database) stayed unavailable after the retries.
+//! (or the database) stayed unavailable after the retries, 5 when the call may have reached
+//! Divar but no answer confirmed it (the outcome is unknown; it was not sent again).
 
 mod buttons;
 mod call;

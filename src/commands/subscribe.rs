@@ -121,10 +121,11 @@ async fn legacy(settings: &Settings, args: LegacySubscribeArgs) -> Result<Report
     Ok(Report::new(text, registration_json(&registration)))
 }
 
-/// Deletes the registration Divar refused. After a transient failure Divar may still have
-/// registered the key, so the row is kept: deleting it would refuse the post's messages.
+/// Deletes the registration Divar refused. After a transient failure or with the outcome
+/// unknown Divar may still have registered the key, so the row is kept: deleting it would
+/// refuse the post's messages.
 async fn forget_if_refused(store: &Store, registration: &Registration, error: &DivarError) {
-    if error.is_retryable() {
+    if error.is_retryable() || matches!(error, DivarError::OutcomeUnknown { .. }) {
         eprintln!(
             "kenar-hook: Divar's answer is unknown; registration {} is kept so that its key \
              stays accepted if Divar did register it",

@@ -1,10 +1,12 @@
 //! The Divar client against wiremock: exact requests compared with the fixtures
-//! ([`requests`]), error classes, retries and their timing ([`failures`]), secrets kept out of
-//! every output and validation before any call ([`safety`]). No database.
+//! ([`requests`]), error classes, retries and their timing ([`failures`]), sends never
+//! repeated after they may have reached Divar ([`sends`]), secrets kept out of every output and
+//! validation before any call ([`safety`]). No database.
 
 mod failures;
 mod requests;
 mod safety;
+mod sends;
 
 use std::time::{Duration, Instant};
 

@@ -57,9 +57,33 @@ pub enum DivarError {
         /// Divar's message, or an excerpt of the body.
         message: String,
     },
-    /// A 5xx answer, a timeout or a connection failure.
+    /// A 5xx or 408 answer, a timeout, or an answer that could not be read.
     #[error("Divar is unavailable{}: {reason}", status_text(*.status))]
     Transient {
+        /// The HTTP status, when Divar answered.
+        status: Option<u16>,
+        /// Divar's `Retry-After`, unclamped, when it answered with one.
+        retry_after: Option<Duration>,
+        /// What went wrong.
+        reason: String,
+    },
+    /// No connection could be made, so the request was never sent.
+    #[error("Divar cannot be reached: {reason}")]
+    Unreachable {
+        /// What went wrong.
+        reason: String,
+    },
+    /// A request that is not safe to repeat (a chat message, a registration, a subscription)
+    /// may have reached Divar, but no answer confirmed it: it timed out after it was sent,
+    /// Divar answered a 5xx other than a 503 with `Retry-After`, or the answer broke off. It
+    /// was not sent again.
+    #[error(
+        "outcome unknown: Divar may have received the request but did not confirm it \
+         ({}{reason}); it was not sent again. Check whether it took effect (for a message, look \
+         in the conversation) before sending it again",
+        status_prefix(*.status)
+    )]
+    OutcomeUnknown {
         /// The HTTP status, when Divar answered.
         status: Option<u16>,
         /// What went wrong.
@@ -136,13 +160,9 @@ pub enum ValidationError {
 }
 
 impl DivarError {
-    /// Whether trying again may succeed: only rate limits and transient failures.
-    pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::RateLimited { .. } | Self::Transient { .. })
-    }
-
     /// Process exit code for a CLI: 2 for our own mistakes (validation, configuration),
-    /// 3 when Divar refused, 4 when Divar stayed unavailable after the retries.
+    /// 3 when Divar refused, 4 when Divar stayed unavailable after the retries, 5 when a
+    /// request that is not safe to repeat may have reached Divar unconfirmed.
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::Validation(_) | Self::NotConfigured(_) => 2,
@@ -150,7 +170,8 @@ impl DivarError {
             | Self::Unauthorized { .. }
             | Self::Forbidden { .. }
             | Self::Rejected { .. } => 3,
-            Self::RateLimited { .. } | Self::Transient { .. } => 4,
+            Self::RateLimited { .. } | Self::Transient { .. } | Self::Unreachable { .. } => 4,
+            Self::OutcomeUnknown { .. } => 5,
         }
     }
 
@@ -174,10 +195,12 @@ impl DivarError {
             // A 408 says the request did not arrive in time; sending it again is safe.
             408 => Self::Transient {
                 status: Some(408),
+                retry_after,
                 reason: message,
             },
             s if status.is_server_error() => Self::Transient {
                 status: Some(s),
+                retry_after,
                 reason: message,
             },
             s => Self::Rejected {
@@ -190,10 +213,12 @@ impl DivarError {
 
     /// The error of a request that got no answer.
     pub(super) fn from_transport(error: &reqwest::Error) -> Self {
-        let mut reason = if error.is_timeout() {
-            "timed out"
-        } else if error.is_connect() {
+        // A connect timeout is a connection failure too: the request was never sent.
+        let connect = error.is_connect();
+        let mut reason = if connect {
             "connection failed"
+        } else if error.is_timeout() {
+            "timed out"
         } else if error.is_body() || error.is_decode() {
             "reading the answer failed"
         } else {
@@ -207,8 +232,12 @@ impl DivarError {
             reason.push_str(&s.to_string());
             source = s.source();
         }
+        if connect {
+            return Self::Unreachable { reason };
+        }
         Self::Transient {
             status: None,
+            retry_after: None,
             reason,
         }
     }
@@ -247,6 +276,10 @@ fn code_text(code: Option<i64>) -> String {
 
 fn status_text(status: Option<u16>) -> String {
     status.map(|s| format!(" (HTTP {s})")).unwrap_or_default()
+}
+
+fn status_prefix(status: Option<u16>) -> String {
+    status.map(|s| format!("HTTP {s}: ")).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -288,10 +321,20 @@ mod tests {
         let r = DivarError::from_response(StatusCode::FORBIDDEN, None, b"");
         let t = DivarError::from_response(StatusCode::BAD_GATEWAY, None, b"");
         let l = DivarError::from_response(StatusCode::TOO_MANY_REQUESTS, None, b"");
+        let u = DivarError::Unreachable {
+            reason: "connection failed".to_owned(),
+        };
+        let o = DivarError::from_response(StatusCode::BAD_GATEWAY, None, b"").for_unrepeatable();
         assert_eq!(
-            [v.exit_code(), r.exit_code(), t.exit_code(), l.exit_code()],
-            [2, 3, 4, 4]
+            [v, r, t, l, u, o].map(|e| (e.exit_code(), e.is_retryable())),
+            [
+                (2, false),
+                (3, false),
+                (4, true),
+                (4, true),
+                (4, true),
+                (5, false)
+            ]
         );
-        assert!(t.is_retryable() && l.is_retryable() && !r.is_retryable() && !v.is_retryable());
     }
 }

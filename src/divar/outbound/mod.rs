@@ -4,8 +4,10 @@
 //! Each operation has a `prepare_*` method, which validates and builds a
 //! [`PreparedRequest`] without sending it (a CLI prints it for `--dry-run`), and a sending
 //! method, which sends that same request through [`DivarClient::execute`]. Only rate limits
-//! and transient failures are tried again. No API key or access token ever reaches a log,
-//! a `Debug` output or an error.
+//! and transient failures are tried again, and a request that is not safe to repeat (every
+//! operation here: Divar's POSTs take no idempotency key) only when it provably had no
+//! effect; otherwise the call ends as [`DivarError::OutcomeUnknown`]. No API key or access
+//! token ever reaches a log, a `Debug` output or an error.
 
 mod buttons;
 mod error;
@@ -87,8 +89,11 @@ impl DivarClient {
         &self.settings
     }
 
-    /// Sends a prepared request, trying again on rate limits and transient failures, and
-    /// returns the body of the 2xx answer.
+    /// Sends a prepared request and returns the body of the 2xx answer. Rate limits and
+    /// transient failures are tried again; for a request that is not
+    /// [repeatable](PreparedRequest::is_repeatable), only those that
+    /// [are safe to repeat](DivarError::is_safe_to_repeat), and any other transient failure
+    /// ends the call as [`DivarError::OutcomeUnknown`] after that one attempt.
     pub async fn execute(&self, request: &PreparedRequest) -> Result<Vec<u8>, DivarError> {
         let headers = request.real_headers()?;
         let body = request.real_body()?;
@@ -106,6 +111,18 @@ impl DivarClient {
                 Err(error) => error,
             };
             failed += 1;
+            let error = if request.is_repeatable() {
+                error
+            } else {
+                error.for_unrepeatable()
+            };
+            if let DivarError::OutcomeUnknown { .. } = &error {
+                tracing::warn!(
+                    url = %request.url,
+                    error = %error,
+                    "Divar call of unknown outcome; not sent again"
+                );
+            }
             if !error.is_retryable() || failed >= self.policy.max_attempts {
                 return Err(error);
             }
@@ -171,10 +188,12 @@ impl DivarClient {
 }
 
 impl DivarError {
-    /// Divar's `Retry-After`, for a rate-limited call.
+    /// Divar's `Retry-After`, for a rate-limited call or a transient failure.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Self::RateLimited { retry_after, .. } => *retry_after,
+            Self::RateLimited { retry_after, .. } | Self::Transient { retry_after, .. } => {
+                *retry_after
+            }
             _ => None,
         }
     }
@@ -208,4 +227,79 @@ fn answer<T: DeserializeOwned + Default>(body: &[u8]) -> T {
         tracing::warn!(error = %e, "unexpected answer from Divar; ignored");
         T::default()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::Method;
+    use wiremock::matchers::any;
+    use wiremock::{Mock, MockServer, ResponseTemplate};
+
+    use super::*;
+
+    /// A client with 100 ms timeouts and at most 3 quick attempts.
+    fn client(server: &MockServer) -> DivarClient {
+        DivarClient::new(DivarClientSettings {
+            api_key: Some("key".into()),
+            open_api_base_url: server.uri(),
+            request_timeout_ms: 100,
+            retry_max_attempts: 3,
+            retry_base_delay_ms: 10,
+            retry_max_delay_ms: 20,
+            ..Default::default()
+        })
+        .unwrap()
+    }
+
+    fn put(server: &MockServer) -> PreparedRequest {
+        let url = Url::parse(&server.uri()).unwrap();
+        PreparedRequest::json(Method::PUT, url, serde_json::json!({}))
+    }
+
+    #[test]
+    fn only_idempotent_methods_are_repeatable() {
+        let url = Url::parse("https://example.test/").unwrap();
+        let request = |method| PreparedRequest::json(method, url.clone(), serde_json::json!({}));
+        assert!(request(Method::GET).is_repeatable());
+        assert!(request(Method::PUT).is_repeatable());
+        assert!(!request(Method::POST).is_repeatable());
+    }
+
+    #[tokio::test]
+    async fn an_idempotent_request_is_tried_again_after_a_timeout() {
+        let server = MockServer::start().await;
+        Mock::given(any())
+            .respond_with(ResponseTemplate::new(200).set_delay(Duration::from_millis(600)))
+            .expect(3)
+            .mount(&server)
+            .await;
+        let error = client(&server).execute(&put(&server)).await.unwrap_err();
+        let DivarError::Transient {
+            status: None,
+            reason,
+            ..
+        } = &error
+        else {
+            panic!("{error:?}")
+        };
+        assert!(reason.starts_with("timed out"), "{reason}");
+        assert_eq!(error.exit_code(), 4);
+    }
+
+    #[tokio::test]
+    async fn an_idempotent_request_is_tried_again_after_a_500() {
+        let server = MockServer::start().await;
+        Mock::given(any())
+            .respond_with(ResponseTemplate::new(500))
+            .up_to_n_times(1)
+            .expect(1)
+            .mount(&server)
+            .await;
+        Mock::given(any())
+            .respond_with(ResponseTemplate::new(200).set_body_string("{}"))
+            .expect(1)
+            .mount(&server)
+            .await;
+        assert_eq!(client(&server).execute(&put(&server)).await.unwrap(), b"{}");
+    }
 }

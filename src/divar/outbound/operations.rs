@@ -183,6 +183,12 @@ impl DivarClient {
     }
 
     /// A POST with a JSON body, the API key and the user's token.
+    ///
+    /// None of these POSTs is [repeatable](PreparedRequest::is_repeatable): Divar takes no
+    /// idempotency key. A message sent twice is seen twice by the user. Registrations and
+    /// subscriptions are treated the same way, because a repeat after the first call took
+    /// effect has no documented outcome: a second subscription, or a refusal of the repeat,
+    /// which would make `subscribe legacy` delete the key Divar then uses.
     fn request(
         &self,
         url: reqwest::Url,

@@ -26,6 +26,10 @@ pub struct PreparedRequest {
     pub body: Value,
     headers: Vec<(HeaderName, Shown)>,
     secret_fields: Vec<(&'static str, SecretString)>,
+    /// Whether sending it twice does what sending it once does. Divar takes no idempotency
+    /// key, so only idempotent methods (GET, PUT, DELETE, ...) are; every operation of the
+    /// client is a POST.
+    repeatable: bool,
 }
 
 /// A header value: plain, or a secret shown as its prefix and `***`.
@@ -51,6 +55,7 @@ impl PreparedRequest {
     /// A request with a JSON body and a `content-type: application/json` header.
     pub(super) fn json(method: Method, url: Url, body: Value) -> Self {
         Self {
+            repeatable: method.is_idempotent(),
             method,
             url,
             body,
@@ -80,6 +85,13 @@ impl PreparedRequest {
     pub(super) fn secret_field(mut self, field: &'static str, secret: &SecretString) -> Self {
         self.secret_fields.push((field, secret.clone()));
         self
+    }
+
+    /// Whether the request may be sent again after it may have reached Divar. When it may
+    /// not, a failure that is not [safe to repeat](DivarError::is_safe_to_repeat) ends the
+    /// call as [`DivarError::OutcomeUnknown`].
+    pub fn is_repeatable(&self) -> bool {
+        self.repeatable
     }
 
     /// The headers as sent, secrets shown as `***` (for example `Bearer ***`).

@@ -1,12 +1,57 @@
-//! When to try a call again: exponential backoff with full jitter, `Retry-After` honoured,
-//! a cap on attempts and a deadline.
+//! When to try a call again: which failures, and for a request that is not safe to repeat
+//! only those that provably had no effect at Divar; exponential backoff with full jitter,
+//! `Retry-After` honoured, a cap on attempts and a deadline.
 
 use std::time::{Duration, SystemTime};
 
 use rand::Rng;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 
-use super::DivarClientSettings;
+use super::{DivarClientSettings, DivarError};
+
+impl DivarError {
+    /// Whether trying again may succeed: rate limits, connection failures and transient
+    /// failures. A request that is not safe to repeat is tried again only when the failure
+    /// [is safe to repeat](Self::is_safe_to_repeat) as well.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::RateLimited { .. } | Self::Unreachable { .. } | Self::Transient { .. }
+        )
+    }
+
+    /// Whether the failed request provably had no effect at Divar, so that sending it again
+    /// cannot do anything twice: the connection failed before it was sent, or Divar turned it
+    /// away unprocessed (429, 408, 503 with `Retry-After`).
+    pub fn is_safe_to_repeat(&self) -> bool {
+        matches!(
+            self,
+            Self::Unreachable { .. }
+                | Self::RateLimited { .. }
+                | Self::Transient {
+                    status: Some(408),
+                    ..
+                }
+                | Self::Transient {
+                    status: Some(503),
+                    retry_after: Some(_),
+                    ..
+                }
+        )
+    }
+
+    /// The failure of a request that is not safe to repeat: a transient failure after which
+    /// the request may have reached Divar becomes [`Self::OutcomeUnknown`].
+    pub(super) fn for_unrepeatable(self) -> Self {
+        if self.is_safe_to_repeat() {
+            return self;
+        }
+        match self {
+            Self::Transient { status, reason, .. } => Self::OutcomeUnknown { status, reason },
+            other => other,
+        }
+    }
+}
 
 /// The retry settings, as durations.
 #[derive(Debug, Clone, Copy)]
@@ -68,6 +113,7 @@ pub(super) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 mod tests {
     use rand::SeedableRng;
     use rand::rngs::StdRng;
+    use reqwest::StatusCode;
     use reqwest::header::HeaderValue;
 
     use super::*;
@@ -134,5 +180,57 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(p.max_attempts, 1);
+    }
+
+    #[test]
+    fn only_failures_that_left_no_trace_at_divar_are_safe_to_repeat() {
+        let second = Some(Duration::from_secs(1));
+        let answered = |status: StatusCode, retry_after| {
+            DivarError::from_response(status, retry_after, b"").is_safe_to_repeat()
+        };
+        assert!(answered(StatusCode::TOO_MANY_REQUESTS, None));
+        assert!(answered(StatusCode::REQUEST_TIMEOUT, None));
+        assert!(answered(StatusCode::SERVICE_UNAVAILABLE, second));
+        assert!(!answered(StatusCode::SERVICE_UNAVAILABLE, None));
+        assert!(!answered(StatusCode::INTERNAL_SERVER_ERROR, second));
+        assert!(!answered(StatusCode::BAD_GATEWAY, None));
+        let timeout = DivarError::Transient {
+            status: None,
+            retry_after: None,
+            reason: "timed out".to_owned(),
+        };
+        assert!(!timeout.is_safe_to_repeat());
+        let unknown = timeout.for_unrepeatable();
+        assert!(
+            matches!(unknown, DivarError::OutcomeUnknown { status: None, ref reason } if reason == "timed out"),
+            "{unknown:?}"
+        );
+        assert!(
+            unknown.to_string().contains("look in the conversation"),
+            "{unknown}"
+        );
+    }
+
+    #[test]
+    fn a_failure_safe_to_repeat_or_a_refusal_stays_what_it_is_for_an_unrepeatable_request() {
+        let limited = DivarError::from_response(StatusCode::TOO_MANY_REQUESTS, None, b"");
+        assert!(matches!(
+            limited.for_unrepeatable(),
+            DivarError::RateLimited { .. }
+        ));
+        let busy =
+            DivarError::from_response(StatusCode::SERVICE_UNAVAILABLE, Some(Duration::ZERO), b"");
+        assert!(matches!(
+            busy.for_unrepeatable(),
+            DivarError::Transient {
+                status: Some(503),
+                ..
+            }
+        ));
+        let refused = DivarError::from_response(StatusCode::FORBIDDEN, None, b"");
+        assert!(matches!(
+            refused.for_unrepeatable(),
+            DivarError::Forbidden { .. }
+        ));
     }
 }

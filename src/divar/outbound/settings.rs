@@ -25,7 +25,8 @@ pub struct DivarClientSettings {
     /// Longest wait for one whole request and its response, in milliseconds.
     pub request_timeout_ms: u64,
     /// Most attempts per call, the first included. Only rate limits and transient failures
-    /// are tried again.
+    /// are tried again, and a request that is not safe to repeat only when the failure
+    /// provably left no effect at Divar.
     pub retry_max_attempts: u32,
     /// Base of the exponential backoff, in milliseconds: attempt `n` waits a random time up
     /// to `base * 2^n`.

@@ -1,5 +1,6 @@
 //! Exit codes: 2 for usage, validation and missing settings, 3 when Divar refuses, 4 when it
-//! stays unavailable after the retries; `--json` reports the failure on stdout too.
+//! stays unavailable after the retries, 5 when a send may have reached Divar unconfirmed;
+//! `--json` reports the failure on stdout too.
 
 use serde_json::json;
 use wiremock::matchers::method;
@@ -132,10 +133,10 @@ async fn a_recipient_restriction_exits_3_without_a_retry() {
 }
 
 #[tokio::test]
-async fn a_persistent_503_exits_4_after_the_configured_attempts() {
+async fn a_persistent_503_with_retry_after_exits_4_after_the_configured_attempts() {
     let mock = MockServer::start().await;
     Mock::given(method("POST"))
-        .respond_with(ResponseTemplate::new(503))
+        .respond_with(ResponseTemplate::new(503).insert_header("retry-after", "0"))
         .expect(3)
         .mount(&mock)
         .await;
@@ -148,4 +149,55 @@ async fn a_persistent_503_exits_4_after_the_configured_attempts() {
         out.stderr.contains("trying again"),
         "retries are logged: {out:?}"
     );
+}
+
+#[tokio::test]
+async fn a_bot_send_answered_after_the_timeout_is_sent_once_and_exits_5() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json_fixture("chatbot_send_message_response.json"))
+                .set_delay(std::time::Duration::from_millis(1_500)),
+        )
+        .expect(1)
+        .mount(&mock)
+        .await;
+    let out = Cli::new(&mock.uri())
+        .env("KENAR_HOOK__DIVAR__REQUEST_TIMEOUT_MS", "1000")
+        .run(&[
+            "send",
+            "bot",
+            "--conversation-id",
+            CONVERSATION,
+            "--text",
+            "hi",
+            "--json",
+        ])
+        .await;
+    out.assert_code(5).assert_no_secrets(&[]);
+    let error = &out.json()["error"];
+    assert_eq!(error["kind"], "outcome_unknown");
+    assert_eq!(error["exit_code"], 5);
+    assert!(
+        out.stderr.contains("look in the conversation"),
+        "the user is told to check before resending: {out:?}"
+    );
+    assert!(!out.stderr.contains("trying again"), "{out:?}");
+}
+
+#[tokio::test]
+async fn a_legacy_send_answered_500_is_sent_once_and_exits_5() {
+    let mock = MockServer::start().await;
+    Mock::given(method("POST"))
+        .respond_with(ResponseTemplate::new(500))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    let cli = Cli::new(&mock.uri());
+    let out = cli
+        .run(&strs(&legacy_link_args(&cli.token_file(TOKEN))))
+        .await;
+    out.assert_code(5).assert_no_secrets(&[]);
+    assert!(out.stderr.contains("outcome unknown"), "{out:?}");
 }

@@ -102,7 +102,7 @@ async fn a_refused_legacy_subscription_is_deleted_again() {
 async fn a_legacy_subscription_left_unanswered_keeps_its_registration_and_exits_4() {
     let mock = MockServer::start().await;
     Mock::given(any())
-        .respond_with(ResponseTemplate::new(503))
+        .respond_with(ResponseTemplate::new(503).insert_header("retry-after", "0"))
         .expect(3)
         .mount(&mock)
         .await;
@@ -111,6 +111,22 @@ async fn a_legacy_subscription_left_unanswered_keeps_its_registration_and_exits_
         .await
         .assert_code(4)
         .assert_no_secrets(&[]);
+    assert_eq!(cli.store().await.registrations().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_legacy_subscription_of_unknown_outcome_is_sent_once_keeps_its_registration_and_exits_5()
+{
+    let mock = MockServer::start().await;
+    Mock::given(any())
+        .respond_with(ResponseTemplate::new(500))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    let cli = Cli::new(&mock.uri());
+    let out = subscribe_legacy(&cli, &[]).await;
+    out.assert_code(5).assert_no_secrets(&[]);
+    assert!(out.stderr.contains("is kept"), "{out:?}");
     assert_eq!(cli.store().await.registrations().await.unwrap().len(), 1);
 }
 
