@@ -58,7 +58,13 @@ pub enum StateError {
     /// Past its `exp`.
     #[error("expired at {0}")]
     Expired(i64),
+    /// A format version this build does not know: its fields may mean something else.
+    #[error("unknown state version {0}")]
+    UnknownVersion(u32),
 }
+
+/// The format version written and accepted.
+pub const VERSION: u32 = 1;
 
 impl StateClaims {
     /// The claims of a click, valid for `ttl_secs` from `now` (Unix seconds).
@@ -66,7 +72,7 @@ impl StateClaims {
         let mut nonce = [0u8; 16];
         rand::rng().fill_bytes(&mut nonce);
         StateClaims {
-            v: 1,
+            v: VERSION,
             post_token: click.post_token.clone(),
             conversation_id: click.conversation_id.clone(),
             user_id: click.user_id.clone(),
@@ -105,6 +111,9 @@ pub fn verify(state: &str, key: &[u8], now: i64) -> Result<StateClaims, StateErr
         .decode(payload)
         .map_err(|_| StateError::BadPayload)?;
     let claims: StateClaims = serde_json::from_slice(&json).map_err(|_| StateError::BadPayload)?;
+    if claims.v != VERSION {
+        return Err(StateError::UnknownVersion(claims.v));
+    }
     if now >= claims.exp {
         return Err(StateError::Expired(claims.exp));
     }
@@ -145,6 +154,16 @@ mod tests {
         assert_eq!(
             verify(&state, KEY, 1_700_000_600),
             Err(StateError::Expired(1_700_000_600))
+        );
+    }
+
+    #[test]
+    fn a_signed_state_of_another_version_fails() {
+        let mut c = claims();
+        c.v = 2;
+        assert_eq!(
+            verify(&sign(&c, KEY), KEY, 1_700_000_001),
+            Err(StateError::UnknownVersion(2))
         );
     }
 
