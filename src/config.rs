@@ -85,9 +85,10 @@ pub struct ServerSettings {
     pub data_dir: PathBuf,
     /// How long shutdown waits for in-flight requests and the writer.
     pub shutdown_timeout_ms: u64,
-    /// A client must send a request's headers within this time.
+    /// A client must send a request's headers within this time of connecting or of its
+    /// previous answer (so a kept-alive connection silent this long is closed).
     pub header_read_timeout_ms: u64,
-    /// A kept-alive connection with no traffic for this long is closed.
+    /// A connection with no traffic for this long while a request is in flight is closed.
     pub idle_timeout_ms: u64,
     /// Connections open at once; more wait in the listen queue.
     pub max_connections: usize,
@@ -384,6 +385,12 @@ impl Settings {
             return fail(
                 "api.max_streams",
                 "api.max_streams and api.max_streams_per_token must be at least 1",
+            );
+        }
+        if self.api.stream_keepalive_secs.saturating_mul(1000) >= self.server.idle_timeout_ms {
+            return fail(
+                "server.idle_timeout_ms",
+                "must be longer than api.stream_keepalive_secs, or quiet live streams are closed",
             );
         }
         if self.api.stream_keepalive_secs == 0 {

@@ -29,11 +29,12 @@ use crate::config::ServerSettings;
 /// The connection limits, from `server.*`.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
-    /// A client must send a request's whole header block within this time of connecting (or
-    /// of the request's first byte on a kept-alive connection).
+    /// A client must send a request's whole header block within this time of connecting or
+    /// of the answer to its previous request, so a silent kept-alive connection is closed
+    /// after it too.
     pub header_read_timeout: Duration,
-    /// A connection with no bytes read or written for this long is closed once no request
-    /// is in flight.
+    /// A connection with no bytes read or written for this long is closed: at once when no
+    /// request is in flight, else once the request ends or `request_timeout` more has passed.
     pub idle_timeout: Duration,
     /// Connections open at once; further clients wait in the listen queue.
     pub max_connections: usize,

@@ -129,6 +129,27 @@ fn invalid_settings_name_the_key() {
             "database.sqlite_synchronous",
         ),
         ("KENAR_HOOK__INGEST__WRITERS", "0", "ingest.writers"),
+        (
+            "KENAR_HOOK__SERVER__IDLE_TIMEOUT_MS",
+            "10000",
+            "server.idle_timeout_ms",
+        ),
+        (
+            "KENAR_HOOK__SERVER__MAX_CONNECTIONS",
+            "0",
+            "server.max_connections",
+        ),
+        (
+            "KENAR_HOOK__INGEST__WRITE_TIMEOUT_MS",
+            "0",
+            "ingest.write_timeout_ms",
+        ),
+        (
+            "KENAR_HOOK__API__PAGE_MAX_BYTES",
+            "10",
+            "api.page_max_bytes",
+        ),
+        ("KENAR_HOOK__API__MAX_STREAMS", "0", "api.max_streams"),
         ("KENAR_HOOK__INGEST__WRITERS", "17", "ingest.writers"),
     ];
     for (key, value, named) in cases {
