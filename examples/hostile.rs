@@ -616,7 +616,8 @@ async fn seed_events(a: &Args) {
     for i in 0..600 {
         let body = serde_json::json!({
             "type": "POST_UPDATE",
-            "post_update": {"post_token": format!("P{i}"), "type": "EDIT", "note": note},
+            "post_update": {"type": "ONGOING",
+                "post": {"token": format!("P{i}"), "data": {"title": "t", "note": note}}},
             "metadata": {"n": i}
         });
         let r = client

@@ -49,6 +49,9 @@ enabled = true
 listen = "127.0.0.1:$metrics_port"
 [api]
 tokens = [$toml_tokens]
+# The cases measure memory and latency, not the per-token rate limit.
+rate_limit_per_second = 1000000
+rate_limit_burst = 1000000
 $2
 TOML
   echo "$out/hostile.toml"

@@ -21,6 +21,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::api::access::ApiAccess;
+use crate::api::hub::Hub;
 use crate::auth::{Failures, KeySet, RegistrationKeys};
 use crate::config::Settings;
 use crate::error::AppError;
@@ -60,6 +61,8 @@ pub struct Shared {
     pub failures: Arc<Failures>,
     /// Open while the database is unavailable.
     pub breaker: Arc<Breaker>,
+    /// New rows for the live streams, read once for all of them.
+    pub hub: Hub,
     /// The read API's tokens and rate limits.
     pub api: Arc<ApiAccess>,
     /// Bumped whenever something new is stored (live stream wake-ups).
@@ -230,6 +233,14 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
         settings.api.trust_forwarded_for,
     );
     failures.spawn_cleanup(shutdown.clone());
+    let hub = Hub::spawn(
+        store.clone(),
+        changes.subscribe(),
+        crate::api::hub::stream_budget(settings.api.page_max_bytes),
+        shutdown.clone(),
+    )
+    .await
+    .context("reading where the live streams start")?;
     let state = AppState(Arc::new(Shared {
         settings: settings.clone(),
         store: store.clone(),
@@ -238,6 +249,7 @@ pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<
         registrations,
         failures,
         breaker,
+        hub,
         api: ApiAccess::new(&settings.api),
         changes,
         shutdown: shutdown.clone(),

@@ -4,6 +4,7 @@
 pub mod access;
 pub mod cursor;
 mod handlers;
+pub mod hub;
 pub mod items;
 pub mod openapi;
 pub mod params;

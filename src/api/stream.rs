@@ -5,6 +5,9 @@
 //! that reconnects with `Last-Event-ID` continues exactly there. Positions are table `seq`s,
 //! and writers commit in `seq` order (one at a time, across replicas with PostgreSQL), so
 //! re-querying `seq > position` after any wake-up can neither skip nor repeat a row.
+//! A stream reads the database itself only to catch up (from `Last-Event-ID`, or after
+//! falling behind); after that it takes new rows from the process's
+//! [`Hub`](super::hub::Hub), which reads and serialises each row once for every stream.
 //! Wake-ups come from this process's writer and, with PostgreSQL, from LISTEN/NOTIFY of
 //! every replica; a slow poll covers anything else.
 
@@ -17,8 +20,9 @@ use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
-use tokio::sync::watch;
-use tokio::time::Instant;
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::access::{StreamSlot, TokenId};
@@ -29,13 +33,7 @@ use crate::error::AppError;
 use crate::store::Store;
 use crate::store::query::{LogQuery, StreamQuery};
 
-/// Rows fetched per query (fewer when they hold more than `api.page_max_bytes`).
-const BATCH: i64 = 200;
-/// Re-query at least this often even without a wake-up.
-const POLL: Duration = Duration::from_secs(5);
-/// Re-query at most this often: under a stream of commits a thousand open streams would
-/// otherwise each query the database after every one.
-const MIN_INTERVAL: Duration = Duration::from_millis(250);
+use super::hub::{BATCH, Batch, Kind, stream_budget};
 
 /// A position in the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -83,8 +81,10 @@ struct Feed {
     position: StreamPosition,
     buffer: VecDeque<Event>,
     budget: usize,
-    last_fetch: Instant,
-    changes: watch::Receiver<u64>,
+    /// Caught up with the database since the hub's batches began to arrive: batches can be
+    /// taken as they come.
+    synced: bool,
+    hub: broadcast::Receiver<Arc<Batch>>,
     stop: CancellationToken,
     _slot: StreamSlot,
 }
@@ -148,32 +148,71 @@ impl Feed {
         self.buffer.push_back(event);
     }
 
+    /// Takes from a hub batch what this stream includes and its filters match.
+    fn take(&mut self, batch: &Batch) {
+        for row in &batch.rows {
+            let (included, position) = match row.kind {
+                Kind::Message => (true, self.position.message),
+                Kind::Event => (
+                    self.events && self.conversation_id.is_none(),
+                    self.position.event,
+                ),
+                Kind::Click => (self.clicks, self.position.click),
+            };
+            let matches = |filter: &Option<String>, value: &Option<String>| {
+                filter.is_none() || filter == value
+            };
+            if !included
+                || row.seq <= position
+                || !matches(&self.post_token, &row.post_token)
+                || !matches(&self.conversation_id, &row.conversation_id)
+            {
+                continue;
+            }
+            match row.kind {
+                Kind::Message => self.position.message = row.seq,
+                Kind::Event => self.position.event = row.seq,
+                Kind::Click => self.position.click = row.seq,
+            }
+            self.buffer.push_back(
+                Event::default()
+                    .event(row.kind.name())
+                    .id(self.position.id())
+                    .data(&row.json),
+            );
+        }
+    }
+
     async fn next(mut self) -> Option<(Result<Event, Infallible>, Self)> {
         loop {
             if let Some(event) = self.buffer.pop_front() {
                 return Some((Ok(event), self));
             }
-            // Seen before querying: a commit that lands during the query wakes the wait.
-            self.changes.borrow_and_update();
-            self.last_fetch = Instant::now();
-            if let Err(e) = self.fetch().await {
-                tracing::warn!(error = %e, "live stream query failed");
-            }
-            if !self.buffer.is_empty() {
-                continue;
-            }
-            tokio::select! {
-                _ = self.stop.cancelled() => return None,
-                changed = self.changes.changed() => {
-                    if changed.is_err() {
-                        return None;
-                    }
-                    tokio::select! {
-                        _ = self.stop.cancelled() => return None,
-                        _ = tokio::time::sleep_until(self.last_fetch + MIN_INTERVAL) => {}
+            if !self.synced {
+                // Every batch sent from here on is received, and every row of an earlier
+                // batch was committed before this read: nothing falls between the two.
+                match self.fetch().await {
+                    Ok(()) => self.synced = self.buffer.is_empty(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "live stream query failed");
+                        tokio::select! {
+                            _ = self.stop.cancelled() => return None,
+                            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        }
                     }
                 }
-                _ = tokio::time::sleep(POLL) => {}
+                continue;
+            }
+            let received = tokio::select! {
+                _ = self.stop.cancelled() => return None,
+                received = self.hub.recv() => received,
+            };
+            match received {
+                Ok(batch) => self.take(&batch),
+                // Batches were dropped while this reader was slow: read them from the
+                // database instead.
+                Err(broadcast::error::RecvError::Lagged(_)) => self.synced = false,
+                Err(broadcast::error::RecvError::Closed) => return None,
             }
         }
     }
@@ -198,6 +237,8 @@ pub async fn stream(
     Query(params): Query<HashMap<String, String>>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
     let slot = state.api.open_stream(token)?;
+    // Before the first read of the database, so no batch is missed after it.
+    let hub = state.hub.subscribe();
     let p = Params(params);
     let include = p.include(&["events", "clicks"])?;
     let position = match headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
@@ -222,9 +263,9 @@ pub async fn stream(
         clicks: include.iter().any(|i| i == "clicks"),
         position,
         buffer: VecDeque::new(),
-        budget: state.settings.api.page_max_bytes,
-        last_fetch: Instant::now(),
-        changes: state.changes.subscribe(),
+        budget: stream_budget(state.settings.api.page_max_bytes),
+        synced: false,
+        hub,
         stop: state.shutdown.clone(),
         _slot: slot,
     };

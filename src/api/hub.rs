@@ -1,0 +1,225 @@
+//! One reader of new rows for every live stream of this process. After each wake-up (at most
+//! every [`MIN_INTERVAL`]) it reads what was stored since its position, serialises each row
+//! once and broadcasts the batch; a stream that is caught up takes what its filters match
+//! from the batch and never queries the database itself. A stream that is behind (it
+//! resumed from an old `Last-Event-ID`, or fell more than [`CAPACITY`] batches behind)
+//! reads the database on its own until it has caught up.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{broadcast, watch};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::items::{ClickItem, EventItem, MessageItem};
+use super::stream::StreamPosition;
+use crate::store::Store;
+use crate::store::query::{LogQuery, StreamQuery};
+
+/// Rows read per query (fewer when they hold more than the byte budget).
+pub(super) const BATCH: i64 = 200;
+/// Read at least this often even without a wake-up.
+pub(super) const POLL: Duration = Duration::from_secs(5);
+/// Read at most this often: under a steady flow of commits every stream would otherwise
+/// be woken after each one.
+pub(super) const MIN_INTERVAL: Duration = Duration::from_millis(250);
+/// Batches a stream may fall behind before it reads the database on its own.
+const CAPACITY: usize = 16;
+/// The most bytes of rows one read of a stream takes, whatever `api.page_max_bytes` allows:
+/// a stream holds what it read until its reader takes it, and a reader may be slow.
+pub const STREAM_READ_MAX_BYTES: usize = 256 * 1024;
+
+/// The byte budget of one read for the live stream.
+pub fn stream_budget(page_max_bytes: usize) -> usize {
+    page_max_bytes.min(STREAM_READ_MAX_BYTES)
+}
+
+/// The three kinds a stream carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// A chat message.
+    Message,
+    /// A non-message event.
+    Event,
+    /// A button click.
+    Click,
+}
+
+impl Kind {
+    /// The SSE event name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Message => "message",
+            Kind::Event => "event",
+            Kind::Click => "click",
+        }
+    }
+}
+
+/// A stored row, serialised once for every stream.
+#[derive(Debug)]
+pub struct Live {
+    /// Which table.
+    pub kind: Kind,
+    /// Its `seq` in that table.
+    pub seq: i64,
+    /// For the stream's `post_token` filter.
+    pub post_token: Option<String>,
+    /// For the stream's `conversation_id` filter.
+    pub conversation_id: Option<String>,
+    /// The item as JSON.
+    pub json: String,
+}
+
+/// What the hub read in one go: every row after `from` up to `to`.
+#[derive(Debug)]
+pub struct Batch {
+    /// The hub's position before the batch.
+    pub from: StreamPosition,
+    /// In `seq` order per kind.
+    pub rows: Vec<Live>,
+}
+
+/// The broadcasting side; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Hub {
+    sender: broadcast::Sender<Arc<Batch>>,
+}
+
+impl Hub {
+    /// Starts the reader at the current end of the tables.
+    pub async fn spawn(
+        store: Store,
+        changes: watch::Receiver<u64>,
+        budget: usize,
+        stop: CancellationToken,
+    ) -> Result<Hub, sqlx::Error> {
+        let (message, event, click) = store.high_water_marks().await?;
+        let (sender, _) = broadcast::channel(CAPACITY);
+        let hub = Hub {
+            sender: sender.clone(),
+        };
+        let reader = Reader {
+            store,
+            position: StreamPosition {
+                message,
+                event,
+                click,
+            },
+            budget,
+            sender,
+        };
+        tokio::spawn(reader.run(changes, stop));
+        Ok(hub)
+    }
+
+    /// Batches read from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Batch>> {
+        self.sender.subscribe()
+    }
+}
+
+struct Reader {
+    store: Store,
+    position: StreamPosition,
+    budget: usize,
+    sender: broadcast::Sender<Arc<Batch>>,
+}
+
+impl Reader {
+    async fn run(mut self, mut changes: watch::Receiver<u64>, stop: CancellationToken) {
+        let mut last = Instant::now();
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                changed = changes.changed() => if changed.is_err() { return },
+                _ = tokio::time::sleep(POLL) => {}
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep_until(last + MIN_INTERVAL) => {}
+            }
+            // Seen before reading: a commit that lands during the read wakes the next round.
+            changes.borrow_and_update();
+            last = Instant::now();
+            // No one listening: nothing to read, but the position must still move on.
+            loop {
+                match self.read().await {
+                    Ok(Some(batch)) => {
+                        let _ = self.sender.send(Arc::new(batch));
+                    }
+                    Ok(None) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "live stream read failed");
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// One round of reads after the position; `None` when nothing was new.
+    async fn read(&mut self) -> Result<Option<Batch>, sqlx::Error> {
+        let from = self.position;
+        let mut rows = Vec::new();
+        let messages = self
+            .store
+            .stream_messages(
+                &StreamQuery {
+                    after_seq: from.message,
+                    limit: BATCH,
+                    ..Default::default()
+                },
+                self.budget,
+            )
+            .await?;
+        for m in messages.views()? {
+            self.position.message = m.seq;
+            rows.push(Live {
+                kind: Kind::Message,
+                seq: m.seq,
+                post_token: m.post_token.map(str::to_owned),
+                conversation_id: Some(m.conversation_id.to_owned()),
+                json: serde_json::to_string(&MessageItem::new(&m, None)).expect("items serialise"),
+            });
+        }
+        let log = |after| LogQuery {
+            after_seq: Some(after),
+            limit: BATCH,
+            ..Default::default()
+        };
+        let events = self
+            .store
+            .list_events(&log(from.event), self.budget)
+            .await?;
+        for e in events.rows {
+            self.position.event = e.seq;
+            let post_token = e.event.post_token.clone();
+            rows.push(Live {
+                kind: Kind::Event,
+                seq: e.seq,
+                post_token,
+                conversation_id: None,
+                json: serde_json::to_string(&EventItem::from(e)).expect("items serialise"),
+            });
+        }
+        let clicks = self
+            .store
+            .list_clicks(&log(from.click), self.budget)
+            .await?;
+        for c in clicks.rows {
+            self.position.click = c.seq;
+            let (post_token, conversation_id) =
+                (c.click.post_token.clone(), c.click.conversation_id.clone());
+            rows.push(Live {
+                kind: Kind::Click,
+                seq: c.seq,
+                post_token,
+                conversation_id,
+                json: serde_json::to_string(&ClickItem::from(c)).expect("items serialise"),
+            });
+        }
+        Ok((!rows.is_empty()).then_some(Batch { from, rows }))
+    }
+}
