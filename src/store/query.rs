@@ -302,16 +302,18 @@ pub fn counts(dialect: Dialect) -> Sql {
     )
 }
 
-/// One message by id.
+/// One message by id: when several origins hold the id, the app's own (origin empty), then
+/// the oldest.
 pub fn message(dialect: Dialect, id: &str) -> Sql {
     let mut sql = Sql::new(
         dialect,
         &format!(
-            "select {}, raw_body from message where id = ",
+            "select {}, raw_body, origin from message where id = ",
             message_columns(dialect)
         ),
     );
     sql.bind(Param::Text(id.to_owned()));
+    sql.push(" order by origin <> '', seq limit 1");
     sql
 }
 
