@@ -222,7 +222,53 @@ async fn an_id_again_for_another_post_is_a_conflict_and_stores_nothing(backend: 
     assert_eq!(app.counts().await, counts, "nothing stored");
 }
 
+/// The ids of every page of `/messages` with one row a page.
+async fn paged_ids(app: &TestApp, order: &str) -> Vec<(String, String)> {
+    let mut rows = Vec::new();
+    let mut path = format!("/messages?limit=1&order={order}");
+    loop {
+        let page = app.read(&path).await;
+        for item in page["items"].as_array().unwrap() {
+            let (id, post) = (&item["id"], &item["post_token"]);
+            rows.push((id.as_str().unwrap().into(), post.as_str().unwrap().into()));
+        }
+        match page["next_cursor"].as_str() {
+            Some(cursor) => path = format!("/messages?limit=1&order={order}&cursor={cursor}"),
+            None => return rows,
+        }
+    }
+}
+
+/// One id stored in two origins at one time: a page boundary between the two rows skips
+/// neither, so a forged copy cannot push the real message off a list.
+async fn a_page_boundary_between_two_rows_of_one_id_skips_neither(backend: Backend) {
+    let app = api_app(backend).await;
+    let mut forged = crate::store_batch::message("b-2", "ca", Some(POST_A), None, 10);
+    if let kenar_hook::store::NewRecord::Message(m) = &mut forged {
+        m.origin = POST_A.into();
+    }
+    let records = [
+        crate::store_batch::message("a-1", "cb", Some(POST_B), None, 5),
+        forged,
+        crate::store_batch::message("b-2", "cb", Some(POST_B), None, 10),
+        crate::store_batch::message("c-3", "cb", Some(POST_B), None, 20),
+    ];
+    app.store.write_batch(&records).await.unwrap();
+    let row = |id: &str, post: &str| (id.to_owned(), post.to_owned());
+    let ascending = [
+        row("a-1", POST_B),
+        row("b-2", POST_A),
+        row("b-2", POST_B),
+        row("c-3", POST_B),
+    ];
+    assert_eq!(paged_ids(&app, "asc").await, ascending);
+    let mut descending = ascending.to_vec();
+    descending.reverse();
+    assert_eq!(paged_ids(&app, "desc").await, descending);
+}
+
 on_both_backends!(
+    a_page_boundary_between_two_rows_of_one_id_skips_neither,
     a_forged_id_stored_first_neither_hides_nor_replaces_the_real_message,
     a_forged_id_stored_second_is_answered_as_a_fresh_one_and_changes_nothing,
     a_registration_key_learns_nothing_of_another_posts_ids,
