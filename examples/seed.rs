@@ -174,6 +174,7 @@ fn message(plan: &Plan, c: u64, n: u64, rng: &mut StdRng) -> NewRecord {
     let seller = n % 2 == 1;
     NewRecord::Message(NewMessage {
         id: id.clone(),
+        origin: String::new(),
         source: MessageSource::Events,
         event_type: "NEW_MESSAGE".into(),
         conversation: ConversationFacts {

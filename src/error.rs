@@ -35,6 +35,10 @@ pub enum AppError {
     /// No such resource.
     #[error("{0}")]
     NotFound(String),
+    /// The request contradicts what is stored (a message id already held by another
+    /// conversation or post). Nothing was stored.
+    #[error("{0}")]
+    Conflict(String),
     /// The method is not allowed on this path.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -83,6 +87,7 @@ impl AppError {
             AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
+            AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             AppError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -99,6 +104,7 @@ impl AppError {
             AppError::Unprocessable(_) => "unprocessable_entity",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
             AppError::NotFound(_) => "not_found",
+            AppError::Conflict(_) => "conflict",
             AppError::MethodNotAllowed => "method_not_allowed",
             AppError::RateLimited { .. } => "rate_limited",
             AppError::Unavailable { .. } => "unavailable",

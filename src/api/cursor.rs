@@ -13,8 +13,12 @@ use crate::error::AppError;
 /// Where the previous page ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Position {
-    /// A time and an id (conversations, messages).
+    /// A time and an id (conversations; messages, in cursors made before `seq` joined their
+    /// sort key).
     Time(DateTime<Utc>, String),
+    /// A time, an id and a `seq` (messages: one id may be stored once per origin, so the
+    /// `seq` tells apart rows of one time and id).
+    Message(DateTime<Utc>, String, i64),
     /// A `seq` (events, clicks).
     Seq(i64),
 }
@@ -66,6 +70,7 @@ pub fn messages_fingerprint(q: &crate::store::query::MessageQuery) -> String {
 pub fn encode(list: &str, fingerprint: &str, position: &Position) -> String {
     let (t, i, s) = match position {
         Position::Time(t, id) => (Some(t.timestamp_micros()), Some(id.clone()), None),
+        Position::Message(t, id, seq) => (Some(t.timestamp_micros()), Some(id.clone()), Some(*seq)),
         Position::Seq(seq) => (None, None, Some(*seq)),
     };
     let wire = Wire {
@@ -96,8 +101,11 @@ pub fn decode(cursor: &str, list: &str, fingerprint: &str) -> Result<Position, A
         return Err(invalid("was made with other filters"));
     }
     match (wire.t, wire.i, wire.s) {
-        (Some(t), Some(i), None) => DateTime::from_timestamp_micros(t)
-            .map(|t| Position::Time(t, i))
+        (Some(t), Some(i), s) => DateTime::from_timestamp_micros(t)
+            .map(|t| match s {
+                Some(s) => Position::Message(t, i, s),
+                None => Position::Time(t, i),
+            })
             .ok_or_else(|| invalid("malformed")),
         (None, None, Some(s)) => Ok(Position::Seq(s)),
         _ => Err(invalid("malformed")),
@@ -115,6 +123,11 @@ mod tests {
             DateTime::from_timestamp_micros(1_741_508_067_315_000).unwrap(),
             "m".into(),
         );
+        assert_eq!(
+            decode(&encode("messages", &f, &p), "messages", &f).unwrap(),
+            p
+        );
+        let p = Position::Message(DateTime::UNIX_EPOCH, "m".into(), 7);
         assert_eq!(
             decode(&encode("messages", &f, &p), "messages", &f).unwrap(),
             p

@@ -63,14 +63,33 @@ fn time_position(
 ) -> Result<Option<(chrono::DateTime<chrono::Utc>, String)>, AppError> {
     position(cursor, list, fp, |p| match p {
         Position::Time(t, id) => Some((t, id)),
-        Position::Seq(_) => None,
+        Position::Message(..) | Position::Seq(_) => None,
     })
+}
+
+/// Where a message list's cursor points: its row's (sent_at, id, seq). A cursor made before
+/// `seq` joined the sort key goes on past every row of its (sent_at, id), as it did then.
+fn message_position(
+    cursor: Option<String>,
+    fp: &str,
+    order: Order,
+) -> Result<Option<(chrono::DateTime<chrono::Utc>, String, i64)>, AppError> {
+    let past = match order {
+        Order::Asc => i64::MAX,
+        Order::Desc => i64::MIN,
+    };
+    let position = position(cursor, "messages", fp, |p| match p {
+        Position::Message(t, id, seq) => Some((t, id, Some(seq))),
+        Position::Time(t, id) => Some((t, id, None)),
+        Position::Seq(_) => None,
+    })?;
+    Ok(position.map(|(t, id, seq)| (t, id, seq.unwrap_or(past))))
 }
 
 fn seq_position(cursor: Option<String>, list: &str, fp: &str) -> Result<Option<i64>, AppError> {
     position(cursor, list, fp, |p| match p {
         Position::Seq(s) => Some(s),
-        Position::Time(..) => None,
+        Position::Time(..) | Position::Message(..) => None,
     })
 }
 
@@ -137,7 +156,7 @@ pub async fn get_conversation(
         .ok_or_else(|| AppError::NotFound(format!("no conversation {id:?}")))
 }
 
-/// Messages of one conversation, by `sent_at` then id.
+/// Messages of one conversation, by `sent_at`, then id, then arrival.
 #[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "read",
     params(
         ("id" = String, Path, description = "Conversation id"),
@@ -167,7 +186,7 @@ pub async fn conversation_messages(
     list.page()
 }
 
-/// Messages across conversations, by `sent_at` then id.
+/// Messages across conversations, by `sent_at`, then id, then arrival.
 #[utoipa::path(get, path = "/api/v1/messages", tag = "read",
     params(
         ("post_token" = Option<String>, Query, description = "Only this post"),
@@ -208,7 +227,7 @@ impl MessageList {
             self.rows.views()?,
             self.rows.cut,
             self.limit,
-            |m| Position::Time(m.sent_at, m.id.to_owned()),
+            |m| Position::Message(m.sent_at, m.id.to_owned(), m.seq),
             "messages",
             &self.fingerprint,
             |m| MessageItem::new(&m, None),
@@ -241,7 +260,7 @@ async fn messages(
     let fp = cursor::messages_fingerprint(&q);
     let limit = q.limit;
     let q = MessageQuery {
-        after: time_position(p.text("cursor")?, "messages", &fp)?,
+        after: message_position(p.text("cursor")?, &fp, q.order)?,
         limit: limit + 1,
         ..q
     };

@@ -66,6 +66,7 @@ fn count(event_type: &str, outcome: &'static str, reason: &'static str) {
         (status = 200, description = "Stored (or a duplicate of something stored)", body = Receipt),
         (status = 400, description = "Not JSON", body = crate::error::ErrorBody),
         (status = 401, description = "Missing or unknown identification key", body = crate::error::ErrorBody),
+        (status = 409, description = "A message id already stored for another conversation or post (within the key's scope); nothing stored", body = crate::error::ErrorBody),
         (status = 413, description = "Body over server.body_limit_bytes", body = crate::error::ErrorBody),
         (status = 429, description = "This client failed authentication too often; see Retry-After", body = crate::error::ErrorBody),
         (status = 422, description = "A required field is missing; the message names it", body = crate::error::ErrorBody),
@@ -117,14 +118,18 @@ pub async fn receive(
             count("UNKNOWN", "rejected", reason);
             error
         })?;
+    // The post of the registration whose key vouched for the delivery: the scope of its
+    // message id (see `NewMessage::origin`).
+    let mut origin = None;
     if let Some((posts, ip)) = &registered {
         // Only the post token is read until the key is known to fit this post.
-        let fits = parse_as::<PostOf>(&body)
+        let post = parse_as::<PostOf>(&body)
             .ok()
             .and_then(|p| p.payload?.metadata?.post_token)
-            .is_some_and(|post| posts.contains(&post));
-        if !fits {
-            return Err(unauthorized(*ip));
+            .filter(|post| posts.contains(post));
+        match post {
+            Some(post) => origin = Some(post),
+            None => return Err(unauthorized(*ip)),
         }
     }
     let value = parse_json(&body).map_err(|e| {
@@ -155,10 +160,13 @@ pub async fn receive(
             .map(mask_phone),
         _ => None,
     };
-    let record = normalise(delivery, &value, &body, Utc::now()).map_err(|e| {
+    let mut record = normalise(delivery, &value, &body, Utc::now()).map_err(|e| {
         count("UNKNOWN", "rejected", "unprocessable");
         AppError::Unprocessable(e.to_string())
     })?;
+    if let (NewRecord::Message(m), Some(origin)) = (&mut record, origin) {
+        m.origin = origin;
+    }
     let (event_type, key) = match &record {
         NewRecord::Message(m) => (m.event_type.clone(), m.id.clone()),
         NewRecord::Event(e) => (e.event_type.clone(), e.dedupe_key.clone()),
@@ -167,21 +175,33 @@ pub async fn receive(
     let retry_after_secs = state.settings.ingest.retry_after_secs;
     match state.writer.submit(record).await {
         Ok(outcome) => {
-            let outcome = match outcome {
+            let label = match outcome {
                 WriteOutcome::Stored => "stored",
                 WriteOutcome::Duplicate => "duplicate",
+                WriteOutcome::Conflict => "conflict",
             };
-            count(&event_type, outcome, "");
+            count(&event_type, label, "");
             // Recorded on the request's span: the request's one log line carries them.
             let span = tracing::Span::current();
             span.record("event_type", event_type.as_str());
             span.record("key", key.as_str());
-            span.record("outcome", outcome);
+            span.record("outcome", label);
             if let Some(phone) = &phone {
                 span.record("contact_phone", phone.as_str());
             }
+            if outcome == WriteOutcome::Conflict {
+                tracing::warn!(
+                    event_type = event_type.as_str(),
+                    key = key.as_str(),
+                    "message id already stored for another conversation or post; nothing stored"
+                );
+                return Err(AppError::Conflict(format!(
+                    "message {key:?} is already stored for another conversation or post; \
+                     nothing was stored"
+                )));
+            }
             Ok(Json(Receipt {
-                outcome: outcome.to_owned(),
+                outcome: label.to_owned(),
             }))
         }
         Err(err) => {

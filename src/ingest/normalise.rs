@@ -21,7 +21,8 @@ pub fn legacy_conversation_id(post_token: &str, demand_user_id: &str) -> String 
     Uuid::new_v5(&Uuid::NAMESPACE_URL, name.as_bytes()).to_string()
 }
 
-/// Builds the record to store. `body` is the parsed body, `raw` the bytes as received.
+/// Builds the record to store. `body` is the parsed body, `raw` the bytes as received. A
+/// message's origin is left empty (the app's): the caller knows who vouched for it.
 pub fn normalise(
     delivery: Delivery,
     body: &Value,
@@ -105,6 +106,7 @@ fn legacy(
         .map(Value::Object);
     Ok(NewRecord::Message(NewMessage {
         id,
+        origin: String::new(),
         source: MessageSource::Legacy,
         event_type: "CHAT_MESSAGE".to_owned(),
         conversation: ConversationFacts {
@@ -161,6 +163,7 @@ fn chat(
         .unwrap_or(received_at);
     Ok(NewRecord::Message(NewMessage {
         id,
+        origin: String::new(),
         source: MessageSource::Events,
         event_type: kind.event_type().to_owned(),
         conversation: ConversationFacts {

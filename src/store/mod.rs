@@ -63,8 +63,13 @@ pub struct ConversationFacts {
 /// A chat message ready to be stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewMessage {
-    /// Divar's message id; unique.
+    /// Divar's message id; unique within its origin.
     pub id: String,
+    /// Who vouched for the message, and so the scope of its id: empty for a delivery
+    /// authenticated by one of the app's identification keys, the post token of a legacy
+    /// registration for a delivery authenticated by that registration's key. A registration
+    /// key can thereby never meet, hide or replace a message of another post.
+    pub origin: String,
     /// Legacy or events webhook.
     pub source: MessageSource,
     /// `CHAT_MESSAGE`, `NEW_MESSAGE` or `NEW_CHATBOT_MESSAGE`.
@@ -224,6 +229,9 @@ pub enum WriteOutcome {
     Stored,
     /// Already there: a redelivery. Nothing was changed.
     Duplicate,
+    /// A message whose id is already held within its origin by a message of another
+    /// conversation or post. Nothing was changed.
+    Conflict,
 }
 
 /// A stored message as read back.
@@ -335,12 +343,13 @@ pub struct MessageView<'a> {
 }
 
 impl MessageView<'_> {
-    /// An owned copy, without the raw body (a view has none).
+    /// An owned copy, without the raw body and the origin (a view has neither).
     pub fn to_stored(&self) -> StoredMessage {
         StoredMessage {
             seq: self.seq,
             message: NewMessage {
                 id: self.id.to_owned(),
+                origin: String::new(),
                 source: self.source,
                 event_type: self.event_type.to_owned(),
                 conversation: ConversationFacts {
@@ -592,7 +601,10 @@ impl Store {
     }
 
     /// Stores every record in one transaction: a record whose key exists already is a
-    /// [`WriteOutcome::Duplicate`] and changes nothing. Outcomes are in input order.
+    /// [`WriteOutcome::Duplicate`] and changes nothing; a message whose id and origin are
+    /// held by a message of another conversation or post is a [`WriteOutcome::Conflict`] and
+    /// changes nothing either. Copies inside the batch are judged as if the records were
+    /// written one by one. Outcomes are in input order.
     pub async fn write_batch(
         &self,
         records: &[NewRecord],
@@ -600,7 +612,8 @@ impl Store {
         dispatch!(self, s => s.write_batch(records).await)
     }
 
-    /// One message by id, raw body included.
+    /// One message by id, raw body and origin included. When the id is held in several
+    /// origins, the app's own (origin empty) comes first, then the oldest.
     pub async fn message(&self, id: &str) -> Result<Option<StoredMessage>, sqlx::Error> {
         let row = self
             .fetch_optional(&query::message(self.dialect(), id))

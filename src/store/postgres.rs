@@ -12,8 +12,8 @@ use std::sync::LazyLock;
 use chrono::{DateTime, Utc};
 
 use super::batch::{
-    CLICK_COLUMNS, CONVERSATION_COLUMNS, EVENT_COLUMNS, Item, MESSAGE_COLUMNS, Plan, clean,
-    clean_opt, conversation_conflict,
+    CLICK_COLUMNS, CONVERSATION_COLUMNS, EVENT_COLUMNS, Held, Item, MESSAGE_COLUMNS, Plan, clean,
+    clean_opt, conversation_conflict, message_conflict, scoped,
 };
 use super::sql::{Param, Sql};
 use super::{NOTIFY_CHANNEL, NewIds, NewRecord, WRITER_LOCK, WriteOutcome};
@@ -96,6 +96,7 @@ impl PgStore {
             .bind(WRITER_LOCK)
             .bind(NOTIFY_CHANNEL)
             .bind(keys(m))
+            .bind(origins(m))
             .bind(texts(m, |m| m.source.as_str()))
             .bind(texts(m, |m| &m.event_type))
             .bind(texts(m, |m| &m.conversation.id))
@@ -145,7 +146,16 @@ impl PgStore {
             (HashMap::new(), HashMap::new(), HashMap::new());
         for row in rows {
             let table = match row.try_get::<&str, _>(0)? {
-                "m" => &mut messages,
+                "m" => {
+                    let (id, origin): (&str, &str) = (row.try_get(1)?, row.try_get(3)?);
+                    let held = Held {
+                        seq: row.try_get(2)?,
+                        conversation_id: row.try_get(4)?,
+                        post_token: row.try_get(5)?,
+                    };
+                    messages.insert(scoped(id, origin).into_owned(), held);
+                    continue;
+                }
                 "e" => &mut events,
                 "c" => &mut clicks,
                 _ => continue,
@@ -159,62 +169,69 @@ impl PgStore {
 /// The whole batch as one statement. Writers of every replica take turns on an advisory
 /// lock (every insert reads from `lock`, so nothing is inserted before it is held, and it is
 /// held until the commit), so `seq` order is commit order and a reader that has seen seq N
-/// never later finds a smaller one appear. The new messages' conversations are upserted once
-/// each, with counts and time ranges added up and each fact the first one known in batch
-/// order. The NOTIFY carries only the newest ids and is delivered when (and only if) this
-/// commits. Rows come back as (table, key, seq) for what was inserted.
+/// never later finds a smaller one appear. A message whose id its origin holds for another
+/// conversation or post comes back from the insert unchanged (see `message_conflict`);
+/// `m_new` keeps the rows that are the batch's own. The new messages' conversations are
+/// upserted once each, with counts and time ranges added up and each fact the first one
+/// known in batch order. The NOTIFY carries only the newest ids and is delivered when (and
+/// only if) this commits. Rows come back as (table, key, seq, origin, conversation id, post
+/// token) for what was inserted, and for messages also what conflicted.
 static BATCH_STATEMENT: LazyLock<String> = LazyLock::new(|| {
     format!(
         "with lock as materialized (select pg_advisory_xact_lock($1)), \
          m_in as (select * from unnest($3::text[], $4::text[], $5::text[], $6::text[], \
              $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], \
-             $13::text[], $14::text[], $15::timestamptz[], $16::text[], $17::timestamptz[], \
-             $18::bytea[], $19::text[], $20::text[], $21::text[], $22::text[], $23::text[]) \
+             $13::text[], $14::text[], $15::text[], $16::timestamptz[], $17::text[], \
+             $18::timestamptz[], $19::bytea[], $20::text[], $21::text[], $22::text[], \
+             $23::text[], $24::text[]) \
            with ordinality as t({MESSAGE_COLUMNS}, conversation_kind, supply_user_id, \
              demand_user_id, ord)), \
          m_ins as (insert into message ({MESSAGE_COLUMNS}) \
-           select id, source, event_type, conversation_id, post_token, message_type, text, \
-             sender_side, sender_type, sender_id, receiver_side, receiver_id, sent_at, \
+           select id, origin, source, event_type, conversation_id, post_token, message_type, \
+             text, sender_side, sender_type, sender_id, receiver_side, receiver_id, sent_at, \
              sent_at_raw, received_at, raw_body, data::json, metadata::json \
-           from m_in, lock order by ord \
-           on conflict (id) do nothing returning id, seq), \
+           from m_in, lock order by ord{}), \
+         m_new as (select i.*, r.seq from m_ins r join m_in i using (id, origin) \
+           where r.conversation_id = i.conversation_id \
+             and r.post_token is not distinct from i.post_token), \
          c_up as (insert into conversation ({CONVERSATION_COLUMNS}) \
-           select i.conversation_id, \
-             (array_agg(i.conversation_kind order by i.ord))[1], \
-             (array_agg(i.source order by i.ord))[1], \
-             (array_agg(i.post_token order by i.ord) filter (where i.post_token is not null))[1], \
-             (array_agg(i.supply_user_id order by i.ord) filter (where i.supply_user_id is not null))[1], \
-             (array_agg(i.demand_user_id order by i.ord) filter (where i.demand_user_id is not null))[1], \
-             min(i.sent_at), max(i.sent_at), count(*) \
-           from m_ins join m_in i using (id) \
-           group by i.conversation_id order by i.conversation_id{}), \
+           select conversation_id, \
+             (array_agg(conversation_kind order by ord))[1], \
+             (array_agg(source order by ord))[1], \
+             (array_agg(post_token order by ord) filter (where post_token is not null))[1], \
+             (array_agg(supply_user_id order by ord) filter (where supply_user_id is not null))[1], \
+             (array_agg(demand_user_id order by ord) filter (where demand_user_id is not null))[1], \
+             min(sent_at), max(sent_at), count(*) \
+           from m_new \
+           group by conversation_id order by conversation_id{}), \
          e_ins as (insert into event ({EVENT_COLUMNS}) \
            select dedupe_key, event_type, subtype, subject_id, post_token, raw_body, \
              received_at, payload::json, metadata::json \
-           from unnest($24::text[], $25::text[], $26::text[], $27::text[], $28::text[], \
-             $29::bytea[], $30::timestamptz[], $31::text[], $32::text[]) \
+           from unnest($25::text[], $26::text[], $27::text[], $28::text[], $29::text[], \
+             $30::bytea[], $31::timestamptz[], $32::text[], $33::text[]) \
              with ordinality as t({EVENT_COLUMNS}, ord), lock \
            order by ord \
            on conflict (dedupe_key) do nothing returning dedupe_key, seq), \
          k_ins as (insert into click ({CLICK_COLUMNS}) \
            select id, version, source, post_token, conversation_id, user_id, peer_id, side, \
              rule, url, outcome, raw_body, received_at, provider_data::json \
-           from unnest($33::text[], $34::text[], $35::text[], $36::text[], $37::text[], \
-             $38::text[], $39::text[], $40::text[], $41::text[], $42::text[], $43::text[], \
-             $44::bytea[], $45::timestamptz[], $46::text[]) \
+           from unnest($34::text[], $35::text[], $36::text[], $37::text[], $38::text[], \
+             $39::text[], $40::text[], $41::text[], $42::text[], $43::text[], $44::text[], \
+             $45::bytea[], $46::timestamptz[], $47::text[]) \
              with ordinality as t({CLICK_COLUMNS}, ord), lock \
            order by ord \
            returning id, seq), \
          notified as (select pg_notify($2, concat_ws(' ', \
-             (select 'm:' || max(seq) from m_ins), \
+             (select 'm:' || max(seq) from m_new), \
              (select 'e:' || max(seq) from e_ins), \
              (select 'c:' || max(seq) from k_ins))) \
-           where exists (select from m_ins) or exists (select from e_ins) \
+           where exists (select from m_new) or exists (select from e_ins) \
              or exists (select from k_ins)) \
-         select 'm', id, seq from m_ins \
-         union all select 'e', dedupe_key, seq from e_ins \
-         union all select 'c', id, seq from k_ins \
-         union all select 'n', null, null from notified",
+         select 'm', id, seq, origin, conversation_id, post_token from m_ins \
+         union all select 'e', dedupe_key, seq, null, null, null from e_ins \
+         union all select 'c', id, seq, null, null, null from k_ins \
+         union all select 'n', null, null, null, null, null from notified",
+        message_conflict("is distinct from"),
         conversation_conflict("least", "greatest")
     )
 });
@@ -227,6 +244,11 @@ fn texts<'a, T: 'a>(rows: &[Item<'a, T>], f: impl Fn(&'a T) -> &'a str) -> Vec<C
 /// The key column, already cleaned by the plan.
 fn keys<'a, T>(rows: &'a [Item<'_, T>]) -> Vec<&'a str> {
     rows.iter().map(|i| i.key.as_ref()).collect()
+}
+
+/// The origin column, already cleaned by the plan.
+fn origins<'a, T>(rows: &'a [Item<'_, T>]) -> Vec<&'a str> {
+    rows.iter().map(|i| i.origin.as_ref()).collect()
 }
 
 fn opt_texts<'a, T: 'a>(

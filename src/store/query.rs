@@ -30,7 +30,8 @@ pub struct ConversationQuery {
     pub limit: i64,
 }
 
-/// Filters and page of the message lists (by `sent_at`, then id).
+/// Filters and page of the message lists (by `sent_at`, then id, then `seq`: one id may be
+/// stored once per origin).
 #[derive(Debug, Clone, Default)]
 pub struct MessageQuery {
     /// Only this conversation.
@@ -49,8 +50,8 @@ pub struct MessageQuery {
     pub text: Option<String>,
     /// Direction.
     pub order: Order,
-    /// Keyset: (sent_at, id) of the last row of the previous page.
-    pub after: Option<(DateTime<Utc>, String)>,
+    /// Keyset: (sent_at, id, seq) of the last row of the previous page.
+    pub after: Option<(DateTime<Utc>, String, i64)>,
     /// Page size.
     pub limit: i64,
 }
@@ -202,13 +203,17 @@ pub fn messages(dialect: Dialect, q: &MessageQuery) -> Sql {
         Order::Asc => (">", "asc"),
         Order::Desc => ("<", "desc"),
     };
-    if let Some((t, id)) = &q.after {
+    if let Some((t, id, seq)) = &q.after {
         sql.push(if first { " where " } else { " and " });
-        sql.push(&format!("(sent_at, id) {cmp} ("))
+        sql.push(&format!("(sent_at, id, seq) {cmp} ("))
             .bind(Param::Time(*t));
-        sql.push(", ").bind(Param::Text(id.clone())).push(")");
+        sql.push(", ").bind(Param::Text(id.clone()));
+        sql.push(", ").bind(Param::Int(*seq)).push(")");
     }
-    sql.push(&format!(" order by sent_at {dir}, id {dir}"));
+    // The indexes on (..., sent_at, id) still serve: PostgreSQL bounds the scan by the
+    // (sent_at, id) prefix and sorts the rare rows of one time and id by seq; SQLite's
+    // indexes end in the rowid, which seq is.
+    sql.push(&format!(" order by sent_at {dir}, id {dir}, seq {dir}"));
     sql.limit(q.limit);
     sql
 }
@@ -302,16 +307,18 @@ pub fn counts(dialect: Dialect) -> Sql {
     )
 }
 
-/// One message by id.
+/// One message by id: when several origins hold the id, the app's own (origin empty), then
+/// the oldest.
 pub fn message(dialect: Dialect, id: &str) -> Sql {
     let mut sql = Sql::new(
         dialect,
         &format!(
-            "select {}, raw_body from message where id = ",
+            "select {}, raw_body, origin from message where id = ",
             message_columns(dialect)
         ),
     );
     sql.bind(Param::Text(id.to_owned()));
+    sql.push(" order by origin <> '', seq limit 1");
     sql
 }
 
@@ -356,19 +363,19 @@ mod tests {
         let q = MessageQuery {
             conversation_id: Some("c".into()),
             order: Order::Desc,
-            after: Some((DateTime::UNIX_EPOCH, "m".into())),
+            after: Some((DateTime::UNIX_EPOCH, "m".into(), 7)),
             limit: 50,
             ..Default::default()
         };
         let sql = messages(Dialect::Postgres, &q);
         assert!(
             sql.text.ends_with(
-                "where conversation_id = $1 and (sent_at, id) < ($2, $3) \
-                 order by sent_at desc, id desc limit $4"
+                "where conversation_id = $1 and (sent_at, id, seq) < ($2, $3, $4) \
+                 order by sent_at desc, id desc, seq desc limit $5"
             ),
             "{}",
             sql.text
         );
-        assert_eq!(sql.params.len(), 4);
+        assert_eq!(sql.params.len(), 5);
     }
 }

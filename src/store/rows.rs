@@ -137,6 +137,8 @@ mod col {
     pub const METADATA: usize = 17;
     /// Selected after the others, by [`super::super::query::message`] only.
     pub const RAW_BODY: usize = 18;
+    /// Selected last, by [`super::super::query::message`] only.
+    pub const ORIGIN: usize = 19;
 }
 
 /// A row selected with [`super::query::message_columns`], read in place.
@@ -173,10 +175,11 @@ pub fn message(r: &AnyRow) -> Result<StoredMessage, sqlx::Error> {
     Ok(message_view(r)?.to_stored())
 }
 
-/// A row selected with [`super::query::message_columns`] and `raw_body`.
+/// A row selected with [`super::query::message_columns`], `raw_body` and `origin`.
 pub fn message_with_raw(r: &AnyRow) -> Result<StoredMessage, sqlx::Error> {
     let mut stored = message(r)?;
     stored.message.raw_body = r.get(col::RAW_BODY)?;
+    stored.message.origin = r.get(col::ORIGIN)?;
     Ok(stored)
 }
 
@@ -254,7 +257,7 @@ mod tests {
 
     /// The name each position in `col` stands for, as the select list spells it.
     fn selected(dialect: Dialect) -> Vec<String> {
-        let list = format!("{}, raw_body", message_columns(dialect));
+        let list = format!("{}, raw_body, origin", message_columns(dialect));
         list.split(',')
             .map(|c| c.split_whitespace().last().unwrap_or_default().to_owned())
             .collect()
@@ -282,6 +285,7 @@ mod tests {
             (col::DATA, "data"),
             (col::METADATA, "metadata"),
             (col::RAW_BODY, "raw_body"),
+            (col::ORIGIN, "origin"),
         ];
         for dialect in [Dialect::Postgres, Dialect::Sqlite] {
             let names = selected(dialect);

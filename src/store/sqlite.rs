@@ -20,8 +20,9 @@ use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 use std::collections::HashMap;
 
 use super::batch::{
-    CLICK_COLUMNS, CONVERSATION_COLUMNS, ConversationChange, EVENT_COLUMNS, Item, MESSAGE_COLUMNS,
-    Plan, clean, clean_opt, conversation_changes, conversation_conflict,
+    CLICK_COLUMNS, CONVERSATION_COLUMNS, ConversationChange, EVENT_COLUMNS, Held, Item,
+    MESSAGE_COLUMNS, Plan, clean, clean_opt, conversation_changes, conversation_conflict,
+    message_conflict, scoped,
 };
 use super::rows::micros;
 use super::sql::{Param, Sql};
@@ -151,11 +152,12 @@ impl SqliteStore {
         // also keeps `seq` order equal to commit order.
         let mut tx = self.pool.begin_with("begin immediate").await?;
         let messages = insert_messages(&mut tx, &plan).await?;
-        upsert_conversations(&mut tx, &conversation_changes(&plan, &messages)).await?;
         let events = insert_events(&mut tx, &plan).await?;
         let clicks = insert_clicks(&mut tx, &plan).await?;
+        let (outcomes, ids) = plan.outcomes(&messages, &events, &clicks);
+        upsert_conversations(&mut tx, &conversation_changes(&plan, &outcomes)).await?;
         tx.commit().await?;
-        Ok(plan.outcomes(&messages, &events, &clicks))
+        Ok((outcomes, ids))
     }
 }
 
@@ -165,39 +167,47 @@ type SqliteTx = Transaction<'static, Sqlite>;
 const ROWS_PER_STATEMENT: usize = 1000;
 
 /// Runs `insert into <head> values (...), (...) <tail>` over `rows` in chunks and collects
-/// the `(key, seq)` rows it returns.
-async fn insert_values<'a, T: 'a>(
+/// what `read` makes of each row it returns, by slot.
+async fn insert_values<'a, T: 'a, V>(
     tx: &mut SqliteTx,
     head: &str,
     tail: &str,
     rows: &'a [Item<'a, T>],
     push: impl Fn(Separated<'_, 'a, Sqlite, &'static str>, &'a Item<'a, T>),
-) -> Result<HashMap<String, i64>, sqlx::Error> {
+    read: impl Fn(&SqliteRow) -> Result<(String, V), sqlx::Error>,
+) -> Result<HashMap<String, V>, sqlx::Error> {
     let mut stored = HashMap::with_capacity(rows.len());
     for chunk in rows.chunks(ROWS_PER_STATEMENT) {
         let mut query = QueryBuilder::<Sqlite>::new(head);
         query.push_values(chunk, &push);
         query.push(tail);
         for row in query.build().fetch_all(&mut **tx).await? {
-            stored.insert(row.try_get::<String, _>(0)?, row.try_get::<i64, _>(1)?);
+            let (slot, value) = read(&row)?;
+            stored.insert(slot, value);
         }
     }
     Ok(stored)
 }
 
+/// A `(key, seq)` row of an event or click insert.
+fn key_and_seq(row: &SqliteRow) -> Result<(String, i64), sqlx::Error> {
+    Ok((row.try_get(0)?, row.try_get(1)?))
+}
+
 async fn insert_messages(
     tx: &mut SqliteTx,
     plan: &Plan<'_>,
-) -> Result<HashMap<String, i64>, sqlx::Error> {
+) -> Result<HashMap<String, Held>, sqlx::Error> {
     let head = format!("insert into message ({MESSAGE_COLUMNS}) ");
     insert_values(
         tx,
         &head,
-        " on conflict (id) do nothing returning id, seq",
+        &message_conflict("is not"),
         &plan.messages,
         |mut row, item| {
             let m = item.record;
             row.push_bind(item.key.as_ref())
+                .push_bind(item.origin.as_ref())
                 .push_bind(m.source.as_str())
                 .push_bind(clean(&m.event_type))
                 .push_bind(clean(&m.conversation.id))
@@ -215,6 +225,15 @@ async fn insert_messages(
                 .push_bind(m.raw_body.as_slice())
                 .push_bind(m.data.as_ref().map(|v| v.to_string()))
                 .push_bind(m.metadata.as_ref().map(|v| v.to_string()));
+        },
+        |row| {
+            let (id, origin): (&str, &str) = (row.try_get(0)?, row.try_get(1)?);
+            let held = Held {
+                seq: row.try_get(2)?,
+                conversation_id: row.try_get(3)?,
+                post_token: row.try_get(4)?,
+            };
+            Ok((scoped(id, origin).into_owned(), held))
         },
     )
     .await
@@ -267,6 +286,7 @@ async fn insert_events(
                 .push_bind(e.payload.to_string())
                 .push_bind(e.metadata.as_ref().map(|v| v.to_string()));
         },
+        key_and_seq,
     )
     .await
 }
@@ -298,6 +318,7 @@ async fn insert_clicks(
                 .push_bind(micros(c.received_at))
                 .push_bind(c.provider_data.to_string());
         },
+        key_and_seq,
     )
     .await
 }

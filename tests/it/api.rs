@@ -42,6 +42,7 @@ fn at(us: i64) -> DateTime<Utc> {
 fn text_message(id: &str, conv: &str, post: &str, us: i64, text: &str, side: &str) -> NewRecord {
     NewRecord::Message(NewMessage {
         id: id.into(),
+        origin: String::new(),
         source: MessageSource::Events,
         event_type: "NEW_MESSAGE".into(),
         conversation: ConversationFacts {

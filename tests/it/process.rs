@@ -192,6 +192,11 @@ async fn metrics_count_deliveries_by_type_and_outcome() {
     let event = fixture("event_new_message_text.json");
     assert_eq!(post(KEY, event.clone()).await.unwrap().status(), 200);
     assert_eq!(post(KEY, event.clone()).await.unwrap().status(), 200);
+    // The same message id in another conversation.
+    let mut elsewhere: serde_json::Value = serde_json::from_slice(&event).unwrap();
+    elsewhere["new_message"]["conversation"]["id"] = serde_json::json!("another-conversation");
+    let conflict = post(KEY, elsewhere.to_string().into_bytes()).await.unwrap();
+    assert_eq!(conflict.status(), 409);
     assert_eq!(post("wrong", b"{}".to_vec()).await.unwrap().status(), 401);
     // The API listener does not serve metrics.
     let api = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
@@ -217,6 +222,10 @@ async fn metrics_count_deliveries_by_type_and_outcome() {
             1.0,
         ),
         (
+            r#"kenar_webhook_deliveries_total{event_type="NEW_MESSAGE",outcome="conflict",reason=""}"#,
+            1.0,
+        ),
+        (
             r#"kenar_webhook_deliveries_total{event_type="UNKNOWN",outcome="rejected",reason="unauthorized"}"#,
             1.0,
         ),
@@ -229,10 +238,14 @@ async fn metrics_count_deliveries_by_type_and_outcome() {
             2.0,
         ),
         (
+            r#"http_requests_total{route="/webhooks/divar",method="POST",status="409"}"#,
+            1.0,
+        ),
+        (
             r#"http_requests_total{route="/webhooks/divar",method="POST",status="401"}"#,
             1.0,
         ),
-        ("kenar_batch_size_count", 2.0),
+        ("kenar_batch_size_count", 3.0),
     ];
     for (series, expected) in counts {
         assert_eq!(metric(&page, series), expected, "{series}\n{page}");

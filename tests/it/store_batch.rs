@@ -27,6 +27,7 @@ pub(crate) fn message(
 ) -> NewRecord {
     NewRecord::Message(NewMessage {
         id: id.into(),
+        origin: String::new(),
         source: MessageSource::Legacy,
         event_type: "CHAT_MESSAGE".into(),
         conversation: ConversationFacts {
@@ -86,14 +87,15 @@ fn click(id: &str) -> NewRecord {
 }
 
 /// Messages over three conversations whose facts arrive late and out of time order, copies
-/// of a key inside the batch and of a key stored before, events and clicks.
+/// of a key inside the batch and of a key stored before, copies that name another
+/// conversation (conflicts), events and clicks.
 fn mixed_batch() -> Vec<NewRecord> {
     vec![
         message("m1", "c1", None, None, 50),
         message("m2", "c2", Some("P2"), None, 40),
         event("e1"),
         message("m3", "c1", Some("P1"), None, 10),
-        message("m1", "c1", Some("P9"), Some("S9"), 5),
+        message("m1", "c1", None, Some("S9"), 5),
         click("k1"),
         message("m4", "c1", Some("P8"), Some("S1"), 70),
         message("old", "c3", Some("P3"), None, 1),
@@ -101,7 +103,9 @@ fn mixed_batch() -> Vec<NewRecord> {
         event("e-old"),
         message("m5", "c3", Some("P3"), Some("S3"), 30),
         click("k2"),
-        message("m2", "c2", None, None, 40),
+        message("m2", "c2", Some("P2"), None, 40),
+        message("old", "c4", Some("P3"), None, 2),
+        message("m3", "c4", Some("P1"), None, 12),
     ]
 }
 
@@ -138,8 +142,8 @@ async fn a_batch_stores_what_one_by_one_would(backend: Backend) {
             .unwrap();
         one_by_one.push(o.remove(0));
     }
-    use WriteOutcome::{Duplicate as D, Stored as S};
-    assert_eq!(outcomes, [S, S, S, S, D, S, S, D, D, D, S, S, D]);
+    use WriteOutcome::{Conflict as C, Duplicate as D, Stored as S};
+    assert_eq!(outcomes, [S, S, S, S, D, S, S, D, D, D, S, S, D, C, C]);
     assert_eq!(outcomes, one_by_one);
     assert!(ids.message.is_some() && ids.event.is_some() && ids.click.is_some());
 
@@ -163,6 +167,11 @@ async fn a_batch_stores_what_one_by_one_would(backend: Backend) {
     let c3 = batched.conversation("c3").await.unwrap().unwrap();
     assert_eq!(c3.message_count, 2, "old, then m5");
     assert_eq!(c3.supply_user_id.as_deref(), Some("S3"));
+    assert_eq!(
+        batched.conversation("c4").await.unwrap(),
+        None,
+        "a conflict stores nothing"
+    );
 
     assert_eq!(batched.counts().await.unwrap(), (3, 6, 2));
     assert_eq!(
@@ -183,7 +192,7 @@ async fn a_large_batch_keeps_every_outcome_in_place(backend: Backend) {
         .map(|i| {
             message(
                 &format!("big-{}", i / 2),
-                &format!("conv-{}", i % 7),
+                &format!("conv-{}", i / 2 % 7),
                 None,
                 None,
                 i,
@@ -227,7 +236,62 @@ async fn a_nul_in_an_id_still_counts_in_its_conversation(backend: Backend) {
     assert_eq!(c.message_count, 1);
 }
 
+/// `record`, a message, vouched for by the registration of `post`.
+fn vouched_by(post: &str, mut record: NewRecord) -> NewRecord {
+    if let NewRecord::Message(m) = &mut record {
+        m.origin = post.into();
+    }
+    record
+}
+
+/// One id is two keys in two origins; within one origin a copy naming another conversation
+/// is a conflict, inside the batch as after it, and changes nothing.
+async fn an_id_is_unique_within_its_origin(backend: Backend) {
+    let records = [
+        vouched_by("PA", message("x", "ca", Some("PA"), None, 1)),
+        vouched_by("PA", message("x", "ca2", Some("PA"), None, 1)),
+        message("x", "cb", Some("PB"), None, 1),
+        message("x", "cc", Some("PB"), None, 1),
+        vouched_by("PA", message("x", "ca", Some("PA"), None, 1)),
+    ];
+    let (_batched_app, batched) = store_on(backend).await;
+    let (_single_app, single) = store_on(backend).await;
+    let (outcomes, _) = batched.write_batch(&records).await.unwrap();
+    let mut one_by_one = Vec::new();
+    for record in &records {
+        let (mut o, _) = single
+            .write_batch(std::slice::from_ref(record))
+            .await
+            .unwrap();
+        one_by_one.push(o.remove(0));
+    }
+    use WriteOutcome::{Conflict as C, Duplicate as D, Stored as S};
+    assert_eq!(outcomes, [S, C, S, C, D]);
+    assert_eq!(outcomes, one_by_one);
+    for store in [&batched, &single] {
+        assert_eq!(
+            store.counts().await.unwrap(),
+            (3, 3, 1),
+            "c3 and old from before"
+        );
+        assert_eq!(store.conversation("ca2").await.unwrap(), None);
+        assert_eq!(store.conversation("cc").await.unwrap(), None);
+        let served = store.message("x").await.unwrap().unwrap().message;
+        assert_eq!(
+            (served.origin.as_str(), served.conversation.id.as_str()),
+            ("", "cb")
+        );
+    }
+    // A conflict alone in its batch is not new either.
+    let (outcomes, ids) = batched
+        .write_batch(&[message("x", "cd", Some("PB"), None, 1)])
+        .await
+        .unwrap();
+    assert_eq!((outcomes, ids.message), (vec![C], None));
+}
+
 on_both_backends!(
+    an_id_is_unique_within_its_origin,
     a_nul_in_an_id_still_counts_in_its_conversation,
     a_batch_stores_what_one_by_one_would,
     a_large_batch_keeps_every_outcome_in_place,
@@ -295,6 +359,58 @@ async fn several_writers_store_every_record_once() {
         assert_eq!((stored, duplicate), (400, 200), "{backend:?}");
         let c = app.store.conversation("cw").await.unwrap().unwrap();
         assert_eq!(c.message_count, 400, "{backend:?}");
+        drop(writer);
+        task.await.unwrap();
+    }
+}
+
+/// Writers side by side see every conflict, whichever of two places of an id commits first
+/// and whatever the other writer's statement saw when it began.
+#[tokio::test]
+async fn several_writers_see_every_conflict() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let app = spawn_app(backend).await;
+        let (writer, task) = Writer::spawn(
+            app.store.clone(),
+            writer_settings(4096, 32, 4),
+            breaker(),
+            Changes::new(),
+        );
+        let submits = (0..600).map(|i| {
+            let writer = writer.clone();
+            // Ids 0..200 arrive in two conversations.
+            let conversation = if i < 400 { "cw" } else { "cx" };
+            tokio::spawn(async move {
+                writer
+                    .submit(message(
+                        &format!("w-{}", i % 400),
+                        conversation,
+                        None,
+                        None,
+                        i,
+                    ))
+                    .await
+            })
+        });
+        let outcomes = futures_util::future::join_all(submits).await;
+        let count = |wanted: WriteOutcome| {
+            outcomes
+                .iter()
+                .filter(|o| matches!(o, Ok(Ok(got)) if *got == wanted))
+                .count()
+        };
+        assert_eq!(
+            (count(WriteOutcome::Stored), count(WriteOutcome::Conflict)),
+            (400, 200),
+            "{backend:?}"
+        );
+        let mut total = 0;
+        for id in ["cw", "cx"] {
+            if let Some(c) = app.store.conversation(id).await.unwrap() {
+                total += c.message_count;
+            }
+        }
+        assert_eq!(total, 400, "{backend:?}");
         drop(writer);
         task.await.unwrap();
     }
