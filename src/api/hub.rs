@@ -143,7 +143,21 @@ impl Reader {
             // Seen before reading: a commit that lands during the read wakes the next round.
             changes.borrow_and_update();
             last = Instant::now();
-            // No one listening: nothing to read, but the position must still move on.
+            if self.sender.receiver_count() == 0 {
+                // No stream is open: nothing is read or serialised, only the position moves
+                // on (a stream that opens later reads what it needs itself first).
+                match self.store.high_water_marks().await {
+                    Ok((message, event, click)) => {
+                        self.position = StreamPosition {
+                            message,
+                            event,
+                            click,
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "live stream read failed"),
+                }
+                continue;
+            }
             loop {
                 match self.read().await {
                     Ok(Some(batch)) => {
