@@ -356,7 +356,7 @@ async fn idle_sockets(a: &Args, n: usize) {
         .post(format!("http://{}/webhooks/divar", a.addr))
         .header("authorization", &a.key)
         .body(legacy("idle-check", "x"))
-        .timeout(Duration::from_secs(30))
+        .timeout(Duration::from_secs(90))
         .send()
         .await
         .map(|r| r.status().as_u16())

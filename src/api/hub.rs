@@ -28,7 +28,7 @@ pub(super) const MIN_INTERVAL: Duration = Duration::from_millis(250);
 const CAPACITY: usize = 16;
 /// The most bytes of rows one read of a stream takes, whatever `api.page_max_bytes` allows:
 /// a stream holds what it read until its reader takes it, and a reader may be slow.
-pub const STREAM_READ_MAX_BYTES: usize = 256 * 1024;
+pub const STREAM_READ_MAX_BYTES: usize = 64 * 1024;
 
 /// The byte budget of one read for the live stream.
 pub fn stream_budget(page_max_bytes: usize) -> usize {

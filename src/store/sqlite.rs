@@ -72,7 +72,11 @@ impl SqliteStore {
             // Checkpoints run from a task of their own (`spawn_checkpointer`), not inside
             // whichever commit crosses SQLite's 1,000-page mark.
             .pragma("wal_autocheckpoint", "0")
-            .pragma("journal_size_limit", "67108864");
+            .pragma("journal_size_limit", "67108864")
+            // sqlx's SQLite worker reads rows ahead of the caller, 50 by default: with rows
+            // of up to a body's size that is megabytes per query that a byte-bounded page
+            // never takes.
+            .row_buffer_size(8);
         let file = options.get_filename();
         if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !Path::new(dir).exists() {
