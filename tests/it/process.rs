@@ -258,3 +258,55 @@ async fn metrics_count_deliveries_by_type_and_outcome() {
         assert!(page.contains(present), "metrics lack {present}:\n{page}");
     }
 }
+
+/// 10,000 made-up methods: the metrics page of a process of its own grows by no more than a
+/// few series, whatever the methods were.
+#[tokio::test]
+async fn ten_thousand_made_up_methods_leave_the_metrics_page_small() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, metrics_port) = (free_port(), free_port());
+    let mut child = Command::new(BIN)
+        .current_dir(dir.path())
+        .env("KENAR_HOOK__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "KENAR_HOOK__METRICS__LISTEN",
+            format!("127.0.0.1:{metrics_port}"),
+        )
+        .env("KENAR_HOOK__DIVAR__IDENTIFICATION_KEYS", KEY)
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until_healthy(port).await;
+    let page = || async {
+        reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let before = page().await.len();
+    let client = reqwest::Client::new();
+    for chunk in 0..100 {
+        let sends = (0..100).map(|i| {
+            let method = reqwest::Method::from_bytes(format!("MX{chunk:03}{i:03}Q").as_bytes());
+            client
+                .request(method.unwrap(), format!("http://127.0.0.1:{port}/healthz"))
+                .send()
+        });
+        for response in futures_util::future::join_all(sends).await {
+            assert_eq!(response.unwrap().status(), 405);
+        }
+    }
+    let after = page().await;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!after.contains("MX00"), "a made-up method became a label");
+    assert!(
+        after.len() < before + 64 * 1024,
+        "the page grew by {} bytes",
+        after.len() - before
+    );
+}
