@@ -155,6 +155,29 @@ fn migrate_creates_the_schema_and_exits_0() {
     assert!(db.exists());
 }
 
+/// The binary on SQLite in `dir`, with the test key and metrics on `metrics_port`, healthy.
+async fn spawn_with_metrics(
+    dir: &tempfile::TempDir,
+    port: u16,
+    metrics_port: u16,
+) -> std::process::Child {
+    let child = Command::new(BIN)
+        .current_dir(dir.path())
+        .env("KENAR_HOOK__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env(
+            "KENAR_HOOK__METRICS__LISTEN",
+            format!("127.0.0.1:{metrics_port}"),
+        )
+        .env("KENAR_HOOK__DIVAR__IDENTIFICATION_KEYS", KEY)
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until_healthy(port).await;
+    child
+}
+
 /// The value of one series in a Prometheus text page (0 when absent).
 fn metric(page: &str, series: &str) -> f64 {
     page.lines()
