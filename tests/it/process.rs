@@ -190,20 +190,7 @@ fn metric(page: &str, series: &str) -> f64 {
 async fn metrics_count_deliveries_by_type_and_outcome() {
     let dir = tempfile::tempdir().unwrap();
     let (port, metrics_port) = (free_port(), free_port());
-    let mut child = Command::new(BIN)
-        .current_dir(dir.path())
-        .env("KENAR_HOOK__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .env(
-            "KENAR_HOOK__METRICS__LISTEN",
-            format!("127.0.0.1:{metrics_port}"),
-        )
-        .env("KENAR_HOOK__DIVAR__IDENTIFICATION_KEYS", KEY)
-        .env_remove("DATABASE_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until_healthy(port).await;
+    let mut child = spawn_with_metrics(&dir, port, metrics_port).await;
     let client = reqwest::Client::new();
     let post = |key: &'static str, body: Vec<u8>| {
         client
@@ -288,20 +275,7 @@ async fn metrics_count_deliveries_by_type_and_outcome() {
 async fn ten_thousand_made_up_methods_leave_the_metrics_page_small() {
     let dir = tempfile::tempdir().unwrap();
     let (port, metrics_port) = (free_port(), free_port());
-    let mut child = Command::new(BIN)
-        .current_dir(dir.path())
-        .env("KENAR_HOOK__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .env(
-            "KENAR_HOOK__METRICS__LISTEN",
-            format!("127.0.0.1:{metrics_port}"),
-        )
-        .env("KENAR_HOOK__DIVAR__IDENTIFICATION_KEYS", KEY)
-        .env_remove("DATABASE_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    wait_until_healthy(port).await;
+    let mut child = spawn_with_metrics(&dir, port, metrics_port).await;
     let page = || async {
         reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
             .await
