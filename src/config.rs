@@ -297,9 +297,10 @@ impl Settings {
                     .map_err(|e| ConfigError(e.to_string()))?;
             }
         }
-        let settings: Settings = builder
-            .build()
-            .and_then(|c| c.try_deserialize())
+        let config = builder.build().map_err(|e| ConfigError(e.to_string()))?;
+        refuse_unknown_keys(&config, config_file, env)?;
+        let settings: Settings = config
+            .try_deserialize()
             .map_err(|e| ConfigError(e.to_string()))?;
         settings.validate()?;
         Ok(settings)
@@ -406,6 +407,160 @@ impl Settings {
     pub fn database_kind(&self) -> Result<DatabaseKind, String> {
         database_kind(self.database.url.expose_secret())
     }
+}
+
+/// Settings that have no line of their own in `config/default.toml` (they are unset, or
+/// lists of tables, by default).
+const OPTIONAL_KEYS: &[&str] = &[
+    "divar.api_key",
+    "ingest.writers",
+    "callback.fallback_url",
+    "callback.signing_key",
+    "callback.rules",
+];
+
+/// The keys of one `[[callback.rules]]` entry; `data` holds the button's own keys.
+const RULE_KEYS: &[&str] = &[
+    "name",
+    "source",
+    "version",
+    "post_token",
+    "side",
+    "data",
+    "url",
+    "text_message",
+];
+
+type Table = config::Map<String, config::Value>;
+
+fn as_table(config: &Config) -> Table {
+    config.clone().try_deserialize().unwrap_or_default()
+}
+
+/// A misspelt or misplaced key is refused, not ignored: an ignored `sidee` in a rule once
+/// made the rule match every click. The known keys are those of the built-in defaults.
+fn refuse_unknown_keys(
+    config: &Config,
+    config_file: Option<&Path>,
+    env: &HashMap<String, String>,
+) -> Result<(), ConfigError> {
+    let known = Config::builder()
+        .add_source(File::from_str(DEFAULTS_TOML, FileFormat::Toml))
+        .build()
+        .map(|c| as_table(&c))
+        .unwrap_or_default();
+    let mut all_known: Vec<String> = Vec::new();
+    list_keys(&known, "", &mut all_known);
+    all_known.extend(OPTIONAL_KEYS.iter().map(|k| (*k).to_owned()));
+    let mut unknown: Vec<String> = Vec::new();
+    find_unknown(&as_table(config), &known, "", &mut unknown);
+    let Some(key) = unknown.into_iter().next() else {
+        return Ok(());
+    };
+    // Values lose their origin on the way here: a variable of this name, else the file.
+    let variable = format!("{ENV_PREFIX}__{}", key.replace('.', "__").to_uppercase());
+    let from = if env.contains_key(&variable) {
+        format!(", from {variable}")
+    } else {
+        let file = config_file.unwrap_or(Path::new("config/default.toml"));
+        format!(", in {}", file.display())
+    };
+    let hint = closest(&key, &all_known)
+        .map(|k| format!(" (did you mean {k}?)"))
+        .unwrap_or_default();
+    Err(ConfigError(format!("{key}: unknown setting{hint}{from}")))
+}
+
+fn list_keys(table: &Table, prefix: &str, out: &mut Vec<String>) {
+    for (k, v) in table {
+        let path = format!("{prefix}{k}");
+        match &v.kind {
+            config::ValueKind::Table(t) => list_keys(t, &format!("{path}."), out),
+            _ => out.push(path),
+        }
+    }
+}
+
+fn find_unknown(table: &Table, known: &Table, prefix: &str, out: &mut Vec<String>) {
+    let mut keys: Vec<_> = table.keys().collect();
+    keys.sort();
+    for k in keys {
+        let value = &table[k];
+        let path = format!("{prefix}{k}");
+        if path == "callback.rules" {
+            if let config::ValueKind::Array(rules) = &value.kind {
+                for (i, rule) in rules.iter().enumerate() {
+                    if let config::ValueKind::Table(rule) = &rule.kind {
+                        let mut fields: Vec<_> = rule.keys().collect();
+                        fields.sort();
+                        for field in fields {
+                            if !RULE_KEYS.contains(&field.as_str()) {
+                                out.push(format!("callback.rules[{i}].{field}"));
+                            }
+                        }
+                    }
+                }
+            }
+            continue;
+        }
+        match known.get(k) {
+            Some(known_value) => {
+                if let (config::ValueKind::Table(inner), config::ValueKind::Table(known_inner)) =
+                    (&value.kind, &known_value.kind)
+                {
+                    find_unknown(inner, known_inner, &format!("{path}."), out);
+                }
+            }
+            None if OPTIONAL_KEYS.contains(&path.as_str()) => {}
+            // An unknown section is reported by its keys, so `[serverr] listen` points at
+            // `server.listen`.
+            None => match &value.kind {
+                config::ValueKind::Table(inner) if !inner.is_empty() => {
+                    list_keys(inner, &format!("{path}."), out)
+                }
+                _ => out.push(path),
+            },
+        }
+    }
+}
+
+/// The known key nearest to `key` by edit distance, when it is near enough to be a typo.
+fn closest<'a>(key: &str, known: &'a [String]) -> Option<&'a str> {
+    let rule_field = key.rsplit_once("].").map(|(_, f)| f);
+    let candidates: Vec<String> = match rule_field {
+        Some(_) => RULE_KEYS.iter().map(|f| (*f).to_owned()).collect(),
+        None => known.to_vec(),
+    };
+    let target = rule_field.unwrap_or(key);
+    let (best, distance) = candidates
+        .iter()
+        .map(|k| (k, edit_distance(target, k)))
+        .min_by_key(|(_, d)| *d)?;
+    let best = known
+        .iter()
+        .find(|k| *k == best)
+        .map(String::as_str)
+        .or_else(|| RULE_KEYS.iter().copied().find(|f| f == best));
+    (distance <= target.len().max(4) / 3 + 1)
+        .then_some(best)
+        .flatten()
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let current = row[j + 1];
+            row[j + 1] = (previous + usize::from(ca != *cb))
+                .min(row[j] + 1)
+                .min(row[j + 1] + 1);
+            previous = current;
+        }
+    }
+    row[b.len()]
 }
 
 /// Which database a URL selects, or why it selects none.

@@ -241,3 +241,76 @@ fn a_short_identification_key_stops_start_up_and_says_how_to_make_one() {
     );
     assert!(ok.is_ok());
 }
+
+/// A settings file's error for `toml`, as one line.
+fn file_error(toml: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kh.toml");
+    std::fs::write(&path, toml).unwrap();
+    Settings::load_from(Some(&path), &HashMap::new())
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn unknown_keys_in_a_file_stop_start_up_with_a_suggestion() {
+    let err = file_error("[server]\nlisten_addr = \"0.0.0.0:8080\"\n");
+    assert!(err.contains("server.listen_addr"), "{err}");
+    assert!(err.contains("kh.toml"), "names the file: {err}");
+    assert!(
+        err.contains("unknown setting (did you mean server.listen?)"),
+        "{err}"
+    );
+
+    let err = file_error("[serverr]\nlisten = \"0.0.0.0:8080\"\n");
+    assert!(
+        err.contains("serverr.listen: unknown setting (did you mean server.listen?)"),
+        "{err}"
+    );
+
+    // A misspelt rule condition once matched every click.
+    let err = file_error(
+        "[callback]\nallowed_hosts = [\"app.example.ir\"]\n\n[[callback.rules]]\nname = \"owner\"\n\
+         sidee = \"supply\"\nurl = \"https://app.example.ir/x\"\n",
+    );
+    assert!(err.contains("callback.rules[0].sidee"), "{err}");
+    assert!(err.contains("did you mean side?"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
+#[test]
+fn unknown_keys_in_the_environment_stop_start_up_naming_the_variable() {
+    let err = Settings::load_from(
+        None,
+        &env(&[("KENAR_HOOK__SERVER__LISTEN_ADDR", "0.0.0.0:8080")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("server.listen_addr"), "{err}");
+    assert!(err.contains("KENAR_HOOK__SERVER__LISTEN_ADDR"), "{err}");
+    assert!(err.contains("did you mean server.listen?"), "{err}");
+}
+
+#[test]
+fn every_documented_key_and_optional_setting_is_known() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kh.toml");
+    std::fs::write(
+        &path,
+        "[divar]\napi_key = \"k\"\n[ingest]\nwriters = 2\n[callback]\n\
+         allowed_hosts = [\"app.example.ir\"]\nfallback_url = \"https://app.example.ir/\"\n\
+         signing_key = \"a long random secret\"\n\n[[callback.rules]]\nname = \"r\"\n\
+         source = \"CHAT_MESSAGE_ACTION\"\nversion = \"v2\"\npost_token = \"P\"\nside = \"demand\"\n\
+         data = { anything = \"goes\" }\nurl = \"https://app.example.ir/{post_token}\"\n\
+         text_message = \"hi\"\n",
+    )
+    .unwrap();
+    let loaded = Settings::load_from(
+        Some(&path),
+        &env(&[
+            ("KENAR_HOOK__DIVAR__API_KEY", "from-env"),
+            ("DATABASE_URL", "sqlite://x.db"),
+        ]),
+    );
+    assert!(loaded.is_ok(), "{:?}", loaded.err());
+}
