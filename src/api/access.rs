@@ -5,7 +5,7 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::header;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::clock::{Clock, DefaultClock};
@@ -94,8 +94,22 @@ fn rate_limited(not_until: governor::NotUntil<governor::clock::QuantaInstant>) -
     .into_response()
 }
 
-/// Route middleware of every `/api/v1` route.
+/// Route middleware of every `/api/v1` route: every answer is `Cache-Control: no-store`
+/// (they hold users' messages), and a 401 says which scheme it wants (RFC 6750).
 pub async fn check(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let mut response = checked(state, request, next).await;
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if response.status() == StatusCode::UNAUTHORIZED {
+        response.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"kenar-hook\""),
+        );
+    }
+    response
+}
+
+async fn checked(state: AppState, request: Request, next: Next) -> Response {
     let access = &state.api;
     if access.tokens.is_empty() {
         return AppError::Unauthorized(

@@ -109,7 +109,7 @@ pub async fn list_conversations(
     State(state): State<AppState>,
     Query(params): Query<std::collections::HashMap<String, String>>,
 ) -> Result<Json<Page<ConversationItem>>, AppError> {
-    let p = Params(params);
+    let p = Params::only(params, &["post_token", "since", "until", "limit", "cursor"])?;
     let (post_token, since, until, limit) = (
         p.text("post_token")?,
         p.time("since")?,
@@ -179,7 +179,7 @@ pub async fn conversation_messages(
     // The path names the conversation; a post or text filter does not apply here.
     params.remove("post_token");
     params.remove("q");
-    let list = messages(&state, Params(params), Some(id.clone())).await?;
+    let list = messages(&state, Params::message_list(params)?, Some(id.clone())).await?;
     if list.rows.is_empty() && state.store.conversation(&id).await?.is_none() {
         return Err(AppError::NotFound(format!("no conversation {id:?}")));
     }
@@ -207,7 +207,7 @@ pub async fn list_messages(
     State(state): State<AppState>,
     Query(params): Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, AppError> {
-    let p = Params(params);
+    let p = Params::message_list(params)?;
     let conversation_id = p.text("conversation_id")?;
     messages(&state, p, conversation_id).await?.page()
 }
@@ -287,7 +287,9 @@ pub async fn get_message(
     Path(id): Path<String>,
     Query(params): Query<std::collections::HashMap<String, String>>,
 ) -> Result<Response, AppError> {
-    let with_raw = !Params(params).include(&["raw"])?.is_empty();
+    let with_raw = !Params::only(params, &["include"])?
+        .include(&["raw"])?
+        .is_empty();
     let m = state.store.message(&id).await?;
     let m = m.ok_or_else(|| AppError::NotFound(format!("no message {id:?}")))?;
     let raw = with_raw.then_some(m.message.raw_body.as_slice());
@@ -310,7 +312,7 @@ pub async fn list_events(
     State(state): State<AppState>,
     Query(params): Query<std::collections::HashMap<String, String>>,
 ) -> Result<Json<Page<EventItem>>, AppError> {
-    let p = Params(params);
+    let p = Params::only(params, &["type", "since", "until", "limit", "cursor"])?;
     let (event_type, since, until, limit) = (
         p.event_type()?,
         p.time("since")?,
@@ -363,7 +365,17 @@ pub async fn list_clicks(
     State(state): State<AppState>,
     Query(params): Query<std::collections::HashMap<String, String>>,
 ) -> Result<Json<Page<ClickItem>>, AppError> {
-    let p = Params(params);
+    let p = Params::only(
+        params,
+        &[
+            "post_token",
+            "conversation_id",
+            "since",
+            "until",
+            "limit",
+            "cursor",
+        ],
+    )?;
     let (post_token, conversation_id) = (p.text("post_token")?, p.text("conversation_id")?);
     let (since, until, limit) = (p.time("since")?, p.time("until")?, p.limit()?);
     let fp = cursor::fingerprint(&[

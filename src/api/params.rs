@@ -27,7 +27,47 @@ fn invalid(name: &str, message: String) -> AppError {
     }
 }
 
+/// The parameters of the message lists.
+const MESSAGE_LIST: &[&str] = &[
+    "conversation_id",
+    "post_token",
+    "type",
+    "sender_side",
+    "since",
+    "until",
+    "q",
+    "order",
+    "limit",
+    "cursor",
+];
+
 impl Params {
+    /// The query string, refused when it names a parameter the route does not take: a
+    /// misspelt filter must not silently return everything.
+    pub fn only(params: HashMap<String, String>, allowed: &[&str]) -> Result<Params, AppError> {
+        let mut unknown: Vec<&String> = params
+            .keys()
+            .filter(|k| !allowed.contains(&k.as_str()))
+            .collect();
+        unknown.sort();
+        match unknown.first() {
+            None => Ok(Params(params)),
+            Some(name) => {
+                let known = if allowed.is_empty() {
+                    "this route takes no parameters".to_owned()
+                } else {
+                    format!("known: {}", allowed.join(", "))
+                };
+                Err(invalid(name, format!("unknown parameter ({known})")))
+            }
+        }
+    }
+
+    /// [`Params::only`] for the message lists.
+    pub fn message_list(params: HashMap<String, String>) -> Result<Params, AppError> {
+        Self::only(params, MESSAGE_LIST)
+    }
+
     /// A non-empty text value.
     pub fn text(&self, name: &str) -> Result<Option<String>, AppError> {
         match self.0.get(name) {

@@ -239,7 +239,7 @@ pub async fn stream(
     let slot = state.api.open_stream(token)?;
     // Before the first read of the database, so no batch is missed after it.
     let hub = state.hub.subscribe();
-    let p = Params(params);
+    let p = Params::only(params, &["include", "post_token", "conversation_id"])?;
     let include = p.include(&["events", "clicks"])?;
     let position = match headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
         Some(id) => StreamPosition::parse(id).ok_or_else(|| AppError::InvalidParameter {

@@ -162,6 +162,55 @@ async fn a_stream_whose_reader_stops_reading_is_dropped(backend: Backend) {
     assert!(closed.is_ok(), "the stream was never dropped");
 }
 
+async fn a_misspelt_parameter_is_400_naming_it(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.api.tokens = vec![SecretString::from(A)]).await;
+    for (path, name) in [
+        ("/api/v1/messages?post-token=AZx7Kp2Q", "post-token"),
+        ("/api/v1/conversations?limit=5&sort=desc", "sort"),
+        ("/api/v1/events?types=POST_UPDATE", "types"),
+        ("/api/v1/clicks?post=1", "post"),
+        ("/api/v1/messages/m1?raw=1", "raw"),
+        ("/api/v1/stream?since=2025-01-01T00:00:00Z", "since"),
+    ] {
+        let (status, code, message) = error_of(get(&app, A, path).await).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (400, "invalid_parameter"),
+            "{path}"
+        );
+        assert!(message.contains(name), "{path}: {message}");
+    }
+    // The known ones still work.
+    let ok = get(
+        &app,
+        A,
+        "/api/v1/messages?post_token=AZx7Kp2Q&order=desc&limit=5",
+    )
+    .await;
+    assert_eq!(ok.status(), 200);
+}
+
+async fn api_answers_are_never_cached_and_a_401_names_the_scheme(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.api.tokens = vec![SecretString::from(A)]).await;
+    let ok = get(&app, A, "/api/v1/messages").await;
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.headers()["cache-control"], "no-store");
+    let refused = get(&app, "not-a-token-000000", "/api/v1/messages").await;
+    assert_eq!(refused.status(), 401);
+    assert!(
+        refused.headers()["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .starts_with("Bearer"),
+    );
+    assert_eq!(refused.headers()["cache-control"], "no-store");
+}
+
+on_both_backends!(
+    a_misspelt_parameter_is_400_naming_it,
+    api_answers_are_never_cached_and_a_401_names_the_scheme,
+);
+
 on_both_backends!(
     a_page_stops_at_its_byte_budget_and_the_cursor_goes_on,
     live_streams_are_capped_in_all_and_per_token,
