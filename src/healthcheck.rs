@@ -14,6 +14,22 @@ pub fn default_url(listen: SocketAddr) -> String {
     format!("http://{}/healthz", SocketAddr::new(host, listen.port()))
 }
 
+/// Whether `url` can be checked: an absolute `http://` or `https://` URL with a host. The
+/// error is the usage message.
+pub fn usable_url(url: &str) -> Result<(), String> {
+    match url::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(()),
+        Ok(u) => Err(format!(
+            "{url:?} is not an http:// or https:// URL with a host (scheme {:?}); \
+             e.g. http://127.0.0.1:8080/healthz",
+            u.scheme()
+        )),
+        Err(e) => Err(format!(
+            "{url:?} is not a URL ({e}); e.g. http://127.0.0.1:8080/healthz"
+        )),
+    }
+}
+
 /// Whether `url` answers 200 within three seconds.
 pub async fn check(url: &str) -> Result<(), String> {
     let client = reqwest::Client::builder()

@@ -19,7 +19,14 @@ async fn main() -> ExitCode {
         // Docker reads any exit code but 0 and 1 as "reserved": a settings problem is
         // simply "unhealthy" here.
         let url = match (url, &settings) {
-            (Some(url), _) => url.clone(),
+            // A mistyped URL is a usage error, not an unhealthy service.
+            (Some(url), _) => match healthcheck::usable_url(url) {
+                Ok(()) => url.clone(),
+                Err(why) => {
+                    eprintln!("kenar-hook: healthcheck: {why}");
+                    return ExitCode::from(2);
+                }
+            },
             (None, Ok(s)) => healthcheck::default_url(s.server.listen),
             (None, Err(e)) => {
                 eprintln!("kenar-hook: {e}");

@@ -307,3 +307,18 @@ async fn ten_thousand_made_up_methods_leave_the_metrics_page_small() {
         after.len() - before
     );
 }
+
+#[test]
+fn a_healthcheck_url_that_is_no_url_is_a_usage_error() {
+    for bad in ["not-a-url", "ftp://127.0.0.1/healthz", "http://"] {
+        let output = Command::new(BIN)
+            .args(["healthcheck", bad])
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(2), "{bad}");
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert!(stderr.contains(bad), "{bad}: {stderr}");
+        assert!(stderr.contains("http://127.0.0.1:8080/healthz"), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+}
