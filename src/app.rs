@@ -8,8 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::StatusCode;
-use axum::middleware;
+use axum::extract::Request;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
 use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -17,7 +18,6 @@ use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultOnResponse, TraceLayer};
 
 use crate::api::access::ApiAccess;
@@ -74,6 +74,7 @@ pub struct Shared {
 /// Every route of the HTTP API, in one place, with the middleware stack.
 pub fn router(state: AppState) -> Router {
     let settings = &state.settings.server;
+    let request_timeout = Duration::from_millis(settings.request_timeout_ms);
     Router::new()
         .merge(ingest::routes())
         .merge(callback::routes())
@@ -83,10 +84,9 @@ pub fn router(state: AppState) -> Router {
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
         .route_layer(middleware::from_fn(telemetry::track_http))
         .layer(DefaultBodyLimit::max(settings.body_limit_bytes))
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::REQUEST_TIMEOUT,
-            Duration::from_millis(settings.request_timeout_ms),
-        ))
+        .layer(middleware::from_fn(move |request: Request, next: Next| {
+            request_deadline(request_timeout, request, next)
+        }))
         .layer(CatchPanicLayer::new())
         .layer(PropagateRequestIdLayer::new(REQUEST_ID.clone()))
         .layer(
@@ -99,6 +99,21 @@ pub fn router(state: AppState) -> Router {
         ]))
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
         .with_state(state)
+}
+
+/// Answers 408 in the error shape of the route (a legacy click gets its own) when a request
+/// takes longer than `limit`, body reading included.
+async fn request_deadline(limit: Duration, request: Request, next: Next) -> Response {
+    let legacy_click = callback::Shaped::legacy_click(request.uri().path(), request.headers());
+    match tokio::time::timeout(limit, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let error = AppError::RequestTimeout {
+                limit_ms: u64::try_from(limit.as_millis()).unwrap_or(u64::MAX),
+            };
+            callback::Shaped::new(legacy_click, error).into_response()
+        }
+    }
 }
 
 /// The identification keys to accept: the configured ones, or else the key in

@@ -32,6 +32,12 @@ pub enum AppError {
         /// The configured limit.
         limit: usize,
     },
+    /// The request took longer than `server.request_timeout_ms`.
+    #[error("the request took longer than {limit_ms} ms (server.request_timeout_ms)")]
+    RequestTimeout {
+        /// The configured limit.
+        limit_ms: u64,
+    },
     /// No such resource.
     #[error("{0}")]
     NotFound(String),
@@ -86,6 +92,7 @@ impl AppError {
             AppError::BadRequest(_) | AppError::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
             AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -103,6 +110,7 @@ impl AppError {
             AppError::InvalidParameter { .. } => "invalid_parameter",
             AppError::Unprocessable(_) => "unprocessable_entity",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
+            AppError::RequestTimeout { .. } => "request_timeout",
             AppError::NotFound(_) => "not_found",
             AppError::Conflict(_) => "conflict",
             AppError::MethodNotAllowed => "method_not_allowed",

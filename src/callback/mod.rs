@@ -40,6 +40,24 @@ pub struct Shaped {
     error: AppError,
 }
 
+impl Shaped {
+    /// Whether an error to a request on `path` with these headers, answered before its body
+    /// is known, takes the legacy click shape: on `/callbacks/divar` unless the headers say
+    /// v2.
+    pub fn legacy_click(path: &str, headers: &axum::http::HeaderMap) -> bool {
+        path == "/callbacks/divar"
+            && matches!(
+                detect_version(headers, None),
+                None | Some(ClickVersion::Legacy)
+            )
+    }
+
+    /// `error` in the legacy click shape or the service's own.
+    pub fn new(legacy: bool, error: AppError) -> Self {
+        Shaped { legacy, error }
+    }
+}
+
 impl IntoResponse for Shaped {
     fn into_response(self) -> Response {
         if !self.legacy {

@@ -240,3 +240,34 @@ on_both_backends!(
     idle_connections_are_closed,
     at_the_connection_cap_new_clients_wait_and_open_ones_keep_working,
 );
+
+/// Sends `head` and a first part of the body, then nothing; returns the whole answer.
+async fn answer_to_stalled_body(app: &TestApp, head: &str) -> String {
+    let mut socket = TcpStream::connect(app.addr).await.unwrap();
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket.write_all(b"{\"post_token\":").await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+async fn a_request_over_its_deadline_gets_408_in_its_routes_error_shape(backend: Backend) {
+    let app = spawn_app_with(backend, |s| s.server.request_timeout_ms = 300).await;
+    let head = |path: &str, extra: &str| {
+        format!(
+            "POST {path} HTTP/1.1\r\nhost: x\r\nauthorization: {KEY}\r\n{extra}\
+             content-type: application/json\r\ncontent-length: 500\r\nconnection: close\r\n\r\n"
+        )
+    };
+    let webhook = answer_to_stalled_body(&app, &head("/webhooks/divar", "")).await;
+    assert!(webhook.starts_with("HTTP/1.1 408"), "{webhook}");
+    assert!(webhook.contains(r#""code":"request_timeout""#), "{webhook}");
+    // A legacy click is answered in its own shape.
+    let legacy = answer_to_stalled_body(&app, &head("/callbacks/divar", "")).await;
+    assert!(legacy.starts_with("HTTP/1.1 408"), "{legacy}");
+    assert!(legacy.contains(r#""status":"408""#), "{legacy}");
+    let v2 = answer_to_stalled_body(&app, &head("/callbacks/divar", "api_version: 2\r\n")).await;
+    assert!(v2.contains(r#""code":"request_timeout""#), "{v2}");
+}
+
+on_both_backends!(a_request_over_its_deadline_gets_408_in_its_routes_error_shape);
