@@ -76,6 +76,7 @@ pub struct ApiSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ServerSettings {
     /// Address the HTTP API listens on.
+    #[serde(deserialize_with = "listen_address")]
     pub listen: SocketAddr,
     /// Largest accepted request body, in bytes.
     pub body_limit_bytes: usize,
@@ -109,7 +110,7 @@ pub struct DatabaseSettings {
 
 /// SQLite's `synchronous` level in WAL mode: what a 200 promises about a stored delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String")]
 pub enum SqliteSync {
     /// The commit is in the operating system before the 200: it survives a crash or kill of
     /// kenar-hook, but not a power loss or kernel crash in the moments after.
@@ -195,7 +196,7 @@ pub struct LogSettings {
 
 /// How log lines are written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(try_from = "String")]
 pub enum LogFormat {
     /// Human-readable lines.
     Pretty,
@@ -209,7 +210,79 @@ pub struct MetricsSettings {
     /// Serve `/metrics` at all.
     pub enabled: bool,
     /// Address of the separate metrics listener.
+    #[serde(deserialize_with = "listen_address")]
     pub listen: SocketAddr,
+}
+
+impl TryFrom<String> for SqliteSync {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        match value.as_str() {
+            "normal" => Ok(SqliteSync::Normal),
+            "full" => Ok(SqliteSync::Full),
+            _ => Err(format!("got {value:?}; expected normal or full")),
+        }
+    }
+}
+
+impl TryFrom<String> for LogFormat {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        match value.as_str() {
+            "pretty" => Ok(LogFormat::Pretty),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("got {value:?}; expected pretty or json")),
+        }
+    }
+}
+
+/// A listen address as `host:port`: an IP address, or a name such as `localhost` resolved
+/// once at start-up.
+fn listen_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    use std::net::ToSocketAddrs;
+    let text = String::deserialize(d)?;
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    text.to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "got {text:?}; expected host:port, e.g. 0.0.0.0:8080 or localhost:8080"
+            ))
+        })
+}
+
+/// The config crate's message as `key: problem`, the way every other settings error reads:
+/// `invalid type: string "lots", expected an integer for key `x.y` in the environment`
+/// becomes `x.y: got "lots"; expected an integer (from the environment)`.
+fn readable(message: &str) -> String {
+    let Some((problem, rest)) = message.split_once(" for key `") else {
+        return message.to_owned();
+    };
+    let Some((key, tail)) = rest.split_once('`') else {
+        return message.to_owned();
+    };
+    let problem = match problem
+        .strip_prefix("invalid type: ")
+        .and_then(|p| p.split_once(", expected "))
+    {
+        Some((got, expected)) => {
+            let got = got.strip_prefix("string ").unwrap_or(got);
+            format!("got {got}; expected {expected}")
+        }
+        None => problem.to_owned(),
+    };
+    let tail = tail.trim();
+    let tail = tail.strip_prefix("in ").unwrap_or(tail);
+    if tail.is_empty() {
+        format!("{key}: {problem}")
+    } else {
+        format!("{key}: {problem} (from {tail})")
+    }
 }
 
 /// Which database a URL selects.
@@ -301,7 +374,7 @@ impl Settings {
         refuse_unknown_keys(&config, config_file, env)?;
         let settings: Settings = config
             .try_deserialize()
-            .map_err(|e| ConfigError(e.to_string()))?;
+            .map_err(|e| ConfigError(readable(&e.to_string())))?;
         settings.validate()?;
         Ok(settings)
     }

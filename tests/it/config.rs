@@ -314,3 +314,50 @@ fn every_documented_key_and_optional_setting_is_known() {
     );
     assert!(loaded.is_ok(), "{:?}", loaded.err());
 }
+
+#[test]
+fn bad_values_are_named_with_what_was_given_and_what_is_expected() {
+    let cases = [
+        (
+            "KENAR_HOOK__LOG__FORMAT",
+            "yaml",
+            r#"log.format: got "yaml"; expected pretty or json"#,
+        ),
+        (
+            "KENAR_HOOK__DATABASE__SQLITE_SYNCHRONOUS",
+            "off",
+            r#"database.sqlite_synchronous: got "off"; expected normal or full"#,
+        ),
+        (
+            "KENAR_HOOK__SERVER__LISTEN",
+            "nonsense",
+            r#"server.listen: got "nonsense"; expected host:port"#,
+        ),
+        (
+            "KENAR_HOOK__SERVER__BODY_LIMIT_BYTES",
+            "lots",
+            r#"server.body_limit_bytes: got "lots"; expected an integer"#,
+        ),
+    ];
+    for (key, value, expected) in cases {
+        let err = Settings::load_from(None, &env(&[(key, value)]))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expected), "{key}={value}: {err}");
+        assert!(!err.contains("variant constructor"), "{err}");
+    }
+}
+
+#[test]
+fn listen_addresses_may_name_a_host() {
+    let s = Settings::load_from(
+        None,
+        &env(&[
+            ("KENAR_HOOK__SERVER__LISTEN", "localhost:8080"),
+            ("KENAR_HOOK__METRICS__LISTEN", "127.0.0.1:9191"),
+        ]),
+    )
+    .unwrap();
+    assert!(s.server.listen.ip().is_loopback());
+    assert_eq!(s.server.listen.port(), 8080);
+}
