@@ -17,6 +17,9 @@ use crate::divar::outbound::DivarClientSettings;
 /// binary started from any directory has every key.
 pub const DEFAULTS_TOML: &str = include_str!("../config/default.toml");
 
+/// `database.url` of the defaults: a SQLite file in the default `server.data_dir`.
+const DEFAULT_DATABASE_URL: &str = "sqlite://data/kenar-hook.db";
+
 /// Prefix of the environment variables that override settings.
 pub const ENV_PREFIX: &str = "KENAR_HOOK";
 
@@ -375,8 +378,20 @@ impl Settings {
         let settings: Settings = config
             .try_deserialize()
             .map_err(|e| ConfigError(readable(&e.to_string())))?;
+        let mut settings = settings;
+        settings.place_default_database();
         settings.validate()?;
         Ok(settings)
+    }
+
+    /// `server.data_dir` holds the SQLite file too: the default database follows it.
+    fn place_default_database(&mut self) {
+        if self.database.url.expose_secret() == DEFAULT_DATABASE_URL
+            && self.server.data_dir != Path::new("data")
+        {
+            let file = self.server.data_dir.join("kenar-hook.db");
+            self.database.url = SecretString::from(format!("sqlite://{}", file.display()));
+        }
     }
 
     /// Checks what types alone cannot.

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use anyhow::Context;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
@@ -77,17 +78,25 @@ impl SqliteStore {
             // of up to a body's size that is megabytes per query that a byte-bounded page
             // never takes.
             .row_buffer_size(8);
-        let file = options.get_filename();
+        let file = options.get_filename().to_path_buf();
         if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !Path::new(dir).exists() {
-                std::fs::create_dir_all(dir)?;
+                std::fs::create_dir_all(dir)
+                    .with_context(|| format!("creating the database folder {}", dir.display()))?;
             }
         }
+        // The usual mistake is a mounted folder the service's user cannot write: say which.
         let pool = SqlitePoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(acquire)
             .connect_with(options)
-            .await?;
+            .await
+            .with_context(|| {
+                format!(
+                    "opening the SQLite database {} (its folder must be writable by this user)",
+                    file.display()
+                )
+            })?;
         Ok(SqliteStore { pool })
     }
 

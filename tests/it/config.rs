@@ -361,3 +361,26 @@ fn listen_addresses_may_name_a_host() {
     assert!(s.server.listen.ip().is_loopback());
     assert_eq!(s.server.listen.port(), 8080);
 }
+
+#[test]
+fn the_default_database_lives_in_the_data_dir() {
+    let s = Settings::load_from(
+        None,
+        &env(&[("KENAR_HOOK__SERVER__DATA_DIR", "/srv/kenar/mydata")]),
+    )
+    .unwrap();
+    assert_eq!(
+        s.database.url.expose_secret(),
+        "sqlite:///srv/kenar/mydata/kenar-hook.db"
+    );
+    // A database set on its own stays where it was set.
+    let s = Settings::load_from(
+        None,
+        &env(&[
+            ("KENAR_HOOK__SERVER__DATA_DIR", "/srv/kenar/mydata"),
+            ("DATABASE_URL", "sqlite:///var/db/other.db"),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(s.database.url.expose_secret(), "sqlite:///var/db/other.db");
+}

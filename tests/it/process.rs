@@ -322,3 +322,24 @@ fn a_healthcheck_url_that_is_no_url_is_a_usage_error() {
         assert_eq!(stderr.lines().count(), 1, "{stderr}");
     }
 }
+
+#[test]
+fn a_data_folder_that_cannot_be_made_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocker = dir.path().join("not-a-folder");
+    std::fs::write(&blocker, "x").unwrap();
+    let data_dir = blocker.join("data");
+    let output = Command::new(BIN)
+        .arg("migrate")
+        .current_dir(dir.path())
+        .env("KENAR_HOOK__SERVER__DATA_DIR", &data_dir)
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr.contains(&*data_dir.to_string_lossy()),
+        "names the path: {stderr}"
+    );
+}
