@@ -80,7 +80,10 @@ pub fn router(state: AppState) -> Router {
         .merge(callback::routes())
         .merge(api::routes(state.clone()))
         .merge(ops::routes())
-        .fallback(|| async { AppError::NotFound("no such route".to_owned()) })
+        .fallback(|method: axum::http::Method| async move {
+            telemetry::count_unmatched(&method);
+            AppError::NotFound("no such route".to_owned())
+        })
         .method_not_allowed_fallback(|| async { AppError::MethodNotAllowed })
         .route_layer(middleware::from_fn(telemetry::track_http))
         .layer(DefaultBodyLimit::max(settings.body_limit_bytes))

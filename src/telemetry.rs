@@ -135,6 +135,15 @@ fn method_label(method: &Method) -> &'static str {
     }
 }
 
+/// Counts a request no route matched (answered 404), under the one route label
+/// `unmatched`: the path itself never becomes a label.
+pub fn count_unmatched(method: &Method) {
+    Span::current().record("route", "unmatched");
+    metrics::counter!("http_requests_total",
+        "route" => "unmatched", "method" => method_label(method), "status" => "404")
+    .increment(1);
+}
+
 /// Route-level middleware: records the matched route on the request span and counts the
 /// request and its latency by route, method and status.
 pub async fn track_http(request: Request, next: Next) -> Response {

@@ -208,11 +208,16 @@ async fn metrics_count_deliveries_by_type_and_outcome() {
     let conflict = post(KEY, elsewhere.to_string().into_bytes()).await.unwrap();
     assert_eq!(conflict.status(), 409);
     assert_eq!(post("wrong", b"{}".to_vec()).await.unwrap().status(), 401);
-    // The API listener does not serve metrics.
+    // The API listener does not serve metrics; what no route matches is counted under one
+    // label, whatever its path.
     let api = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
         .await
         .unwrap();
     assert_eq!(api.status(), 404);
+    let nope = reqwest::get(format!("http://127.0.0.1:{port}/no/such/path"))
+        .await
+        .unwrap();
+    assert_eq!(nope.status(), 404);
 
     let page = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
         .await
@@ -254,6 +259,10 @@ async fn metrics_count_deliveries_by_type_and_outcome() {
         (
             r#"http_requests_total{route="/webhooks/divar",method="POST",status="401"}"#,
             1.0,
+        ),
+        (
+            r#"http_requests_total{route="unmatched",method="GET",status="404"}"#,
+            2.0,
         ),
         ("kenar_batch_size_count", 3.0),
     ];
