@@ -133,6 +133,14 @@ impl RegistrationKeys {
     }
 }
 
+/// The 429 for a limiter's refusal, with `Retry-After` rounded up to whole seconds.
+pub fn rate_limited(not_until: governor::NotUntil<governor::clock::QuantaInstant>) -> AppError {
+    let wait = not_until.wait_time_from(DefaultClock::default().now());
+    AppError::RateLimited {
+        retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+    }
+}
+
 /// Failed authentications per client IP, on every authenticated route. A good key is never
 /// limited: only failures are counted, so a flood of wrong keys from behind the same proxy
 /// as Divar never delays Divar's own deliveries.
@@ -198,10 +206,7 @@ impl Failures {
             Err(not_until) => {
                 metrics::counter!("kenar_auth_failures_total", "route" => route, "answer" => "429")
                     .increment(1);
-                let wait = not_until.wait_time_from(DefaultClock::default().now());
-                AppError::RateLimited {
-                    retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
-                }
+                rate_limited(not_until)
             }
         }
     }

@@ -8,7 +8,6 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -86,14 +85,6 @@ impl ApiAccess {
     }
 }
 
-fn rate_limited(not_until: governor::NotUntil<governor::clock::QuantaInstant>) -> Response {
-    let wait = not_until.wait_time_from(DefaultClock::default().now());
-    AppError::RateLimited {
-        retry_after_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
-    }
-    .into_response()
-}
-
 /// Route middleware of every `/api/v1` route: every answer is `Cache-Control: no-store`
 /// (they hold users' messages), and a 401 says which scheme it wants (RFC 6750).
 pub async fn check(State(state): State<AppState>, request: Request, next: Next) -> Response {
@@ -139,7 +130,7 @@ async fn checked(state: AppState, request: Request, next: Next) -> Response {
                 request.extensions_mut().insert(TokenId(token));
                 next.run(request).await
             }
-            Err(not_until) => rate_limited(not_until),
+            Err(not_until) => crate::auth::rate_limited(not_until).into_response(),
         },
         None => state
             .failures

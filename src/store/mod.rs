@@ -521,6 +521,18 @@ impl Store {
         }
     }
 
+    /// Rows up to `budget` bytes, each read into a `T`.
+    async fn listed<T>(
+        &self,
+        sql: &Sql,
+        budget: usize,
+        read: fn(&AnyRow) -> Result<T, sqlx::Error>,
+    ) -> Result<Listed<T>, sqlx::Error> {
+        let (rows, cut) = self.fetch_bounded(sql, budget).await?;
+        let rows = rows.iter().map(read).collect::<Result<_, _>>()?;
+        Ok(Listed { rows, cut })
+    }
+
     async fn fetch_bounded(
         &self,
         sql: &Sql,
@@ -671,11 +683,8 @@ impl Store {
         q: &query::LogQuery,
         budget: usize,
     ) -> Result<Listed<StoredEvent>, sqlx::Error> {
-        let (rows, cut) = self
-            .fetch_bounded(&query::events(self.dialect(), q), budget)
-            .await?;
-        let rows = rows.iter().map(rows::event).collect::<Result<_, _>>()?;
-        Ok(Listed { rows, cut })
+        self.listed(&query::events(self.dialect(), q), budget, rows::event)
+            .await
     }
 
     /// A page of clicks, cut short once it holds `budget` bytes.
@@ -684,11 +693,8 @@ impl Store {
         q: &query::LogQuery,
         budget: usize,
     ) -> Result<Listed<StoredClick>, sqlx::Error> {
-        let (rows, cut) = self
-            .fetch_bounded(&query::clicks(self.dialect(), q), budget)
-            .await?;
-        let rows = rows.iter().map(rows::click).collect::<Result<_, _>>()?;
-        Ok(Listed { rows, cut })
+        self.listed(&query::clicks(self.dialect(), q), budget, rows::click)
+            .await
     }
 
     /// Every event with its raw body, oldest first (for tests and small tools; the API pages).
