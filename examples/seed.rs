@@ -118,6 +118,8 @@ async fn main() -> anyhow::Result<()> {
         max_connections: 2,
         acquire_timeout_ms: 30_000,
         sqlite_synchronous: SqliteSync::Normal,
+        password: None,
+        startup_wait_secs: 0,
     })
     .await?;
     store.migrate().await?;

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::trace::{DefaultOnResponse, TraceLayer};
+use tower_http::trace::TraceLayer;
 
 use crate::api::access::ApiAccess;
 use crate::api::hub::Hub;
@@ -95,7 +95,7 @@ pub fn router(state: AppState) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(telemetry::request_span)
-                .on_response(DefaultOnResponse::new().level(tracing::Level::INFO)),
+                .on_response(telemetry::log_response),
         )
         .layer(SetSensitiveRequestHeadersLayer::new([
             axum::http::header::AUTHORIZATION,
@@ -207,10 +207,19 @@ impl RunningApp {
 /// Connects to the database, migrates it, and serves the API on `listener` until the
 /// returned app's shutdown token is cancelled.
 pub async fn start(settings: Settings, listener: TcpListener) -> anyhow::Result<RunningApp> {
+    let store = Store::connect(&settings.database).await?;
+    start_with(settings, listener, store).await
+}
+
+/// [`start`] with the database already connected.
+async fn start_with(
+    settings: Settings,
+    listener: TcpListener,
+    store: Store,
+) -> anyhow::Result<RunningApp> {
     // Installed before the first request so no early count is lost.
     telemetry::metrics_handle();
     let keys = identification_keys(&settings)?;
-    let store = Store::connect(&settings.database).await?;
     store.migrate().await.context("applying migrations")?;
     let settings = Arc::new(settings);
     let changes = Changes::new();
@@ -322,7 +331,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     } else {
         None
     };
-    let app = start(settings, listener).await?;
+    let Some(store) = wait_for_database(&settings, &listener).await? else {
+        return Ok(());
+    };
+    let app = start_with(settings, listener, store).await?;
     let token = app.shutdown_token();
     if let Some(listener) = metrics {
         let token = token.clone();
@@ -338,6 +350,69 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         token.cancel();
     });
     app.wait().await
+}
+
+/// Connects to the database, trying again with backoff for up to
+/// `database.startup_wait_secs` (a database container often starts after this one). Each new
+/// cause is logged once. Meanwhile `listener` answers `/healthz` 200 and everything else 503,
+/// so an orchestrator sees a live process that is not ready yet. `None`: a signal asked the
+/// process to stop while waiting.
+async fn wait_for_database(
+    settings: &Settings,
+    listener: &TcpListener,
+) -> Result<Option<Store>, crate::store::Unreachable> {
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_secs(settings.database.startup_wait_secs);
+    let connect = async {
+        let mut delay = Duration::from_millis(250);
+        let mut last_cause = String::new();
+        loop {
+            match Store::connect(&settings.database).await {
+                Ok(store) => return Ok(store),
+                Err(e) if tokio::time::Instant::now() + delay >= deadline => return Err(e),
+                Err(e) => {
+                    if e.0 != last_cause {
+                        tracing::warn!(
+                            cause = %e.0,
+                            wait_secs = settings.database.startup_wait_secs,
+                            "waiting for the database"
+                        );
+                        last_cause = e.0;
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    };
+    let stop_waiting = CancellationToken::new();
+    let starting = server::serve(
+        listener,
+        starting_router(),
+        server::Limits::new(&settings.server),
+        stop_waiting.clone(),
+    );
+    tokio::pin!(starting);
+    let outcome = tokio::select! {
+        outcome = connect => outcome.map(Some),
+        () = shutdown_signal() => Ok(None),
+        () = &mut starting => Ok(None),
+    };
+    stop_waiting.cancel();
+    // Open connections are asked to close; one that lingers is left to finish alone.
+    let _ = tokio::time::timeout(Duration::from_secs(1), starting).await;
+    outcome
+}
+
+/// What the listener answers while the database is awaited.
+fn starting_router() -> Router {
+    let starting = || AppError::Unavailable {
+        message: "starting: waiting for the database".to_owned(),
+        retry_after_secs: 5,
+    };
+    Router::new()
+        .route("/healthz", axum::routing::get(ops::healthz))
+        .fallback(move || async move { starting() })
 }
 
 async fn shutdown_signal() {

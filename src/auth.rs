@@ -66,6 +66,18 @@ impl KeySet {
         (found != u64::MAX).then_some(found as usize)
     }
 
+    /// Which key has this hex digest (as stored with a stream ticket).
+    pub fn position_of_digest(&self, hex_digest: &str) -> Option<usize> {
+        self.digests
+            .iter()
+            .position(|d| hex::encode(d) == hex_digest)
+    }
+
+    /// The hex digest of key `i`.
+    pub fn digest_hex(&self, i: usize) -> Option<String> {
+        self.digests.get(i).map(hex::encode)
+    }
+
     /// Whether `presented` equals one of the keys.
     pub fn verify(&self, presented: Option<&[u8]>) -> bool {
         self.position(presented).is_some()

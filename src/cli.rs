@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 #[command(name = "kenar-hook", version, about)]
 pub struct Cli {
     /// A settings file (TOML) layered over the defaults and config/default.toml.
-    #[arg(long, global = true, value_name = "FILE")]
+    #[arg(long, global = true, value_name = "FILE", env = "KENAR_HOOK_CONFIG")]
     pub config: Option<PathBuf>,
 
     /// What to do; `serve` when omitted.
@@ -26,9 +26,15 @@ pub enum Command {
     Migrate,
     /// Exit 0 when the service answers GET /healthz with 200, 1 otherwise (for Docker).
     Healthcheck {
+        /// Check readiness (`/readyz`: the database answers) instead of liveness.
+        #[arg(long, conflicts_with = "url")]
+        ready: bool,
         /// The URL to check; default http://<server.listen>/healthz.
         url: Option<String>,
     },
+    /// Check the settings.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Verify a redirect's `state` with callback.signing_key and print its claims as JSON
     /// (exit 0 when valid, 1 when tampered, expired or malformed).
     VerifyState {
@@ -40,4 +46,12 @@ pub enum Command {
     /// Calls to Divar's API and what was registered with it.
     #[command(flatten)]
     Divar(crate::commands::DivarCommand),
+}
+
+/// `kenar-hook config …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate the settings and print every effective value with the layer it came from
+    /// (default, file or env), secrets masked; exit 0 when valid, 2 when not.
+    Check,
 }

@@ -23,6 +23,21 @@ const DEFAULT_DATABASE_URL: &str = "sqlite://data/kenar-hook.db";
 /// Prefix of the environment variables that override settings.
 pub const ENV_PREFIX: &str = "KENAR_HOOK";
 
+/// The settings file read from the working directory, when present.
+const LOCAL_FILE: &str = "config/default.toml";
+
+/// Secret settings. Each may instead be given as the path of a file holding it: the key
+/// with `_file` appended (`divar.api_key_file`, or `KENAR_HOOK__DIVAR__API_KEY_FILE`), as
+/// compose and Kubernetes secrets are mounted. A list's file has one item per line.
+pub const SECRET_KEYS: &[&str] = &[
+    "database.url",
+    "database.password",
+    "divar.identification_keys",
+    "divar.api_key",
+    "api.tokens",
+    "callback.signing_key",
+];
+
 /// Settings whose environment value is a comma-separated list.
 const LIST_KEYS: &[&str] = &[
     "divar.identification_keys",
@@ -109,6 +124,11 @@ pub struct DatabaseSettings {
     pub acquire_timeout_ms: u64,
     /// SQLite only: when a commit reaches the disk (see [`SqliteSync`]).
     pub sqlite_synchronous: SqliteSync,
+    /// PostgreSQL's password, apart from the URL (set into it when loading).
+    #[serde(default)]
+    pub password: Option<SecretString>,
+    /// `serve` waits this long for the database at start-up before giving up.
+    pub startup_wait_secs: u64,
 }
 
 /// SQLite's `synchronous` level in WAL mode: what a 200 promises about a stored delivery.
@@ -325,9 +345,15 @@ impl Settings {
         config_file: Option<&Path>,
         env: &HashMap<String, String>,
     ) -> Result<Settings, ConfigError> {
-        let mut builder = Config::builder()
-            .add_source(File::from_str(DEFAULTS_TOML, FileFormat::Toml))
-            .add_source(File::new("config/default.toml", FileFormat::Toml).required(false));
+        Self::load_described(config_file, env).map(|(settings, _)| settings)
+    }
+
+    /// [`Settings::load_from`], and every effective setting with the layer it came from and
+    /// secrets masked (what `kenar-hook config check` prints).
+    pub fn load_described(
+        config_file: Option<&Path>,
+        env: &HashMap<String, String>,
+    ) -> Result<(Settings, Vec<Effective>), ConfigError> {
         if let Some(path) = config_file {
             if !path.exists() {
                 return Err(ConfigError(format!(
@@ -335,53 +361,87 @@ impl Settings {
                     path.display()
                 )));
             }
-            builder = builder.add_source(File::from(path).required(true));
         }
-        // Values stay text (a key "0123" must not become the number 123); the config crate
-        // turns text into numbers and booleans where a setting's type asks for one. List
-        // settings are split here.
-        let list_var =
-            |key: &str| format!("{ENV_PREFIX}__{}", key.replace('.', "__").to_uppercase());
-        let vars: config::Map<String, String> = env
-            .iter()
-            .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
-            .filter(|(k, _)| !LIST_KEYS.iter().any(|key| **k == list_var(key)))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        builder = builder.add_source(
-            Environment::with_prefix(ENV_PREFIX)
-                .prefix_separator("__")
-                .separator("__")
-                .source(Some(vars)),
+        let mut files: Vec<PathBuf> = Vec::new();
+        if Path::new(LOCAL_FILE).is_file() {
+            files.push(PathBuf::from(LOCAL_FILE));
+        }
+        files.extend(config_file.map(Path::to_path_buf));
+        let defaults =
+            Config::builder().add_source(File::from_str(DEFAULTS_TOML, FileFormat::Toml));
+        let mut builder = defaults.clone();
+        let mut file_layers = Vec::new();
+        for path in &files {
+            builder = builder.add_source(File::from(path.as_path()).required(true));
+            let one = Config::builder()
+                .add_source(File::from(path.as_path()).required(true))
+                .build()
+                .map_err(|e| ConfigError(readable(&e.to_string())))?;
+            file_layers.push((path.clone(), as_table(&one)));
+        }
+        let builder = environment_layer(builder, env)?;
+        let env_layer = as_table(
+            &environment_layer(Config::builder(), env)?
+                .build()
+                .map_err(|e| ConfigError(e.to_string()))?,
         );
-        for key in LIST_KEYS {
-            if let Some(value) = env.get(&list_var(key)) {
-                let items: Vec<String> = match value.trim() {
-                    "" => Vec::new(),
-                    v => v.split(',').map(|s| s.trim().to_owned()).collect(),
-                };
-                builder = builder
-                    .set_override(*key, items)
-                    .map_err(|e| ConfigError(e.to_string()))?;
-            }
-        }
-        // DATABASE_URL is the convention of most tooling; the prefixed variable still wins.
-        if !env.contains_key("KENAR_HOOK__DATABASE__URL") {
-            if let Some(url) = env.get("DATABASE_URL") {
-                builder = builder
-                    .set_override("database.url", url.as_str())
-                    .map_err(|e| ConfigError(e.to_string()))?;
-            }
-        }
         let config = builder.build().map_err(|e| ConfigError(e.to_string()))?;
         refuse_unknown_keys(&config, config_file, env)?;
-        let settings: Settings = config
+        let layers = Layers {
+            defaults: as_table(
+                &defaults
+                    .build_cloned()
+                    .map_err(|e| ConfigError(e.to_string()))?,
+            ),
+            files: file_layers,
+            env: env_layer,
+        };
+        let config = secrets_from_files(config, &layers)?;
+        if let Some(rust_log) = env.get("RUST_LOG").filter(|v| !v.trim().is_empty()) {
+            if let Err(e) = tracing_subscriber::EnvFilter::try_new(rust_log) {
+                return Err(ConfigError(format!(
+                    "RUST_LOG: not a valid filter: {e} (got {rust_log:?}; expected e.g. info or kenar_hook=debug,info)"
+                )));
+            }
+        }
+        let mut settings: Settings = config
+            .clone()
             .try_deserialize()
             .map_err(|e| ConfigError(readable(&e.to_string())))?;
-        let mut settings = settings;
+        settings.apply_database_password()?;
         settings.place_default_database();
         settings.validate()?;
-        Ok(settings)
+        let described = describe(&config, &layers, &settings, env);
+        Ok((settings, described))
+    }
+
+    /// `database.password` goes into the PostgreSQL URL here, so a password with `@`, `/`
+    /// or `%` needs no escaping by hand.
+    fn apply_database_password(&mut self) -> Result<(), ConfigError> {
+        let Some(password) = self.database.password.take() else {
+            return Ok(());
+        };
+        let fail = |problem: &str| Err(ConfigError(format!("database.password: {problem}")));
+        if password.expose_secret().is_empty() {
+            return fail("must not be empty when set");
+        }
+        if !matches!(self.database_kind(), Ok(DatabaseKind::Postgres)) {
+            return fail("is only for a postgres:// database.url");
+        }
+        let Ok(mut url) = url::Url::parse(self.database.url.expose_secret()) else {
+            return Err(ConfigError(
+                "database.url: not a valid URL (got a postgres:// value that does not parse)"
+                    .to_owned(),
+            ));
+        };
+        if url.password().is_some() {
+            return fail("database.url holds a password too; give it in one place only");
+        }
+        if url.set_password(Some(password.expose_secret())).is_err() {
+            return fail("database.url has no host to attach the password to");
+        }
+        self.database.url = SecretString::from(url.to_string());
+        Ok(())
     }
 
     /// `server.data_dir` holds the SQLite file too: the default database follows it.
@@ -500,6 +560,7 @@ impl Settings {
 /// Settings that have no line of their own in `config/default.toml` (they are unset, or
 /// lists of tables, by default).
 const OPTIONAL_KEYS: &[&str] = &[
+    "database.password",
     "divar.api_key",
     "ingest.writers",
     "callback.fallback_url",
@@ -540,6 +601,7 @@ fn refuse_unknown_keys(
     let mut all_known: Vec<String> = Vec::new();
     list_keys(&known, "", &mut all_known);
     all_known.extend(OPTIONAL_KEYS.iter().map(|k| (*k).to_owned()));
+    all_known.extend(SECRET_KEYS.iter().map(|k| format!("{k}_file")));
     let mut unknown: Vec<String> = Vec::new();
     find_unknown(&as_table(config), &known, "", &mut unknown);
     let Some(key) = unknown.into_iter().next() else {
@@ -600,6 +662,9 @@ fn find_unknown(table: &Table, known: &Table, prefix: &str, out: &mut Vec<String
                 }
             }
             None if OPTIONAL_KEYS.contains(&path.as_str()) => {}
+            None if path
+                .strip_suffix("_file")
+                .is_some_and(|k| SECRET_KEYS.contains(&k)) => {}
             // An unknown section is reported by its keys, so `[serverr] listen` points at
             // `server.listen`.
             None => match &value.kind {
@@ -659,5 +724,242 @@ pub fn database_kind(url: &str) -> Result<DatabaseKind, String> {
         Ok(DatabaseKind::Postgres)
     } else {
         Err("must start with sqlite:// or postgres://".to_owned())
+    }
+}
+
+/// Adds the environment variables (and `DATABASE_URL`) to `builder`.
+fn environment_layer(
+    mut builder: config::ConfigBuilder<config::builder::DefaultState>,
+    env: &HashMap<String, String>,
+) -> Result<config::ConfigBuilder<config::builder::DefaultState>, ConfigError> {
+    // Values stay text (a key "0123" must not become the number 123); the config crate
+    // turns text into numbers and booleans where a setting's type asks for one. List
+    // settings are split here.
+    let vars: config::Map<String, String> = env
+        .iter()
+        .filter(|(k, _)| k.starts_with(&format!("{ENV_PREFIX}__")))
+        .filter(|(k, _)| !LIST_KEYS.iter().any(|key| **k == variable_of(key)))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    builder = builder.add_source(
+        Environment::with_prefix(ENV_PREFIX)
+            .prefix_separator("__")
+            .separator("__")
+            .source(Some(vars)),
+    );
+    for key in LIST_KEYS {
+        if let Some(value) = env.get(&variable_of(key)) {
+            let items: Vec<String> = match value.trim() {
+                "" => Vec::new(),
+                v => v.split(',').map(|s| s.trim().to_owned()).collect(),
+            };
+            builder = builder
+                .set_override(*key, items)
+                .map_err(|e| ConfigError(e.to_string()))?;
+        }
+    }
+    // DATABASE_URL is the convention of most tooling; the prefixed variable still wins.
+    if !env.contains_key("KENAR_HOOK__DATABASE__URL") {
+        if let Some(url) = env.get("DATABASE_URL") {
+            builder = builder
+                .set_override("database.url", url.as_str())
+                .map_err(|e| ConfigError(e.to_string()))?;
+        }
+    }
+    Ok(builder)
+}
+
+/// The environment variable of a setting: `server.listen` → `KENAR_HOOK__SERVER__LISTEN`.
+fn variable_of(key: &str) -> String {
+    format!("{ENV_PREFIX}__{}", key.replace('.', "__").to_uppercase())
+}
+
+/// What the files and the environment set, apart from the built-in defaults.
+struct Layers {
+    defaults: Table,
+    files: Vec<(PathBuf, Table)>,
+    env: Table,
+}
+
+impl Layers {
+    /// Where `key` was set last: the environment, a file, or nowhere (a default).
+    fn source(&self, key: &str, env: &HashMap<String, String>) -> String {
+        if lookup(&self.env, key).is_some() {
+            let variable = variable_of(key);
+            return if env.contains_key(&variable) {
+                format!("env {variable}")
+            } else if key == "database.url" && env.contains_key("DATABASE_URL") {
+                "env DATABASE_URL".to_owned()
+            } else {
+                "env".to_owned()
+            };
+        }
+        match self
+            .files
+            .iter()
+            .rev()
+            .find(|(_, table)| self.file_sets(table, key))
+        {
+            Some((path, _)) => format!("file {}", path.display()),
+            None => "default".to_owned(),
+        }
+    }
+
+    /// Whether a file sets `key` to something other than its built-in default (the shipped
+    /// config/default.toml repeats every default, and sets nothing by doing so).
+    fn file_sets(&self, table: &Table, key: &str) -> bool {
+        match (lookup(table, key), lookup(&self.defaults, key)) {
+            (None, _) => false,
+            (Some(value), Some(default)) => toml_value(value) != toml_value(default),
+            (Some(_), None) => true,
+        }
+    }
+
+    fn sets(&self, key: &str) -> bool {
+        lookup(&self.env, key).is_some() || self.files.iter().any(|(_, t)| self.file_sets(t, key))
+    }
+}
+
+fn lookup<'a>(table: &'a Table, key: &str) -> Option<&'a config::Value> {
+    let (first, rest) = match key.split_once('.') {
+        Some((first, rest)) => (first, Some(rest)),
+        None => (key, None),
+    };
+    let value = table.get(first)?;
+    match (rest, &value.kind) {
+        (None, _) => Some(value),
+        (Some(rest), config::ValueKind::Table(inner)) => lookup(inner, rest),
+        (Some(_), _) => None,
+    }
+}
+
+/// Reads every `<secret>_file` setting into its secret.
+fn secrets_from_files(config: Config, layers: &Layers) -> Result<Config, ConfigError> {
+    let table = as_table(&config);
+    let mut builder = Config::builder().add_source(config);
+    for key in SECRET_KEYS {
+        let file_key = format!("{key}_file");
+        let Some(value) = lookup(&table, &file_key) else {
+            continue;
+        };
+        let path = value
+            .clone()
+            .into_string()
+            .map_err(|_| ConfigError(format!("{file_key}: expected the path of a file")))?;
+        if layers.sets(key) {
+            return Err(ConfigError(format!(
+                "{file_key}: {key} is set too; give the secret in one place only"
+            )));
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            ConfigError(format!("{file_key}: cannot read {path}: {}", io_reason(&e)))
+        })?;
+        let result = if LIST_KEYS.contains(key) {
+            let items: Vec<String> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .map(str::to_owned)
+                .collect();
+            builder.set_override(*key, items)
+        } else {
+            let secret = text.trim_end_matches(['\n', '\r']);
+            if secret.trim().is_empty() {
+                return Err(ConfigError(format!("{file_key}: {path} is empty")));
+            }
+            builder.set_override(*key, secret.to_owned())
+        };
+        builder = result.map_err(|e| ConfigError(e.to_string()))?;
+    }
+    builder.build().map_err(|e| ConfigError(e.to_string()))
+}
+
+/// An operating system error without its code number: "permission denied".
+pub fn io_reason(e: &std::io::Error) -> String {
+    let text = e.to_string();
+    let text = match text.split_once(" (os error") {
+        Some((reason, _)) => reason.to_owned(),
+        None => text,
+    };
+    text.to_lowercase()
+}
+
+/// One effective setting, as `config check` prints it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Effective {
+    /// `section.key`.
+    pub key: String,
+    /// The value as TOML, secrets masked.
+    pub value: String,
+    /// `default`, `file PATH` or `env VARIABLE`.
+    pub source: String,
+}
+
+const MASK: &str = "\"********\"";
+
+fn describe(
+    config: &Config,
+    layers: &Layers,
+    settings: &Settings,
+    env: &HashMap<String, String>,
+) -> Vec<Effective> {
+    let mut keys = Vec::new();
+    list_keys(&as_table(config), "", &mut keys);
+    keys.sort();
+    let table = as_table(config);
+    keys.into_iter()
+        .map(|key| {
+            let value = if key == "database.url" {
+                format!("{:?}", masked_url(settings.database.url.expose_secret()))
+            } else if SECRET_KEYS.contains(&key.as_str()) {
+                match &lookup(&table, &key).map(|v| &v.kind) {
+                    Some(config::ValueKind::Array(items)) => {
+                        format!("[{}]", vec![MASK; items.len()].join(", "))
+                    }
+                    _ => MASK.to_owned(),
+                }
+            } else {
+                lookup(&table, &key).map(toml_value).unwrap_or_default()
+            };
+            let source = layers.source(&key, env);
+            Effective { key, value, source }
+        })
+        .collect()
+}
+
+/// A database URL with its password replaced by asterisks.
+pub fn masked_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("********"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+fn toml_value(value: &config::Value) -> String {
+    match &value.kind {
+        config::ValueKind::Nil => "\"\"".to_owned(),
+        config::ValueKind::String(s) => format!("{s:?}"),
+        config::ValueKind::Array(items) => {
+            format!(
+                "[{}]",
+                items.iter().map(toml_value).collect::<Vec<_>>().join(", ")
+            )
+        }
+        config::ValueKind::Table(t) => {
+            let mut entries: Vec<_> = t.iter().collect();
+            entries.sort_by(|a, b| a.0.cmp(b.0));
+            format!(
+                "{{ {} }}",
+                entries
+                    .iter()
+                    .map(|(k, v)| format!("{k} = {}", toml_value(v)))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        }
+        other => other.to_string(),
     }
 }

@@ -4,14 +4,15 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-/// The URL checked when none is given: `/healthz` on `server.listen`, reached through
-/// 127.0.0.1 when the service listens on every address.
-pub fn default_url(listen: SocketAddr) -> String {
+/// The URL checked when none is given: `/healthz` (or `/readyz` when `ready`) on
+/// `server.listen`, reached through 127.0.0.1 when the service listens on every address.
+pub fn default_url(listen: SocketAddr, ready: bool) -> String {
     let host = match listen.ip() {
         ip if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
         ip => ip,
     };
-    format!("http://{}/healthz", SocketAddr::new(host, listen.port()))
+    let path = if ready { "readyz" } else { "healthz" };
+    format!("http://{}/{path}", SocketAddr::new(host, listen.port()))
 }
 
 /// Whether `url` can be checked: an absolute `http://` or `https://` URL with a host. The

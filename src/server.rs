@@ -58,7 +58,7 @@ impl Limits {
 /// Serves `router` on `listener` until `shutdown`; then stops accepting, lets every open
 /// connection finish its request and returns when all are closed.
 pub async fn serve(
-    listener: TcpListener,
+    listener: impl std::borrow::Borrow<TcpListener>,
     router: Router,
     limits: Limits,
     shutdown: CancellationToken,
@@ -75,7 +75,7 @@ pub async fn serve(
         };
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
+            accepted = listener.borrow().accept() => match accepted {
                 Ok(accepted) => {
                     backoff = Duration::ZERO;
                     accepted
@@ -100,7 +100,8 @@ pub async fn serve(
             drop(slot);
         });
     }
-    // New clients are refused from here on, not left waiting in the listen queue.
+    // New clients are refused from here on, not left waiting in the listen queue (when the
+    // listener is ours to close).
     drop(listener);
     connections.close();
     connections.wait().await;

@@ -18,9 +18,10 @@ use tracing_subscriber::EnvFilter;
 use crate::config::{LogFormat, LogSettings};
 
 /// Installs the global tracing subscriber. Call once, from `main`, and keep the guard until
-/// the process ends: dropping it writes out what is left.
+/// the process ends: dropping it writes out what is left. `RUST_LOG`, when set, replaces
+/// `log.level` (it is checked with the settings, so a bad filter stops start-up).
 pub fn init_tracing(settings: &LogSettings) -> WorkerGuard {
-    let filter = EnvFilter::try_new(&settings.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = log_filter(&settings.level, std::env::var("RUST_LOG").ok().as_deref());
     // A line per request written to stderr directly is a system call in every request's
     // path; under load those writes were a large share of the CPU. A thread of its own
     // writes the lines instead, many per call. It never drops a line: when 16k lines wait
@@ -36,10 +37,39 @@ pub fn init_tracing(settings: &LogSettings) -> WorkerGuard {
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(writer);
     let _ = match settings.format {
-        LogFormat::Json => builder.json().flatten_event(true).try_init(),
+        // One list of the spans an event is in, outermost first; not also the innermost
+        // span again under `span`.
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(true)
+            .try_init(),
         LogFormat::Pretty => builder.try_init(),
     };
     guard
+}
+
+/// The filter in force: `RUST_LOG` when set and not empty, else `log.level`. PostgreSQL's
+/// notices (such as "relation _sqlx_migrations already exists, skipping" on every start)
+/// are shown only when the filter asks for debug, or names sqlx itself.
+pub fn log_filter(level: &str, rust_log: Option<&str>) -> EnvFilter {
+    let text = match rust_log.map(str::trim) {
+        Some(v) if !v.is_empty() => v,
+        _ => level,
+    };
+    let filter = EnvFilter::try_new(text).unwrap_or_else(|_| EnvFilter::new("info"));
+    let wants_debug = filter
+        .max_level_hint()
+        .is_some_and(|max| max >= tracing::level_filters::LevelFilter::DEBUG);
+    if wants_debug || text.contains("sqlx") {
+        return filter;
+    }
+    filter.add_directive(
+        "sqlx::postgres::notice=warn"
+            .parse()
+            .expect("a valid directive"),
+    )
 }
 
 /// The process-wide Prometheus recorder, installed on first use.
@@ -74,10 +104,82 @@ pub fn metrics_handle() -> PrometheusHandle {
             // Fails only when another recorder is installed; then ours renders nothing,
             // which is better than refusing to start.
             let _ = metrics::set_global_recorder(recorder);
+            describe_metrics();
+            metrics::gauge!("kenar_hook_build_info", "version" => env!("CARGO_PKG_VERSION"))
+                .set(1.0);
             handle
         })
         .clone()
 }
+
+/// The process collector: resident memory, open descriptors, CPU time, threads.
+fn process_collector() -> &'static metrics_process::Collector {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR.get_or_init(|| {
+        let collector = metrics_process::Collector::default();
+        collector.describe();
+        collector
+    })
+}
+
+/// `# HELP` and `# TYPE` lines for every metric kenar-hook records.
+fn describe_metrics() {
+    use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
+    describe_gauge!(
+        "kenar_hook_build_info",
+        "Always 1; the version label names the running build"
+    );
+    describe_counter!(
+        "http_requests_total",
+        "HTTP requests answered, by matched route (unmatched for 404s), method and status"
+    );
+    describe_histogram!(
+        "http_request_duration_seconds",
+        Unit::Seconds,
+        "Time from routing a request to its answer, by route and method"
+    );
+    describe_counter!(
+        "kenar_webhook_deliveries_total",
+        "Divar deliveries by event type, outcome (stored, duplicate, rejected, ...) and reason"
+    );
+    describe_counter!(
+        "kenar_clicks_total",
+        "Button clicks answered, by callback version and outcome"
+    );
+    describe_counter!(
+        "kenar_auth_failures_total",
+        "Requests refused for a missing or wrong key or token (401) or for too many such failures (429)"
+    );
+    describe_counter!(
+        "kenar_stream_refusals_total",
+        "Live streams refused because a stream limit was reached, by the limit's setting"
+    );
+    describe_counter!(
+        "kenar_accept_errors_total",
+        "Errors accepting a TCP connection (such as running out of file descriptors)"
+    );
+    describe_gauge!(
+        "kenar_ingest_queue_depth",
+        "Deliveries waiting for the batch writer"
+    );
+    describe_histogram!(
+        "kenar_batch_commit_seconds",
+        Unit::Seconds,
+        "Time to store and commit one batch of deliveries"
+    );
+    describe_histogram!("kenar_batch_size", "Deliveries committed in one batch");
+    describe_gauge!(
+        "kenar_database_breaker_open",
+        "1 while the database is unavailable and deliveries are answered 503 at once"
+    );
+    describe_counter!(
+        "kenar_database_breaker_trips_total",
+        "Times the database breaker opened"
+    );
+}
+
+/// The Prometheus text format's content type, version included, as scrapers expect.
+pub const EXPOSITION_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// The router of the metrics listener: `GET /metrics`.
 pub fn metrics_router() -> Router {
@@ -87,8 +189,12 @@ pub fn metrics_router() -> Router {
         get(move || {
             let handle = handle.clone();
             async move {
+                process_collector().collect();
                 handle.run_upkeep();
-                handle.render()
+                (
+                    [(axum::http::header::CONTENT_TYPE, EXPOSITION_CONTENT_TYPE)],
+                    handle.render(),
+                )
             }
         }),
     )
@@ -118,6 +224,16 @@ pub fn request_span(request: &Request) -> Span {
         outcome = tracing::field::Empty,
         contact_phone = tracing::field::Empty,
     )
+}
+
+/// The one line logged per request, in its span: the status and the latency as numbers
+/// (milliseconds, fractional), so collectors can compare and sum them.
+pub fn log_response(response: &Response, latency: std::time::Duration, _span: &Span) {
+    tracing::info!(
+        status = response.status().as_u16(),
+        latency_ms = latency.as_micros() as f64 / 1000.0,
+        "finished processing request"
+    );
 }
 
 /// A metric label for a method from a fixed set: a label made from request data would let

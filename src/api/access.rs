@@ -57,6 +57,11 @@ impl ApiAccess {
         })
     }
 
+    /// The hex digest of a token, as stored with its stream tickets.
+    pub fn token_digest(&self, token: TokenId) -> Option<String> {
+        self.tokens.digest_hex(token.0)
+    }
+
     /// A place for one more live stream of `token`, or 429 naming the limit that is full.
     pub fn open_stream(&self, token: TokenId) -> Result<StreamSlot, AppError> {
         let full = |setting: &str| {
@@ -109,6 +114,29 @@ async fn checked(state: AppState, request: Request, next: Next) -> Response {
         )
         .into_response();
     }
+    if request.headers().get(header::AUTHORIZATION).is_none() {
+        if let Some(ticket) = stream_ticket(&request) {
+            return match redeem(&state, &ticket).await {
+                Ok(Some(token)) => {
+                    let mut request = request;
+                    request.extensions_mut().insert(token);
+                    next.run(request).await
+                }
+                Ok(None) => state
+                    .failures
+                    .fail(
+                        "api",
+                        request.headers(),
+                        request.extensions(),
+                        AppError::Unauthorized(
+                            "the stream ticket is unknown, expired or already used; ask for a new one with POST /api/v1/stream/tickets".to_owned(),
+                        ),
+                    )
+                    .into_response(),
+                Err(e) => e.into_response(),
+            };
+        }
+    }
     let bearer = request
         .headers()
         .get(header::AUTHORIZATION)
@@ -142,4 +170,29 @@ async fn checked(state: AppState, request: Request, next: Next) -> Response {
             )
             .into_response(),
     }
+}
+
+/// The `ticket` query parameter of a `GET /api/v1/stream`; tickets open streams only.
+fn stream_ticket(request: &Request) -> Option<String> {
+    if request.uri().path() != "/api/v1/stream" {
+        return None;
+    }
+    url::form_urlencoded::parse(request.uri().query()?.as_bytes())
+        .find(|(k, _)| k == "ticket")
+        .map(|(_, v)| v.into_owned())
+}
+
+/// The token a ticket was issued to, once.
+async fn redeem(state: &AppState, ticket: &str) -> Result<Option<TokenId>, AppError> {
+    // A ticket is 43 characters; anything far longer is not one and is not looked up.
+    if ticket.is_empty() || ticket.len() > 128 {
+        return Ok(None);
+    }
+    let digest = super::tickets::digest(ticket);
+    Ok(state
+        .store
+        .redeem_stream_ticket(&digest)
+        .await?
+        .and_then(|token| state.api.tokens.position_of_digest(&token))
+        .map(TokenId))
 }

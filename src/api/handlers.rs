@@ -1,5 +1,7 @@
 //! The list and item handlers of `/api/v1`.
 
+use std::collections::HashMap;
+
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
@@ -107,7 +109,7 @@ fn seq_position(cursor: Option<String>, list: &str, fp: &str) -> Result<Option<i
     security(("bearer" = [])))]
 pub async fn list_conversations(
     State(state): State<AppState>,
-    Query(params): Query<std::collections::HashMap<String, String>>,
+    Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<ConversationItem>>, AppError> {
     let p = Params::only(params, &["post_token", "since", "until", "limit", "cursor"])?;
     let (post_token, since, until, limit) = (
@@ -150,7 +152,9 @@ pub async fn list_conversations(
 pub async fn get_conversation(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<ConversationItem>, AppError> {
+    Params::only(params, &[])?;
     let c = state.store.conversation(&id).await?;
     c.map(|c| Json(c.into()))
         .ok_or_else(|| AppError::NotFound(format!("no conversation {id:?}")))
@@ -174,7 +178,7 @@ pub async fn get_conversation(
 pub async fn conversation_messages(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(mut params): Query<std::collections::HashMap<String, String>>,
+    Query(mut params): Query<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
     // The path names the conversation; a post or text filter does not apply here.
     params.remove("post_token");
@@ -205,7 +209,7 @@ pub async fn conversation_messages(
     security(("bearer" = [])))]
 pub async fn list_messages(
     State(state): State<AppState>,
-    Query(params): Query<std::collections::HashMap<String, String>>,
+    Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
     let p = Params::message_list(params)?;
     let conversation_id = p.text("conversation_id")?;
@@ -285,7 +289,7 @@ async fn messages(
 pub async fn get_message(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(params): Query<std::collections::HashMap<String, String>>,
+    Query(params): Query<HashMap<String, String>>,
 ) -> Result<Response, AppError> {
     let with_raw = !Params::only(params, &["include"])?
         .include(&["raw"])?
@@ -310,7 +314,7 @@ pub async fn get_message(
     security(("bearer" = [])))]
 pub async fn list_events(
     State(state): State<AppState>,
-    Query(params): Query<std::collections::HashMap<String, String>>,
+    Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<EventItem>>, AppError> {
     let p = Params::only(params, &["type", "since", "until", "limit", "cursor"])?;
     let (event_type, since, until, limit) = (
@@ -363,7 +367,7 @@ pub async fn list_events(
     security(("bearer" = [])))]
 pub async fn list_clicks(
     State(state): State<AppState>,
-    Query(params): Query<std::collections::HashMap<String, String>>,
+    Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<ClickItem>>, AppError> {
     let p = Params::only(
         params,
@@ -415,7 +419,9 @@ pub async fn list_clicks(
     security(("bearer" = [])))]
 pub async fn list_registrations(
     State(state): State<AppState>,
+    Query(params): Query<HashMap<String, String>>,
 ) -> Result<Json<Page<RegistrationItem>>, AppError> {
+    Params::only(params, &[])?;
     let rows = state.store.registrations().await?;
     Ok(Json(Page {
         items: rows

@@ -9,10 +9,11 @@ pub mod items;
 pub mod openapi;
 pub mod params;
 pub mod stream;
+pub mod tickets;
 
 use axum::Router;
 use axum::middleware;
-use axum::routing::get;
+use axum::routing::{get, post};
 
 use crate::app::AppState;
 
@@ -34,6 +35,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/api/v1/clicks", get(handlers::list_clicks))
         .route("/api/v1/registrations", get(handlers::list_registrations))
         .route("/api/v1/stream", get(stream::stream))
+        .route("/api/v1/stream/tickets", post(tickets::issue))
         .route("/api/v1/openapi.json", get(openapi::serve))
         .route_layer(middleware::from_fn_with_state(state, access::check))
 }

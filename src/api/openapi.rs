@@ -32,11 +32,13 @@ use super::stream;
         handlers::list_clicks,
         handlers::list_registrations,
         stream::stream,
+        super::tickets::issue,
+        serve,
     ),
     components(schemas(
         crate::error::ErrorBody, crate::error::ErrorDetail, crate::ingest::Receipt,
         Page<MessageItem>, MessageItem, Participant, ConversationItem, Participants,
-        EventItem, ClickItem, RegistrationItem,
+        EventItem, ClickItem, RegistrationItem, super::tickets::Ticket,
     )),
     modifiers(&Security),
     tags(
@@ -69,11 +71,114 @@ impl Modify for Security {
 pub fn document() -> String {
     let mut doc = ApiDoc::openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
-    doc.to_pretty_json().expect("the document serialises") + "\n"
+    let mut doc = serde_json::to_value(&doc).expect("the document serialises");
+    complete(&mut doc);
+    serde_json::to_string_pretty(&doc).expect("the document serialises") + "\n"
 }
 
-/// `GET /api/v1/openapi.json`: the document, built once.
-pub async fn serve() -> Json<&'static serde_json::Value> {
+/// Adds what every route of a kind can answer, said once here rather than on each handler:
+/// the middleware's answers (408 from the request deadline; 401, 429 and 503 from the read
+/// API's access check; 400 for unknown query parameters), and the exact shape of each
+/// query parameter (enums, formats, bounds) that the handlers' checks enforce.
+fn complete(doc: &mut serde_json::Value) {
+    use serde_json::json;
+    let error = |description: &str| json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}});
+    let Some(paths) = doc.get_mut("paths").and_then(|p| p.as_object_mut()) else {
+        return;
+    };
+    for (path, operations) in paths.iter_mut() {
+        let Some(operations) = operations.as_object_mut() else {
+            continue;
+        };
+        for (_, operation) in operations.iter_mut() {
+            let mut common = vec![(
+                "408",
+                "The request took longer than server.request_timeout_ms",
+            )];
+            if path.starts_with("/api/v1/") {
+                common.extend([
+                    ("400", "An unknown or invalid query parameter, named in the message"),
+                    ("401", "Missing or invalid bearer token (WWW-Authenticate: Bearer)"),
+                    ("429", "The token's rate limit, or too many failed authentications from this address; see Retry-After"),
+                    ("503", "The database is unavailable; see Retry-After"),
+                ]);
+            }
+            if path.starts_with("/webhooks/") || path.starts_with("/callbacks/") {
+                common.extend([
+                    ("401", "Missing or invalid identification key"),
+                    ("413", "The body is larger than server.body_limit_bytes"),
+                    (
+                        "429",
+                        "Too many failed authentications from this address; see Retry-After",
+                    ),
+                ]);
+            }
+            if let Some(responses) = operation
+                .get_mut("responses")
+                .and_then(|r| r.as_object_mut())
+            {
+                for (status, description) in common {
+                    // A click's error has the shape of its version (legacy or v2): the
+                    // route's own responses describe both.
+                    let answer = if path == "/callbacks/divar" {
+                        json!({"description": format!("{description}; in the error shape of the click's version")})
+                    } else {
+                        error(description)
+                    };
+                    responses.entry(status).or_insert(answer);
+                }
+            }
+            let Some(parameters) = operation
+                .get_mut("parameters")
+                .and_then(|p| p.as_array_mut())
+            else {
+                continue;
+            };
+            for parameter in parameters {
+                let name = parameter["name"].as_str().unwrap_or_default().to_owned();
+                let schema = match name.as_str() {
+                    "limit" => Some(json!({"type": ["integer", "null"], "format": "int64",
+                        "minimum": 1, "maximum": super::params::MAX_LIMIT, "default": 50})),
+                    "since" | "until" => {
+                        Some(json!({"type": ["string", "null"], "format": "date-time"}))
+                    }
+                    "order" => Some(
+                        json!({"type": ["string", "null"], "enum": ["asc", "desc", null], "default": "asc"}),
+                    ),
+                    "sender_side" => {
+                        Some(json!({"type": ["string", "null"], "enum": ["SELLER", "BUYER", null]}))
+                    }
+                    "type" if !path.ends_with("/events") => {
+                        Some(json!({"type": ["string", "null"],
+                        "enum": super::params::MESSAGE_TYPES.iter().map(|t| json!(t)).chain([json!(null)]).collect::<Vec<_>>()}))
+                    }
+                    "include" if path.ends_with("/stream") => {
+                        Some(json!({"type": ["string", "null"],
+                        "pattern": "^(events|clicks)(,(events|clicks))?$"}))
+                    }
+                    "include" => Some(json!({"type": ["string", "null"], "enum": ["raw", null]})),
+                    _ => None,
+                };
+                if let Some(schema) = schema {
+                    parameter["schema"] = schema;
+                }
+            }
+        }
+    }
+}
+
+/// The OpenAPI 3.1 document of every endpoint (this one included).
+#[utoipa::path(get, path = "/api/v1/openapi.json", tag = "read",
+    responses((status = 200, description = "The OpenAPI document", body = Object)),
+    security(("bearer" = [])))]
+pub async fn serve(
+    axum::extract::Query(params): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Result<Json<&'static serde_json::Value>, crate::error::AppError> {
+    super::params::Params::only(params, &[])?;
+    Ok(document_json())
+}
+
+fn document_json() -> Json<&'static serde_json::Value> {
     static DOC: std::sync::LazyLock<serde_json::Value> = std::sync::LazyLock::new(|| {
         serde_json::from_str(&document()).expect("the document is JSON")
     });

@@ -224,11 +224,14 @@ impl Feed {
         ("include" = Option<String>, Query, description = "events,clicks: also stream those"),
         ("post_token" = Option<String>, Query, description = "Only this post"),
         ("conversation_id" = Option<String>, Query, description = "Only this conversation"),
-        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id"),
+        ("from" = Option<String>, Query, description = "Where to start when no Last-Event-ID is sent: `start` replays everything stored, or an event id `m<seq>.e<seq>.c<seq>`; default: only what is stored from now on", pattern = r"^(start|m\d+\.e\d+\.c\d+)$"),
+        ("ticket" = Option<String>, Query, description = "A ticket from POST /api/v1/stream/tickets, instead of the Authorization header (for a browser's EventSource); single use"),
+        ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (`m0.e0.c0`: from the beginning); wins over `from`", pattern = r"^m\d+\.e\d+\.c\d+$"),
     ),
     responses((status = 200, description = "text/event-stream of `message`, `event` and `click` events whose data is a MessageItem, EventItem or ClickItem", content_type = "text/event-stream", body = String),
         (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
-        (status = 429, description = "api.max_streams or api.max_streams_per_token streams are open; see Retry-After", body = crate::error::ErrorBody)),
+        (status = 429, description = "api.max_streams or api.max_streams_per_token streams are open, or the token's rate limit is reached; see Retry-After", body = crate::error::ErrorBody),
+        (status = 503, description = "The database is unavailable; see Retry-After", body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn stream(
     State(state): State<AppState>,
@@ -239,13 +242,28 @@ pub async fn stream(
     let slot = state.api.open_stream(token)?;
     // Before the first read of the database, so no batch is missed after it.
     let hub = state.hub.subscribe();
-    let p = Params::only(params, &["include", "post_token", "conversation_id"])?;
+    let p = Params::only(
+        params,
+        &["include", "post_token", "conversation_id", "ticket", "from"],
+    )?;
     let include = p.include(&["events", "clicks"])?;
-    let position = match headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
-        Some(id) => StreamPosition::parse(id).ok_or_else(|| AppError::InvalidParameter {
-            name: "Last-Event-ID".into(),
-            message: format!("Last-Event-ID: {id:?} is not an id of this stream"),
-        })?,
+    // A reconnecting EventSource repeats the URL (with `from`) and adds Last-Event-ID: the
+    // header is the later position, so it wins.
+    let resume = match headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
+        Some(id) => Some(("Last-Event-ID", id.to_owned())),
+        None => p.text("from")?.map(|from| ("from", from)),
+    };
+    let position = match resume {
+        Some(("from", from)) if from == "start" => StreamPosition::default(),
+        Some((name, id)) => {
+            StreamPosition::parse(&id).ok_or_else(|| AppError::InvalidParameter {
+                name: name.into(),
+                message: format!(
+                    "{name}: {id:?} is not an id of this stream (expected m<seq>.e<seq>.c<seq>{})",
+                    if name == "from" { ", or start" } else { "" }
+                ),
+            })?
+        }
         None => {
             let (message, event, click) = state.store.high_water_marks().await?;
             StreamPosition {

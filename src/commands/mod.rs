@@ -12,6 +12,7 @@ mod output;
 mod registrations;
 mod scope;
 mod send;
+mod service;
 mod subscribe;
 
 use std::process::ExitCode;
@@ -23,6 +24,7 @@ use crate::config::Settings;
 pub use call::{ACCESS_TOKEN_ENV, CallOptions};
 pub use scope::{ConversationScopeArgs, PostScopeArgs, ScopeCommand, SendScopeArgs};
 pub use send::{BotArgs, ConversationArgs, LegacyArgs, SendCommand};
+pub use service::{config, healthcheck, migrate, openapi, serve, verify_state};
 pub use subscribe::{EventsArgs, LegacySubscribeArgs, SubscribeCommand};
 
 /// The subcommands that talk to Divar or list what was registered.

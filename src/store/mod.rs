@@ -21,6 +21,34 @@ use serde_json::value::RawValue;
 use crate::config::{DatabaseKind, DatabaseSettings, database_kind};
 
 pub use postgres::PgStore;
+
+/// The database cannot be reached or opened; the text is the cause in one line
+/// ("cannot connect to db:5432: connection refused").
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("database unavailable: {0}")]
+pub struct Unreachable(pub String);
+
+/// Connects once to PostgreSQL and closes the connection, to learn the real cause of a
+/// failure (refused, unknown host, wrong password, no such database).
+async fn probe_postgres(
+    options: &sqlx::postgres::PgConnectOptions,
+    limit: Duration,
+) -> Result<(), Unreachable> {
+    use sqlx::Connection;
+    let place = format!("{}:{}", options.get_host(), options.get_port());
+    let cause = match tokio::time::timeout(limit, sqlx::PgConnection::connect_with(options)).await {
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            return Ok(());
+        }
+        Ok(Err(sqlx::Error::Io(e))) => crate::config::io_reason(&e),
+        Ok(Err(sqlx::Error::Database(e))) => e.message().to_owned(),
+        Ok(Err(sqlx::Error::Tls(e))) => format!("TLS: {e}"),
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer within {} ms", limit.as_millis()),
+    };
+    Err(Unreachable(format!("cannot connect to {place}: {cause}")))
+}
 pub use sqlite::SqliteStore;
 
 use rows::AnyRow;
@@ -486,12 +514,16 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
 impl Store {
     /// Opens a pool for `database.url`. A SQLite file and its folder are created when
     /// missing. Does not migrate.
-    pub async fn connect(settings: &DatabaseSettings) -> anyhow::Result<Store> {
+    pub async fn connect(settings: &DatabaseSettings) -> Result<Store, Unreachable> {
         let url = settings.url.expose_secret();
         let acquire = Duration::from_millis(settings.acquire_timeout_ms);
-        match database_kind(url).map_err(anyhow::Error::msg)? {
+        match database_kind(url).map_err(Unreachable)? {
             DatabaseKind::Postgres => {
-                let options = sqlx::postgres::PgConnectOptions::from_str(url)?;
+                let options = sqlx::postgres::PgConnectOptions::from_str(url)
+                    .map_err(|e| Unreachable(format!("database.url: {e}")))?;
+                // The pool connects lazily, and on failure reports only "pool timed out":
+                // one connection made here says what is really wrong.
+                probe_postgres(&options, acquire).await?;
                 let pool = sqlx::postgres::PgPoolOptions::new()
                     .max_connections(settings.max_connections)
                     .acquire_timeout(acquire)
@@ -509,7 +541,8 @@ impl Store {
                     acquire,
                     settings.sqlite_synchronous,
                 )
-                .await?,
+                .await
+                .map_err(|e| Unreachable(format!("{e:#}")))?,
             )),
         }
     }
@@ -769,6 +802,35 @@ impl Store {
     ) -> Result<bool, sqlx::Error> {
         let sql = query::registration_for(self.dialect(), key_digest, post_token);
         Ok(self.fetch_optional(&sql).await?.is_some())
+    }
+
+    /// Keeps a stream ticket (its digest) until `expires_at`.
+    pub async fn insert_stream_ticket(
+        &self,
+        digest: &str,
+        token_digest: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), sqlx::Error> {
+        for sql in statements::insert_stream_ticket(
+            self.dialect(),
+            digest,
+            token_digest,
+            expires_at,
+            Utc::now(),
+        ) {
+            self.execute(&sql).await?;
+        }
+        Ok(())
+    }
+
+    /// Redeems a stream ticket once: the digest of the token it was issued to, or `None`
+    /// when it is unknown, used or expired.
+    pub async fn redeem_stream_ticket(&self, digest: &str) -> Result<Option<String>, sqlx::Error> {
+        let sql = statements::redeem_stream_ticket(self.dialect(), digest, Utc::now());
+        match self.fetch_optional(&sql).await? {
+            Some(row) => Ok(Some(row.get("token_digest")?)),
+            None => Ok(None),
+        }
     }
 
     /// Closes the pool, waiting for connections to be returned.

@@ -31,6 +31,40 @@ pub fn delete_registration(d: Dialect, id: &str) -> Sql {
     sql
 }
 
+/// Stores a stream ticket's digest, first removing the tickets that have expired.
+pub fn insert_stream_ticket(
+    d: Dialect,
+    digest: &str,
+    token_digest: &str,
+    expires_at: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> [Sql; 2] {
+    let mut prune = Sql::new(d, "delete from stream_ticket where expires_at <= ");
+    prune.bind(Param::Time(now));
+    let mut insert = Sql::new(
+        d,
+        "insert into stream_ticket (digest, token_digest, expires_at) values (",
+    );
+    insert
+        .list(vec![
+            text(digest),
+            text(token_digest),
+            Param::Time(expires_at),
+        ])
+        .push(")");
+    [prune, insert]
+}
+
+/// Takes a ticket that has not expired: the row is deleted, so it opens one stream only.
+pub fn redeem_stream_ticket(d: Dialect, digest: &str, now: chrono::DateTime<chrono::Utc>) -> Sql {
+    let mut sql = Sql::new(d, "delete from stream_ticket where digest = ");
+    sql.bind(text(digest))
+        .push(" and expires_at > ")
+        .bind(Param::Time(now))
+        .push(" returning token_digest");
+    sql
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

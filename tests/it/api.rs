@@ -601,16 +601,16 @@ on_both_backends!(
 );
 
 /// Reads Server-Sent Events from a response.
-struct SseReader {
+pub struct SseReader {
     body: futures_util::stream::BoxStream<'static, reqwest::Result<axum::body::Bytes>>,
     buffer: String,
 }
 
 #[derive(Debug, Clone)]
-struct Sse {
-    event: String,
-    id: String,
-    data: Value,
+pub struct Sse {
+    pub event: String,
+    pub id: String,
+    pub data: Value,
 }
 
 impl SseReader {
@@ -619,7 +619,11 @@ impl SseReader {
         if let Some(id) = last_event_id {
             request = request.header("last-event-id", id);
         }
-        let response = request.send().await.unwrap();
+        SseReader::of(request.send().await.unwrap())
+    }
+
+    /// Reads the events of a stream's answer (which must be 200).
+    pub fn of(response: reqwest::Response) -> SseReader {
         assert_eq!(response.status(), 200);
         assert_eq!(response.headers()["content-type"], "text/event-stream");
         SseReader {
@@ -629,7 +633,7 @@ impl SseReader {
     }
 
     /// The next event within `wait`, skipping keep-alive comments.
-    async fn next(&mut self, wait: Duration) -> Option<Sse> {
+    pub async fn next(&mut self, wait: Duration) -> Option<Sse> {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             if let Some(end) = self.buffer.find("\n\n") {
@@ -816,5 +820,48 @@ fn the_committed_openapi_document_matches_the_code() {
         "/api/v1/registrations",
     ] {
         assert!(doc["paths"].get(path).is_some(), "{path} documented");
+    }
+}
+
+/// Every answer a route can give is listed, so generated clients handle them: the
+/// middleware's too, and each query parameter's enum, format and bounds.
+#[test]
+fn the_openapi_document_lists_every_answer_and_parameter_shape() {
+    let doc: Value = serde_json::from_str(&kenar_hook::api::openapi::document()).unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.contains_key("/api/v1/openapi.json"));
+    assert!(paths.contains_key("/api/v1/stream/tickets"));
+    for (path, operations) in paths {
+        for (method, operation) in operations.as_object().unwrap() {
+            let responses = operation["responses"].as_object().unwrap();
+            let mut expected = vec!["408"];
+            if path.starts_with("/api/v1/") {
+                expected.extend(["400", "401", "429", "503"]);
+            }
+            if path.starts_with("/webhooks/") || path.starts_with("/callbacks/") {
+                expected.extend(["401", "413", "429"]);
+            }
+            for status in expected {
+                assert!(
+                    responses.contains_key(status),
+                    "{method} {path} lists {status}"
+                );
+            }
+            for parameter in operation["parameters"].as_array().into_iter().flatten() {
+                let schema = &parameter["schema"];
+                match parameter["name"].as_str().unwrap() {
+                    "limit" => {
+                        assert_eq!(schema["minimum"], 1, "{path}");
+                        assert_eq!(schema["maximum"], 500, "{path}");
+                    }
+                    "since" | "until" => assert_eq!(schema["format"], "date-time", "{path}"),
+                    "order" | "sender_side" => assert!(schema["enum"].is_array(), "{path}"),
+                    "type" if !path.ends_with("/events") => {
+                        assert!(schema["enum"].as_array().unwrap().contains(&json!("TEXT")))
+                    }
+                    _ => {}
+                }
+            }
+        }
     }
 }

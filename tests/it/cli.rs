@@ -127,6 +127,8 @@ impl Cli {
             max_connections: 2,
             acquire_timeout_ms: 3_000,
             sqlite_synchronous: kenar_hook::config::SqliteSync::Normal,
+            password: None,
+            startup_wait_secs: 0,
         })
         .await
         .expect("store")

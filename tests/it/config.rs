@@ -384,3 +384,183 @@ fn the_default_database_lives_in_the_data_dir() {
     .unwrap();
     assert_eq!(s.database.url.expose_secret(), "sqlite:///var/db/other.db");
 }
+
+#[test]
+fn every_secret_can_be_read_from_a_file_named_in_a_file_or_the_environment() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path.display().to_string()
+    };
+    let keys = write("keys", "first-key-0123456789\n\nsecond-key-0123456789\n");
+    let api_key = write("api_key", "divar-api-key\n");
+    let tokens = write("tokens", "token-one\ntoken-two\n");
+    let signing = write("signing", "signing-secret\r\n");
+    let settings_file = dir.path().join("kh.toml");
+    std::fs::write(
+        &settings_file,
+        format!("[divar]\nidentification_keys_file = {keys:?}\napi_key_file = {api_key:?}\n"),
+    )
+    .unwrap();
+    let s = Settings::load_from(
+        Some(&settings_file),
+        &env(&[
+            ("KENAR_HOOK__API__TOKENS_FILE", &tokens),
+            ("KENAR_HOOK__CALLBACK__SIGNING_KEY_FILE", &signing),
+        ]),
+    )
+    .unwrap();
+    let exposed = |v: &[secrecy::SecretString]| -> Vec<String> {
+        v.iter().map(|s| s.expose_secret().to_owned()).collect()
+    };
+    assert_eq!(
+        exposed(&s.divar.identification_keys),
+        ["first-key-0123456789", "second-key-0123456789"],
+        "one per line, blank lines skipped"
+    );
+    assert_eq!(
+        s.divar.client.api_key.as_ref().unwrap().expose_secret(),
+        "divar-api-key",
+        "the trailing newline is not part of the secret"
+    );
+    assert_eq!(exposed(&s.api.tokens), ["token-one", "token-two"]);
+    assert_eq!(
+        s.callback.signing_key.as_ref().unwrap().expose_secret(),
+        "signing-secret"
+    );
+}
+
+#[test]
+fn a_secret_file_that_cannot_be_read_or_a_secret_given_twice_is_refused() {
+    let err = Settings::load_from(
+        None,
+        &env(&[("KENAR_HOOK__DIVAR__API_KEY_FILE", "/nonexistent/api_key")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("divar.api_key_file"), "{err}");
+    assert!(
+        err.contains("/nonexistent/api_key"),
+        "names the path: {err}"
+    );
+    assert!(err.contains("no such file"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("api_key");
+    std::fs::write(&path, "from-the-file").unwrap();
+    let err = Settings::load_from(
+        None,
+        &env(&[
+            ("KENAR_HOOK__DIVAR__API_KEY", "from-the-environment"),
+            (
+                "KENAR_HOOK__DIVAR__API_KEY_FILE",
+                &path.display().to_string(),
+            ),
+        ]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("one place only"), "{err}");
+    assert!(!err.contains("from-the"), "no secret in the message: {err}");
+
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, "\n").unwrap();
+    let err = Settings::load_from(
+        None,
+        &env(&[(
+            "KENAR_HOOK__CALLBACK__SIGNING_KEY_FILE",
+            &empty.display().to_string(),
+        )]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("is empty"), "{err}");
+}
+
+#[test]
+fn the_database_password_is_given_apart_from_the_url_without_escaping() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db_password");
+    std::fs::write(&path, "p@ss/w%rd:#?\n").unwrap();
+    let s = Settings::load_from(
+        None,
+        &env(&[
+            ("DATABASE_URL", "postgres://kh@db:5432/kh"),
+            (
+                "KENAR_HOOK__DATABASE__PASSWORD_FILE",
+                &path.display().to_string(),
+            ),
+        ]),
+    )
+    .unwrap();
+    let url = url::Url::parse(s.database.url.expose_secret()).unwrap();
+    assert_eq!(url.username(), "kh");
+    let password = percent_encoding::percent_decode_str(url.password().unwrap())
+        .decode_utf8()
+        .unwrap();
+    assert_eq!(password, "p@ss/w%rd:#?");
+    assert_eq!(url.host_str(), Some("db"));
+    assert_eq!(url.path(), "/kh");
+
+    let err = Settings::load_from(None, &env(&[("KENAR_HOOK__DATABASE__PASSWORD", "x")]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("only for a postgres://"), "{err}");
+    let err = Settings::load_from(
+        None,
+        &env(&[
+            ("DATABASE_URL", "postgres://kh:inline@db/kh"),
+            ("KENAR_HOOK__DATABASE__PASSWORD", "apart"),
+        ]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("one place only"), "{err}");
+    assert!(!err.contains("inline") && !err.contains("apart"), "{err}");
+}
+
+#[test]
+fn effective_settings_name_their_layer_and_mask_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kh.toml");
+    std::fs::write(&path, "[server]\nlisten = \"0.0.0.0:8080\"\n").unwrap();
+    let (_, effective) = Settings::load_described(
+        Some(&path),
+        &env(&[
+            ("KENAR_HOOK__API__TOKENS", "secret-token-1,secret-token-2"),
+            ("DATABASE_URL", "postgres://kh:db-secret@db/kh"),
+        ]),
+    )
+    .unwrap();
+    let find = |key: &str| {
+        effective
+            .iter()
+            .find(|e| e.key == key)
+            .unwrap_or_else(|| panic!("{key} listed"))
+    };
+    assert_eq!(find("server.listen").value, "\"0.0.0.0:8080\"");
+    assert_eq!(
+        find("server.listen").source,
+        format!("file {}", path.display())
+    );
+    assert_eq!(find("api.tokens").value, "[\"********\", \"********\"]");
+    assert_eq!(find("api.tokens").source, "env KENAR_HOOK__API__TOKENS");
+    assert_eq!(
+        find("database.url").value,
+        "\"postgres://kh:********@db/kh\""
+    );
+    assert_eq!(find("database.url").source, "env DATABASE_URL");
+    assert_eq!(find("ingest.batch_max").source, "default");
+    let all = format!("{effective:?}");
+    assert!(!all.contains("secret"), "{all}");
+}
+
+#[test]
+fn an_invalid_rust_log_stops_start_up_naming_it() {
+    let err = Settings::load_from(None, &env(&[("RUST_LOG", "info,[")]))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("RUST_LOG"), "{err}");
+    Settings::load_from(None, &env(&[("RUST_LOG", "kenar_hook=debug,warn")])).unwrap();
+}

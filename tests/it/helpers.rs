@@ -176,6 +176,15 @@ pub async fn error_of(response: reqwest::Response) -> (u16, String, String) {
     )
 }
 
+/// A loopback port free a moment ago, for a process that binds it itself.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// Microseconds since the epoch of a stored time.
 pub fn us(t: chrono::DateTime<chrono::Utc>) -> i64 {
     t.timestamp_micros()

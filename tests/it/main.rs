@@ -6,6 +6,7 @@ mod helpers;
 
 mod api;
 mod api_limits;
+mod api_stream;
 mod callback;
 mod cli;
 mod client;
@@ -15,6 +16,7 @@ mod migration;
 mod ops;
 mod outage;
 mod process;
+mod running;
 mod store_batch;
 mod webhook_events;
 mod webhook_legacy;

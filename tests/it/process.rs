@@ -8,14 +8,6 @@ use crate::helpers::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kenar-hook");
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 async fn wait_until_healthy(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {

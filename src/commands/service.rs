@@ -1,0 +1,141 @@
+//! The service's own commands: serve, migrate, healthcheck, verify-state, openapi, and
+//! `config check`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use crate::cli::ConfigCommand;
+use crate::config::{ConfigError, Settings};
+use crate::store::{Store, Unreachable};
+use crate::{app, callback, healthcheck};
+
+/// Exit status when the database cannot be reached or opened.
+const DATABASE_UNAVAILABLE: u8 = 4;
+
+/// `serve`: runs until SIGTERM or Ctrl-C.
+pub async fn serve(settings: Settings) -> ExitCode {
+    let result = app::serve(settings).await;
+    if let Err(e) = &result {
+        // For log collectors; the same line follows on stderr for a person.
+        tracing::error!("{e:#}");
+    }
+    finish(result)
+}
+
+/// `migrate`: applies the migrations and exits.
+pub async fn migrate(settings: &Settings) -> ExitCode {
+    let result = async {
+        let store = Store::connect(&settings.database).await?;
+        store.migrate().await?;
+        tracing::info!("migrations applied");
+        anyhow::Ok(())
+    }
+    .await;
+    finish(result)
+}
+
+/// Exit 4 with the cause when the database is the problem, else 1; in one line either way.
+fn finish(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kenar-hook: {e:#}");
+            match e.downcast_ref::<Unreachable>() {
+                Some(_) => ExitCode::from(DATABASE_UNAVAILABLE),
+                None => ExitCode::FAILURE,
+            }
+        }
+    }
+}
+
+/// `healthcheck [--ready] [URL]`: 0 healthy, 1 unhealthy (what Docker reads), 2 for a URL
+/// that cannot be checked at all.
+pub async fn healthcheck(
+    settings: Result<Settings, ConfigError>,
+    ready: bool,
+    url: Option<String>,
+) -> ExitCode {
+    let url = match (url, &settings) {
+        (Some(url), _) => match healthcheck::usable_url(&url) {
+            Ok(()) => url,
+            Err(why) => {
+                eprintln!("kenar-hook: healthcheck: {why}");
+                return ExitCode::from(2);
+            }
+        },
+        (None, Ok(s)) => healthcheck::default_url(s.server.listen, ready),
+        // Docker reads any exit code but 0 and 1 as "reserved": a settings problem is
+        // simply "unhealthy" here.
+        (None, Err(e)) => {
+            eprintln!("kenar-hook: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match healthcheck::check(&url).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kenar-hook: unhealthy: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `verify-state STATE`: prints the claims of a valid state.
+pub fn verify_state(settings: &Settings, state: &str) -> ExitCode {
+    use secrecy::ExposeSecret;
+    let Some(key) = &settings.callback.signing_key else {
+        eprintln!("kenar-hook: callback.signing_key is not set");
+        return ExitCode::from(2);
+    };
+    let now = chrono::Utc::now().timestamp();
+    match callback::state::verify(state, key.expose_secret().as_bytes(), now) {
+        Ok(claims) => {
+            let json = serde_json::to_string_pretty(&claims).expect("claims serialise");
+            println!("{json}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("kenar-hook: invalid state: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `openapi`: prints the OpenAPI document.
+pub fn openapi() -> ExitCode {
+    print!("{}", crate::api::openapi::document());
+    ExitCode::SUCCESS
+}
+
+/// `config check`: like `nginx -t`, exit 0 with the effective settings on stdout, or 2 with
+/// the problem on stderr.
+pub fn config(file: Option<&Path>, command: ConfigCommand) -> ExitCode {
+    match command {
+        ConfigCommand::Check => {
+            let env = std::env::vars().collect();
+            match Settings::load_described(file, &env) {
+                Ok((_, effective)) => {
+                    let width = effective.iter().map(|e| e.key.len()).max().unwrap_or(0);
+                    let value_width = effective
+                        .iter()
+                        .map(|e| e.value.chars().count())
+                        .filter(|n| *n <= 40)
+                        .max()
+                        .unwrap_or(0);
+                    for e in &effective {
+                        println!(
+                            "{:<width$} = {:<value_width$}  # {}",
+                            e.key, e.value, e.source
+                        );
+                    }
+                    eprintln!("kenar-hook: the settings are valid");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("kenar-hook: {e}");
+                    ExitCode::from(2)
+                }
+            }
+        }
+    }
+}
