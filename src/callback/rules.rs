@@ -226,8 +226,22 @@ pub fn fill(template: &str, click: &Click) -> String {
 
 /// Checks a template at load time: filled with a harmless value, it must be an allowed URL.
 fn check_template(template: &str, allowed: &[String]) -> Result<(), String> {
-    let probe = fill(template, &Click::probe());
-    checked_url(&probe, allowed).map(|_| ())
+    let probe = Click::probe();
+    // An unknown name would otherwise reach the URL percent-encoded (`%7Bnope%7D`).
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let after = &rest[open + 1..];
+        let Some(close) = after.find('}') else { break };
+        let name = &after[..close];
+        if probe.placeholder(name).is_none() || name == "data." {
+            return Err(format!(
+                "unknown placeholder {{{name}}} (got {template:?}; expected {{post_token}}, \
+                 {{conversation_id}}, {{user_id}}, {{peer_id}}, {{side}}, {{source}} or {{data.KEY}})"
+            ));
+        }
+        rest = &after[close + 1..];
+    }
+    checked_url(&fill(template, &probe), allowed).map(|_| ())
 }
 
 /// Parses a filled target and checks its scheme and host.

@@ -515,6 +515,15 @@ fn rules_that_could_redirect_off_the_allowlist_stop_start_up() {
             "[[callback.rules]]\nname = \"r\"\n",
             "callback.rules[0].url",
         ),
+        // An unknown placeholder used to reach the URL as %7Bnope%7D.
+        (
+            "[[callback.rules]]\nname = \"r\"\nurl = \"https://app.example.ir/{nope}\"\n",
+            "callback.rules[0].url: unknown placeholder {nope}",
+        ),
+        (
+            "fallback_url = \"https://app.example.ir/?p={post_tokn}\"\n",
+            "callback.fallback_url: unknown placeholder {post_tokn}",
+        ),
     ];
     for (extra, key) in cases {
         let err = load(&format!("{base}{extra}")).unwrap_err().to_string();
