@@ -1,4 +1,4 @@
-//! The hostile cases of RELIABILITY.md, run against a kenar-hook started by
+//! The hostile cases of docs/reliability.md, run against a kenar-hook started by
 //! `scripts/hostile.sh` on 127.0.0.1. Each case prints one line: what was answered, how long
 //! it took and the server's resident memory (sampled from /proc every 20 ms).
 //!

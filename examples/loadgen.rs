@@ -1,4 +1,4 @@
-//! An open-loop HTTP load generator for the benchmarks in BENCHMARKS.md.
+//! An open-loop HTTP load generator for the benchmarks in docs/benchmarks.md.
 //!
 //! Sends requests at a constant rate (not "as fast as answers come back"), and measures each
 //! latency from the moment the request was due, so a slow server cannot hide its queueing

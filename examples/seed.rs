@@ -1,4 +1,4 @@
-//! Builds the read-API benchmark data set (BENCHMARKS.md) through the real store, and writes
+//! Builds the read-API benchmark data set (docs/benchmarks.md) through the real store, and writes
 //! the request paths the load generator replays.
 //!
 //! ```text

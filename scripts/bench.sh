@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reruns the benchmarks of BENCHMARKS.md on this machine against the local PostgreSQL.
+# Reruns the benchmarks of docs/benchmarks.md on this machine against the local PostgreSQL.
 #   scripts/bench.sh clicks     button-click replies at 200 clicks/s
 #   scripts/bench.sh read       read API over 1,000,000 messages (seeds the data once)
 #   scripts/bench.sh ingest     webhook deliveries with wrk, on PostgreSQL (1,000,000 rows

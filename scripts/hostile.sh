@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Reruns the hostile cases of RELIABILITY.md against a release build on 127.0.0.1 and prints
+# Reruns the hostile cases of docs/reliability.md against a release build on 127.0.0.1 and prints
 # the figures (statuses, times, the server's resident memory). Every server started here is
 # stopped by its pid; PostgreSQL, frozen for the outage case, is always resumed.
 #   scripts/hostile.sh            every case (about four minutes)

@@ -631,7 +631,7 @@ impl Store {
     }
 
     /// How many batch writers suit this database when `ingest.writers` is unset. Measured
-    /// (BENCHMARKS.md): a second PostgreSQL writer encodes the next batch while one is in the
+    /// (docs/benchmarks.md): a second PostgreSQL writer encodes the next batch while one is in the
     /// database; SQLite takes one writer at a time anyway.
     pub fn default_writers(&self) -> usize {
         match self {

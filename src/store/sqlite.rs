@@ -102,7 +102,7 @@ impl SqliteStore {
 
     /// Copies the write-ahead log into the database every 250 ms from a pooled connection of its
     /// own. Left to SQLite, the commit that crossed 1,000 log pages did it, fsync included,
-    /// while every delivery of that batch waited for its answer (BENCHMARKS.md has the
+    /// while every delivery of that batch waited for its answer (docs/benchmarks.md has the
     /// figures). A passive checkpoint never waits for readers or writers; the log restarts
     /// from its beginning once a checkpoint has caught up, and is cut back to 64 MiB then.
     pub(super) fn spawn_checkpointer(&self, stop: CancellationToken) {
