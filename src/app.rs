@@ -30,7 +30,7 @@ use crate::ingest::writer::{Writer, WriterSettings};
 use crate::notify::{self, Changes};
 use crate::store::Store;
 use crate::telemetry::{self, REQUEST_ID};
-use crate::{api, callback, ingest, ops, server};
+use crate::{api, callback, health, ingest, server};
 
 /// What every handler can reach; cloned for every request, so one shared allocation.
 #[derive(Debug, Clone)]
@@ -79,7 +79,7 @@ pub fn router(state: AppState) -> Router {
         .merge(ingest::routes())
         .merge(callback::routes())
         .merge(api::routes(state.clone()))
-        .merge(ops::routes())
+        .merge(health::routes())
         .fallback(|method: axum::http::Method| async move {
             telemetry::count_unmatched(&method);
             AppError::NotFound("no such route".to_owned())
@@ -411,7 +411,7 @@ fn starting_router() -> Router {
         retry_after_secs: 5,
     };
     Router::new()
-        .route("/healthz", axum::routing::get(ops::healthz))
+        .route("/healthz", axum::routing::get(health::healthz))
         .fallback(move || async move { starting() })
 }
 

@@ -8,6 +8,7 @@
 
 mod buttons;
 mod call;
+mod healthcheck;
 mod output;
 mod registrations;
 mod scope;
@@ -22,9 +23,10 @@ use clap::Subcommand;
 use crate::config::Settings;
 
 pub use call::{ACCESS_TOKEN_ENV, CallOptions};
+pub use healthcheck::healthcheck;
 pub use scope::{ConversationScopeArgs, PostScopeArgs, ScopeCommand, SendScopeArgs};
 pub use send::{BotArgs, ConversationArgs, LegacyArgs, SendCommand};
-pub use service::{config, healthcheck, migrate, openapi, serve, verify_state};
+pub use service::{config, migrate, openapi, serve, verify_state};
 pub use subscribe::{EventsArgs, LegacySubscribeArgs, SubscribeCommand};
 
 /// The subcommands that talk to Divar or list what was registered.

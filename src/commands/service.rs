@@ -1,13 +1,12 @@
-//! The service's own commands: serve, migrate, healthcheck, verify-state, openapi, and
-//! `config check`.
+//! The service's own commands: serve, migrate, verify-state, openapi, and `config check`.
 
 use std::path::Path;
 use std::process::ExitCode;
 
 use crate::cli::ConfigCommand;
-use crate::config::{ConfigError, Settings};
+use crate::config::Settings;
 use crate::store::{Store, Unreachable};
-use crate::{app, callback, healthcheck};
+use crate::{app, callback};
 
 /// Exit status when the database cannot be reached or opened.
 const DATABASE_UNAVAILABLE: u8 = 4;
@@ -44,38 +43,6 @@ fn finish(result: anyhow::Result<()>) -> ExitCode {
                 Some(_) => ExitCode::from(DATABASE_UNAVAILABLE),
                 None => ExitCode::FAILURE,
             }
-        }
-    }
-}
-
-/// `healthcheck [--ready] [URL]`: 0 healthy, 1 unhealthy (what Docker reads), 2 for a URL
-/// that cannot be checked at all.
-pub async fn healthcheck(
-    settings: Result<Settings, ConfigError>,
-    ready: bool,
-    url: Option<String>,
-) -> ExitCode {
-    let url = match (url, &settings) {
-        (Some(url), _) => match healthcheck::usable_url(&url) {
-            Ok(()) => url,
-            Err(why) => {
-                eprintln!("kenar-hook: healthcheck: {why}");
-                return ExitCode::from(2);
-            }
-        },
-        (None, Ok(s)) => healthcheck::default_url(s.server.listen, ready),
-        // Docker reads any exit code but 0 and 1 as "reserved": a settings problem is
-        // simply "unhealthy" here.
-        (None, Err(e)) => {
-            eprintln!("kenar-hook: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match healthcheck::check(&url).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("kenar-hook: unhealthy: {e}");
-            ExitCode::FAILURE
         }
     }
 }
