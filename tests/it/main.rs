@@ -6,7 +6,6 @@ mod helpers;
 
 mod api;
 mod api_limits;
-mod api_stream;
 mod callback;
 mod cli;
 mod client;

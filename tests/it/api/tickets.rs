@@ -6,10 +6,10 @@ use std::time::Duration;
 use secrecy::SecretString;
 use serde_json::Value;
 
-use crate::api::SseReader;
+use super::stream::SseReader;
 use crate::helpers::*;
 
-const TOKEN: &str = "api-token-1";
+use super::TOKEN;
 const OTHER_TOKEN: &str = "api-token-2";
 
 async fn app(backend: Backend) -> TestApp {
