@@ -1,6 +1,6 @@
-//! The three click requests Divar sends — the legacy session-init (kenar-wire.md §1.5), the
-//! v2 server link (§2.5) and the dynamic action (§2.5.1) — parsed tolerantly into one
-//! [`Click`].
+//! The three click requests Divar sends — the legacy session-init (docs/divar-protocol.md
+//! §1.4.2), the v2 server link (§1.4.3) and the dynamic action (§1.4.4) — parsed tolerantly
+//! into one [`Click`].
 
 use axum::http::HeaderMap;
 use serde::Deserialize;
@@ -93,7 +93,7 @@ pub struct Click {
     pub return_url: Option<String>,
 }
 
-/// The legacy click body (seed 000).
+/// The legacy click body (docs/divar-protocol.md §1.4.2).
 #[derive(Debug, Deserialize)]
 struct LegacyClick {
     #[serde(default)]
@@ -165,7 +165,8 @@ struct CurrentClick {
 
 /// Which version a request to `POST /callbacks/divar` is: `API_VERSION: 2` or
 /// `API-Version: 2` mean v2; without either, a body with legacy fields is legacy and one with
-/// `source`/`user_side` is v2 (§3 #15). `None` when neither header nor body tells.
+/// `source`/`user_side` is v2 (docs/divar-protocol.md §1.4.1, §3.16). `None` when neither
+/// header nor body tells.
 pub fn detect_version(headers: &HeaderMap, body: Option<&Value>) -> Option<ClickVersion> {
     let header = ["api_version", "api-version"]
         .into_iter()
@@ -206,7 +207,8 @@ impl Click {
         let c: LegacyClick = typed(body)?;
         let post_token = required(c.post_token, "post_token")?;
         let user_id = required(c.user_id, "user_id")?;
-        // Prefer a non-empty owner id whichever spelling carried it (§3 #9).
+        // Prefer a non-empty owner id whichever spelling carried it
+        // (docs/divar-protocol.md §3.15).
         let supplier = [c.supplier, c.supplier_capital]
             .into_iter()
             .flatten()

@@ -1,7 +1,7 @@
 //! Wire types of what Divar POSTs to the webhook — the legacy `CHAT_MESSAGE` envelope
-//! (kenar-wire.md §1.1) and the current events envelope (§2.1) — and [`classify`], which
-//! decides which one a body is. Every field is optional at this level and every enum is kept
-//! as a string, so a new Divar value never fails to parse (§3).
+//! (docs/divar-protocol.md §1.1) and the current events envelope (§1.2) — and [`classify`],
+//! which decides which one a body is. Every field is optional at this level and every enum
+//! is kept as a string, so a new Divar value never fails to parse (§3).
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -104,7 +104,7 @@ pub struct OtherEvent {
     pub metadata: Option<Value>,
 }
 
-/// The legacy `CHAT_MESSAGE` envelope (seed 003).
+/// The legacy `CHAT_MESSAGE` envelope (docs/divar-protocol.md §1.1).
 #[derive(Debug, Clone, Deserialize)]
 pub struct LegacyEnvelope {
     /// `"CHAT_MESSAGE"`.
@@ -168,7 +168,7 @@ pub struct LegacyMetadata {
     pub title: Option<String>,
 }
 
-/// The ChatMessage of `new_message` and `new_chatbot_message` (§2.1.1).
+/// The ChatMessage of `new_message` and `new_chatbot_message` (docs/divar-protocol.md §1.2.2).
 #[derive(Debug, Clone, Deserialize)]
 pub struct ChatMessage {
     /// Message id.
@@ -238,9 +238,9 @@ pub struct MessageSender {
 }
 
 impl MessageSender {
-    /// The sender with the documented inconsistencies resolved (§3 #8): `USER` becomes
-    /// `HUMAN`; a `SELLER`/`BUYER` in `type` with no `side` becomes the side. Values are
-    /// upper-cased; unknown values are kept.
+    /// The sender with the documented inconsistencies resolved (docs/divar-protocol.md §3.11):
+    /// `USER` becomes `HUMAN`; a `SELLER`/`BUYER` in `type` with no `side` becomes the side.
+    /// Values are upper-cased; unknown values are kept.
     pub fn normalised(&self) -> (Option<String>, Option<String>) {
         let up = |s: &Option<String>| {
             s.as_deref()
@@ -402,7 +402,8 @@ impl ChatMessage {
 }
 
 /// Decides what a parsed body is. The payload key present decides first and `type` second
-/// (§3 #7), so a body whose `type` disagrees with its payload is still read by its payload.
+/// (docs/divar-protocol.md §3.10), so a body whose `type` disagrees with its payload is still
+/// read by its payload.
 /// A body of a type this version does not know is an [`OtherEvent`] with the whole body as
 /// payload; only a known type that lacks what it requires is an error.
 pub fn classify(body: &Value) -> Result<Delivery, WireError> {

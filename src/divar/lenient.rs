@@ -1,6 +1,6 @@
 //! Serde helpers for fields whose JSON type varies between Divar's sources: 64-bit integers
 //! as numbers or strings (proto3 JSON), ids as strings or numbers, booleans as `true` or
-//! `"true"` (kenar-wire.md §3 #4, #10, #21).
+//! `"true"` (docs/divar-protocol.md §3.3–§3.6).
 
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;

@@ -1,5 +1,5 @@
-//! OAuth scope strings: the legacy base64 resource id of SEED-000, the dotted scopes of
-//! 2024 onwards, and the `scope` parameter of an authorize URL (wire doc §1.4, §3 #28).
+//! OAuth scope strings: the legacy base64 resource id of 2023, the dotted scopes of 2024
+//! onwards, and the `scope` parameter of an authorize URL (docs/divar-protocol.md §2.6, §3.22).
 
 use std::fmt;
 use std::str::FromStr;
@@ -8,7 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-/// Permission of the 2023 legacy send scope (SEED-000).
+/// Permission of the 2023 legacy send scope (docs/divar-protocol.md §2.6).
 pub const LEGACY_SEND_PERMISSION: &str = "CHAT_SEND_MESSAGE_OAUTH";
 
 /// Everything but the RFC 3986 unreserved characters is percent-encoded, so `=` becomes
@@ -26,8 +26,8 @@ pub fn legacy_send_resource_id(user_id: &str, post_token: &str, peer_id: &str) -
     STANDARD.encode(format!("{user_id}:{post_token}:{peer_id}"))
 }
 
-/// The legacy send scope exactly as SEED-000 writes it:
-/// `CHAT_SEND_MESSAGE_OAUTH__<resource id>`.
+/// The legacy send scope exactly as Divar's 2023 example writes it
+/// (docs/divar-protocol.md §2.6): `CHAT_SEND_MESSAGE_OAUTH__<resource id>`.
 pub fn legacy_send_scope(user_id: &str, post_token: &str, peer_id: &str) -> String {
     format!(
         "{LEGACY_SEND_PERMISSION}__{}",
@@ -162,7 +162,7 @@ impl Scope {
         }
     }
 
-    /// The 2023 form, `PERMISSION__resource`, as SEED-000 writes scopes.
+    /// The 2023 form, `PERMISSION__resource` (docs/divar-protocol.md §2.6, §3.22).
     pub fn to_legacy_string(&self) -> String {
         match self.resource() {
             Some(resource) => format!("{}__{resource}", self.permission()),

@@ -1,5 +1,5 @@
 //! Timestamps as Divar sends them: integers, numeric strings, floats or RFC 3339 strings, in
-//! an unstated unit (kenar-wire.md §3 #2, #3).
+//! an unstated unit (docs/divar-protocol.md §3.1, §3.2).
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;

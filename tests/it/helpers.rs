@@ -154,7 +154,7 @@ impl TestApp {
     }
 }
 
-/// The bytes of a fixture from tests/fixtures (copies of ../shared/fixtures).
+/// The bytes of a fixture from tests/fixtures (Divar examples; see docs/divar-protocol.md).
 pub fn fixture(name: &str) -> Vec<u8> {
     let path: PathBuf = [env!("CARGO_MANIFEST_DIR"), "tests", "fixtures", name]
         .iter()

@@ -1,4 +1,4 @@
-//! The legacy CHAT_MESSAGE webhook (seed 003): every fixture, field by field.
+//! The legacy CHAT_MESSAGE webhook (docs/divar-protocol.md §1.1): every fixture, field by field.
 
 use kenar_hook::ingest::normalise::legacy_conversation_id;
 use kenar_hook::store::MessageSource;

@@ -1,5 +1,5 @@
-//! Button grids of send message v2 and the chatbot (wire doc §2.3), and the legacy button of
-//! the 2023 send-message API (§1.3).
+//! Button grids of send message v2 and the chatbot (docs/divar-protocol.md §2.4), and the
+//! legacy button of the 2023 send-message API (§2.3).
 //!
 //! A grid may be read from a user's JSON file, so [`Action`] holds every action key as an
 //! option: a parsed button can carry zero or two actions, and [`ButtonGrid::validate`]
@@ -41,7 +41,7 @@ pub struct ChatButton {
     #[serde(default)]
     pub caption: String,
     /// An icon name of Divar's enum, for example `INFO` or `REAL_ESTATE`. The deprecated
-    /// `icon_name` is read into it and sent as `icon` (wire doc §3 #18).
+    /// `icon_name` is read into it and sent as `icon` (docs/divar-protocol.md §3.19).
     #[serde(default, alias = "icon_name", skip_serializing_if = "Option::is_none")]
     pub icon: Option<String>,
 }

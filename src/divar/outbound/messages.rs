@@ -12,7 +12,7 @@ use crate::divar::lenient;
 /// The only message type Divar documents.
 const TEXT: &str = "TEXT";
 
-/// Body of the legacy send-message API (wire doc §1.3); `type` is always `TEXT`.
+/// Body of the legacy send-message API (docs/divar-protocol.md §2.3); `type` is always `TEXT`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LegacySendMessage {
     /// The consenting user the message is written as.
@@ -31,14 +31,14 @@ pub struct LegacySendMessage {
     pub receiver_btn: Option<LegacyButton>,
 }
 
-/// Body of send message v2 (wire doc §2.3). Text, a media token, or both.
+/// Body of send message v2 (docs/divar-protocol.md §2.4). Text, a media token, or both.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SendMessage {
     /// The text; sent with `type: "TEXT"`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// A media token from the upload API; a media-only message has no `type` and no text
-    /// (wire doc §3 #20).
+    /// (docs/divar-protocol.md §3.21).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_token: Option<String>,
     /// Buttons shown only to the author.
@@ -49,8 +49,8 @@ pub struct SendMessage {
     pub receiver_buttons: Option<ButtonGrid>,
 }
 
-/// Body of the chatbot send-message APIs (wire doc §2.4). The target is the path parameter;
-/// `user_id`/`conversation_id` are never put in the body (§3 #19).
+/// Body of the chatbot send-message APIs (docs/divar-protocol.md §2.5). The target is the path
+/// parameter; `user_id`/`conversation_id` are never put in the body (§3.20).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BotMessage {
     /// The text; sent with `type: "TEXT"`.
@@ -64,7 +64,8 @@ pub struct BotMessage {
     pub buttons: Option<ButtonGrid>,
 }
 
-/// Body of the legacy webhook registration (wire doc §1.2). The SDK's `phone` is not sent.
+/// Body of the legacy webhook registration (docs/divar-protocol.md §2.1). The SDK's `phone` is
+/// not sent.
 #[derive(Debug, Clone, Deserialize)]
 pub struct LegacyRegistration {
     /// The post whose conversations are streamed.
@@ -76,7 +77,7 @@ pub struct LegacyRegistration {
     pub identification_key: SecretString,
 }
 
-/// Body of the events subscription API (wire doc §2.2).
+/// Body of the events subscription API (docs/divar-protocol.md §2.2).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventSubscription {
     /// [`Self::NEW_MESSAGE_ON_POST`] or [`Self::POST_UPDATE`]; kept a string so new types

@@ -1,5 +1,5 @@
 //! The HTTP client for what we send to Divar: legacy and v2 send-message, chatbot messages,
-//! legacy webhook registration and events subscription (wire doc §1.2, §1.3, §2.2–§2.4).
+//! legacy webhook registration and events subscription (docs/divar-protocol.md §2).
 //!
 //! Each operation has a `prepare_*` method, which validates and builds a
 //! [`PreparedRequest`] without sending it (a CLI prints it for `--dry-run`), and a sending

@@ -35,7 +35,8 @@ impl DivarClient {
         self.request(url, message.body()?, Token::Legacy(access_token))
     }
 
-    /// Sends a message with the legacy API (SEED-000), as the user of `access_token`.
+    /// Sends a message with the legacy API (docs/divar-protocol.md §2.3), as the user of
+    /// `access_token`.
     pub async fn send_legacy_message(
         &self,
         access_token: &SecretString,

@@ -17,8 +17,9 @@ pub struct DivarClientSettings {
     pub base_url: String,
     /// Host of the current APIs (send message v2, chatbot, events subscription).
     pub open_api_base_url: String,
-    /// Path of the legacy webhook registration. The seed prints the send-message URL here by
-    /// mistake; the corrected docs and the SDK use this one (wire doc §1.2).
+    /// Path of the legacy webhook registration. One of Divar's documents prints the
+    /// send-message URL here by mistake; the corrected ones and Divar's SDK use this one
+    /// (docs/divar-protocol.md §2.1, §3.26).
     pub legacy_register_path: String,
     /// Longest wait for a TCP + TLS connection, in milliseconds.
     pub connect_timeout_ms: u64,
