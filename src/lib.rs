@@ -18,6 +18,7 @@ pub mod error;
 pub mod healthcheck;
 pub mod ingest;
 pub mod notify;
+pub mod oauth;
 pub mod ops;
 pub mod server;
 pub mod store;
