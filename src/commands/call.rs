@@ -9,6 +9,8 @@ use secrecy::SecretString;
 
 use crate::config::Settings;
 use crate::divar::outbound::{DivarClient, DivarError};
+use crate::oauth::{TokenError, Tokens};
+use crate::store::Store;
 
 /// The environment variable read for the access token when no `--access-token-file` is given.
 pub const ACCESS_TOKEN_ENV: &str = "KENAR_HOOK_ACCESS_TOKEN";
@@ -19,8 +21,12 @@ pub struct CallOptions {
     /// Read the user's OAuth access token from FILE (surrounding whitespace is ignored).
     /// Without it, the KENAR_HOOK_ACCESS_TOKEN environment variable is read. No flag takes
     /// the token itself: it would land in the shell history.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "vault_user")]
     pub access_token_file: Option<PathBuf>,
+    /// Take the access token of this signed-in user (the app-scoped user id, see
+    /// `kenar-hook oauth tokens`) from the vault, refreshed first when it is close to expiry.
+    #[arg(long, value_name = "USER_ID")]
+    pub vault_user: Option<String>,
     /// Print the exact request (method, URL, headers with secrets as ***, JSON body) and
     /// exit 0 without sending it.
     #[arg(long)]
@@ -30,9 +36,52 @@ pub struct CallOptions {
     pub json: bool,
 }
 
+/// A token from the vault, with what is needed to record a subscription made with it.
+pub(super) struct VaultToken {
+    pub tokens: Tokens,
+    pub user_id: String,
+    pub generation: i64,
+}
+
 impl CallOptions {
+    /// The access token from `--vault-user`, `--access-token-file` or the environment, if
+    /// any. A dry run reads the vault's token as it is, without refreshing it.
+    pub(super) async fn token(
+        &self,
+        settings: &Settings,
+    ) -> Result<(Option<SecretString>, Option<VaultToken>), Failure> {
+        let Some(user_id) = &self.vault_user else {
+            return Ok((self.access_token()?, None));
+        };
+        let store = open_store(settings).await?;
+        let tokens = Tokens::new(settings, store).map_err(Failure::Token)?;
+        let found = if self.dry_run {
+            tokens.current_token(user_id).await
+        } else {
+            tokens.access_token_of(user_id).await
+        };
+        let (token, generation) = found.map_err(Failure::Token)?;
+        let vault = VaultToken {
+            tokens,
+            user_id: user_id.clone(),
+            generation,
+        };
+        Ok((Some(token), Some(vault)))
+    }
+
+    /// The access token, which this call cannot do without.
+    pub(super) async fn required_token(
+        &self,
+        settings: &Settings,
+    ) -> Result<(SecretString, Option<VaultToken>), Failure> {
+        match self.token(settings).await? {
+            (Some(token), vault) => Ok((token, vault)),
+            (None, _) => Err(missing_token()),
+        }
+    }
+
     /// The access token from `--access-token-file` or the environment, if any.
-    pub(super) fn access_token(&self) -> Result<Option<SecretString>, Failure> {
+    fn access_token(&self) -> Result<Option<SecretString>, Failure> {
         if let Some(path) = &self.access_token_file {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 Failure::Usage(format!("--access-token-file {}: {e}", path.display()))
@@ -52,18 +101,24 @@ impl CallOptions {
             .filter(|v| !v.is_empty())
             .map(SecretString::from))
     }
+}
 
-    /// The access token, which this call cannot do without.
-    pub(super) fn required_access_token(&self) -> Result<SecretString, Failure> {
-        self.access_token()?.ok_or_else(missing_token)
+/// The database, migrated.
+pub(super) async fn open_store(settings: &Settings) -> Result<Store, Failure> {
+    async {
+        let store = Store::connect(&settings.database).await?;
+        store.migrate().await?;
+        anyhow::Ok(store)
     }
+    .await
+    .map_err(Failure::Store)
 }
 
 /// The failure of a call made without the access token it needs.
 pub(super) fn missing_token() -> Failure {
     Failure::Usage(format!(
-        "this call needs the user's access token: give --access-token-file FILE or set \
-         {ACCESS_TOKEN_ENV}"
+        "this call needs the user's access token: give --vault-user USER_ID or \
+         --access-token-file FILE, or set {ACCESS_TOKEN_ENV}"
     ))
 }
 
@@ -81,6 +136,8 @@ pub(super) enum Failure {
     Usage(String),
     /// The database could not be reached or written.
     Store(anyhow::Error),
+    /// The vault has no usable token, or is off.
+    Token(TokenError),
 }
 
 impl Failure {
@@ -91,6 +148,13 @@ impl Failure {
             Self::Divar(e) => e.exit_code(),
             Self::Usage(_) => 2,
             Self::Store(_) => 4,
+            Self::Token(e) => match e {
+                TokenError::Divar(e) => e.exit_code(),
+                TokenError::Store(_) => 4,
+                TokenError::OAuth(e) if !e.is_refusal() => 4,
+                TokenError::OAuth(_) | TokenError::Dead { .. } | TokenError::Expired(_) => 3,
+                _ => 2,
+            },
         }
     }
 
@@ -111,6 +175,7 @@ impl Failure {
             },
             Self::Usage(_) => "usage",
             Self::Store(_) => "database",
+            Self::Token(_) => "vault",
         }
     }
 }
@@ -121,6 +186,7 @@ impl fmt::Display for Failure {
             Self::Divar(e) => write!(f, "{e}"),
             Self::Usage(message) => f.write_str(message),
             Self::Store(e) => write!(f, "database: {e:#}"),
+            Self::Token(e) => write!(f, "{e}"),
         }
     }
 }

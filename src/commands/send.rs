@@ -122,7 +122,7 @@ pub(super) async fn run(settings: &Settings, command: SendCommand) -> ExitCode {
 
 async fn legacy(settings: &Settings, args: LegacyArgs) -> Result<Report, Failure> {
     let client = client(settings)?;
-    let token = args.call.required_access_token()?;
+    let (token, _) = args.call.required_token(settings).await?;
     let message = LegacySendMessage {
         user_id: args.user_id,
         post_token: args.post_token,
@@ -141,7 +141,7 @@ async fn legacy(settings: &Settings, args: LegacyArgs) -> Result<Report, Failure
 
 async fn conversation(settings: &Settings, args: ConversationArgs) -> Result<Report, Failure> {
     let client = client(settings)?;
-    let token = args.call.required_access_token()?;
+    let (token, _) = args.call.required_token(settings).await?;
     let buttons: ConversationButtons = match &args.buttons_json {
         Some(path) => read_json(path)?,
         None => ConversationButtons::default(),
@@ -169,7 +169,7 @@ async fn bot(settings: &Settings, args: BotArgs) -> Result<Report, Failure> {
         buttons: buttons.buttons,
         ..BotMessage::text(args.text)
     };
-    let token = args.call.access_token()?;
+    let (token, _) = args.call.token(settings).await?;
     let request = match (&args.conversation_id, &args.user_id, &token) {
         (Some(id), _, token) => {
             client.prepare_bot_message_to_conversation(token.as_ref(), id, &message)?
