@@ -59,7 +59,9 @@ impl Tokens {
         ) {
             (Ok(access), Ok(refresh)) => self.oauth().refresh(&access, &refresh).await,
             (Err(e), _) | (_, Err(e)) => {
-                // Without its keys the token cannot be refreshed by anyone; say why.
+                // Without its key the token cannot be refreshed by anyone; say why.
+                metrics::counter!("kenar_oauth_refreshes_total", "outcome" => "refused")
+                    .increment(1);
                 let error = e.to_string();
                 store
                     .refresh_failed(leased, None, true, &error, now)

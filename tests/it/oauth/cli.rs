@@ -174,9 +174,72 @@ async fn tokens_lists_users_and_health_and_revoke_deletes_them(backend: Backend)
     );
 }
 
+async fn a_subscription_that_cannot_be_made_again_is_shown_failing(backend: Backend) {
+    let mock = mock_divar(2).await;
+    mount_refresh(&mock, 1, 3600).await;
+    Mock::given(method("POST"))
+        .and(path(SUBSCRIPTIONS_PATH))
+        .and(header(
+            "authorization",
+            format!("Bearer {}", at(2)).as_str(),
+        ))
+        .respond_with(
+            ResponseTemplate::new(403)
+                .set_body_json(json!({"code": 7, "message": "the token lacks the scope"})),
+        )
+        .with_priority(1)
+        .mount(&mock)
+        .await;
+    let app = spawn_oauth_app(backend, &mock).await;
+    sign_in(&app).await;
+    let cli = cli(&app, &mock);
+    let out = cli
+        .run(&[
+            "subscribe",
+            "events",
+            "--event-type",
+            "NEW_MESSAGE_ON_POST",
+            "--resource-id",
+            "AZx7Kp2Q",
+            "--vault-user",
+            USER,
+        ])
+        .await;
+    out.assert_code(0);
+    let started = Instant::now();
+    loop {
+        let subs = app.store.subscriptions().await.unwrap();
+        if subs[0].failures >= 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "not retried: {subs:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let listed = cli.run(&["oauth", "tokens", "--json"]).await;
+    let subscription = &listed.json()[0]["subscriptions"][0];
+    assert_eq!(subscription["event_type"], "NEW_MESSAGE_ON_POST");
+    assert!(subscription["failures"].as_i64().unwrap() >= 2);
+    assert!(
+        subscription["last_error"].as_str().unwrap().contains("403"),
+        "{subscription}"
+    );
+    let text = cli.run(&["oauth", "tokens"]).await;
+    assert!(text.stdout.contains("(1 failing)"), "{text:#?}");
+    assert!(
+        text.stdout
+            .contains("subscription NEW_MESSAGE_ON_POST AZx7Kp2Q failing"),
+        "{text:#?}"
+    );
+    assert_no_tokens(&text);
+}
+
 on_both_backends!(
     a_printed_url_signs_a_user_in_without_a_browser_cookie,
     a_reply_is_sent_with_the_vault_token_of_a_user,
     a_token_due_for_refresh_is_refreshed_before_a_call,
     tokens_lists_users_and_health_and_revoke_deletes_them,
+    a_subscription_that_cannot_be_made_again_is_shown_failing,
 );
