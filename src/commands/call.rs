@@ -19,14 +19,11 @@ pub const ACCESS_TOKEN_ENV: &str = "KENAR_HOOK_ACCESS_TOKEN";
 #[derive(Debug, Clone, Args)]
 pub struct CallOptions {
     /// Read the user's OAuth access token from FILE (surrounding whitespace is ignored).
-    /// Without it, the KENAR_HOOK_ACCESS_TOKEN environment variable is read. No flag takes
-    /// the token itself: it would land in the shell history.
-    #[arg(long, value_name = "FILE", conflicts_with = "vault_user")]
+    /// Without it, the token of --user-id is taken from the vault when sign-in is on
+    /// (oauth.vault_keys), else the KENAR_HOOK_ACCESS_TOKEN environment variable is read. No
+    /// flag takes the token itself: it would land in the shell history.
+    #[arg(long, value_name = "FILE")]
     pub access_token_file: Option<PathBuf>,
-    /// Take the access token of this signed-in user (the app-scoped user id, see
-    /// `kenar-hook oauth tokens`) from the vault, refreshed first when it is close to expiry.
-    #[arg(long, value_name = "USER_ID")]
-    pub vault_user: Option<String>,
     /// Print the exact request (method, URL, headers with secrets as ***, JSON body) and
     /// exit 0 without sending it.
     #[arg(long)]
@@ -44,14 +41,17 @@ pub(super) struct VaultToken {
 }
 
 impl CallOptions {
-    /// The access token from `--vault-user`, `--access-token-file` or the environment, if
-    /// any. A dry run reads the vault's token as it is, without refreshing it.
+    /// The access token of the call: from `--access-token-file`; else, with the vault on
+    /// and a user named, that user's token from the vault (refreshed first when due; a dry
+    /// run reads it as it is); else from the environment, if set.
     pub(super) async fn token(
         &self,
         settings: &Settings,
+        user_id: Option<&str>,
     ) -> Result<(Option<SecretString>, Option<VaultToken>), Failure> {
-        let Some(user_id) = &self.vault_user else {
-            return Ok((self.access_token()?, None));
+        let user_id = match user_id {
+            Some(u) if self.access_token_file.is_none() && settings.oauth.enabled() => u,
+            _ => return Ok((self.access_token()?, None)),
         };
         let store = open_store(settings).await?;
         let tokens = Tokens::new(settings, store).map_err(Failure::Token)?;
@@ -63,7 +63,7 @@ impl CallOptions {
         let (token, generation) = found.map_err(Failure::Token)?;
         let vault = VaultToken {
             tokens,
-            user_id: user_id.clone(),
+            user_id: user_id.to_owned(),
             generation,
         };
         Ok((Some(token), Some(vault)))
@@ -73,8 +73,9 @@ impl CallOptions {
     pub(super) async fn required_token(
         &self,
         settings: &Settings,
+        user_id: Option<&str>,
     ) -> Result<(SecretString, Option<VaultToken>), Failure> {
-        match self.token(settings).await? {
+        match self.token(settings, user_id).await? {
             (Some(token), vault) => Ok((token, vault)),
             (None, _) => Err(missing_token()),
         }
@@ -117,8 +118,9 @@ pub(super) async fn open_store(settings: &Settings) -> Result<Store, Failure> {
 /// The failure of a call made without the access token it needs.
 pub(super) fn missing_token() -> Failure {
     Failure::Usage(format!(
-        "this call needs the user's access token: give --vault-user USER_ID or \
-         --access-token-file FILE, or set {ACCESS_TOKEN_ENV}"
+        "this call needs the user's access token: give --access-token-file FILE, or \
+         --user-id USER_ID with the token vault on (oauth.vault_keys), or set \
+         {ACCESS_TOKEN_ENV}"
     ))
 }
 

@@ -1,5 +1,5 @@
-//! `kenar-hook oauth …` and `--vault-user`: the binary against the app's database and the
-//! mock. No output ever holds a token.
+//! `kenar-hook oauth …` and `--user-id` with the vault on: the binary against the app's
+//! database and the mock. No output ever holds a token.
 
 use secrecy::ExposeSecret;
 
@@ -86,18 +86,56 @@ async fn a_reply_is_sent_with_the_vault_token_of_a_user(backend: Backend) {
         "سلام",
     ];
     let dry = cli
-        .run(&[&args[..], &["--vault-user", USER, "--dry-run"]].concat())
+        .run(&[&args[..], &["--user-id", USER, "--dry-run"]].concat())
         .await;
     dry.assert_code(0);
     assert!(dry.stdout.contains("authorization: Bearer ***"), "{dry:#?}");
     assert_no_tokens(&dry);
-    let sent = cli
-        .run(&[&args[..], &["--vault-user", USER]].concat())
-        .await;
+    let sent = cli.run(&[&args[..], &["--user-id", USER]].concat()).await;
     sent.assert_code(0);
     assert_no_tokens(&sent);
+    // The chatbot writing to the user, and the legacy send as the user, take the same token.
+    Mock::given(method("POST"))
+        .and(path(format!(
+            "/v1/open-platform/chat/bot/users/{USER}/messages"
+        )))
+        .and(header(
+            "authorization",
+            format!("Bearer {}", at(1)).as_str(),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({})))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/v2/open-platform/chat/conversation"))
+        .and(header("x-access-token", at(1).as_str()))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"status": "200"})))
+        .expect(1)
+        .mount(&mock)
+        .await;
+    let bot = cli
+        .run(&["send", "bot", "--user-id", USER, "--text", "سلام"])
+        .await;
+    bot.assert_code(0);
+    let legacy = cli
+        .run(&[
+            "send",
+            "legacy",
+            "--user-id",
+            USER,
+            "--post-token",
+            "AZx7Kp2Q",
+            "--peer-id",
+            "peer-1",
+            "--text",
+            "سلام",
+        ])
+        .await;
+    legacy.assert_code(0);
+    assert_no_tokens(&legacy);
     let unknown = cli
-        .run(&[&args[..], &["--vault-user", "nobody"]].concat())
+        .run(&[&args[..], &["--user-id", "nobody"]].concat())
         .await;
     unknown.assert_code(2);
     assert!(
@@ -123,7 +161,7 @@ async fn a_token_due_for_refresh_is_refreshed_before_a_call(backend: Backend) {
             "events",
             "--event-type",
             "POST_UPDATE",
-            "--vault-user",
+            "--user-id",
             USER,
             "--json",
         ])
@@ -201,7 +239,7 @@ async fn a_subscription_that_cannot_be_made_again_is_shown_failing(backend: Back
             "NEW_MESSAGE_ON_POST",
             "--resource-id",
             "AZx7Kp2Q",
-            "--vault-user",
+            "--user-id",
             USER,
         ])
         .await;
