@@ -7,7 +7,7 @@ use super::*;
 use crate::cli::{Cli, Output};
 
 /// The binary with the app's database and sign-in settings.
-fn cli(app: &TestApp, mock: &MockServer) -> Cli {
+pub fn cli(app: &TestApp, mock: &MockServer) -> Cli {
     Cli::new(&mock.uri())
         .env("KENAR_HOOK__DIVAR__API_KEY", API_KEY)
         .env(

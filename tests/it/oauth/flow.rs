@@ -195,6 +195,53 @@ async fn without_a_vault_key_the_routes_are_off_and_say_why(backend: Backend) {
     }
 }
 
+async fn a_grant_without_user_id_answers_a_page_and_stores_nothing(backend: Backend) {
+    let mock = mock_divar(3600).await;
+    Mock::given(method("POST"))
+        .and(path(TOKEN_PATH))
+        .and(body_string_contains("code=no-user-id"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": at(1), "refresh_token": rt(1), "expires_in": 3600,
+            "scope": "CHAT_POST_CONVERSATIONS_READ.AZx7Kp2Q offline_access",
+        })))
+        .mount(&mock)
+        .await;
+    let app = spawn_oauth_app(backend, &mock).await;
+    let started = start(&app, "").await;
+    let response = callback(
+        &app,
+        &format!("code=no-user-id&state={}", started.state),
+        Some(&started.cookie),
+    )
+    .await;
+    assert_eq!(response.status(), 502);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("lacks the USER_ID scope"), "{body}");
+    assert!(!body.contains(&at(1)));
+    assert!(row(&app).await.is_none());
+}
+
+async fn an_expired_state_is_refused(backend: Backend) {
+    let mock = mock_divar(3600).await;
+    let app = spawn_app_with(backend, |s| {
+        oauth_on(s, &mock);
+        s.oauth.state_ttl_secs = 1;
+    })
+    .await;
+    let started = start(&app, "").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let response = callback(
+        &app,
+        &format!("code={GOOD_CODE}&state={}", started.state),
+        Some(&started.cookie),
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+    assert!(response.text().await.unwrap().contains("expired"));
+    assert!(requests(&mock, TOKEN_PATH, "").await.is_empty());
+    assert!(row(&app).await.is_none());
+}
+
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
@@ -206,4 +253,6 @@ on_both_backends!(
     a_failed_exchange_answers_a_page_and_stores_nothing,
     return_to_off_the_allowed_hosts_is_refused,
     without_a_vault_key_the_routes_are_off_and_say_why,
+    a_grant_without_user_id_answers_a_page_and_stores_nothing,
+    an_expired_state_is_refused,
 );

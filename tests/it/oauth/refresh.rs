@@ -2,6 +2,7 @@
 
 use secrecy::ExposeSecret;
 
+use super::cli::cli;
 use super::*;
 use crate::helpers::fresh_postgres_url;
 
@@ -97,6 +98,14 @@ async fn a_refused_refresh_marks_the_token_dead(backend: Backend) {
     );
     let error = tokens(&app).access_token(USER).await.unwrap_err();
     assert!(error.to_string().contains("is dead"), "{error}");
+    let listed = cli(&app, &mock).run(&["oauth", "tokens", "--json"]).await;
+    assert_eq!(listed.json()[0]["health"], "dead");
+    assert!(
+        listed.json()[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("invalid_grant")
+    );
     assert!(
         refused_count() > refused_before,
         "counted in kenar_oauth_refreshes_total"
