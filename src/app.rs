@@ -69,6 +69,8 @@ pub struct Shared {
     pub changes: Changes,
     /// Cancelled when the service shuts down (ends live streams).
     pub shutdown: CancellationToken,
+    /// The token vault; `None` while sign-in is off.
+    pub oauth: Option<crate::oauth::Tokens>,
 }
 
 /// Every route of the HTTP API, in one place, with the middleware stack.
@@ -78,6 +80,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(ingest::routes())
         .merge(callback::routes())
+        .merge(crate::oauth::routes::routes())
         .merge(api::routes(state.clone()))
         .merge(health::routes())
         .fallback(|method: axum::http::Method| async move {
@@ -268,6 +271,23 @@ async fn start_with(
     )
     .await
     .context("reading where the live streams start")?;
+    crate::oauth::revoke::spawn_revocation_watch(
+        store.clone(),
+        changes.subscribe(),
+        shutdown.clone(),
+    );
+    let oauth = match settings.oauth.why_off() {
+        Some(why) => {
+            tracing::info!("{why}");
+            None
+        }
+        None => {
+            let tokens = crate::oauth::Tokens::new(&settings, store.clone())
+                .context("starting the token vault")?;
+            tokens.spawn_refresher(shutdown.clone());
+            Some(tokens)
+        }
+    };
     let state = AppState(Arc::new(Shared {
         settings: settings.clone(),
         store: store.clone(),
@@ -280,6 +300,7 @@ async fn start_with(
         api: ApiAccess::new(&settings.api),
         changes,
         shutdown: shutdown.clone(),
+        oauth,
     }));
     let addr = listener.local_addr()?;
     let app = router(state);

@@ -36,6 +36,8 @@ pub const SECRET_KEYS: &[&str] = &[
     "divar.api_key",
     "api.tokens",
     "callback.signing_key",
+    "oauth.client_secret",
+    "oauth.vault_keys",
 ];
 
 /// Settings whose environment value is a comma-separated list.
@@ -43,6 +45,8 @@ const LIST_KEYS: &[&str] = &[
     "divar.identification_keys",
     "callback.allowed_hosts",
     "api.tokens",
+    "oauth.default_scopes",
+    "oauth.vault_keys",
 ];
 
 /// All settings of the service.
@@ -64,6 +68,8 @@ pub struct Settings {
     pub callback: CallbackSettings,
     /// The read-only REST API.
     pub api: ApiSettings,
+    /// Signing users in, and the token vault.
+    pub oauth: crate::oauth::OAuthSettings,
 }
 
 /// Section `api`.
@@ -548,6 +554,9 @@ impl Settings {
         if let Err((key, problem)) = self.callback.validate() {
             return fail(&key, &problem);
         }
+        if let Err((key, problem)) = self.oauth.validate() {
+            return fail(&key, &problem);
+        }
         Ok(())
     }
 
@@ -566,6 +575,9 @@ const OPTIONAL_KEYS: &[&str] = &[
     "callback.fallback_url",
     "callback.signing_key",
     "callback.rules",
+    "oauth.client_id",
+    "oauth.client_secret",
+    "oauth.redirect_url",
 ];
 
 /// The keys of one `[[callback.rules]]` entry; `data` holds the button's own keys.

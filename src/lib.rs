@@ -17,6 +17,7 @@ pub mod error;
 pub mod health;
 pub mod ingest;
 pub mod notify;
+pub mod oauth;
 pub mod server;
 pub mod store;
 pub mod telemetry;

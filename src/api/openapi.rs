@@ -21,6 +21,8 @@ use super::stream;
         crate::ingest::receive,
         crate::callback::session_init,
         crate::callback::dynamic_action,
+        crate::oauth::routes::start,
+        crate::oauth::routes::callback,
         crate::health::healthz,
         crate::health::readyz,
         handlers::list_conversations,
@@ -44,6 +46,7 @@ use super::stream;
     tags(
         (name = "divar", description = "What Divar calls; authenticated by the identification key in `authorization`."),
         (name = "read", description = "The read API; `Authorization: Bearer <api token>`."),
+        (name = "oauth", description = "Signing users in with Divar (browser routes; off until oauth.vault_keys is set)."),
         (name = "operations", description = "Health."),
     )
 )]

@@ -9,6 +9,8 @@ use secrecy::SecretString;
 
 use crate::config::Settings;
 use crate::divar::outbound::{DivarClient, DivarError};
+use crate::oauth::{TokenError, Tokens};
+use crate::store::Store;
 
 /// The environment variable read for the access token when no `--access-token-file` is given.
 pub const ACCESS_TOKEN_ENV: &str = "KENAR_HOOK_ACCESS_TOKEN";
@@ -17,8 +19,9 @@ pub const ACCESS_TOKEN_ENV: &str = "KENAR_HOOK_ACCESS_TOKEN";
 #[derive(Debug, Clone, Args)]
 pub struct CallOptions {
     /// Read the user's OAuth access token from FILE (surrounding whitespace is ignored).
-    /// Without it, the KENAR_HOOK_ACCESS_TOKEN environment variable is read. No flag takes
-    /// the token itself: it would land in the shell history.
+    /// Without it, the token of --user-id is taken from the vault when sign-in is on
+    /// (oauth.vault_keys), else the KENAR_HOOK_ACCESS_TOKEN environment variable is read. No
+    /// flag takes the token itself: it would land in the shell history.
     #[arg(long, value_name = "FILE")]
     pub access_token_file: Option<PathBuf>,
     /// Print the exact request (method, URL, headers with secrets as ***, JSON body) and
@@ -30,9 +33,56 @@ pub struct CallOptions {
     pub json: bool,
 }
 
+/// A token from the vault, with what is needed to record a subscription made with it.
+pub(super) struct VaultToken {
+    pub tokens: Tokens,
+    pub user_id: String,
+    pub generation: i64,
+}
+
 impl CallOptions {
+    /// The access token of the call: from `--access-token-file`; else, with the vault on
+    /// and a user named, that user's token from the vault (refreshed first when due; a dry
+    /// run reads it as it is); else from the environment, if set.
+    pub(super) async fn token(
+        &self,
+        settings: &Settings,
+        user_id: Option<&str>,
+    ) -> Result<(Option<SecretString>, Option<VaultToken>), Failure> {
+        let user_id = match user_id {
+            Some(u) if self.access_token_file.is_none() && settings.oauth.enabled() => u,
+            _ => return Ok((self.access_token()?, None)),
+        };
+        let store = open_store(settings).await?;
+        let tokens = Tokens::new(settings, store).map_err(Failure::Token)?;
+        let found = if self.dry_run {
+            tokens.current_token(user_id).await
+        } else {
+            tokens.access_token_of(user_id).await
+        };
+        let (token, generation) = found.map_err(Failure::Token)?;
+        let vault = VaultToken {
+            tokens,
+            user_id: user_id.to_owned(),
+            generation,
+        };
+        Ok((Some(token), Some(vault)))
+    }
+
+    /// The access token, which this call cannot do without.
+    pub(super) async fn required_token(
+        &self,
+        settings: &Settings,
+        user_id: Option<&str>,
+    ) -> Result<(SecretString, Option<VaultToken>), Failure> {
+        match self.token(settings, user_id).await? {
+            (Some(token), vault) => Ok((token, vault)),
+            (None, _) => Err(missing_token()),
+        }
+    }
+
     /// The access token from `--access-token-file` or the environment, if any.
-    pub(super) fn access_token(&self) -> Result<Option<SecretString>, Failure> {
+    fn access_token(&self) -> Result<Option<SecretString>, Failure> {
         if let Some(path) = &self.access_token_file {
             let text = std::fs::read_to_string(path).map_err(|e| {
                 Failure::Usage(format!("--access-token-file {}: {e}", path.display()))
@@ -52,17 +102,24 @@ impl CallOptions {
             .filter(|v| !v.is_empty())
             .map(SecretString::from))
     }
+}
 
-    /// The access token, which this call cannot do without.
-    pub(super) fn required_access_token(&self) -> Result<SecretString, Failure> {
-        self.access_token()?.ok_or_else(missing_token)
+/// The database, migrated.
+pub(super) async fn open_store(settings: &Settings) -> Result<Store, Failure> {
+    async {
+        let store = Store::connect(&settings.database).await?;
+        store.migrate().await?;
+        anyhow::Ok(store)
     }
+    .await
+    .map_err(Failure::Store)
 }
 
 /// The failure of a call made without the access token it needs.
 pub(super) fn missing_token() -> Failure {
     Failure::Usage(format!(
-        "this call needs the user's access token: give --access-token-file FILE or set \
+        "this call needs the user's access token: give --access-token-file FILE, or \
+         --user-id USER_ID with the token vault on (oauth.vault_keys), or set \
          {ACCESS_TOKEN_ENV}"
     ))
 }
@@ -81,6 +138,8 @@ pub(super) enum Failure {
     Usage(String),
     /// The database could not be reached or written.
     Store(anyhow::Error),
+    /// The vault has no usable token, or is off.
+    Token(TokenError),
 }
 
 impl Failure {
@@ -91,6 +150,13 @@ impl Failure {
             Self::Divar(e) => e.exit_code(),
             Self::Usage(_) => 2,
             Self::Store(_) => 4,
+            Self::Token(e) => match e {
+                TokenError::Divar(e) => e.exit_code(),
+                TokenError::Store(_) => 4,
+                TokenError::OAuth(e) if !e.is_refusal() => 4,
+                TokenError::OAuth(_) | TokenError::Dead { .. } | TokenError::Expired(_) => 3,
+                _ => 2,
+            },
         }
     }
 
@@ -111,6 +177,7 @@ impl Failure {
             },
             Self::Usage(_) => "usage",
             Self::Store(_) => "database",
+            Self::Token(_) => "vault",
         }
     }
 }
@@ -121,6 +188,7 @@ impl fmt::Display for Failure {
             Self::Divar(e) => write!(f, "{e}"),
             Self::Usage(message) => f.write_str(message),
             Self::Store(e) => write!(f, "database: {e:#}"),
+            Self::Token(e) => write!(f, "{e}"),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Command-line operations over the Divar client and the store: sending messages,
-//! registering subscriptions, building scope strings, listing registrations.
+//! registering subscriptions, building scope strings, listing registrations, signing users
+//! in and looking after the token vault.
 //!
 //! Every command prints text by default and JSON with `--json`, and exits 0 when done,
 //! 2 on a usage, validation or settings problem, 3 when Divar refused the call, 4 when Divar
@@ -9,6 +10,7 @@
 mod buttons;
 mod call;
 mod healthcheck;
+mod oauth;
 mod output;
 mod registrations;
 mod scope;
@@ -24,6 +26,7 @@ use crate::config::Settings;
 
 pub use call::{ACCESS_TOKEN_ENV, CallOptions};
 pub use healthcheck::healthcheck;
+pub use oauth::{JsonArgs, OAuthCommand, RevokeArgs, UrlArgs};
 pub use scope::{ConversationScopeArgs, PostScopeArgs, ScopeCommand, SendScopeArgs};
 pub use send::{BotArgs, ConversationArgs, LegacyArgs, SendCommand};
 pub use service::{config, migrate, openapi, serve, verify_state};
@@ -47,6 +50,9 @@ pub enum DivarCommand {
     /// Print OAuth scope strings (no network, no token).
     #[command(subcommand)]
     Scope(ScopeCommand),
+    /// Sign users in and look after the token vault (never prints a token).
+    #[command(subcommand)]
+    Oauth(OAuthCommand),
 }
 
 /// Runs a subcommand; the exit code is the command's documented one.
@@ -56,5 +62,6 @@ pub async fn run(settings: &Settings, command: DivarCommand) -> ExitCode {
         DivarCommand::Send(command) => send::run(settings, command).await,
         DivarCommand::Subscribe(command) => subscribe::run(settings, command).await,
         DivarCommand::Scope(command) => scope::run(&command),
+        DivarCommand::Oauth(command) => oauth::run(settings, command).await,
     }
 }

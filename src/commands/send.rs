@@ -33,7 +33,8 @@ pub enum SendCommand {
 /// `send legacy`.
 #[derive(Debug, Args)]
 pub struct LegacyArgs {
-    /// The consenting user the message is written as.
+    /// The consenting user the message is written as; with the token vault on, the call
+    /// uses this user's token from the vault unless --access-token-file is given.
     #[arg(long, value_parser = NonEmptyStringValueParser::new())]
     pub user_id: String,
     /// The post of the conversation.
@@ -71,6 +72,10 @@ pub struct ConversationArgs {
     /// The conversation to write in.
     #[arg(long, value_parser = NonEmptyStringValueParser::new())]
     pub conversation_id: String,
+    /// Write as this signed-in user, with the user's token from the vault (the app-scoped
+    /// user id, see `kenar-hook oauth tokens`).
+    #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+    pub user_id: Option<String>,
     /// The text of the message.
     #[arg(long, value_parser = NonEmptyStringValueParser::new())]
     pub text: String,
@@ -93,7 +98,8 @@ pub struct BotArgs {
     /// Write in this conversation (the API key is enough; a token is sent when given).
     #[arg(long, value_parser = NonEmptyStringValueParser::new())]
     pub conversation_id: Option<String>,
-    /// Write to this user, starting the conversation if needed (needs the user's token).
+    /// Write to this user, starting the conversation if needed (needs the user's token: with
+    /// the token vault on, this user's token from the vault).
     #[arg(long, value_parser = NonEmptyStringValueParser::new())]
     pub user_id: Option<String>,
     /// The text of the message.
@@ -122,7 +128,10 @@ pub(super) async fn run(settings: &Settings, command: SendCommand) -> ExitCode {
 
 async fn legacy(settings: &Settings, args: LegacyArgs) -> Result<Report, Failure> {
     let client = client(settings)?;
-    let token = args.call.required_access_token()?;
+    let (token, _) = args
+        .call
+        .required_token(settings, Some(&args.user_id))
+        .await?;
     let message = LegacySendMessage {
         user_id: args.user_id,
         post_token: args.post_token,
@@ -141,7 +150,10 @@ async fn legacy(settings: &Settings, args: LegacyArgs) -> Result<Report, Failure
 
 async fn conversation(settings: &Settings, args: ConversationArgs) -> Result<Report, Failure> {
     let client = client(settings)?;
-    let token = args.call.required_access_token()?;
+    let (token, _) = args
+        .call
+        .required_token(settings, args.user_id.as_deref())
+        .await?;
     let buttons: ConversationButtons = match &args.buttons_json {
         Some(path) => read_json(path)?,
         None => ConversationButtons::default(),
@@ -169,7 +181,7 @@ async fn bot(settings: &Settings, args: BotArgs) -> Result<Report, Failure> {
         buttons: buttons.buttons,
         ..BotMessage::text(args.text)
     };
-    let token = args.call.access_token()?;
+    let (token, _) = args.call.token(settings, args.user_id.as_deref()).await?;
     let request = match (&args.conversation_id, &args.user_id, &token) {
         (Some(id), _, token) => {
             client.prepare_bot_message_to_conversation(token.as_ref(), id, &message)?

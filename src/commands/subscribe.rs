@@ -28,7 +28,8 @@ pub enum SubscribeCommand {
     /// webhook accepts it for messages of this post only. The key is never printed.
     Legacy(LegacySubscribeArgs),
     /// Subscribe to events (NEW_MESSAGE_ON_POST, POST_UPDATE, ...). The subscription lives
-    /// as long as the access token: subscribe again after a refresh.
+    /// as long as the access token: made with --user-id (a token from the vault), it is recorded and made again
+    /// after each refresh; otherwise subscribe again after a refresh.
     Events(EventsArgs),
 }
 
@@ -41,6 +42,10 @@ pub struct LegacySubscribeArgs {
     /// The absolute URL of this service's webhook, e.g. https://hooks.example.ir/webhooks/divar.
     #[arg(long, value_name = "URL", value_parser = NonEmptyStringValueParser::new())]
     pub endpoint: String,
+    /// Act as this signed-in user, with the user's token from the vault (the app-scoped
+    /// user id, see `kenar-hook oauth tokens`).
+    #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+    pub user_id: Option<String>,
     /// Token, dry run and output.
     #[command(flatten)]
     pub call: CallOptions,
@@ -59,6 +64,10 @@ pub struct EventsArgs {
     /// secrets here.
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse_pair, num_args = 1..)]
     pub metadata: Vec<(String, String)>,
+    /// Act as this signed-in user, with the user's token from the vault (the app-scoped
+    /// user id, see `kenar-hook oauth tokens`).
+    #[arg(long, value_parser = NonEmptyStringValueParser::new())]
+    pub user_id: Option<String>,
     /// Token, dry run and output.
     #[command(flatten)]
     pub call: CallOptions,
@@ -74,7 +83,10 @@ pub(super) async fn run(settings: &Settings, command: SubscribeCommand) -> ExitC
 
 async fn legacy(settings: &Settings, args: LegacySubscribeArgs) -> Result<Report, Failure> {
     let client = client(settings)?;
-    let token = args.call.required_access_token()?;
+    let (token, _) = args
+        .call
+        .required_token(settings, args.user_id.as_deref())
+        .await?;
     let key = new_key();
     let request = LegacyRegistration {
         post_token: args.post_token,
@@ -143,7 +155,10 @@ async fn forget_if_refused(store: &Store, registration: &Registration, error: &D
 
 async fn events(settings: &Settings, args: EventsArgs) -> Result<Report, Failure> {
     let client = client(settings)?;
-    let token = args.call.required_access_token()?;
+    let (token, vault) = args
+        .call
+        .required_token(settings, args.user_id.as_deref())
+        .await?;
     let mut metadata = Map::new();
     for (key, value) in args.metadata {
         if metadata.contains_key(&key) {
@@ -163,6 +178,13 @@ async fn events(settings: &Settings, args: EventsArgs) -> Result<Report, Failure
         return Ok(Report::dry_run(&prepared));
     }
     client.execute(&prepared).await?;
+    // Recorded with its user, so the refresher makes it again with each new token.
+    if let Some(v) = &vault {
+        v.tokens
+            .record_subscription(&v.user_id, &subscription, v.generation)
+            .await
+            .map_err(Failure::Token)?;
+    }
     let text = match &subscription.event_resource_id {
         Some(post) => format!("subscribed to {} of post {post}", subscription.event_type),
         None => format!("subscribed to {} of every post", subscription.event_type),
@@ -173,6 +195,7 @@ async fn events(settings: &Settings, args: EventsArgs) -> Result<Report, Failure
             "subscribed": true,
             "event_type": subscription.event_type,
             "event_resource_id": subscription.event_resource_id,
+            "recorded_for_user": vault.as_ref().map(|v| v.user_id.as_str()),
         }),
     ))
 }

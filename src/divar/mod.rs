@@ -5,6 +5,7 @@
 pub mod inbound;
 pub mod json;
 pub mod lenient;
+pub mod oauth;
 pub mod outbound;
 pub mod scope;
 pub mod time;

@@ -33,6 +33,8 @@ fn bind(sql: &Sql) -> Query<'_, Postgres, PgArguments> {
             Param::OptText(s) => q.bind(s),
             Param::Int(i) => q.bind(*i),
             Param::Bytes(b) => q.bind(b),
+            Param::OptBytes(b) => q.bind(b),
+            Param::OptTime(t) => q.bind(*t),
             Param::Time(t) => q.bind(*t),
         };
     }
@@ -76,6 +78,21 @@ impl PgStore {
 
     pub(super) async fn fetch_optional(&self, sql: &Sql) -> Result<Option<PgRow>, sqlx::Error> {
         bind(sql).fetch_optional(&self.pool).await
+    }
+
+    pub(super) async fn execute_count(&self, sql: &Sql) -> Result<u64, sqlx::Error> {
+        Ok(bind(sql).execute(&self.pool).await?.rows_affected())
+    }
+
+    /// Runs the statements in one transaction; the rows each changed.
+    pub(super) async fn execute_all(&self, sqls: &[Sql]) -> Result<Vec<u64>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let mut counts = Vec::with_capacity(sqls.len());
+        for sql in sqls {
+            counts.push(bind(sql).execute(&mut *tx).await?.rows_affected());
+        }
+        tx.commit().await?;
+        Ok(counts)
     }
 
     pub(super) async fn execute(&self, sql: &Sql) -> Result<(), sqlx::Error> {

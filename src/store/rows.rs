@@ -96,6 +96,17 @@ impl AnyRow {
         }
     }
 
+    /// A time column that may be NULL.
+    pub fn opt_time<I>(&self, column: I) -> Result<Option<DateTime<Utc>>, sqlx::Error>
+    where
+        I: ColumnIndex<PgRow> + ColumnIndex<SqliteRow>,
+    {
+        match self {
+            AnyRow::Postgres(r) => r.try_get(column),
+            AnyRow::Sqlite(r) => Ok(r.try_get::<Option<i64>, _>(column)?.map(from_micros)),
+        }
+    }
+
     fn json<I>(&self, column: I) -> Result<Option<serde_json::Value>, sqlx::Error>
     where
         I: ColumnIndex<PgRow> + ColumnIndex<SqliteRow>,

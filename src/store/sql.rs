@@ -27,6 +27,10 @@ pub enum Param {
     Bytes(Vec<u8>),
     /// A time: `timestamptz` in PostgreSQL, microseconds in SQLite.
     Time(DateTime<Utc>),
+    /// A time or NULL.
+    OptTime(Option<DateTime<Utc>>),
+    /// Bytes or NULL.
+    OptBytes(Option<Vec<u8>>),
 }
 
 /// Text never takes U+0000 to the database: PostgreSQL text cannot hold it, so both

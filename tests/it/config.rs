@@ -564,3 +564,43 @@ fn an_invalid_rust_log_stops_start_up_naming_it() {
     assert!(err.contains("RUST_LOG"), "{err}");
     Settings::load_from(None, &env(&[("RUST_LOG", "kenar_hook=debug,warn")])).unwrap();
 }
+
+#[test]
+fn the_vaults_secrets_can_be_read_from_files_and_are_masked() {
+    use base64::Engine;
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("vault_keys");
+    let key = base64::engine::general_purpose::STANDARD.encode([7u8; 32]);
+    std::fs::write(&keys, format!("{key}\n")).unwrap();
+    let secret = dir.path().join("client_secret");
+    std::fs::write(&secret, "oauth-client-secret\n").unwrap();
+    let (s, effective) = Settings::load_described(
+        None,
+        &env(&[
+            (
+                "KENAR_HOOK__OAUTH__VAULT_KEYS_FILE",
+                &keys.display().to_string(),
+            ),
+            (
+                "KENAR_HOOK__OAUTH__CLIENT_SECRET_FILE",
+                &secret.display().to_string(),
+            ),
+            ("KENAR_HOOK__OAUTH__CLIENT_ID", "my-app"),
+            (
+                "KENAR_HOOK__OAUTH__REDIRECT_URL",
+                "https://hooks.example.ir/oauth/divar/callback",
+            ),
+        ]),
+    )
+    .unwrap();
+    assert_eq!(s.oauth.vault_keys.len(), 1);
+    assert_eq!(
+        s.oauth.client_secret.as_ref().unwrap().expose_secret(),
+        "oauth-client-secret"
+    );
+    let all = format!("{effective:?}");
+    assert!(
+        !all.contains(&key) && !all.contains("oauth-client-secret"),
+        "{all}"
+    );
+}

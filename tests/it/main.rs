@@ -12,6 +12,7 @@ mod client;
 mod config;
 mod hostile;
 mod migration;
+mod oauth;
 mod ops;
 mod outage;
 mod process;

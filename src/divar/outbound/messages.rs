@@ -305,3 +305,11 @@ mod tests {
         ));
     }
 }
+
+/// The answer of `/v1/open-platform/users`: each field only when its scope was granted.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct UserInfo {
+    /// The app-scoped user id (scope `USER_ID`): stable per user and app.
+    #[serde(default, deserialize_with = "crate::divar::lenient::opt_string")]
+    pub user_id: Option<String>,
+}

@@ -32,7 +32,7 @@ pub use buttons::{
 pub use error::{DivarError, ValidationError};
 pub use messages::{
     BotMessage, BotMessageResponse, EventSubscription, LegacyRegistration, LegacySendMessage,
-    SendMessage, SendMessageResponse,
+    SendMessage, SendMessageResponse, UserInfo,
 };
 pub use prepared::{MASK, PreparedRequest};
 pub use settings::DivarClientSettings;

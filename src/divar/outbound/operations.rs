@@ -6,7 +6,8 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::{
     BotMessage, BotMessageResponse, DivarClient, DivarError, EventSubscription, LegacyRegistration,
-    LegacySendMessage, PreparedRequest, SendMessage, SendMessageResponse, ValidationError,
+    LegacySendMessage, PreparedRequest, SendMessage, SendMessageResponse, UserInfo,
+    ValidationError,
 };
 
 const LEGACY_SEND_PATH: &str = "/v2/open-platform/chat/conversation";
@@ -14,6 +15,7 @@ const CONVERSATIONS_PATH: &str = "/v2/open-platform/conversations";
 const BOT_CONVERSATIONS_PATH: &str = "/v1/open-platform/chat/bot/conversations";
 const BOT_USERS_PATH: &str = "/v1/open-platform/chat/bot/users";
 const SUBSCRIPTIONS_PATH: &str = "/v1/open-platform/events/subscriptions";
+const USERS_PATH: &str = "/v1/open-platform/users";
 
 /// Legacy APIs carry the user's token in `x-access-token`, current ones as a bearer token.
 enum Token<'a> {
@@ -183,6 +185,31 @@ impl DivarClient {
         self.execute(&request).await.map(drop)
     }
 
+    /// Who the user of `access_token` is: `GET {open_api_base_url}/v1/open-platform/users`
+    /// with `x-api-key` and `Authorization: Bearer`. The app-scoped `user_id` is present only
+    /// with the `USER_ID` scope, the phone number only with `USER_PHONE`.
+    pub fn prepare_user(&self, access_token: &SecretString) -> Result<PreparedRequest, DivarError> {
+        let url = self.url(&self.open_api_base_url, USERS_PATH, &[])?;
+        let api_key = self.api_key()?;
+        Ok(PreparedRequest::bodiless(Method::GET, url)
+            .secret_header("x-api-key", "", api_key)
+            .secret_header("authorization", "Bearer ", non_empty(access_token)?))
+    }
+
+    /// Asks Divar who the user of `access_token` is (see [`Self::prepare_user`]).
+    pub async fn user(&self, access_token: &SecretString) -> Result<UserInfo, DivarError> {
+        let request = self.prepare_user(access_token)?;
+        self.send(&request).await
+    }
+
+    fn api_key(&self) -> Result<&SecretString, DivarError> {
+        self.settings
+            .api_key
+            .as_ref()
+            .filter(|k| !k.expose_secret().is_empty())
+            .ok_or_else(|| DivarError::NotConfigured("divar.api_key is not set".to_owned()))
+    }
+
     /// A POST with a JSON body, the API key and the user's token.
     ///
     /// None of these POSTs is [repeatable](PreparedRequest::is_repeatable): Divar takes no
@@ -196,12 +223,7 @@ impl DivarClient {
         body: serde_json::Value,
         token: Token<'_>,
     ) -> Result<PreparedRequest, DivarError> {
-        let api_key = self
-            .settings
-            .api_key
-            .as_ref()
-            .filter(|k| !k.expose_secret().is_empty())
-            .ok_or_else(|| DivarError::NotConfigured("divar.api_key is not set".to_owned()))?;
+        let api_key = self.api_key()?;
         let request =
             PreparedRequest::json(Method::POST, url, body).secret_header("x-api-key", "", api_key);
         Ok(match token {

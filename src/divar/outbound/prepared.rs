@@ -64,6 +64,18 @@ impl PreparedRequest {
         }
     }
 
+    /// A request without a body.
+    pub(super) fn bodiless(method: Method, url: Url) -> Self {
+        Self {
+            repeatable: method.is_idempotent(),
+            method,
+            url,
+            body: Value::Null,
+            headers: Vec::new(),
+            secret_fields: Vec::new(),
+        }
+    }
+
     /// Adds a header whose value is `prefix` followed by a secret.
     pub(super) fn secret_header(
         mut self,
@@ -125,6 +137,9 @@ impl PreparedRequest {
 
     /// The real body bytes, secret fields filled in.
     pub(super) fn real_body(&self) -> Result<Vec<u8>, DivarError> {
+        if self.body.is_null() {
+            return Ok(Vec::new());
+        }
         let mut body = self.body.clone();
         if let Value::Object(map) = &mut body {
             for (field, secret) in &self.secret_fields {

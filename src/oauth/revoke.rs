@@ -1,0 +1,63 @@
+//! Forgetting a user whose access was revoked. A `USER_ACCESS_REVOCATION` event is stored
+//! by the batch writer like any event; this task wakes on commits (and every 500 ms, for
+//! commits of other replicas), at most every 100 ms, reads the revocations stored since it
+//! last looked, and deletes the user's tokens and subscription records in one transaction.
+//!
+//! At start it reads every stored revocation again: each deletes only what was stored at or
+//! before the event arrived, so a user who signed in again after revoking keeps the new
+//! tokens, and reading an event twice changes nothing.
+
+use std::time::Duration;
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::store::Store;
+
+const POLL: Duration = Duration::from_millis(500);
+const DEBOUNCE: Duration = Duration::from_millis(100);
+
+/// Applies the revocations stored after `seq`; returns the last seq read.
+pub async fn apply_revocations(store: &Store, mut seq: i64) -> Result<i64, sqlx::Error> {
+    for (event_seq, user_id, received_at) in store.revocations_after(seq).await? {
+        if let Some(user_id) = user_id.filter(|u| !u.is_empty()) {
+            let (tokens, subscriptions) = store.forget_user(&user_id, Some(received_at)).await?;
+            if tokens + subscriptions > 0 {
+                tracing::info!(
+                    user_id = %user_id,
+                    event = event_seq,
+                    tokens,
+                    subscriptions,
+                    "access revoked by the user; tokens and subscription records deleted"
+                );
+            }
+        }
+        seq = event_seq;
+    }
+    Ok(seq)
+}
+
+/// Watches for revocations until `stop`.
+pub fn spawn_revocation_watch(
+    store: Store,
+    mut changes: watch::Receiver<u64>,
+    stop: CancellationToken,
+) {
+    tokio::spawn(async move {
+        let mut seq = 0;
+        loop {
+            match apply_revocations(&store, seq).await {
+                Ok(last) => seq = last,
+                Err(e) => tracing::warn!(error = %e, "reading revocations failed; retrying"),
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = changes.changed() => {}
+                _ = tokio::time::sleep(POLL) => {}
+            }
+            // Under load every commit wakes the watch; one look per DEBOUNCE covers them all
+            // and still deletes within a second.
+            tokio::time::sleep(DEBOUNCE).await;
+        }
+    });
+}

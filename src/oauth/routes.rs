@@ -1,0 +1,327 @@
+//! `GET /oauth/divar/start` and `GET /oauth/divar/callback`: the browser side of sign-in.
+//!
+//! `start` makes a random `state`, stores its digest with the scopes and `return_to`, sets
+//! it in a short-lived HttpOnly, SameSite=Lax cookie and redirects to Divar's consent page.
+//! The callback takes the stored state (deleting it, so it works once), checks that the
+//! browser holds the same state in its cookie (a sign-in cannot be forged from another
+//! site), exchanges the code and stores the tokens. Whatever goes wrong, the browser gets a
+//! short page saying what, and nothing is stored.
+
+use axum::Router;
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use base64::Engine as _;
+use chrono::Utc;
+use rand::RngCore as _;
+use secrecy::SecretString;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+use super::{TokenError, Tokens};
+use crate::app::AppState;
+use crate::error::AppError;
+use crate::store::oauth::StateRow;
+
+/// The cookie that binds a sign-in to the browser that started it.
+pub const STATE_COOKIE: &str = "kenar_oauth_state";
+
+/// The routes of this module.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/oauth/divar/start", get(start))
+        .route("/oauth/divar/callback", get(callback))
+}
+
+/// A sign-in that was begun: the state to check, and the URL to send the user to.
+#[derive(Debug)]
+pub struct Begun {
+    /// The random state; secret until used.
+    pub state: SecretString,
+    /// Divar's consent page.
+    pub url: url::Url,
+}
+
+fn digest(state: &str) -> String {
+    hex::encode(crate::auth::digest(state.as_bytes()))
+}
+
+impl Tokens {
+    /// Begins a sign-in: a fresh state stored (by digest) with the scopes and `return_to`.
+    /// `bound`: the callback demands the state's cookie (set by `start`; a URL printed by
+    /// `oauth url` is opened without one).
+    pub async fn begin_sign_in(
+        &self,
+        asked: &[String],
+        return_to: Option<String>,
+        bound: bool,
+    ) -> Result<Begun, TokenError> {
+        let scopes = self.settings().scopes(asked);
+        let mut bytes = [0u8; 32];
+        rand::rng().fill_bytes(&mut bytes);
+        let state = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let ttl = chrono::Duration::seconds(
+            i64::try_from(self.settings().state_ttl_secs).unwrap_or(i64::MAX / 1_000_000),
+        );
+        let row = StateRow {
+            bound,
+            scope: scopes.join(" "),
+            return_to,
+            expires_at: Utc::now() + ttl,
+        };
+        self.store().put_state(&digest(&state), &row).await?;
+        let url = self.oauth().authorize_url(&scopes, &state);
+        Ok(Begun {
+            state: SecretString::from(state),
+            url,
+        })
+    }
+}
+
+/// Query of `start`.
+#[derive(Debug, Deserialize)]
+pub struct StartParams {
+    /// Scopes, space- or comma-separated; `oauth.default_scopes` when absent.
+    scope: Option<String>,
+    /// Where to send the browser after sign-in; must be on `callback.allowed_hosts`.
+    return_to: Option<String>,
+}
+
+fn tokens(state: &AppState) -> Result<&Tokens, AppError> {
+    state.oauth.as_ref().ok_or_else(|| {
+        AppError::NotFound(
+            state
+                .settings
+                .oauth
+                .why_off()
+                .unwrap_or("OAuth sign-in is off")
+                .to_owned(),
+        )
+    })
+}
+
+/// Begins a sign-in: redirects to Divar's consent page.
+#[utoipa::path(get, path = "/oauth/divar/start", tag = "oauth",
+    params(
+        ("scope" = Option<String>, Query, description = "Scopes, space- or comma-separated; USER_ID and offline_access are always added"),
+        ("return_to" = Option<String>, Query, description = "Where the browser goes after sign-in; on callback.allowed_hosts"),
+    ),
+    responses(
+        (status = 302, description = "To Divar's consent page, with the state cookie set"),
+        (status = 400, description = "return_to is not allowed", body = crate::error::ErrorBody),
+        (status = 404, description = "Sign-in is off (no oauth.vault_keys); the message says why", body = crate::error::ErrorBody),
+    ))]
+pub async fn start(
+    State(state): State<AppState>,
+    Query(params): Query<StartParams>,
+) -> Result<Response, AppError> {
+    let tokens = tokens(&state)?;
+    let return_to = match params.return_to.filter(|r| !r.is_empty()) {
+        Some(r) => Some(
+            tokens
+                .checked_return_to(&r)
+                .map_err(|message| AppError::InvalidParameter {
+                    name: "return_to".into(),
+                    message: format!("return_to: {message}"),
+                })?
+                .to_string(),
+        ),
+        None => None,
+    };
+    let asked: Vec<String> = params
+        .scope
+        .unwrap_or_default()
+        .split([' ', ','])
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    let begun = tokens
+        .begin_sign_in(&asked, return_to, true)
+        .await
+        .map_err(internal)?;
+    let secure = if tokens
+        .settings()
+        .redirect_url
+        .as_deref()
+        .is_some_and(|u| u.starts_with("https:"))
+    {
+        "; Secure"
+    } else {
+        ""
+    };
+    let cookie = format!(
+        "{STATE_COOKIE}={}; Max-Age={}; Path=/oauth/divar; HttpOnly; SameSite=Lax{secure}",
+        secrecy::ExposeSecret::expose_secret(&begun.state),
+        tokens.settings().state_ttl_secs
+    );
+    let mut response = StatusCode::FOUND.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::LOCATION, header_value(begun.url.as_str())?);
+    headers.insert(header::SET_COOKIE, header_value(&cookie)?);
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(response)
+}
+
+fn header_value(text: &str) -> Result<HeaderValue, AppError> {
+    HeaderValue::from_str(text).map_err(|e| AppError::Internal(anyhow::anyhow!("header: {e}")))
+}
+
+fn internal(e: TokenError) -> AppError {
+    match e {
+        TokenError::Store(e) => AppError::from(e),
+        other => AppError::Internal(anyhow::anyhow!("{other}")),
+    }
+}
+
+/// Query of the callback.
+#[derive(Debug, Deserialize)]
+pub struct CallbackParams {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+}
+
+/// Ends a sign-in: checks the state, exchanges the code, stores the tokens.
+#[utoipa::path(get, path = "/oauth/divar/callback", tag = "oauth",
+    params(
+        ("code" = Option<String>, Query, description = "The authorization code; absent when consent was denied"),
+        ("state" = Option<String>, Query, description = "The state of the sign-in"),
+    ),
+    responses(
+        (status = 200, description = "A page saying the user is signed in", content_type = "text/html"),
+        (status = 302, description = "To the sign-in's return_to"),
+        (status = 400, description = "Consent denied, or a missing, unknown, reused or forged state: a page with the reason; nothing stored", content_type = "text/html"),
+        (status = 404, description = "Sign-in is off (no oauth.vault_keys); the message says why", body = crate::error::ErrorBody),
+        (status = 502, description = "The code exchange or the user lookup failed: a page with the reason; nothing stored", content_type = "text/html"),
+    ))]
+pub async fn callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<CallbackParams>,
+) -> Result<Response, AppError> {
+    let tokens = tokens(&state)?;
+    let Some(given) = params.state.filter(|s| !s.is_empty()) else {
+        return Ok(page(
+            StatusCode::BAD_REQUEST,
+            "Sign-in failed",
+            "The answer from Divar carries no state. Start the sign-in again.",
+        ));
+    };
+    let Some(stored) = tokens.store().take_state(&digest(&given)).await? else {
+        return Ok(page(
+            StatusCode::BAD_REQUEST,
+            "Sign-in failed",
+            "This sign-in is unknown, has expired or was already used. Start the sign-in again.",
+        ));
+    };
+    if stored.bound {
+        let cookie = cookie(&headers, STATE_COOKIE).unwrap_or_default();
+        if !bool::from(cookie.as_bytes().ct_eq(given.as_bytes())) {
+            tracing::warn!("OAuth callback with a state this browser did not start; refused");
+            return Ok(page(
+                StatusCode::BAD_REQUEST,
+                "Sign-in failed",
+                "This sign-in was not started in this browser. Start the sign-in again.",
+            ));
+        }
+    }
+    if stored.expires_at <= Utc::now() {
+        return Ok(page(
+            StatusCode::BAD_REQUEST,
+            "Sign-in failed",
+            "This sign-in has expired. Start the sign-in again.",
+        ));
+    }
+    let Some(code) = params.code.filter(|c| !c.is_empty()) else {
+        let reason = params.error.unwrap_or_else(|| "no code".to_owned());
+        tracing::info!(reason = %reason, "OAuth consent denied");
+        return Ok(page(
+            StatusCode::BAD_REQUEST,
+            "Sign-in cancelled",
+            &format!("Access was not granted ({reason}). Nothing was stored."),
+        ));
+    };
+    let grant = match tokens
+        .oauth()
+        .exchange_code(&SecretString::from(code))
+        .await
+    {
+        Ok(grant) => grant,
+        Err(e) => {
+            tracing::warn!(error = %e, "OAuth code exchange failed");
+            return Ok(page(
+                StatusCode::BAD_GATEWAY,
+                "Sign-in failed",
+                &format!("The code could not be exchanged for a token: {e}. Nothing was stored."),
+            ));
+        }
+    };
+    let user_id = match tokens.sign_in(&grant).await {
+        Ok(user_id) => user_id,
+        Err(TokenError::Store(e)) => return Err(AppError::from(e)),
+        Err(e) => {
+            tracing::warn!(error = %e, "signing the user in failed");
+            return Ok(page(
+                StatusCode::BAD_GATEWAY,
+                "Sign-in failed",
+                &format!("{e}. Nothing was stored."),
+            ));
+        }
+    };
+    let mut response = match stored.return_to {
+        Some(to) => {
+            let mut r = StatusCode::FOUND.into_response();
+            r.headers_mut().insert(header::LOCATION, header_value(&to)?);
+            r
+        }
+        None => page(
+            StatusCode::OK,
+            "Signed in",
+            &format!("You are signed in (user {user_id}). You can close this window."),
+        ),
+    };
+    let clear = format!("{STATE_COOKIE}=; Max-Age=0; Path=/oauth/divar; HttpOnly; SameSite=Lax");
+    response
+        .headers_mut()
+        .insert(header::SET_COOKIE, header_value(&clear)?);
+    Ok(response)
+}
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// A small HTML page; the URL held the code, so it is neither cached nor sent on as a referrer.
+fn page(status: StatusCode, title: &str, message: &str) -> Response {
+    let body = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title></head>\
+         <body><h1>{t}</h1><p>{m}</p></body></html>\n",
+        t = escape(title),
+        m = escape(message)
+    );
+    let mut response = (status, body).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    response
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
+}

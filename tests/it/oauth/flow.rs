@@ -1,0 +1,258 @@
+//! `GET /oauth/divar/start` and `/oauth/divar/callback`.
+
+use secrecy::ExposeSecret;
+
+use super::*;
+use crate::helpers::{error_of, spawn_app};
+
+async fn a_sign_in_from_start_to_callback_stores_the_users_tokens(backend: Backend) {
+    let mock = mock_divar(3600).await;
+    let app = spawn_oauth_app(backend, &mock).await;
+    let query = format!(
+        "?scope=CONVERSATION_SEND_MESSAGE.c1,CHAT_POST_CONVERSATIONS_READ.AZx7Kp2Q&return_to={}",
+        urlencode(RETURN_TO)
+    );
+    let started = start(&app, &query).await;
+    let consent = &started.location;
+    assert_eq!(consent.path(), "/oauth2/auth");
+    let pairs: std::collections::HashMap<_, _> = consent.query_pairs().into_owned().collect();
+    assert_eq!(pairs["response_type"], "code");
+    assert_eq!(pairs["client_id"], CLIENT_ID);
+    assert_eq!(
+        pairs["redirect_uri"],
+        "http://127.0.0.1:9/oauth/divar/callback"
+    );
+    assert_eq!(
+        pairs["scope"],
+        "CONVERSATION_SEND_MESSAGE.c1 CHAT_POST_CONVERSATIONS_READ.AZx7Kp2Q USER_ID offline_access"
+    );
+    assert!(consent.query().unwrap().contains("%20"), "{consent}");
+    assert!(started.state.len() >= 43, "a 256-bit state");
+    for attribute in [
+        "HttpOnly",
+        "SameSite=Lax",
+        "Max-Age=600",
+        "Path=/oauth/divar",
+    ] {
+        assert!(
+            started.set_cookie.contains(attribute),
+            "{}",
+            started.set_cookie
+        );
+    }
+    assert!(row(&app).await.is_none());
+
+    let response = callback(
+        &app,
+        &format!("code={GOOD_CODE}&state={}", started.state),
+        Some(&started.cookie),
+    )
+    .await;
+    assert_eq!(response.status(), 302);
+    assert_eq!(response.headers()["location"], RETURN_TO);
+    let cleared = response.headers()["set-cookie"].to_str().unwrap();
+    assert!(cleared.contains("Max-Age=0"), "{cleared}");
+
+    let exchanges = requests(&mock, TOKEN_PATH, "authorization_code").await;
+    assert_eq!(exchanges.len(), 1);
+    assert_eq!(
+        exchanges[0].headers["content-type"],
+        "application/x-www-form-urlencoded"
+    );
+    let fields = form(&exchanges[0]);
+    assert_eq!(fields["code"], GOOD_CODE);
+    assert_eq!(fields["client_id"], CLIENT_ID);
+    assert_eq!(fields["client_secret"], CLIENT_SECRET);
+    assert_eq!(
+        fields["redirect_uri"],
+        "http://127.0.0.1:9/oauth/divar/callback"
+    );
+    let lookups = requests(&mock, USERS_PATH, "").await;
+    assert_eq!(lookups.len(), 1);
+    assert_eq!(
+        lookups[0].headers["authorization"],
+        format!("Bearer {}", at(1)).as_str()
+    );
+
+    let stored = row(&app).await.expect("the user's tokens");
+    assert_eq!(stored.scope, SCOPE);
+    assert_eq!(stored.status, "active");
+    assert!(stored.refresh_token.is_some());
+    let lifetime = stored.expires_at - stored.created_at;
+    assert!(
+        (3590..=3600).contains(&lifetime.num_seconds()),
+        "{lifetime}"
+    );
+    let token = tokens(&app).access_token(USER).await.unwrap();
+    assert_eq!(token.expose_secret(), at(1));
+}
+
+async fn a_missing_forged_or_reused_state_is_refused_and_nothing_is_stored(backend: Backend) {
+    let mock = mock_divar(3600).await;
+    let app = spawn_oauth_app(backend, &mock).await;
+    let page = |r: reqwest::Response| async move { (r.status().as_u16(), r.text().await.unwrap()) };
+
+    let (status, body) = page(callback(&app, &format!("code={GOOD_CODE}"), None).await).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("carries no state"), "{body}");
+
+    let first = start(&app, "").await;
+    let tampered = format!("code={GOOD_CODE}&state={}x", first.state);
+    let (status, body) = page(callback(&app, &tampered, Some(&first.cookie)).await).await;
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("unknown, has expired or was already used"),
+        "{body}"
+    );
+
+    // A state started by another browser, sent with this browser's cookie: refused, and
+    // used up.
+    let second = start(&app, "").await;
+    let forged = format!("code={GOOD_CODE}&state={}", second.state);
+    let (status, body) = page(callback(&app, &forged, Some(&first.cookie)).await).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("not started in this browser"), "{body}");
+    let (status, _) = page(callback(&app, &forged, None).await).await;
+    assert_eq!(status, 400, "a refused state is used up");
+    assert!(row(&app).await.is_none());
+    assert!(requests(&mock, TOKEN_PATH, "").await.is_empty());
+
+    let good = format!("code={GOOD_CODE}&state={}", first.state);
+    let (status, _) = page(callback(&app, &good, Some(&first.cookie)).await).await;
+    assert_eq!(status, 200);
+    let (status, body) = page(callback(&app, &good, Some(&first.cookie)).await).await;
+    assert_eq!(status, 400);
+    assert!(body.contains("already used"), "{body}");
+    assert_eq!(
+        requests(&mock, TOKEN_PATH, "").await.len(),
+        1,
+        "one exchange"
+    );
+}
+
+async fn denied_consent_answers_a_page_and_stores_nothing(backend: Backend) {
+    let mock = mock_divar(3600).await;
+    let app = spawn_oauth_app(backend, &mock).await;
+    let started = start(&app, "").await;
+    let response = callback(
+        &app,
+        &format!("state={}&error=access_denied", started.state),
+        Some(&started.cookie),
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let body = response.text().await.unwrap();
+    assert!(body.contains("not granted (access_denied)"), "{body}");
+    assert!(requests(&mock, TOKEN_PATH, "").await.is_empty());
+    assert!(row(&app).await.is_none());
+}
+
+async fn a_failed_exchange_answers_a_page_and_stores_nothing(backend: Backend) {
+    let mock = mock_divar(3600).await;
+    let app = spawn_oauth_app(backend, &mock).await;
+    let started = start(&app, "").await;
+    let response = callback(
+        &app,
+        &format!("code=expired-code&state={}", started.state),
+        Some(&started.cookie),
+    )
+    .await;
+    assert_eq!(response.status(), 502);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("could not be exchanged"), "{body}");
+    assert!(body.contains("invalid_grant"), "{body}");
+    assert!(!body.contains(CLIENT_SECRET));
+    assert_eq!(requests(&mock, TOKEN_PATH, "expired-code").await.len(), 1);
+    assert!(row(&app).await.is_none());
+}
+
+async fn return_to_off_the_allowed_hosts_is_refused(backend: Backend) {
+    let mock = mock_divar(3600).await;
+    let app = spawn_oauth_app(backend, &mock).await;
+    let response = browser()
+        .get(app.url("/oauth/divar/start?return_to=https%3A%2F%2Fevil.example.com%2F"))
+        .send()
+        .await
+        .unwrap();
+    let (status, code, message) = error_of(response).await;
+    assert_eq!((status, code.as_str()), (400, "invalid_parameter"));
+    assert!(message.starts_with("return_to:"), "{message}");
+}
+
+async fn without_a_vault_key_the_routes_are_off_and_say_why(backend: Backend) {
+    let app = spawn_app(backend).await;
+    for route in ["/oauth/divar/start", "/oauth/divar/callback?code=c&state=s"] {
+        let response = browser().get(app.url(route)).send().await.unwrap();
+        let (status, code, message) = error_of(response).await;
+        assert_eq!((status, code.as_str()), (404, "not_found"));
+        assert!(message.contains("oauth.vault_keys"), "{message}");
+    }
+}
+
+async fn a_grant_without_user_id_answers_a_page_and_stores_nothing(backend: Backend) {
+    let mock = mock_divar(3600).await;
+    Mock::given(method("POST"))
+        .and(path(TOKEN_PATH))
+        .and(body_string_contains("code=no-user-id"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "access_token": at(1), "refresh_token": rt(1), "expires_in": 3600,
+            "scope": "CHAT_POST_CONVERSATIONS_READ.AZx7Kp2Q offline_access",
+        })))
+        .mount(&mock)
+        .await;
+    let app = spawn_oauth_app(backend, &mock).await;
+    let started = start(&app, "").await;
+    let response = callback(
+        &app,
+        &format!("code=no-user-id&state={}", started.state),
+        Some(&started.cookie),
+    )
+    .await;
+    assert_eq!(response.status(), 502);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("lacks the USER_ID scope"), "{body}");
+    assert!(!body.contains(&at(1)));
+    assert!(row(&app).await.is_none());
+}
+
+async fn an_expired_state_is_refused(backend: Backend) {
+    let mock = mock_divar(3600).await;
+    let app = spawn_app_with(backend, |s| {
+        oauth_on(s, &mock);
+        s.oauth.state_ttl_secs = 1;
+    })
+    .await;
+    let started = start(&app, "").await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let response = callback(
+        &app,
+        &format!("code={GOOD_CODE}&state={}", started.state),
+        Some(&started.cookie),
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+    assert!(response.text().await.unwrap().contains("expired"));
+    assert!(requests(&mock, TOKEN_PATH, "").await.is_empty());
+    assert!(row(&app).await.is_none());
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+on_both_backends!(
+    a_sign_in_from_start_to_callback_stores_the_users_tokens,
+    a_missing_forged_or_reused_state_is_refused_and_nothing_is_stored,
+    denied_consent_answers_a_page_and_stores_nothing,
+    a_failed_exchange_answers_a_page_and_stores_nothing,
+    return_to_off_the_allowed_hosts_is_refused,
+    without_a_vault_key_the_routes_are_off_and_say_why,
+    a_grant_without_user_id_answers_a_page_and_stores_nothing,
+    an_expired_state_is_refused,
+);

@@ -1,0 +1,190 @@
+//! What is at rest, key rotation, and revocation.
+
+use secrecy::ExposeSecret;
+use sqlx::{Connection, Row};
+
+use super::*;
+use crate::cli::Cli;
+use crate::helpers::fixture;
+
+/// Every plaintext token the mock handed out in a sign-in and one refresh, with the client
+/// secret.
+fn secrets() -> Vec<String> {
+    vec![at(1), rt(1), at(2), rt(2), CLIENT_SECRET.to_owned()]
+}
+
+async fn the_database_holds_no_token_in_clear_text(backend: Backend) {
+    let mock = mock_divar(2).await;
+    mount_refresh(&mock, 1, 3600).await;
+    let app = spawn_oauth_app(backend, &mock).await;
+    sign_in(&app).await;
+    start(&app, "").await;
+    let first = row(&app).await.unwrap();
+    wait_for_row(&app, "the rotation", |r| {
+        r.generation == first.generation + 1
+    })
+    .await;
+    let vault = tokens(&app);
+    let subscription = kenar_hook::divar::outbound::EventSubscription {
+        event_type: "POST_UPDATE".into(),
+        event_resource_id: None,
+        metadata: None,
+    };
+    vault
+        .record_subscription(USER, &subscription, 2)
+        .await
+        .unwrap();
+    // The vault does hold the tokens: they open with the key.
+    assert_eq!(
+        vault.access_token(USER).await.unwrap().expose_secret(),
+        at(2)
+    );
+
+    let haystack: Vec<u8> = match backend {
+        Backend::Sqlite => {
+            let db = app.settings.server.data_dir.join("test.db");
+            let mut bytes = std::fs::read(&db).unwrap();
+            let wal = db.with_extension("db-wal");
+            bytes.extend(std::fs::read(wal).unwrap_or_default());
+            assert!(bytes.len() > 4096, "read the database file");
+            bytes
+        }
+        Backend::Postgres => {
+            let url = secrecy::ExposeSecret::expose_secret(&app.settings.database.url).to_owned();
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            let mut text = String::new();
+            for table in ["oauth_token", "oauth_subscription", "oauth_state"] {
+                let rows = sqlx::query(&format!("select t::text as row from {table} t"))
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap();
+                assert!(!rows.is_empty(), "{table} has rows");
+                for r in rows {
+                    text.push_str(&r.get::<String, _>("row"));
+                }
+            }
+            text.into_bytes()
+        }
+    };
+    for secret in secrets() {
+        for needle in [
+            secret.clone().into_bytes(),
+            hex::encode(&secret).into_bytes(),
+        ] {
+            assert!(
+                !haystack
+                    .windows(needle.len())
+                    .any(|w| w == needle.as_slice()),
+                "{secret} is in the database in clear"
+            );
+        }
+    }
+}
+
+async fn rekey_seals_every_token_under_the_first_key(backend: Backend) {
+    let mock = mock_divar(3600).await;
+    let app = spawn_oauth_app(backend, &mock).await;
+    sign_in(&app).await;
+    let with_keys = |keys: &[String]| {
+        let mut settings = app.settings.clone();
+        settings.oauth.vault_keys = keys
+            .iter()
+            .map(|k| SecretString::from(k.as_str()))
+            .collect();
+        Tokens::new(&settings, app.store.clone()).unwrap()
+    };
+    let (old, new) = (vault_key(1), vault_key(2));
+    assert!(
+        with_keys(std::slice::from_ref(&new))
+            .access_token(USER)
+            .await
+            .is_err()
+    );
+    let rotated = with_keys(&[new.clone(), old.clone()]);
+    assert_eq!(
+        rotated.access_token(USER).await.unwrap().expose_secret(),
+        at(1)
+    );
+
+    let cli = Cli::new(&mock.uri())
+        .env(
+            "KENAR_HOOK__DATABASE__URL",
+            app.settings.database.url.expose_secret(),
+        )
+        .env("KENAR_HOOK__OAUTH__VAULT_KEYS", &format!("{new},{old}"))
+        .env("KENAR_HOOK__OAUTH__CLIENT_ID", CLIENT_ID)
+        .env("KENAR_HOOK__OAUTH__CLIENT_SECRET", CLIENT_SECRET)
+        .env(
+            "KENAR_HOOK__OAUTH__REDIRECT_URL",
+            "http://127.0.0.1:9/oauth/divar/callback",
+        );
+    let out = cli.run(&["oauth", "rekey", "--json"]).await;
+    out.assert_code(0);
+    assert_eq!(out.json()["resealed"], 1);
+    let again = cli.run(&["oauth", "rekey", "--json"]).await;
+    assert_eq!(
+        again.json()["resealed"],
+        0,
+        "nothing left under the old key"
+    );
+
+    let only_new = with_keys(&[new]);
+    assert_eq!(
+        only_new.access_token(USER).await.unwrap().expose_secret(),
+        at(1)
+    );
+    let error = with_keys(&[old]).access_token(USER).await.unwrap_err();
+    assert!(error.to_string().contains("no longer holds"), "{error}");
+}
+
+async fn a_revocation_event_deletes_the_users_tokens_and_subscriptions(backend: Backend) {
+    let mock = mock_divar(3600).await;
+    let app = spawn_oauth_app(backend, &mock).await;
+    sign_in(&app).await;
+    let subscription = kenar_hook::divar::outbound::EventSubscription {
+        event_type: "NEW_MESSAGE_ON_POST".into(),
+        event_resource_id: Some("AZx7Kp2Q".into()),
+        metadata: None,
+    };
+    tokens(&app)
+        .record_subscription(USER, &subscription, 1)
+        .await
+        .unwrap();
+
+    let response = app
+        .post_webhook(fixture("event_user_access_revocation.json"))
+        .await;
+    assert_eq!(response.status(), 200);
+    let stored = Instant::now();
+    while row(&app).await.is_some() {
+        assert!(
+            stored.elapsed() < Duration::from_secs(1),
+            "tokens deleted within a second"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(app.store.subscriptions().await.unwrap().is_empty());
+    let error = tokens(&app).access_token(USER).await.unwrap_err();
+    assert!(error.to_string().contains("holds no token"), "{error}");
+
+    // Signing in again after the revocation keeps the new tokens, also across a restart of
+    // the watch (it reads every stored revocation again).
+    sign_in(&app).await;
+    let mut app = app;
+    app.app.take().unwrap().stop().await.unwrap();
+    let settings = app.settings.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let restarted = kenar_hook::app::start(settings, listener).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(
+        row(&app).await.is_some(),
+        "a later sign-in survives the old revocation"
+    );
+    restarted.stop().await.unwrap();
+}
+
+on_both_backends!(
+    the_database_holds_no_token_in_clear_text,
+    rekey_seals_every_token_under_the_first_key,
+    a_revocation_event_deletes_the_users_tokens_and_subscriptions,
+);
