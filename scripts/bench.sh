@@ -29,7 +29,7 @@ trap 'stop_server; stop_ingest >/dev/null 2>&1; untune_postgres' EXIT
 
 wait_healthy() { # port, log file
   for _ in $(seq 1 100); do
-    target/release/kenar-hook healthcheck "http://127.0.0.1:$1/healthz" 2>/dev/null && return 0
+    target/release/kenar-hook healthcheck "http://127.0.0.1:$1/readyz" 2>/dev/null && return 0
     sleep 0.1
   done
   echo "server did not start; see $2" >&2

@@ -65,7 +65,7 @@ start_server() { # config file [ulimit -n]
   fi
   pid=$!
   for _ in $(seq 1 100); do
-    target/release/kenar-hook healthcheck "http://127.0.0.1:$port/healthz" 2>/dev/null && return 0
+    target/release/kenar-hook healthcheck "http://127.0.0.1:$port/readyz" 2>/dev/null && return 0
     sleep 0.1
   done
   echo "server did not start; see $out/server.log" >&2

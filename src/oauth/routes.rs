@@ -15,7 +15,7 @@ use axum::routing::get;
 use base64::Engine as _;
 use chrono::Utc;
 use rand::RngCore as _;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
@@ -152,7 +152,7 @@ pub async fn start(
     };
     let cookie = format!(
         "{STATE_COOKIE}={}; Max-Age={}; Path=/oauth/divar; HttpOnly; SameSite=Lax{secure}",
-        secrecy::ExposeSecret::expose_secret(&begun.state),
+        begun.state.expose_secret(),
         tokens.settings().state_ttl_secs
     );
     let mut response = StatusCode::FOUND.into_response();
@@ -177,7 +177,8 @@ fn internal(e: TokenError) -> AppError {
 /// Query of the callback.
 #[derive(Debug, Deserialize)]
 pub struct CallbackParams {
-    code: Option<String>,
+    // A credential until it is exchanged: never in Debug output.
+    code: Option<SecretString>,
     state: Option<String>,
     error: Option<String>,
 }
@@ -233,7 +234,7 @@ pub async fn callback(
             "This sign-in has expired. Start the sign-in again.",
         ));
     }
-    let Some(code) = params.code.filter(|c| !c.is_empty()) else {
+    let Some(code) = params.code.filter(|c| !c.expose_secret().is_empty()) else {
         let reason = params.error.unwrap_or_else(|| "no code".to_owned());
         tracing::info!(reason = %reason, "OAuth consent denied");
         return Ok(page(
@@ -242,11 +243,7 @@ pub async fn callback(
             &format!("Access was not granted ({reason}). Nothing was stored."),
         ));
     };
-    let grant = match tokens
-        .oauth()
-        .exchange_code(&SecretString::from(code))
-        .await
-    {
+    let grant = match tokens.oauth().exchange_code(&code).await {
         Ok(grant) => grant,
         Err(e) => {
             tracing::warn!(error = %e, "OAuth code exchange failed");

@@ -8,10 +8,10 @@ use crate::helpers::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kenar-hook");
 
-async fn wait_until_healthy(port: u16) {
+async fn wait_until_ready(port: u16) {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
-        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await {
             if r.status() == 200 {
                 return;
             }
@@ -34,7 +34,7 @@ async fn fresh_start_generates_a_private_key_logs_its_path_and_masks_phones() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    wait_until_healthy(port).await;
+    wait_until_ready(port).await;
 
     let key_path = dir.path().join("data/identification_key");
     let key = std::fs::read_to_string(&key_path)
@@ -166,7 +166,7 @@ async fn spawn_with_metrics(
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    wait_until_healthy(port).await;
+    wait_until_ready(port).await;
     child
 }
 

@@ -303,7 +303,7 @@ async fn json_logs_hold_one_span_list_numeric_latency_and_no_colour() {
         .spawn()
         .unwrap();
     wait_for_status(
-        &format!("http://127.0.0.1:{port}/healthz"),
+        &format!("http://127.0.0.1:{port}/readyz"),
         200,
         Duration::from_secs(20),
     )
@@ -341,9 +341,9 @@ async fn pretty_logs_into_a_pipe_have_no_colour_and_rust_log_is_honoured() {
         }
         command.spawn().unwrap()
     };
-    let healthz = format!("http://127.0.0.1:{port}/healthz");
+    let ready = format!("http://127.0.0.1:{port}/readyz");
     let child = start(None);
-    wait_for_status(&healthz, 200, Duration::from_secs(20)).await;
+    wait_for_status(&ready, 200, Duration::from_secs(20)).await;
     let (_, stderr) = stop(child);
     assert!(stderr.contains("INFO"), "{stderr}");
     assert!(
@@ -352,7 +352,7 @@ async fn pretty_logs_into_a_pipe_have_no_colour_and_rust_log_is_honoured() {
     );
 
     let child = start(Some("warn"));
-    wait_for_status(&healthz, 200, Duration::from_secs(20)).await;
+    wait_for_status(&ready, 200, Duration::from_secs(20)).await;
     let (_, stderr) = stop(child);
     assert!(
         !stderr.contains("INFO"),
@@ -396,7 +396,7 @@ async fn metrics_follow_prometheus_conventions() {
         .spawn()
         .unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    wait_for_status(&format!("{base}/healthz"), 200, Duration::from_secs(20)).await;
+    wait_for_status(&format!("{base}/readyz"), 200, Duration::from_secs(20)).await;
     assert_eq!(
         status_of(&format!("{base}/no/such/route")).await,
         Some(404),

@@ -188,3 +188,59 @@ on_both_backends!(
     rekey_seals_every_token_under_the_first_key,
     a_revocation_event_deletes_the_users_tokens_and_subscriptions,
 );
+
+/// Writes every log line of this thread into a shared buffer.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A sign-in, a refresh and a revocation logged at `trace` leave no token, code or secret in
+/// the logs. The test's runtime has one thread, so every task of the app logs through the
+/// subscriber set here.
+#[tokio::test]
+async fn no_token_code_or_secret_reaches_the_logs() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let _logging = tracing::subscriber::set_default(subscriber);
+
+    let mock = mock_divar(2).await;
+    mount_refresh(&mock, 1, 3600).await;
+    let app = spawn_oauth_app(Backend::Sqlite, &mock).await;
+    sign_in(&app).await;
+    let first = row(&app).await.unwrap();
+    wait_for_row(&app, "a rotation", |r| r.generation == first.generation + 1).await;
+    let refreshes = requests(&mock, TOKEN_PATH, "grant_type=refresh_token").await;
+    assert_eq!(refreshes.len(), 1, "the refresh happened while captured");
+
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("finished processing request"),
+        "the app's lines were captured"
+    );
+    for secret in [
+        at(1),
+        rt(1),
+        at(2),
+        rt(2),
+        GOOD_CODE.to_owned(),
+        CLIENT_SECRET.to_owned(),
+        API_KEY.to_owned(),
+        vault_key(1),
+    ] {
+        assert!(!logs.contains(&secret), "{secret} logged");
+    }
+}

@@ -1,0 +1,4 @@
+//! The current events webhook: every message type and event fixture, field by field.
+
+mod events;
+mod messages;
