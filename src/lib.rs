@@ -14,6 +14,7 @@ pub mod commands;
 pub mod config;
 pub mod divar;
 pub mod error;
+pub mod extract;
 pub mod health;
 pub mod ingest;
 pub mod notify;

@@ -9,8 +9,7 @@ pub mod state;
 
 use axum::Json;
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use chrono::Utc;
@@ -18,9 +17,8 @@ use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
 use crate::app::AppState;
-use crate::auth;
-use crate::divar::json::parse_json;
 use crate::error::AppError;
+use crate::extract::{DivarRequest, Refused};
 use crate::store::{NewClick, NewRecord};
 use click::{Click, ClickVersion, detect_version};
 use rules::{Decision, RuleError};
@@ -84,7 +82,7 @@ impl IntoResponse for Shaped {
     security(("identification_key" = [])))]
 pub async fn session_init(
     State(state): State<AppState>,
-    request: Request,
+    request: Result<DivarRequest, Refused>,
 ) -> Result<Json<Value>, Shaped> {
     handle(state, request, None).await
 }
@@ -103,45 +101,33 @@ pub async fn session_init(
     security(("identification_key" = [])))]
 pub async fn dynamic_action(
     State(state): State<AppState>,
-    request: Request,
+    request: Result<DivarRequest, Refused>,
 ) -> Result<Json<Value>, Shaped> {
     handle(state, request, Some(ClickVersion::DynamicAction)).await
 }
 
 async fn handle(
     state: AppState,
-    request: Request,
+    request: Result<DivarRequest, Refused>,
     fixed: Option<ClickVersion>,
 ) -> Result<Json<Value>, Shaped> {
-    let headers = request.headers().clone();
-    // Until the body is read, the version is what the headers (or the route) say.
-    let mut version = fixed.or_else(|| detect_version(&headers, None));
     let fail = |version: Option<ClickVersion>, error: AppError| {
         let legacy = matches!(version, None | Some(ClickVersion::Legacy));
         count(version, "rejected");
         Shaped { legacy, error }
     };
-    // The key is checked before a byte of the body is read.
-    if !state.keys.verify(auth::authorization(&headers)) {
-        tracing::warn!("click callback with a missing or unknown authorization key");
-        let refusal = state.failures.fail(
-            "callback",
-            &headers,
-            request.extensions(),
-            AppError::Unauthorized("missing or invalid authorization header".into()),
-        );
-        return Err(fail(version, refusal));
-    }
-    let body = Bytes::from_request(request, &state)
-        .await
-        .map_err(|rejection| {
-            let limit = state.settings.server.body_limit_bytes;
-            fail(version, AppError::unreadable_body(&rejection, limit))
-        })?;
-    let value = parse_json(&body).map_err(|e| fail(version, AppError::not_json(e)))?;
-    version = version.or_else(|| detect_version(&headers, Some(&value)));
-    let version = version.unwrap_or(ClickVersion::Legacy);
-    let click = Click::parse(version, &value)
+    let request = match request {
+        Ok(request) => request,
+        // Without a body, the version is what the headers (or the route) say.
+        Err(refused) => {
+            let version = fixed.or_else(|| detect_version(&refused.headers, None));
+            return Err(fail(version, refused.error));
+        }
+    };
+    let version = fixed
+        .or_else(|| detect_version(&request.headers, Some(&request.value)))
+        .unwrap_or(ClickVersion::Legacy);
+    let click = Click::parse(version, &request.value)
         .map_err(|e| fail(Some(version), AppError::Unprocessable(e.to_string())))?;
 
     let callback = &state.settings.callback;
@@ -182,7 +168,7 @@ async fn handle(
         rule: rule.clone(),
         url: url.clone(),
         outcome: outcome.to_owned(),
-        raw_body: body.to_vec(),
+        raw_body: request.body.to_vec(),
         received_at: Utc::now(),
     });
     if let Err(err) = state.writer.submit(record).await {

@@ -7,19 +7,15 @@ pub mod writer;
 
 use axum::Json;
 use axum::Router;
-use std::net::IpAddr;
-
-use axum::body::Bytes;
-use axum::extract::{FromRequest, Request, State};
+use axum::extract::State;
 use axum::routing::post;
 use chrono::Utc;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::app::AppState;
-use crate::auth;
 use crate::divar::inbound::{Delivery, classify};
-use crate::divar::json::{parse_as, parse_json};
 use crate::error::AppError;
+use crate::extract::{AnyKey, DivarRequest, Refused, Voucher};
 use crate::store::{NewRecord, WriteOutcome};
 use normalise::{mask_phone, normalise};
 use writer::WriteError;
@@ -75,82 +71,24 @@ fn count(event_type: &str, outcome: &'static str, reason: &'static str) {
     security(("identification_key" = [])))]
 pub async fn receive(
     State(state): State<AppState>,
-    request: Request,
+    request: Result<DivarRequest<AnyKey>, Refused>,
 ) -> Result<Json<Receipt>, AppError> {
-    let (parts, body) = request.into_parts();
-    // Until a key is known to be good, every problem is answered 401 (429 when this client
-    // has failed too often), so an unauthenticated caller learns nothing about what the body
-    // would have done.
-    let unauthorized = |ip: IpAddr| {
-        count("UNKNOWN", "rejected", "unauthorized");
-        tracing::warn!("webhook delivery with a missing or unknown authorization key");
-        state.failures.fail_from(
-            "webhook",
-            ip,
-            AppError::Unauthorized("missing or invalid authorization header".to_owned()),
-        )
-    };
-    let presented = auth::authorization(&parts.headers);
-    let app_key = state.keys.verify(presented);
-    // A key that is neither the app's nor a registration's is refused before a byte of the
-    // body is read.
-    let registered = if app_key {
-        None
-    } else {
-        let ip = state.failures.client_ip(&parts.headers, &parts.extensions);
-        match presented.and_then(|key| state.registrations.posts(key)) {
-            Some(posts) => Some((posts, ip)),
-            None => return Err(unauthorized(ip)),
-        }
-    };
-    let body = Bytes::from_request(Request::from_parts(parts, body), &state)
-        .await
-        .map_err(|rejection| {
-            if let Some((_, ip)) = &registered {
-                return unauthorized(*ip);
-            }
-            let error =
-                AppError::unreadable_body(&rejection, state.settings.server.body_limit_bytes);
-            let reason = match error {
-                AppError::PayloadTooLarge { .. } => "too_large",
-                _ => "unreadable",
-            };
-            count("UNKNOWN", "rejected", reason);
-            error
-        })?;
-    // The post of the registration whose key vouched for the delivery: the scope of its
-    // message id (see `NewMessage::origin`).
-    let mut origin = None;
-    if let Some((posts, ip)) = &registered {
-        // Only the post token is read until the key is known to fit this post.
-        let post = parse_as::<PostOf>(&body)
-            .ok()
-            .and_then(|p| p.payload?.metadata?.post_token)
-            .filter(|post| posts.contains(post));
-        match post {
-            Some(post) => origin = Some(post),
-            None => return Err(unauthorized(*ip)),
-        }
-    }
-    let value = parse_json(&body).map_err(|e| {
-        if let Some((_, ip)) = &registered {
-            return unauthorized(*ip);
-        }
-        count("UNKNOWN", "rejected", "not_json");
-        AppError::not_json(e)
+    let request = request.map_err(|refused| {
+        count("UNKNOWN", "rejected", refused.reason);
+        refused.error
     })?;
-    let delivery = classify(&value).map_err(|e| {
-        if let Some((_, ip)) = &registered {
-            return unauthorized(*ip);
+    // A registration's key vouches for the legacy messages of its post, nothing else; any
+    // other use is answered like an unknown key.
+    let registered = request.voucher != Voucher::App;
+    let delivery = classify(&request.value).map_err(|e| {
+        if registered {
+            return request.unauthorized(&state);
         }
         count("UNKNOWN", "rejected", "unprocessable");
         AppError::Unprocessable(e.to_string())
     })?;
-    // A registration's key is good only for the legacy messages of its post.
-    if let Some((_, ip)) = &registered {
-        if !matches!(delivery, Delivery::LegacyChatMessage(_)) {
-            return Err(unauthorized(*ip));
-        }
+    if registered && !matches!(delivery, Delivery::LegacyChatMessage(_)) {
+        return Err(request.unauthorized(&state));
     }
     let phone = match &delivery {
         Delivery::ChatMessage { message, .. } => message
@@ -160,12 +98,15 @@ pub async fn receive(
             .map(mask_phone),
         _ => None,
     };
-    let mut record = normalise(delivery, &value, &body, Utc::now()).map_err(|e| {
-        count("UNKNOWN", "rejected", "unprocessable");
-        AppError::Unprocessable(e.to_string())
-    })?;
-    if let (NewRecord::Message(m), Some(origin)) = (&mut record, origin) {
-        m.origin = origin;
+    let mut record =
+        normalise(delivery, &request.value, &request.body, Utc::now()).map_err(|e| {
+            count("UNKNOWN", "rejected", "unprocessable");
+            AppError::Unprocessable(e.to_string())
+        })?;
+    // The post of the registration whose key vouched for the delivery: the scope of its
+    // message id (see `NewMessage::origin`).
+    if let (NewRecord::Message(m), Voucher::Registration(post)) = (&mut record, &request.voucher) {
+        m.origin = post.clone();
     }
     let (event_type, key) = match &record {
         NewRecord::Message(m) => (m.event_type.clone(), m.id.clone()),
@@ -219,20 +160,4 @@ pub async fn receive(
             })
         }
     }
-}
-
-/// The one field of a legacy message a registration key is checked against.
-#[derive(Deserialize)]
-struct PostOf {
-    payload: Option<PostOfPayload>,
-}
-
-#[derive(Deserialize)]
-struct PostOfPayload {
-    metadata: Option<PostOfMetadata>,
-}
-
-#[derive(Deserialize)]
-struct PostOfMetadata {
-    post_token: Option<String>,
 }
