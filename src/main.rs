@@ -1,11 +1,6 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-// Many small, short-lived allocations per request (rows, strings, JSON): mimalloc serves
-// them with less contention than the system allocator.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use clap::Parser;
 use kenar_hook::cli::{Cli, Command};
 use kenar_hook::config::Settings;
