@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::callback::rules::CallbackSettings;
 use crate::divar::outbound::DivarClientSettings;
+use crate::forward::settings::{ENDPOINT_KEYS, ForwardSettings};
 
 /// The built-in defaults: the same file that ships as `config/default.toml`, compiled in so a
 /// binary started from any directory has every key.
@@ -49,6 +50,8 @@ pub struct Settings {
     pub callback: CallbackSettings,
     /// The read-only REST API.
     pub api: ApiSettings,
+    /// Pushing stored records to the app's own endpoints.
+    pub forward: ForwardSettings,
 }
 
 /// Section `api`.
@@ -488,6 +491,9 @@ impl Settings {
         if let Err((key, problem)) = self.callback.validate() {
             return fail(&key, &problem);
         }
+        if let Err((key, problem)) = self.forward.validate() {
+            return fail(&key, &problem);
+        }
         Ok(())
     }
 
@@ -505,6 +511,7 @@ const OPTIONAL_KEYS: &[&str] = &[
     "callback.fallback_url",
     "callback.signing_key",
     "callback.rules",
+    "forward.endpoints",
 ];
 
 /// The keys of one `[[callback.rules]]` entry; `data` holds the button's own keys.
@@ -517,6 +524,12 @@ const RULE_KEYS: &[&str] = &[
     "data",
     "url",
     "text_message",
+];
+
+/// Settings that are lists of tables, and the keys each entry may have.
+const LIST_TABLES: &[(&str, &[&str])] = &[
+    ("callback.rules", RULE_KEYS),
+    ("forward.endpoints", ENDPOINT_KEYS),
 ];
 
 type Table = config::Map<String, config::Value>;
@@ -575,15 +588,15 @@ fn find_unknown(table: &Table, known: &Table, prefix: &str, out: &mut Vec<String
     for k in keys {
         let value = &table[k];
         let path = format!("{prefix}{k}");
-        if path == "callback.rules" {
-            if let config::ValueKind::Array(rules) = &value.kind {
-                for (i, rule) in rules.iter().enumerate() {
-                    if let config::ValueKind::Table(rule) = &rule.kind {
-                        let mut fields: Vec<_> = rule.keys().collect();
+        if let Some((_, allowed)) = LIST_TABLES.iter().find(|(list, _)| *list == path) {
+            if let config::ValueKind::Array(entries) = &value.kind {
+                for (i, entry) in entries.iter().enumerate() {
+                    if let config::ValueKind::Table(entry) = &entry.kind {
+                        let mut fields: Vec<_> = entry.keys().collect();
                         fields.sort();
                         for field in fields {
-                            if !RULE_KEYS.contains(&field.as_str()) {
-                                out.push(format!("callback.rules[{i}].{field}"));
+                            if !allowed.contains(&field.as_str()) {
+                                out.push(format!("{path}[{i}].{field}"));
                             }
                         }
                     }
@@ -614,12 +627,16 @@ fn find_unknown(table: &Table, known: &Table, prefix: &str, out: &mut Vec<String
 
 /// The known key nearest to `key` by edit distance, when it is near enough to be a typo.
 fn closest<'a>(key: &str, known: &'a [String]) -> Option<&'a str> {
-    let rule_field = key.rsplit_once("].").map(|(_, f)| f);
-    let candidates: Vec<String> = match rule_field {
-        Some(_) => RULE_KEYS.iter().map(|f| (*f).to_owned()).collect(),
-        None => known.to_vec(),
+    let entry_fields = LIST_TABLES
+        .iter()
+        .find(|(list, _)| key.starts_with(&format!("{list}[")))
+        .map(|(_, fields)| *fields);
+    let entry_field = key.rsplit_once("].").map(|(_, f)| f);
+    let candidates: Vec<String> = match (entry_field, entry_fields) {
+        (Some(_), Some(fields)) => fields.iter().map(|f| (*f).to_owned()).collect(),
+        _ => known.to_vec(),
     };
-    let target = rule_field.unwrap_or(key);
+    let target = entry_field.unwrap_or(key);
     let (best, distance) = candidates
         .iter()
         .map(|k| (k, edit_distance(target, k)))
@@ -628,7 +645,13 @@ fn closest<'a>(key: &str, known: &'a [String]) -> Option<&'a str> {
         .iter()
         .find(|k| *k == best)
         .map(String::as_str)
-        .or_else(|| RULE_KEYS.iter().copied().find(|f| f == best));
+        .or_else(|| {
+            entry_fields
+                .unwrap_or_default()
+                .iter()
+                .copied()
+                .find(|f| f == best)
+        });
     (distance <= target.len().max(4) / 3 + 1)
         .then_some(best)
         .flatten()

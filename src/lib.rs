@@ -15,6 +15,7 @@ pub mod commands;
 pub mod config;
 pub mod divar;
 pub mod error;
+pub mod forward;
 pub mod healthcheck;
 pub mod ingest;
 pub mod notify;

@@ -2,6 +2,7 @@
 //! operations with their own SQL and migrations. Nothing here knows about HTTP.
 
 mod batch;
+pub mod forward;
 mod postgres;
 pub mod query;
 mod rows;
