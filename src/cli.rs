@@ -37,6 +37,9 @@ pub enum Command {
     },
     /// Print the OpenAPI document of every endpoint.
     Openapi,
+    /// Forwarding to the app's endpoints: status, replay, pause and resume.
+    #[command(subcommand)]
+    Forward(crate::commands::ForwardCommand),
     /// Calls to Divar's API and what was registered with it.
     #[command(flatten)]
     Divar(crate::commands::DivarCommand),

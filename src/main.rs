@@ -58,6 +58,7 @@ async fn main() -> ExitCode {
     let _log_writer = telemetry::init_tracing(&settings.log);
     let command = match command {
         Command::Divar(divar) => return commands::run(&settings, divar).await,
+        Command::Forward(forward) => return commands::forward::run(&settings, forward).await,
         other => other,
     };
     let result = match command {
@@ -66,6 +67,7 @@ async fn main() -> ExitCode {
         Command::Healthcheck { .. }
         | Command::VerifyState { .. }
         | Command::Divar(_)
+        | Command::Forward(_)
         | Command::Openapi => {
             unreachable!("handled above")
         }

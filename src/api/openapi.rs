@@ -6,12 +6,12 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::handlers;
 use super::items::{
     ClickItem, ConversationItem, EventItem, MessageItem, Page, Participant, Participants,
     RegistrationItem,
 };
 use super::stream;
+use super::{forwarding, handlers};
 
 /// The document.
 #[derive(OpenApi)]
@@ -31,12 +31,16 @@ use super::stream;
         handlers::list_events,
         handlers::list_clicks,
         handlers::list_registrations,
+        forwarding::endpoints,
+        forwarding::attempts,
+        forwarding::dead,
         stream::stream,
     ),
     components(schemas(
         crate::error::ErrorBody, crate::error::ErrorDetail, crate::ingest::Receipt,
         Page<MessageItem>, MessageItem, Participant, ConversationItem, Participants,
         EventItem, ClickItem, RegistrationItem,
+        crate::forward::manage::EndpointStatus, forwarding::AttemptItem, forwarding::DeadItem,
     )),
     modifiers(&Security),
     tags(

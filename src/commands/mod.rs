@@ -8,6 +8,7 @@
 
 mod buttons;
 mod call;
+pub mod forward;
 mod output;
 mod registrations;
 mod scope;
@@ -21,6 +22,7 @@ use clap::Subcommand;
 use crate::config::Settings;
 
 pub use call::{ACCESS_TOKEN_ENV, CallOptions};
+pub use forward::ForwardCommand;
 pub use scope::{ConversationScopeArgs, PostScopeArgs, ScopeCommand, SendScopeArgs};
 pub use send::{BotArgs, ConversationArgs, LegacyArgs, SendCommand};
 pub use subscribe::{EventsArgs, LegacySubscribeArgs, SubscribeCommand};

@@ -5,6 +5,7 @@
 //! ([`ordering`]), processes and replicas ([`replicas`]), the read API and CLI ([`manage`]).
 
 mod delivery;
+mod manage;
 mod ordering;
 mod replicas;
 mod retries;
