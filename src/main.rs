@@ -59,6 +59,7 @@ async fn main() -> ExitCode {
     let command = match command {
         Command::Divar(divar) => return commands::run(&settings, divar).await,
         Command::Forward(forward) => return commands::forward::run(&settings, forward).await,
+        Command::Rejected(rejected) => return commands::rejected::run(&settings, rejected).await,
         other => other,
     };
     let result = match command {
@@ -68,6 +69,7 @@ async fn main() -> ExitCode {
         | Command::VerifyState { .. }
         | Command::Divar(_)
         | Command::Forward(_)
+        | Command::Rejected(_)
         | Command::Openapi => {
             unreachable!("handled above")
         }

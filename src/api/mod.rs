@@ -10,6 +10,7 @@ pub mod hub;
 pub mod items;
 pub mod openapi;
 pub mod params;
+mod rejected;
 pub mod stream;
 
 use axum::Router;
@@ -38,6 +39,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/api/v1/forwarding/endpoints", get(forwarding::endpoints))
         .route("/api/v1/forwarding/attempts", get(forwarding::attempts))
         .route("/api/v1/forwarding/dead", get(forwarding::dead))
+        .route("/api/v1/rejected", get(rejected::list))
         .route("/api/v1/stream", get(stream::stream))
         .route("/api/v1/openapi.json", get(openapi::serve))
         .route_layer(middleware::from_fn_with_state(state, access::check))

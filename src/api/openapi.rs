@@ -11,7 +11,7 @@ use super::items::{
     RegistrationItem,
 };
 use super::stream;
-use super::{forwarding, handlers};
+use super::{forwarding, handlers, rejected};
 
 /// The document.
 #[derive(OpenApi)]
@@ -34,6 +34,7 @@ use super::{forwarding, handlers};
         forwarding::endpoints,
         forwarding::attempts,
         forwarding::dead,
+        rejected::list,
         stream::stream,
     ),
     components(schemas(
@@ -41,6 +42,7 @@ use super::{forwarding, handlers};
         Page<MessageItem>, MessageItem, Participant, ConversationItem, Participants,
         EventItem, ClickItem, RegistrationItem,
         crate::forward::manage::EndpointStatus, forwarding::AttemptItem, forwarding::DeadItem,
+        rejected::RejectedItem,
     )),
     modifiers(&Security),
     tags(

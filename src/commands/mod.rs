@@ -11,6 +11,7 @@ mod call;
 pub mod forward;
 mod output;
 mod registrations;
+pub mod rejected;
 mod scope;
 mod send;
 mod subscribe;
@@ -23,6 +24,7 @@ use crate::config::Settings;
 
 pub use call::{ACCESS_TOKEN_ENV, CallOptions};
 pub use forward::ForwardCommand;
+pub use rejected::RejectedCommand;
 pub use scope::{ConversationScopeArgs, PostScopeArgs, ScopeCommand, SendScopeArgs};
 pub use send::{BotArgs, ConversationArgs, LegacyArgs, SendCommand};
 pub use subscribe::{EventsArgs, LegacySubscribeArgs, SubscribeCommand};

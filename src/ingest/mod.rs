@@ -3,6 +3,7 @@
 
 pub mod breaker;
 pub mod normalise;
+pub mod reprocess;
 pub mod writer;
 
 use axum::Json;
@@ -132,20 +133,27 @@ pub async fn receive(
             None => return Err(unauthorized(*ip)),
         }
     }
-    let value = parse_json(&body).map_err(|e| {
-        if let Some((_, ip)) = &registered {
-            return unauthorized(*ip);
+    let value = match parse_json(&body) {
+        Ok(value) => value,
+        Err(e) => {
+            if let Some((_, ip)) = &registered {
+                return Err(unauthorized(*ip));
+            }
+            count("UNKNOWN", "rejected", "not_json");
+            return Err(keep_rejected(&state, &body, AppError::not_json(e)).await);
         }
-        count("UNKNOWN", "rejected", "not_json");
-        AppError::not_json(e)
-    })?;
-    let delivery = classify(&value).map_err(|e| {
-        if let Some((_, ip)) = &registered {
-            return unauthorized(*ip);
+    };
+    let delivery = match classify(&value) {
+        Ok(delivery) => delivery,
+        Err(e) => {
+            if let Some((_, ip)) = &registered {
+                return Err(unauthorized(*ip));
+            }
+            count("UNKNOWN", "rejected", "unprocessable");
+            let error = AppError::Unprocessable(e.to_string());
+            return Err(keep_rejected(&state, &body, error).await);
         }
-        count("UNKNOWN", "rejected", "unprocessable");
-        AppError::Unprocessable(e.to_string())
-    })?;
+    };
     // A registration's key is good only for the legacy messages of its post.
     if let Some((_, ip)) = &registered {
         if !matches!(delivery, Delivery::LegacyChatMessage(_)) {
@@ -160,10 +168,17 @@ pub async fn receive(
             .map(mask_phone),
         _ => None,
     };
-    let mut record = normalise(delivery, &value, &body, Utc::now()).map_err(|e| {
-        count("UNKNOWN", "rejected", "unprocessable");
-        AppError::Unprocessable(e.to_string())
-    })?;
+    let mut record = match normalise(delivery, &value, &body, Utc::now()) {
+        Ok(record) => record,
+        Err(e) => {
+            count("UNKNOWN", "rejected", "unprocessable");
+            let error = AppError::Unprocessable(e.to_string());
+            if registered.is_some() {
+                return Err(error);
+            }
+            return Err(keep_rejected(&state, &body, error).await);
+        }
+    };
     if let (NewRecord::Message(m), Some(origin)) = (&mut record, origin) {
         m.origin = origin;
     }
@@ -219,6 +234,26 @@ pub async fn receive(
             })
         }
     }
+}
+
+/// Keeps a delivery that carried one of the app's keys but was refused, so that it can be
+/// run through ingestion again after an upgrade (`kenar-hook rejected reprocess`). The
+/// answer stays the refusal, even when keeping it fails.
+async fn keep_rejected(state: &AppState, body: &[u8], error: AppError) -> AppError {
+    let reason = error.public_message();
+    if let Err(e) = state.store.insert_rejected(body, &reason, Utc::now()).await {
+        tracing::warn!(error = %e, "could not keep a rejected delivery");
+    }
+    error
+}
+
+/// A delivery's body as the record to store, or why it cannot be one: what ingestion does
+/// after authentication, for a delivery authenticated by one of the app's keys.
+pub fn record_of(body: &[u8], received_at: chrono::DateTime<Utc>) -> Result<NewRecord, AppError> {
+    let value = parse_json(body).map_err(AppError::not_json)?;
+    let delivery = classify(&value).map_err(|e| AppError::Unprocessable(e.to_string()))?;
+    normalise(delivery, &value, body, received_at)
+        .map_err(|e| AppError::Unprocessable(e.to_string()))
 }
 
 /// The one field of a legacy message a registration key is checked against.

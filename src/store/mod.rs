@@ -5,6 +5,7 @@ mod batch;
 pub mod forward;
 mod postgres;
 pub mod query;
+pub mod rejected;
 mod rows;
 pub mod sql;
 mod sqlite;

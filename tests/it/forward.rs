@@ -2,11 +2,13 @@
 //! 127.0.0.1:0) that verifies every signature with a Standard Webhooks library, answers as
 //! the test tells it, and keeps what it got. Delivery format and filters ([`delivery`]),
 //! retries, dead letters and replay ([`retries`]), ordering through an outage
-//! ([`ordering`]), processes and replicas ([`replicas`]), the read API and CLI ([`manage`]).
+//! ([`ordering`]), processes and replicas ([`replicas`]), the read API and CLI ([`manage`]);
+//! refused deliveries kept and reprocessed ([`rejected`]).
 
 mod delivery;
 mod manage;
 mod ordering;
+mod rejected;
 mod replicas;
 mod retries;
 mod settings;
