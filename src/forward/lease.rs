@@ -36,18 +36,23 @@ pub async fn acquire(store: &Store, name: &str, stop: &CancellationToken) -> Opt
         return Some(Lease::Sole);
     };
     let options = pg.pool().connect_options();
+    // One connection tries every time, while it works.
+    let mut conn: Option<PgConnection> = None;
     loop {
         let attempt = async {
-            let mut conn = PgConnection::connect_with(&options).await?;
+            let mut c = match conn.take() {
+                Some(c) => c,
+                None => PgConnection::connect_with(&options).await?,
+            };
             let held: bool = sqlx::query_scalar("select pg_try_advisory_lock($1)")
                 .bind(lock_id(name))
-                .fetch_one(&mut conn)
+                .fetch_one(&mut c)
                 .await?;
-            Ok::<_, sqlx::Error>(held.then_some(conn))
+            Ok::<_, sqlx::Error>((held, c))
         };
         match attempt.await {
-            Ok(Some(conn)) => return Some(Lease::Locked(conn)),
-            Ok(None) => {}
+            Ok((true, c)) => return Some(Lease::Locked(c)),
+            Ok((false, c)) => conn = Some(c),
             Err(e) => tracing::warn!(endpoint = name, error = %e, "cannot try the forwarding lock"),
         }
         tokio::select! {

@@ -71,11 +71,28 @@ impl Endpoint {
             .await?
             .ok_or_else(|| anyhow::anyhow!("endpoint {name} is not registered"))?;
         let (m, ev, c) = self.store.forward_cursors(name).await?;
+        let mut cursors = [m, ev, c];
+        // A kind the endpoint does not take keeps up with its log, so that including it
+        // later starts from then, not from when the endpoint was added.
+        let (hm, he, hc) = self.store.high_water_marks().await?;
+        for (i, high) in [hm, he, hc].into_iter().enumerate() {
+            let kind = KINDS[i];
+            if !record::included(&self.settings, kind) && high > cursors[i] {
+                if !self
+                    .store
+                    .forward_take(name, kind, cursors[i], high, &[])
+                    .await?
+                {
+                    anyhow::bail!("another process moved the read position of {kind}s");
+                }
+                cursors[i] = high;
+            }
+        }
         let mut run = Run {
             e: self,
             name,
             queue: Queue::default(),
-            cursors: [m, ev, c],
+            cursors,
             state,
             progress: Progress::default(),
             waiting: 0,
