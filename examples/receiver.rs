@@ -49,7 +49,11 @@ async fn hook(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Sta
     let now = Instant::now();
     let mut f = s.figures.lock().unwrap();
     f.requests += 1;
-    if s.down_until.lock().unwrap().is_some_and(|until| now < until) {
+    if s.down_until
+        .lock()
+        .unwrap()
+        .is_some_and(|until| now < until)
+    {
         f.refused += 1;
         return StatusCode::SERVICE_UNAVAILABLE;
     }
@@ -72,7 +76,8 @@ async fn hook(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Sta
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
     {
         let lag = Utc::now() - received.with_timezone(&Utc);
-        f.lag_ms.push(lag.num_microseconds().unwrap_or(0) as f64 / 1000.0);
+        f.lag_ms
+            .push(lag.num_microseconds().unwrap_or(0) as f64 / 1000.0);
     }
     let seq: i64 = id
         .rsplit_once('_')
@@ -140,11 +145,20 @@ async fn main() {
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         match flag.as_str() {
-            "--listen" => listen = args.next().expect("--listen ADDR").parse().expect("an address"),
+            "--listen" => {
+                listen = args
+                    .next()
+                    .expect("--listen ADDR")
+                    .parse()
+                    .expect("an address")
+            }
             other => panic!("unknown flag {other}"),
         }
     }
-    assert!(listen.ip().is_loopback(), "the receiver listens on loopback only");
+    assert!(
+        listen.ip().is_loopback(),
+        "the receiver listens on loopback only"
+    );
     let state: AppState = Arc::default();
     let app = axum::Router::new()
         .route("/hook", post(hook))

@@ -34,6 +34,11 @@ impl Queue {
         self.items.len()
     }
 
+    /// Whether no record is held.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
     /// Whether a record is held.
     pub fn contains(&self, id: &Id) -> bool {
         self.items.contains_key(id)

@@ -9,7 +9,7 @@ use sha2::Sha256;
 /// The keys an endpoint signs with: the current secret first, then the previous ones.
 #[derive(Clone)]
 pub struct Signer {
-    keys: Vec<Vec<u8>>,
+    keys: std::sync::Arc<[Vec<u8>]>,
 }
 
 impl std::fmt::Debug for Signer {
@@ -21,7 +21,7 @@ impl std::fmt::Debug for Signer {
 impl Signer {
     /// A signer over decoded secrets.
     pub fn new(keys: Vec<Vec<u8>>) -> Self {
-        Signer { keys }
+        Signer { keys: keys.into() }
     }
 
     /// The `webhook-signature` value.

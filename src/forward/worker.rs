@@ -120,6 +120,15 @@ impl Run<'_> {
         !self.state.paused && self.state.disabled_reason.is_none()
     }
 
+    /// Whether a read is worth its query: room for a whole batch, or nothing waiting.
+    fn can_read(&self) -> bool {
+        let max = self.e.forward.max_pending;
+        let room = max.saturating_sub(self.queue.len());
+        self.active()
+            && room > 0
+            && (room >= (READ_BATCH as usize).min(max) || self.queue.is_empty())
+    }
+
     async fn drive(
         &mut self,
         changes: &mut watch::Receiver<u64>,
@@ -131,7 +140,7 @@ impl Run<'_> {
         let mut last_flush = Instant::now();
         let mut last_state = Instant::now();
         loop {
-            if read_more && self.active() && self.queue.len() < self.e.forward.max_pending {
+            if read_more && self.can_read() {
                 changes.borrow_and_update();
                 read_more = self.read().await?;
                 last_read = Instant::now();
@@ -149,6 +158,9 @@ impl Run<'_> {
                 read_more = true;
             }
             let mut wake = (last_state + STATE_EVERY).min(last_read + POLL);
+            if read_more && self.can_read() {
+                wake = Instant::now();
+            }
             if self.waiting > 0 {
                 wake = wake.min(last_flush + FLUSH_EVERY);
             }
