@@ -43,6 +43,9 @@ start_server() { # config file
   target/release/kenar-hook --config "$1" >"$out/server.log" 2>&1 &
   pid=$!
   wait_healthy "$port" "$out/server.log"
+  # Another process answering on the port must not be measured instead.
+  sleep 0.5
+  kill -0 "$pid" 2>/dev/null || { echo "the server exited; see $out/server.log" >&2; exit 1; }
 }
 
 config() { # database url, extra toml
@@ -56,7 +59,7 @@ max_connections = 10
 identification_keys = ["$key"]
 [metrics]
 enabled = true
-listen = "127.0.0.1:19090"
+listen = "127.0.0.1:${metrics_port:-19090}"
 [log]
 level = "warn"
 [api]
@@ -370,7 +373,7 @@ bench_ingest() {
 # loadgen (open loop). retry_base_delay_ms is 1 s here (5 s by default), so that the outage's
 # catch-up is not mostly backoff; everything else is the default.
 rpid=""
-receiver=127.0.0.1:18181
+receiver=127.0.0.1:18281
 stop_receiver() {
   if [ -n "$rpid" ]; then kill -TERM "$rpid" 2>/dev/null || true; wait "$rpid" 2>/dev/null || true; rpid=""; fi
 }
@@ -394,6 +397,9 @@ send_messages() { # rate, seconds, run id
 }
 bench_forward() {
   local db=kh_bench_forward url tag before after stored cfg
+  # Ports of its own: the other modes may be running on the same machine.
+  port=18280
+  metrics_port=19290
   url=$(db_url $db)
   tag=$(date +%s)
   psql -q "$admin" -c "drop database if exists $db" -c "create database $db"
@@ -418,6 +424,7 @@ secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"')
 
     echo "== throughput: 100,000 messages stored while the endpoint is paused, then resumed"
     target/release/kenar-hook --config "$cfg" forward pause bench
+    sleep 2 # the service notices within a second
     before=$(count); send_messages 4000 25 "tp$tag"; after=$(count)
     stored=$((after - before))
     curl -s -X POST "http://$receiver/reset"
