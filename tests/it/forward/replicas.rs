@@ -218,3 +218,56 @@ async fn two_instances_on_one_postgres_forward_each_record_once_and_take_over() 
     );
     second.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn when_the_forwarding_instance_is_killed_another_takes_over_within_seconds() {
+    let receiver = Receiver::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let settings = test_settings(Backend::Postgres, &dir).await;
+    let url = settings.database.url.expose_secret().to_owned();
+    let client = reqwest::Client::new();
+    let post = |port: u16, id: String| {
+        let client = client.clone();
+        async move {
+            let r = client
+                .post(format!("http://127.0.0.1:{port}/webhooks/divar"))
+                .header("authorization", KEY)
+                .body(message(&id, "c-takeover", "POSTA", "TEXT", 1))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+    };
+    let (first_port, second_port) = (free_port(), free_port());
+    let mut first = start_binary(dir.path(), first_port, &url, &receiver.url);
+    wait_healthy(first_port).await;
+    // The first instance holds the endpoint before the second starts.
+    post(first_port, "before".into()).await;
+    receiver.wait_delivered(1, Duration::from_secs(10)).await;
+    let mut second = start_binary(dir.path(), second_port, &url, &receiver.url);
+    wait_healthy(second_port).await;
+
+    first.kill().unwrap(); // SIGKILL: no goodbye, the lock goes with the connection
+    first.wait().unwrap();
+    let killed = Instant::now();
+    for i in 0..5 {
+        post(second_port, format!("after-{i}")).await;
+    }
+    receiver.wait_delivered(6, Duration::from_secs(15)).await;
+    let took = killed.elapsed();
+    second.kill().unwrap();
+    second.wait().unwrap();
+    assert!(took < Duration::from_secs(5), "taken over in {took:?}");
+    let ids: Vec<String> = receiver
+        .delivered()
+        .iter()
+        .map(|g| g.json()["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            "before", "after-0", "after-1", "after-2", "after-3", "after-4"
+        ]
+    );
+}
