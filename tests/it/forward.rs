@@ -110,6 +110,12 @@ impl Receiver {
                             .headers_mut()
                             .insert("retry-after", r.parse().unwrap());
                     }
+                    if (300..400).contains(&status) {
+                        // Followed, the POST would be answered 404 by this app.
+                        response
+                            .headers_mut()
+                            .insert("location", "/elsewhere".parse().unwrap());
+                    }
                     response
                 }
             }),

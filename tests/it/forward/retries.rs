@@ -167,3 +167,69 @@ on_both_backends!(
     gone_disables_the_endpoint_until_it_is_resumed,
     after_max_attempts_a_record_is_dead_its_conversation_goes_on_and_replay_sends_it,
 );
+
+async fn a_redirect_is_a_failure_and_is_not_followed(backend: Backend) {
+    let receiver = Receiver::start().await;
+    receiver.script(&[(307, None)]);
+    let app = spawn_app_with(backend, |s| {
+        forwarding(s, vec![endpoint("backend", &receiver.url)]);
+    })
+    .await;
+    post_messages(&app, "m", 1, 1).await;
+    receiver.wait_delivered(1, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let attempts = app
+        .store
+        .forward_attempts(&kenar_hook::store::forward::AttemptQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(attempts.len(), 2);
+    let redirect = &attempts[1];
+    assert_eq!(
+        (redirect.outcome.as_str(), redirect.status_code),
+        ("failed", Some(307))
+    );
+    assert!(
+        redirect
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("redirects are not followed"),
+        "{redirect:?}"
+    );
+    assert_eq!(attempts[0].outcome, "delivered");
+}
+
+async fn attempts_older_than_the_retention_are_pruned(backend: Backend) {
+    let receiver = Receiver::start().await;
+    let app = spawn_app_with(backend, |s| {
+        forwarding(s, vec![endpoint("backend", &receiver.url)]);
+    })
+    .await;
+    post_messages(&app, "m", 1, 1).await;
+    receiver.wait_delivered(1, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    post_messages(&app, "n", 1, 1).await;
+    receiver.wait_delivered(2, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let all = kenar_hook::store::forward::AttemptQuery {
+        limit: 10,
+        ..Default::default()
+    };
+    let before = app.store.forward_attempts(&all).await.unwrap();
+    assert_eq!(before.len(), 2);
+    let between = before[1].at + chrono::Duration::microseconds(1);
+    assert!(between < before[0].at);
+    assert_eq!(app.store.forward_prune(between).await.unwrap(), 1);
+    let after = app.store.forward_attempts(&all).await.unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].id, before[0].id, "the newer one stays");
+}
+
+on_both_backends!(
+    a_redirect_is_a_failure_and_is_not_followed,
+    attempts_older_than_the_retention_are_pruned,
+);
