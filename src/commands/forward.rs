@@ -85,24 +85,57 @@ fn configured<'a>(
         .ok_or_else(|| Failure::Usage(format!("no endpoint named {name:?} in forward.endpoints")))
 }
 
+fn busy(e: &anyhow::Error) -> bool {
+    e.chain().any(|cause| {
+        cause
+            .downcast_ref::<sqlx::Error>()
+            .is_some_and(crate::store::is_unavailable)
+            || cause
+                .downcast_ref::<sqlx::migrate::MigrateError>()
+                .is_some_and(|m| matches!(m, sqlx::migrate::MigrateError::Execute(e) if crate::store::is_unavailable(e)))
+    })
+}
+
 async fn execute(settings: &Settings, command: ForwardCommand) -> Result<Report, Failure> {
-    if let ForwardCommand::Pause { name, .. } | ForwardCommand::Resume { name, .. } = &command {
-        configured(settings, name)?;
+    // A running service writes the same SQLite file many times a second, and a write may
+    // find it busy: every command is safe to run again, so a busy database is tried again
+    // for a while.
+    let mut tries = 0;
+    loop {
+        match execute_once(settings, &command).await {
+            Err(Failure::Store(e)) if tries < 10 && busy(&e) => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+            other => return other,
+        }
     }
-    let store = async {
-        let store = Store::connect(&settings.database).await?;
-        store.migrate().await?;
-        let names: Vec<String> = settings
-            .forward
-            .endpoints
-            .iter()
-            .map(|e| e.name.clone())
-            .collect();
-        store.forward_register(&names).await?;
-        anyhow::Ok(store)
+}
+
+async fn execute_once(settings: &Settings, command: &ForwardCommand) -> Result<Report, Failure> {
+    match command {
+        ForwardCommand::Pause { name, .. } | ForwardCommand::Resume { name, .. } => {
+            configured(settings, name)?;
+        }
+        ForwardCommand::Replay(args) => {
+            configured(settings, &args.endpoint)?;
+        }
+        ForwardCommand::Status { .. } => {}
     }
-    .await
-    .map_err(Failure::Store)?;
+    let store = Store::connect(&settings.database)
+        .await
+        .map_err(Failure::Store)?;
+    let names: Vec<String> = settings
+        .forward
+        .endpoints
+        .iter()
+        .map(|e| e.name.clone())
+        .collect();
+    store.migrate().await.map_err(Failure::Store)?;
+    store
+        .forward_register(&names)
+        .await
+        .map_err(|e| Failure::Store(e.into()))?;
     let store_err = |e: sqlx::Error| Failure::Store(e.into());
     match command {
         ForwardCommand::Status { .. } => {
@@ -127,7 +160,7 @@ async fn execute(settings: &Settings, command: ForwardCommand) -> Result<Report,
             Ok(Report::new(text, json!(status)))
         }
         ForwardCommand::Pause { name, .. } => {
-            manage::set_paused(&store, &name, true)
+            manage::set_paused(&store, name, true)
                 .await
                 .map_err(store_err)?;
             Ok(Report::new(
@@ -136,7 +169,7 @@ async fn execute(settings: &Settings, command: ForwardCommand) -> Result<Report,
             ))
         }
         ForwardCommand::Resume { name, .. } => {
-            manage::set_paused(&store, &name, false)
+            manage::set_paused(&store, name, false)
                 .await
                 .map_err(store_err)?;
             Ok(Report::new(
@@ -162,7 +195,13 @@ async fn execute(settings: &Settings, command: ForwardCommand) -> Result<Report,
             } else {
                 manage::replay_ids(&store, &endpoint.name, &args.id)
                     .await
-                    .map_err(|e| Failure::Usage(format!("{e:#}")))?
+                    .map_err(|e| {
+                        if e.chain().any(|c| c.is::<sqlx::Error>()) {
+                            Failure::Store(e)
+                        } else {
+                            Failure::Usage(format!("{e:#}"))
+                        }
+                    })?
             };
             Ok(Report::new(
                 format!("{}: {added} records to send again", endpoint.name),
