@@ -4,7 +4,10 @@
 #   scripts/bench.sh read       read API over 1,000,000 messages (seeds the data once)
 #   scripts/bench.sh ingest     webhook deliveries with wrk, on PostgreSQL (1,000,000 rows
 #                               already stored) and SQLite; INGEST_SECONDS, INGEST_RUNS shorten it
-#   scripts/bench.sh            all three
+#   scripts/bench.sh forward    forwarding to a local receiver on PostgreSQL: delivery lag at
+#                               1,000 messages/s, throughput of a 100,000-record backlog, and a
+#                               receiver down for 60 s under 500 messages/s
+#   scripts/bench.sh            all four
 # Everything targets 127.0.0.1, runs for a bounded time, and the server started here is
 # stopped by its pid. Results go to target/bench/.
 set -euo pipefail
@@ -16,7 +19,7 @@ scripts/pg-up.sh >/dev/null
 admin="${KENAR_HOOK_TEST_DATABASE_URL:-postgres://kenar_hook:kenar_hook@127.0.0.1:5432/postgres}"
 # TLS to a database on the same host only burns CPU: the benchmark disables it.
 db_url() { echo "${admin%/*}/$1?sslmode=disable"; }
-cargo build --release --bin kenar-hook --example loadgen --example seed
+cargo build --release --bin kenar-hook --example loadgen --example seed --example receiver
 
 port=18080
 key=bench-identification-key
@@ -25,7 +28,7 @@ pid=""
 stop_server() {
   if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=""; fi
 }
-trap 'stop_server; stop_ingest >/dev/null 2>&1; untune_postgres' EXIT
+trap 'stop_server; stop_receiver; stop_ingest >/dev/null 2>&1; untune_postgres' EXIT
 
 wait_healthy() { # port, log file
   for _ in $(seq 1 100); do
@@ -40,6 +43,9 @@ start_server() { # config file
   target/release/kenar-hook --config "$1" >"$out/server.log" 2>&1 &
   pid=$!
   wait_healthy "$port" "$out/server.log"
+  # Another process answering on the port must not be measured instead.
+  sleep 0.5
+  kill -0 "$pid" 2>/dev/null || { echo "the server exited; see $out/server.log" >&2; exit 1; }
 }
 
 config() { # database url, extra toml
@@ -53,7 +59,7 @@ max_connections = 10
 identification_keys = ["$key"]
 [metrics]
 enabled = true
-listen = "127.0.0.1:19090"
+listen = "127.0.0.1:${metrics_port:-19090}"
 [log]
 level = "warn"
 [api]
@@ -360,10 +366,90 @@ bench_ingest() {
   ! grep -q FAILED "$out/ingest.txt"
 }
 
+# --- forward ------------------------------------------------------------------------------
+# One endpoint pointing at examples/receiver.rs on loopback, which answers 200 (or 503 while
+# told to be down) and measures each record's lag (its received_at to its arrival), duplicates
+# and per-conversation seq order. Deliveries are NEW_MESSAGEs over 5,000 conversations from
+# loadgen (open loop). retry_base_delay_ms is 1 s here (5 s by default), so that the outage's
+# catch-up is not mostly backoff; everything else is the default.
+rpid=""
+receiver=127.0.0.1:18281
+stop_receiver() {
+  if [ -n "$rpid" ]; then kill -TERM "$rpid" 2>/dev/null || true; wait "$rpid" 2>/dev/null || true; rpid=""; fi
+}
+stat() { # field of the receiver's figures (dotted path)
+  curl -s "http://$receiver/stats" | python3 -c "import json,sys; v=json.load(sys.stdin)
+for k in sys.argv[1].split('.'): v=v[k]
+print(v)" "$1"
+}
+wait_delivered() { # count, seconds at most
+  local i
+  for i in $(seq 1 "$2"); do
+    [ "$(stat delivered)" -ge "$1" ] && return 0
+    sleep 1
+  done
+  echo "only $(stat delivered) of $1 delivered within $2 s"
+}
+send_messages() { # rate, seconds, run id
+  target/release/examples/loadgen --url "http://127.0.0.1:$port/webhooks/divar" --rate "$1" \
+    --seconds "$2" --warmup-seconds 0 --unique "$3" --header "authorization:$key" \
+    --header "content-type:application/json" --body-file scripts/ingest/events.json | grep -E '^(requests|statuses)'
+}
+bench_forward() {
+  local db=kh_bench_forward url tag before after stored cfg
+  # Ports of its own: the other modes may be running on the same machine.
+  port=18280
+  metrics_port=19290
+  url=$(db_url $db)
+  tag=$(date +%s)
+  psql -q "$admin" -c "drop database if exists $db" -c "create database $db"
+  target/release/examples/receiver --listen "$receiver" >"$out/receiver.log" 2>&1 &
+  rpid=$!
+  cfg=$(config "$url" '
+[forward]
+allow_private_http = true
+retry_base_delay_ms = 1000
+[[forward.endpoints]]
+name = "bench"
+url = "http://'"$receiver"'/hook"
+secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"')
+  start_server "$cfg"
+  count() { psql -qtA "$url" -c "select count(*) from message"; }
+  {
+    echo "== lag: 1,000 messages/s for 60 s, the receiver answering 200 (PostgreSQL)"
+    curl -s -X POST "http://$receiver/reset"
+    before=$(count); send_messages 1000 60 "lag$tag"; after=$(count)
+    stored=$((after - before)); wait_delivered "$stored" 60
+    echo "stored $stored; receiver: $(curl -s "http://$receiver/stats")"
+
+    echo "== throughput: 100,000 messages stored while the endpoint is paused, then resumed"
+    target/release/kenar-hook --config "$cfg" forward pause bench
+    sleep 2 # the service notices within a second
+    before=$(count); send_messages 4000 25 "tp$tag"; after=$(count)
+    stored=$((after - before))
+    curl -s -X POST "http://$receiver/reset"
+    target/release/kenar-hook --config "$cfg" forward resume bench
+    wait_delivered "$stored" 300
+    echo "stored $stored; receiver: $(curl -s "http://$receiver/stats")"
+
+    echo "== outage: 500 messages/s for 90 s, the receiver answering 503 for the first 60 s"
+    curl -s -X POST "http://$receiver/reset"
+    curl -s -X POST "http://$receiver/down?seconds=60"
+    before=$(count); send_messages 500 90 "out$tag"; after=$(count)
+    stored=$((after - before)); wait_delivered "$stored" 600
+    echo "stored $stored; receiver: $(curl -s "http://$receiver/stats")"
+    target/release/kenar-hook --config "$cfg" forward status
+  } 2>&1 | tee "$out/forward.txt"
+  stop_server
+  stop_receiver
+  psql -q "$admin" -c "drop database if exists $db"
+}
+
 case "$what" in
   clicks) bench_clicks ;;
   read) bench_read ;;
   ingest) bench_ingest ;;
-  all) bench_clicks; bench_read; bench_ingest ;;
-  *) echo "usage: scripts/bench.sh [clicks|read|ingest|all]" >&2; exit 2 ;;
+  forward) bench_forward ;;
+  all) bench_clicks; bench_read; bench_ingest; bench_forward ;;
+  *) echo "usage: scripts/bench.sh [clicks|read|ingest|forward|all]" >&2; exit 2 ;;
 esac

@@ -288,6 +288,14 @@ async fn start_with(
             Some(tokens)
         }
     };
+    let forwarders = crate::forward::spawn(
+        store.clone(),
+        &settings.forward,
+        changes.subscribe(),
+        shutdown.clone(),
+    )
+    .await
+    .context("registering the forwarding endpoints")?;
     let state = AppState(Arc::new(Shared {
         settings: settings.clone(),
         store: store.clone(),
@@ -324,6 +332,14 @@ async fn start_with(
             .is_err()
         {
             tracing::warn!("the batch writer did not finish in time");
+        }
+        // Forwarders write what was answered before they end.
+        let forwarders = futures_util::future::join_all(forwarders);
+        if tokio::time::timeout(Duration::from_secs(2), forwarders)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the forwarders did not finish in time");
         }
         task_store.close().await;
         Ok(())

@@ -43,6 +43,12 @@ pub enum Command {
     },
     /// Print the OpenAPI document of every endpoint.
     Openapi,
+    /// Forwarding to the app's endpoints: status, replay, pause and resume.
+    #[command(subcommand)]
+    Forward(crate::commands::ForwardCommand),
+    /// Deliveries refused although their key was good: run them through ingestion again.
+    #[command(subcommand)]
+    Rejected(crate::commands::RejectedCommand),
     /// Calls to Divar's API and what was registered with it.
     #[command(flatten)]
     Divar(crate::commands::DivarCommand),

@@ -12,6 +12,7 @@ use serde::Deserialize;
 
 use crate::callback::rules::CallbackSettings;
 use crate::divar::outbound::DivarClientSettings;
+use crate::forward::settings::{ENDPOINT_KEYS, ForwardSettings};
 
 /// The built-in defaults: the same file that ships as `config/default.toml`, compiled in so a
 /// binary started from any directory has every key.
@@ -70,6 +71,8 @@ pub struct Settings {
     pub api: ApiSettings,
     /// Signing users in, and the token vault.
     pub oauth: crate::oauth::OAuthSettings,
+    /// Pushing stored records to the app's own endpoints.
+    pub forward: ForwardSettings,
 }
 
 /// Section `api`.
@@ -557,6 +560,9 @@ impl Settings {
         if let Err((key, problem)) = self.oauth.validate() {
             return fail(&key, &problem);
         }
+        if let Err((key, problem)) = self.forward.validate() {
+            return fail(&key, &problem);
+        }
         Ok(())
     }
 
@@ -578,6 +584,7 @@ const OPTIONAL_KEYS: &[&str] = &[
     "oauth.client_id",
     "oauth.client_secret",
     "oauth.redirect_url",
+    "forward.endpoints",
 ];
 
 /// The keys of one `[[callback.rules]]` entry; `data` holds the button's own keys.
@@ -590,6 +597,12 @@ const RULE_KEYS: &[&str] = &[
     "data",
     "url",
     "text_message",
+];
+
+/// Settings that are lists of tables, and the keys each entry may have.
+const LIST_TABLES: &[(&str, &[&str])] = &[
+    ("callback.rules", RULE_KEYS),
+    ("forward.endpoints", ENDPOINT_KEYS),
 ];
 
 type Table = config::Map<String, config::Value>;
@@ -649,15 +662,15 @@ fn find_unknown(table: &Table, known: &Table, prefix: &str, out: &mut Vec<String
     for k in keys {
         let value = &table[k];
         let path = format!("{prefix}{k}");
-        if path == "callback.rules" {
-            if let config::ValueKind::Array(rules) = &value.kind {
-                for (i, rule) in rules.iter().enumerate() {
-                    if let config::ValueKind::Table(rule) = &rule.kind {
-                        let mut fields: Vec<_> = rule.keys().collect();
+        if let Some((_, allowed)) = LIST_TABLES.iter().find(|(list, _)| *list == path) {
+            if let config::ValueKind::Array(entries) = &value.kind {
+                for (i, entry) in entries.iter().enumerate() {
+                    if let config::ValueKind::Table(entry) = &entry.kind {
+                        let mut fields: Vec<_> = entry.keys().collect();
                         fields.sort();
                         for field in fields {
-                            if !RULE_KEYS.contains(&field.as_str()) {
-                                out.push(format!("callback.rules[{i}].{field}"));
+                            if !allowed.contains(&field.as_str()) {
+                                out.push(format!("{path}[{i}].{field}"));
                             }
                         }
                     }
@@ -691,12 +704,16 @@ fn find_unknown(table: &Table, known: &Table, prefix: &str, out: &mut Vec<String
 
 /// The known key nearest to `key` by edit distance, when it is near enough to be a typo.
 fn closest<'a>(key: &str, known: &'a [String]) -> Option<&'a str> {
-    let rule_field = key.rsplit_once("].").map(|(_, f)| f);
-    let candidates: Vec<String> = match rule_field {
-        Some(_) => RULE_KEYS.iter().map(|f| (*f).to_owned()).collect(),
-        None => known.to_vec(),
+    let entry_fields = LIST_TABLES
+        .iter()
+        .find(|(list, _)| key.starts_with(&format!("{list}[")))
+        .map(|(_, fields)| *fields);
+    let entry_field = key.rsplit_once("].").map(|(_, f)| f);
+    let candidates: Vec<String> = match (entry_field, entry_fields) {
+        (Some(_), Some(fields)) => fields.iter().map(|f| (*f).to_owned()).collect(),
+        _ => known.to_vec(),
     };
-    let target = rule_field.unwrap_or(key);
+    let target = entry_field.unwrap_or(key);
     let (best, distance) = candidates
         .iter()
         .map(|k| (k, edit_distance(target, k)))
@@ -705,7 +722,13 @@ fn closest<'a>(key: &str, known: &'a [String]) -> Option<&'a str> {
         .iter()
         .find(|k| *k == best)
         .map(String::as_str)
-        .or_else(|| RULE_KEYS.iter().copied().find(|f| f == best));
+        .or_else(|| {
+            entry_fields
+                .unwrap_or_default()
+                .iter()
+                .copied()
+                .find(|f| f == best)
+        });
     (distance <= target.len().max(4) / 3 + 1)
         .then_some(best)
         .flatten()
@@ -883,8 +906,58 @@ fn secrets_from_files(config: Config, layers: &Layers) -> Result<Config, ConfigE
         };
         builder = result.map_err(|e| ConfigError(e.to_string()))?;
     }
+    // The secrets of `[[forward.endpoints]]` entries, the same way.
+    if let Some(config::ValueKind::Array(entries)) =
+        lookup(&table, "forward.endpoints").map(|v| &v.kind)
+    {
+        for (i, entry) in entries.iter().enumerate() {
+            let config::ValueKind::Table(entry) = &entry.kind else {
+                continue;
+            };
+            for (field, list) in [("secret", false), ("previous_secrets", true)] {
+                let Some(path) = entry.get(&format!("{field}_file")) else {
+                    continue;
+                };
+                let key = format!("forward.endpoints[{i}].{field}");
+                let path = path
+                    .clone()
+                    .into_string()
+                    .map_err(|_| ConfigError(format!("{key}_file: expected the path of a file")))?;
+                if entry.contains_key(field) {
+                    return Err(ConfigError(format!(
+                        "{key}_file: {key} is set too; give the secret in one place only"
+                    )));
+                }
+                let text = std::fs::read_to_string(&path).map_err(|e| {
+                    ConfigError(format!("{key}_file: cannot read {path}: {}", io_reason(&e)))
+                })?;
+                let items: Vec<String> = text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+                let result = if list {
+                    builder.set_override(&key, items)
+                } else {
+                    match items.as_slice() {
+                        [one] => builder.set_override(&key, one.clone()),
+                        _ => {
+                            return Err(ConfigError(format!(
+                                "{key}_file: {path} must hold the secret on one line"
+                            )));
+                        }
+                    }
+                };
+                builder = result.map_err(|e| ConfigError(e.to_string()))?;
+            }
+        }
+    }
     builder.build().map_err(|e| ConfigError(e.to_string()))
 }
+
+/// Table fields that hold secrets inside lists of tables (`[[forward.endpoints]]`).
+const SECRET_FIELDS: &[&str] = &["secret", "previous_secrets"];
 
 /// An operating system error without its code number: "permission denied".
 pub fn io_reason(e: &std::io::Error) -> String {
@@ -931,7 +1004,9 @@ fn describe(
                     _ => MASK.to_owned(),
                 }
             } else {
-                lookup(&table, &key).map(toml_value).unwrap_or_default()
+                lookup(&table, &key)
+                    .map(|v| render(v, true))
+                    .unwrap_or_default()
             };
             let source = layers.source(&key, env);
             Effective { key, value, source }
@@ -951,13 +1026,22 @@ pub fn masked_url(url: &str) -> String {
 }
 
 fn toml_value(value: &config::Value) -> String {
+    render(value, false)
+}
+
+/// A value as TOML; with `masked`, the fields of [`SECRET_FIELDS`] in tables are masked.
+fn render(value: &config::Value, masked: bool) -> String {
     match &value.kind {
         config::ValueKind::Nil => "\"\"".to_owned(),
         config::ValueKind::String(s) => format!("{s:?}"),
         config::ValueKind::Array(items) => {
             format!(
                 "[{}]",
-                items.iter().map(toml_value).collect::<Vec<_>>().join(", ")
+                items
+                    .iter()
+                    .map(|v| render(v, masked))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             )
         }
         config::ValueKind::Table(t) => {
@@ -967,7 +1051,12 @@ fn toml_value(value: &config::Value) -> String {
                 "{{ {} }}",
                 entries
                     .iter()
-                    .map(|(k, v)| format!("{k} = {}", toml_value(v)))
+                    .map(
+                        |(k, v)| match (masked, SECRET_FIELDS.contains(&k.as_str())) {
+                            (true, true) => format!("{k} = {MASK}"),
+                            _ => format!("{k} = {}", render(v, masked)),
+                        }
+                    )
                     .collect::<Vec<_>>()
                     .join(", ")
             )

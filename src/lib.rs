@@ -15,6 +15,7 @@ pub mod config;
 pub mod divar;
 pub mod error;
 pub mod extract;
+pub mod forward;
 pub mod health;
 pub mod ingest;
 pub mod notify;

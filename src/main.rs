@@ -32,6 +32,14 @@ async fn main() -> ExitCode {
             Ok((settings, _log)) => commands::run(&settings, command).await,
             Err(code) => code,
         },
+        Command::Forward(command) => match logged_settings(config) {
+            Ok((settings, _log)) => commands::forward::run(&settings, command).await,
+            Err(code) => code,
+        },
+        Command::Rejected(command) => match logged_settings(config) {
+            Ok((settings, _log)) => commands::rejected::run(&settings, command).await,
+            Err(code) => code,
+        },
     }
 }
 

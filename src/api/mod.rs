@@ -1,13 +1,16 @@
 //! The read-only REST API under `/api/v1`: conversations, messages, events, clicks and
-//! registrations as keyset-paged JSON lists, a live stream, and the OpenAPI document.
+//! registrations as keyset-paged JSON lists, forwarding's state, attempts and dead letters,
+//! a live stream, and the OpenAPI document.
 
 pub mod access;
 pub mod cursor;
+mod forwarding;
 mod handlers;
 pub mod hub;
 pub mod items;
 pub mod openapi;
 pub mod params;
+mod rejected;
 pub mod stream;
 pub mod tickets;
 
@@ -34,6 +37,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/api/v1/events", get(handlers::list_events))
         .route("/api/v1/clicks", get(handlers::list_clicks))
         .route("/api/v1/registrations", get(handlers::list_registrations))
+        .route("/api/v1/forwarding/endpoints", get(forwarding::endpoints))
+        .route("/api/v1/forwarding/attempts", get(forwarding::attempts))
+        .route("/api/v1/forwarding/dead", get(forwarding::dead))
+        .route("/api/v1/rejected", get(rejected::list))
         .route("/api/v1/stream", get(stream::stream))
         .route("/api/v1/stream/tickets", post(tickets::issue))
         .route("/api/v1/openapi.json", get(openapi::serve))

@@ -6,12 +6,12 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::handlers;
 use super::items::{
     ClickItem, ConversationItem, EventItem, MessageItem, Page, Participant, Participants,
     RegistrationItem,
 };
 use super::stream;
+use super::{forwarding, handlers, rejected};
 
 /// The document.
 #[derive(OpenApi)]
@@ -33,6 +33,10 @@ use super::stream;
         handlers::list_events,
         handlers::list_clicks,
         handlers::list_registrations,
+        forwarding::endpoints,
+        forwarding::attempts,
+        forwarding::dead,
+        rejected::list,
         stream::stream,
         super::tickets::issue,
         serve,
@@ -41,6 +45,8 @@ use super::stream;
         crate::error::ErrorBody, crate::error::ErrorDetail, crate::ingest::Receipt,
         Page<MessageItem>, MessageItem, Participant, ConversationItem, Participants,
         EventItem, ClickItem, RegistrationItem, super::tickets::Ticket,
+        crate::forward::manage::EndpointStatus, forwarding::AttemptItem, forwarding::DeadItem,
+        rejected::RejectedItem,
     )),
     modifiers(&Security),
     tags(

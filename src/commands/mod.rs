@@ -9,10 +9,12 @@
 
 mod buttons;
 mod call;
+pub mod forward;
 mod healthcheck;
 mod oauth;
 mod output;
 mod registrations;
+pub mod rejected;
 mod scope;
 mod send;
 mod service;
@@ -25,8 +27,10 @@ use clap::Subcommand;
 use crate::config::Settings;
 
 pub use call::{ACCESS_TOKEN_ENV, CallOptions};
+pub use forward::ForwardCommand;
 pub use healthcheck::healthcheck;
 pub use oauth::{JsonArgs, OAuthCommand, RevokeArgs, UrlArgs};
+pub use rejected::RejectedCommand;
 pub use scope::{ConversationScopeArgs, PostScopeArgs, ScopeCommand, SendScopeArgs};
 pub use send::{BotArgs, ConversationArgs, LegacyArgs, SendCommand};
 pub use service::{config, migrate, openapi, serve, verify_state};

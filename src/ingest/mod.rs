@@ -3,6 +3,7 @@
 
 pub mod breaker;
 pub mod normalise;
+pub mod reprocess;
 pub mod writer;
 
 use axum::Json;
@@ -14,6 +15,7 @@ use serde::Serialize;
 
 use crate::app::AppState;
 use crate::divar::inbound::{Delivery, classify};
+use crate::divar::json::parse_json;
 use crate::error::AppError;
 use crate::extract::{AnyKey, DivarRequest, Refused, Voucher};
 use crate::store::{NewRecord, WriteOutcome};
@@ -73,20 +75,29 @@ pub async fn receive(
     State(state): State<AppState>,
     request: Result<DivarRequest<AnyKey>, Refused>,
 ) -> Result<Json<Receipt>, AppError> {
-    let request = request.map_err(|refused| {
-        count("UNKNOWN", "rejected", refused.reason);
-        refused.error
-    })?;
+    let request = match request {
+        Ok(request) => request,
+        Err(refused) => {
+            count("UNKNOWN", "rejected", refused.reason);
+            // A body that carried one of the app's keys but is not JSON is kept.
+            return Err(match &refused.body {
+                Some(body) => keep_rejected(&state, body, refused.error).await,
+                None => refused.error,
+            });
+        }
+    };
     // A registration's key vouches for the legacy messages of its post, nothing else; any
     // other use is answered like an unknown key.
     let registered = request.voucher != Voucher::App;
-    let delivery = classify(&request.value).map_err(|e| {
-        if registered {
-            return request.unauthorized(&state);
+    let delivery = match classify(&request.value) {
+        Ok(delivery) => delivery,
+        Err(_) if registered => return Err(request.unauthorized(&state)),
+        Err(e) => {
+            count("UNKNOWN", "rejected", "unprocessable");
+            let error = AppError::Unprocessable(e.to_string());
+            return Err(keep_rejected(&state, &request.body, error).await);
         }
-        count("UNKNOWN", "rejected", "unprocessable");
-        AppError::Unprocessable(e.to_string())
-    })?;
+    };
     if registered && !matches!(delivery, Delivery::LegacyChatMessage(_)) {
         return Err(request.unauthorized(&state));
     }
@@ -98,11 +109,17 @@ pub async fn receive(
             .map(mask_phone),
         _ => None,
     };
-    let mut record =
-        normalise(delivery, &request.value, &request.body, Utc::now()).map_err(|e| {
+    let mut record = match normalise(delivery, &request.value, &request.body, Utc::now()) {
+        Ok(record) => record,
+        Err(e) => {
             count("UNKNOWN", "rejected", "unprocessable");
-            AppError::Unprocessable(e.to_string())
-        })?;
+            let error = AppError::Unprocessable(e.to_string());
+            if registered {
+                return Err(error);
+            }
+            return Err(keep_rejected(&state, &request.body, error).await);
+        }
+    };
     // The post of the registration whose key vouched for the delivery: the scope of its
     // message id (see `NewMessage::origin`).
     if let (NewRecord::Message(m), Voucher::Registration(post)) = (&mut record, &request.voucher) {
@@ -160,4 +177,24 @@ pub async fn receive(
             })
         }
     }
+}
+
+/// Keeps a delivery that carried one of the app's keys but was refused, so that it can be
+/// run through ingestion again after an upgrade (`kenar-hook rejected reprocess`). The
+/// answer stays the refusal, even when keeping it fails.
+async fn keep_rejected(state: &AppState, body: &[u8], error: AppError) -> AppError {
+    let reason = error.public_message();
+    if let Err(e) = state.store.insert_rejected(body, &reason, Utc::now()).await {
+        tracing::warn!(error = %e, "could not keep a rejected delivery");
+    }
+    error
+}
+
+/// A delivery's body as the record to store, or why it cannot be one: what ingestion does
+/// after authentication, for a delivery authenticated by one of the app's keys.
+pub fn record_of(body: &[u8], received_at: chrono::DateTime<Utc>) -> Result<NewRecord, AppError> {
+    let value = parse_json(body).map_err(AppError::not_json)?;
+    let delivery = classify(&value).map_err(|e| AppError::Unprocessable(e.to_string()))?;
+    normalise(delivery, &value, body, received_at)
+        .map_err(|e| AppError::Unprocessable(e.to_string()))
 }

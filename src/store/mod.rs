@@ -2,9 +2,11 @@
 //! operations with their own SQL and migrations. Nothing here knows about HTTP.
 
 mod batch;
+pub mod forward;
 pub mod oauth;
 mod postgres;
 pub mod query;
+pub mod rejected;
 mod rows;
 pub mod sql;
 mod sqlite;

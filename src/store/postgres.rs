@@ -32,6 +32,7 @@ fn bind(sql: &Sql) -> Query<'_, Postgres, PgArguments> {
             Param::Text(s) => q.bind(s),
             Param::OptText(s) => q.bind(s),
             Param::Int(i) => q.bind(*i),
+            Param::OptInt(i) => q.bind(*i),
             Param::Bytes(b) => q.bind(b),
             Param::OptBytes(b) => q.bind(b),
             Param::OptTime(t) => q.bind(*t),
@@ -97,6 +98,35 @@ impl PgStore {
 
     pub(super) async fn execute(&self, sql: &Sql) -> Result<(), sqlx::Error> {
         bind(sql).execute(&self.pool).await.map(|_| ())
+    }
+
+    /// Runs the statements in one transaction when the first changes a row; otherwise rolls
+    /// back and changes nothing.
+    pub(super) async fn transaction_if_first_changes(
+        &self,
+        statements: &[Sql],
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        for (i, sql) in statements.iter().enumerate() {
+            let changed = bind(sql).execute(&mut *tx).await?.rows_affected();
+            if i == 0 && changed == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// Runs the statements in one transaction; the rows each changed, in order.
+    pub(super) async fn transaction(&self, statements: &[Sql]) -> Result<Vec<u64>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let mut changed = Vec::with_capacity(statements.len());
+        for sql in statements {
+            changed.push(bind(sql).execute(&mut *tx).await?.rows_affected());
+        }
+        tx.commit().await?;
+        Ok(changed)
     }
 
     /// Stores a batch with one statement, in its own implicit transaction: on a loopback

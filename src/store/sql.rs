@@ -23,6 +23,8 @@ pub enum Param {
     OptText(Option<String>),
     /// An integer.
     Int(i64),
+    /// An integer or NULL.
+    OptInt(Option<i64>),
     /// Bytes.
     Bytes(Vec<u8>),
     /// A time: `timestamptz` in PostgreSQL, microseconds in SQLite.

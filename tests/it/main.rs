@@ -10,6 +10,7 @@ mod callback;
 mod cli;
 mod client;
 mod config;
+mod forward;
 mod hostile;
 mod migration;
 mod oauth;

@@ -1,0 +1,221 @@
+//! `/api/v1/forwarding/...`: each endpoint's state and lag, the attempt log and the dead
+//! letters.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use serde::Serialize;
+use serde_json::value::RawValue;
+use utoipa::ToSchema;
+
+use super::cursor::{self, Position};
+use super::items::{Page, rfc3339};
+use super::params::Params;
+use crate::app::AppState;
+use crate::error::AppError;
+use crate::forward::manage::{self, EndpointStatus};
+use crate::forward::record::webhook_id;
+use crate::store::forward::{Attempt, AttemptQuery, Dead};
+
+/// Outcomes an attempt may have.
+const OUTCOMES: &[&str] = &["delivered", "failed", "dead", "gone"];
+
+/// One delivery attempt.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AttemptItem {
+    /// Position in the log; newest first.
+    pub id: i64,
+    /// The endpoint.
+    pub endpoint: String,
+    /// The record's `webhook-id` (`message_12`).
+    pub record: String,
+    /// 1 for the first attempt.
+    pub attempt: i64,
+    /// `delivered`, `failed`, `dead` (the last attempt failed) or `gone` (410).
+    pub status: String,
+    /// The receiver's answer, when one came.
+    pub status_code: Option<i64>,
+    /// Milliseconds from sending to the answer or the error.
+    pub latency_ms: i64,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// The first KiB of the answer.
+    pub response: Option<String>,
+    /// When it was made (RFC 3339).
+    pub at: String,
+}
+
+impl From<Attempt> for AttemptItem {
+    fn from(a: Attempt) -> Self {
+        AttemptItem {
+            id: a.id,
+            endpoint: a.endpoint,
+            record: webhook_id(&a.kind, a.seq),
+            attempt: a.attempt,
+            status: a.outcome,
+            status_code: a.status_code,
+            latency_ms: a.latency_ms,
+            error: a.error,
+            response: a.response,
+            at: rfc3339(a.at),
+        }
+    }
+}
+
+/// A record an endpoint gave up on.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeadItem {
+    /// Position in the list; oldest first.
+    pub id: i64,
+    /// The endpoint.
+    pub endpoint: String,
+    /// The record's `webhook-id`.
+    pub record: String,
+    /// Attempts made.
+    pub attempts: i64,
+    /// The last attempt's error.
+    pub last_error: String,
+    /// When it was given up (RFC 3339).
+    pub dead_at: String,
+    /// When kenar-hook received the record (RFC 3339).
+    pub received_at: String,
+    /// The body that was posted.
+    #[schema(value_type = Object)]
+    pub body: Box<RawValue>,
+}
+
+impl DeadItem {
+    fn new(endpoint: String, d: Dead) -> Result<Self, AppError> {
+        let p = d.pending;
+        let body = RawValue::from_string(p.body)
+            .map_err(|e| AppError::Internal(anyhow::anyhow!("a stored body is not JSON: {e}")))?;
+        Ok(DeadItem {
+            id: d.id,
+            endpoint,
+            record: webhook_id(&p.kind, p.seq),
+            attempts: p.attempts,
+            last_error: d.last_error,
+            dead_at: rfc3339(d.dead_at),
+            received_at: rfc3339(p.received_at),
+            body,
+        })
+    }
+}
+
+fn seq_cursor(cursor: Option<String>, list: &str, fp: &str) -> Result<Option<i64>, AppError> {
+    cursor
+        .map(|c| match cursor::decode(&c, list, fp)? {
+            Position::Seq(s) => Ok(s),
+            _ => Err(AppError::InvalidParameter {
+                name: "cursor".into(),
+                message: "cursor: belongs to another list".into(),
+            }),
+        })
+        .transpose()
+}
+
+/// Each configured endpoint: state, lag, last success and last error.
+#[utoipa::path(get, path = "/api/v1/forwarding/endpoints", tag = "read",
+    responses((status = 200, body = Page<EndpointStatus>), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn endpoints(
+    State(state): State<AppState>,
+    Query(params): Query<std::collections::HashMap<String, String>>,
+) -> Result<Json<Page<EndpointStatus>>, AppError> {
+    Params::only(params, &[])?;
+    let items = manage::status(&state.store, &state.settings.forward.endpoints).await?;
+    Ok(Json(Page {
+        items,
+        next_cursor: None,
+    }))
+}
+
+/// The attempt log, newest first.
+#[utoipa::path(get, path = "/api/v1/forwarding/attempts", tag = "read",
+    params(
+        ("endpoint" = Option<String>, Query, description = "Only this endpoint"),
+        ("status" = Option<String>, Query, description = "delivered, failed, dead or gone"),
+        ("since" = Option<String>, Query, description = "Made at or after (RFC 3339)"),
+        ("limit" = Option<i64>, Query, description = "1–500, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses((status = 200, body = Page<AttemptItem>), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn attempts(
+    State(state): State<AppState>,
+    Query(params): Query<std::collections::HashMap<String, String>>,
+) -> Result<Json<Page<AttemptItem>>, AppError> {
+    let p = Params::only(params, &["endpoint", "status", "since", "limit", "cursor"])?;
+    let (endpoint, status, since, limit) = (
+        p.text("endpoint")?,
+        p.text("status")?,
+        p.time("since")?,
+        p.limit()?,
+    );
+    if let Some(s) = status.as_deref().filter(|s| !OUTCOMES.contains(s)) {
+        return Err(AppError::InvalidParameter {
+            name: "status".into(),
+            message: format!("status: {s:?} is not one of {}", OUTCOMES.join(", ")),
+        });
+    }
+    let fp = cursor::fingerprint(&[
+        ("endpoint", endpoint.clone()),
+        ("status", status.clone()),
+        ("since", since.map(rfc3339)),
+    ]);
+    let before_id = seq_cursor(p.text("cursor")?, "forwarding_attempts", &fp)?;
+    let q = AttemptQuery {
+        endpoint,
+        outcome: status,
+        since,
+        before_id,
+        limit: limit + 1,
+    };
+    let mut rows = state.store.forward_attempts(&q).await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = more
+        .then(|| rows.last())
+        .flatten()
+        .map(|a| cursor::encode("forwarding_attempts", &fp, &Position::Seq(a.id)));
+    Ok(Json(Page {
+        items: rows.into_iter().map(AttemptItem::from).collect(),
+        next_cursor,
+    }))
+}
+
+/// Dead letters, oldest first.
+#[utoipa::path(get, path = "/api/v1/forwarding/dead", tag = "read",
+    params(
+        ("endpoint" = Option<String>, Query, description = "Only this endpoint"),
+        ("limit" = Option<i64>, Query, description = "1–500, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses((status = 200, body = Page<DeadItem>), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn dead(
+    State(state): State<AppState>,
+    Query(params): Query<std::collections::HashMap<String, String>>,
+) -> Result<Json<Page<DeadItem>>, AppError> {
+    let p = Params::only(params, &["endpoint", "limit", "cursor"])?;
+    let (endpoint, limit) = (p.text("endpoint")?, p.limit()?);
+    let fp = cursor::fingerprint(&[("endpoint", endpoint.clone())]);
+    let after = seq_cursor(p.text("cursor")?, "forwarding_dead", &fp)?;
+    let mut rows = state
+        .store
+        .forward_dead(endpoint.as_deref(), after, limit + 1)
+        .await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = more
+        .then(|| rows.last())
+        .flatten()
+        .map(|(_, d)| cursor::encode("forwarding_dead", &fp, &Position::Seq(d.id)));
+    let items = rows
+        .into_iter()
+        .map(|(e, d)| DeadItem::new(e, d))
+        .collect::<Result<_, _>>()?;
+    Ok(Json(Page { items, next_cursor }))
+}

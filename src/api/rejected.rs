@@ -1,0 +1,83 @@
+//! `GET /api/v1/rejected`: deliveries that carried a good key but could not be stored.
+
+use axum::Json;
+use axum::extract::{Query, State};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use super::cursor::{self, Position};
+use super::items::{Page, rfc3339};
+use super::params::Params;
+use crate::app::AppState;
+use crate::error::AppError;
+use crate::store::rejected::Rejected;
+
+/// A kept rejected delivery.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RejectedItem {
+    /// Position in the list; oldest first.
+    pub id: i64,
+    /// Why it was refused (the answer's message).
+    pub reason: String,
+    /// The body as received (invalid UTF-8 replaced).
+    pub body: String,
+    /// When it first came (RFC 3339).
+    pub received_at: String,
+    /// When it last came (RFC 3339).
+    pub last_received_at: String,
+    /// How often it came.
+    pub deliveries: i64,
+}
+
+impl From<Rejected> for RejectedItem {
+    fn from(r: Rejected) -> Self {
+        RejectedItem {
+            id: r.id,
+            reason: r.reason,
+            body: String::from_utf8_lossy(&r.raw_body).into_owned(),
+            received_at: rfc3339(r.received_at),
+            last_received_at: rfc3339(r.last_received_at),
+            deliveries: r.deliveries,
+        }
+    }
+}
+
+/// Deliveries refused with 400 or 422 although their key was good, oldest first;
+/// `kenar-hook rejected reprocess` runs them through ingestion again.
+#[utoipa::path(get, path = "/api/v1/rejected", tag = "read",
+    params(
+        ("limit" = Option<i64>, Query, description = "1–500, default 50"),
+        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
+    ),
+    responses((status = 200, body = Page<RejectedItem>), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(state): State<AppState>,
+    Query(params): Query<std::collections::HashMap<String, String>>,
+) -> Result<Json<Page<RejectedItem>>, AppError> {
+    let p = Params::only(params, &["limit", "cursor"])?;
+    let limit = p.limit()?;
+    let fp = cursor::fingerprint(&[]);
+    let after = p
+        .text("cursor")?
+        .map(|c| match cursor::decode(&c, "rejected", &fp)? {
+            Position::Seq(s) => Ok(s),
+            _ => Err(AppError::InvalidParameter {
+                name: "cursor".into(),
+                message: "cursor: belongs to another list".into(),
+            }),
+        })
+        .transpose()?;
+    let mut rows = state.store.list_rejected(after, limit + 1).await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(limit as usize);
+    let next_cursor = more
+        .then(|| rows.last())
+        .flatten()
+        .map(|r| cursor::encode("rejected", &fp, &Position::Seq(r.id)));
+    Ok(Json(Page {
+        items: rows.into_iter().map(RejectedItem::from).collect(),
+        next_cursor,
+    }))
+}

@@ -1,0 +1,158 @@
+//! One attempt: POST the body with the Standard Webhooks headers, and judge the answer.
+
+use std::time::{Duration, Instant};
+
+use chrono::Utc;
+
+use super::backoff;
+use super::sign::Signer;
+
+/// Bytes of an answer kept in the attempt log.
+const RESPONSE_KEPT: usize = 1024;
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// 2xx.
+    Delivered,
+    /// 410: the receiver wants no more.
+    Gone,
+    /// Anything else.
+    Failed {
+        /// When a 429 or 503 said when to come back.
+        retry_after: Option<Duration>,
+    },
+}
+
+/// An attempt's result, as the attempt log records it.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// The verdict.
+    pub verdict: Verdict,
+    /// The status, when an answer came.
+    pub status: Option<u16>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// The first KiB of the answer.
+    pub response: Option<String>,
+    /// Time from sending to the end of the answer (or the error).
+    pub latency: Duration,
+}
+
+/// The HTTP client of an endpoint: redirects are never followed (a 3xx is a failure).
+pub fn client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(5)))
+        .pool_max_idle_per_host(64)
+        .user_agent(concat!("kenar-hook/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("the HTTP client builds")
+}
+
+/// POSTs `body` to `url` as record `id`.
+pub async fn attempt(
+    client: &reqwest::Client,
+    url: &str,
+    signer: &Signer,
+    id: &str,
+    body: &str,
+) -> Answer {
+    let started = Instant::now();
+    let timestamp = Utc::now().timestamp();
+    let result = client
+        .post(url)
+        .header("content-type", "application/json")
+        .header("webhook-id", id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header(
+            "webhook-signature",
+            signer.signature(id, timestamp, body.as_bytes()),
+        )
+        .body(body.to_owned())
+        .send()
+        .await;
+    let mut response = match result {
+        Ok(r) => r,
+        Err(e) => {
+            return Answer {
+                verdict: Verdict::Failed { retry_after: None },
+                status: None,
+                error: Some(describe(&e)),
+                response: None,
+                latency: started.elapsed(),
+            };
+        }
+    };
+    let status = response.status();
+    let retry_after = matches!(status.as_u16(), 429 | 503)
+        .then(|| response.headers().get(reqwest::header::RETRY_AFTER))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| backoff::retry_after(v, Utc::now()));
+    let mut kept = Vec::new();
+    let mut read_error = None;
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = RESPONSE_KEPT - kept.len();
+                kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if kept.len() >= RESPONSE_KEPT {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                read_error = Some(describe(&e));
+                break;
+            }
+        }
+    }
+    let text = (!kept.is_empty()).then(|| String::from_utf8_lossy(&kept).into_owned());
+    let (verdict, error) = if status.is_success() {
+        (Verdict::Delivered, None)
+    } else if status.as_u16() == 410 {
+        (
+            Verdict::Gone,
+            Some("410 Gone: the endpoint is disabled".to_owned()),
+        )
+    } else if status.is_redirection() {
+        let error = format!("answered {status}; redirects are not followed");
+        (Verdict::Failed { retry_after: None }, Some(error))
+    } else {
+        let error = format!("answered {status}");
+        (Verdict::Failed { retry_after }, Some(error))
+    };
+    Answer {
+        verdict,
+        status: Some(status.as_u16()),
+        error: error.or(read_error.filter(|_| !status.is_success())),
+        response: text,
+        latency: started.elapsed(),
+    }
+}
+
+/// An error as one line, without the URL (it may carry a token in its query).
+fn describe(e: &reqwest::Error) -> String {
+    let what = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else if e.is_body() || e.is_decode() {
+        "the answer broke off"
+    } else {
+        "the request failed"
+    };
+    let mut source = std::error::Error::source(e);
+    let mut detail = String::new();
+    while let Some(s) = source {
+        detail = s.to_string();
+        source = s.source();
+    }
+    if detail.is_empty() {
+        what.to_owned()
+    } else {
+        format!("{what}: {detail}")
+    }
+}

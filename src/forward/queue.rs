@@ -1,0 +1,175 @@
+//! The pending records of one endpoint, in memory: which may be sent now. Records of one
+//! order key (a conversation) go one at a time, in `seq` order: the next waits until the one
+//! before is delivered or dead, however long its retries take. Records of other keys do not
+//! wait for it.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+
+use crate::store::forward::Pending;
+
+/// A record's identity: (kind, seq).
+pub type Id = (String, i64);
+
+#[derive(Debug, Default)]
+pub struct Queue {
+    items: HashMap<Id, (Pending, String)>,
+    keys: HashMap<String, BTreeSet<Id>>,
+    busy: HashSet<String>,
+    heap: BinaryHeap<Reverse<(DateTime<Utc>, Id)>>,
+}
+
+fn key_of(p: &Pending) -> String {
+    match &p.order_key {
+        Some(k) => format!("k:{k}"),
+        None => format!("r:{}:{}", p.kind, p.seq),
+    }
+}
+
+impl Queue {
+    /// Records held.
+    pub fn len(&self) -> usize {
+        self.items.len()
+    }
+
+    /// Whether no record is held.
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    /// Whether a record is held.
+    pub fn contains(&self, id: &Id) -> bool {
+        self.items.contains_key(id)
+    }
+
+    /// The oldest arrival among the records held.
+    pub fn oldest_received(&self) -> Option<DateTime<Utc>> {
+        self.items.values().map(|(p, _)| p.received_at).min()
+    }
+
+    /// Adds a record; one held already is left as it is.
+    pub fn insert(&mut self, p: Pending) {
+        let id = (p.kind.clone(), p.seq);
+        if self.items.contains_key(&id) {
+            return;
+        }
+        let key = key_of(&p);
+        self.keys.entry(key.clone()).or_default().insert(id.clone());
+        self.items.insert(id, (p, key.clone()));
+        self.schedule_head(&key);
+    }
+
+    fn schedule_head(&mut self, key: &str) {
+        if self.busy.contains(key) {
+            return;
+        }
+        if let Some(head) = self.keys.get(key).and_then(|q| q.first()) {
+            let at = self.items[head].0.next_at;
+            self.heap.push(Reverse((at, head.clone())));
+        }
+    }
+
+    /// When the next record may become ready (possibly earlier: a stale entry).
+    pub fn next_wake(&self) -> Option<DateTime<Utc>> {
+        self.heap.peek().map(|Reverse((at, _))| *at)
+    }
+
+    /// A record due by `now` whose key has nothing in flight; it is in flight from now on.
+    pub fn take_ready(&mut self, now: DateTime<Utc>) -> Option<Pending> {
+        while let Some(Reverse((at, _))) = self.heap.peek() {
+            if *at > now {
+                return None;
+            }
+            let Reverse((at, id)) = self.heap.pop().expect("peeked");
+            let Some((p, key)) = self.items.get(&id) else {
+                continue;
+            };
+            let is_head = self.keys.get(key).and_then(|q| q.first()) == Some(&id);
+            if p.next_at != at || !is_head || self.busy.contains(key) {
+                continue;
+            }
+            self.busy.insert(key.clone());
+            return Some(p.clone());
+        }
+        None
+    }
+
+    /// A record in flight was delivered or given up: the next of its key may go.
+    pub fn done(&mut self, id: &Id) {
+        let Some((_, key)) = self.items.remove(id) else {
+            return;
+        };
+        self.busy.remove(&key);
+        if let Some(q) = self.keys.get_mut(&key) {
+            q.remove(id);
+            if q.is_empty() {
+                self.keys.remove(&key);
+                return;
+            }
+        }
+        self.schedule_head(&key);
+    }
+
+    /// A record in flight failed: it is tried again at `next_at`, and its key waits.
+    pub fn retry(&mut self, id: &Id, attempts: i64, next_at: DateTime<Utc>) {
+        let Some((p, key)) = self.items.get_mut(id) else {
+            return;
+        };
+        p.attempts = attempts;
+        p.next_at = next_at;
+        let key = key.clone();
+        self.busy.remove(&key);
+        self.schedule_head(&key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::Duration;
+
+    fn record(seq: i64, key: Option<&str>, at: DateTime<Utc>) -> Pending {
+        Pending {
+            kind: "message".into(),
+            seq,
+            order_key: key.map(str::to_owned),
+            received_at: at,
+            attempts: 0,
+            next_at: at,
+            body: String::new(),
+        }
+    }
+
+    #[test]
+    fn a_conversation_waits_for_its_retried_record_and_others_do_not() {
+        let now = Utc::now();
+        let mut q = Queue::default();
+        q.insert(record(1, Some("a"), now));
+        q.insert(record(2, Some("a"), now));
+        q.insert(record(3, Some("b"), now));
+        let first = q.take_ready(now).unwrap();
+        let second = q.take_ready(now).unwrap();
+        assert_eq!((first.seq, second.seq), (1, 3));
+        assert!(q.take_ready(now).is_none(), "2 waits for 1");
+        q.retry(&("message".into(), 1), 1, now + Duration::seconds(5));
+        assert!(
+            q.take_ready(now).is_none(),
+            "2 still waits while 1 is retried"
+        );
+        assert_eq!(q.take_ready(now + Duration::seconds(5)).unwrap().seq, 1);
+        q.done(&("message".into(), 1));
+        assert_eq!(q.take_ready(now).unwrap().seq, 2);
+    }
+
+    #[test]
+    fn records_without_a_key_go_side_by_side() {
+        let now = Utc::now();
+        let mut q = Queue::default();
+        q.insert(record(1, None, now));
+        q.insert(record(2, None, now));
+        assert!(q.take_ready(now).is_some());
+        assert!(q.take_ready(now).is_some());
+    }
+}

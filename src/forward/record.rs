@@ -1,0 +1,169 @@
+//! What an endpoint is sent: records read from the logs after its position, filtered, as
+//! the read API's item plus `kind`.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use super::settings::EndpointSettings;
+use crate::api::items::{ClickItem, EventItem, MessageItem};
+use crate::store::Store;
+use crate::store::forward::Pending;
+use crate::store::query::{LogQuery, StreamQuery};
+
+/// Records read per query.
+pub const READ_BATCH: i64 = 500;
+/// Bytes of rows read per query at most.
+const READ_BUDGET: usize = 8 << 20;
+
+/// The logs, in the order they are read.
+pub const KINDS: [&str; 3] = ["message", "event", "click"];
+
+/// The `kind` of a log as `include` names it.
+pub fn included(endpoint: &EndpointSettings, kind: &str) -> bool {
+    let plural = format!("{kind}s");
+    endpoint.include.contains(&plural)
+}
+
+/// The body posted: the API item with `kind` first.
+#[derive(Serialize)]
+struct Envelope<'a, T: Serialize> {
+    kind: &'a str,
+    #[serde(flatten)]
+    item: T,
+}
+
+fn body<T: Serialize>(kind: &str, item: T) -> String {
+    serde_json::to_string(&Envelope { kind, item }).expect("items serialise")
+}
+
+/// The `webhook-id` of a record: the same for every attempt and replay.
+pub fn webhook_id(kind: &str, seq: i64) -> String {
+    format!("{kind}_{seq}")
+}
+
+/// Which records an endpoint wants, beyond their kind.
+#[derive(Debug, Clone)]
+pub struct Filter {
+    post_tokens: Vec<String>,
+    types: Vec<String>,
+}
+
+impl Filter {
+    /// The filter of an endpoint's settings.
+    pub fn new(endpoint: &EndpointSettings) -> Self {
+        Filter {
+            post_tokens: endpoint.post_tokens.clone(),
+            types: endpoint
+                .types
+                .iter()
+                .map(|t| t.to_ascii_uppercase())
+                .collect(),
+        }
+    }
+
+    /// Every record.
+    pub fn everything() -> Self {
+        Filter {
+            post_tokens: Vec::new(),
+            types: Vec::new(),
+        }
+    }
+
+    fn wants(&self, post_token: Option<&str>, kind_type: Option<&str>) -> bool {
+        let post_ok = self.post_tokens.is_empty()
+            || post_token.is_some_and(|p| self.post_tokens.iter().any(|t| t == p));
+        let type_ok = match kind_type {
+            None => true,
+            Some(t) => self.types.is_empty() || self.types.iter().any(|x| x == t),
+        };
+        post_ok && type_ok
+    }
+}
+
+/// Records of one log after `after`: those the filter wants, as pending records due at
+/// `now`; the last `seq` read (wanted or not); and whether the log may hold more.
+pub async fn read(
+    store: &Store,
+    kind: &str,
+    after: i64,
+    limit: i64,
+    filter: &Filter,
+    now: DateTime<Utc>,
+) -> Result<(Vec<Pending>, i64, bool), sqlx::Error> {
+    let mut out = Vec::new();
+    let mut last = after;
+    let pending = |seq, key: Option<String>, received_at, body| Pending {
+        kind: kind.to_owned(),
+        seq,
+        order_key: key,
+        received_at,
+        attempts: 0,
+        next_at: now,
+        body,
+    };
+    let (count, cut) = match kind {
+        "message" => {
+            let q = StreamQuery {
+                after_seq: after,
+                limit,
+                ..Default::default()
+            };
+            let rows = store.stream_messages(&q, READ_BUDGET).await?;
+            let views = rows.views()?;
+            for m in &views {
+                last = m.seq;
+                if filter.wants(m.post_token, Some(m.message_type)) {
+                    let key = Some(format!("conversation:{}", m.conversation_id));
+                    let json = body(kind, MessageItem::new(m, None));
+                    out.push(pending(m.seq, key, m.received_at, json));
+                }
+            }
+            (views.len(), rows.cut)
+        }
+        "event" => {
+            let q = LogQuery {
+                after_seq: Some(after),
+                limit,
+                ..Default::default()
+            };
+            let listed = store.list_events(&q, READ_BUDGET).await?;
+            let count = listed.rows.len();
+            for e in listed.rows {
+                last = e.seq;
+                let ev = &e.event;
+                if filter.wants(ev.post_token.as_deref(), Some(&ev.event_type)) {
+                    let key = ev
+                        .subject_id
+                        .as_ref()
+                        .map(|s| format!("subject:{}:{s}", ev.event_type));
+                    let (seq, at) = (e.seq, ev.received_at);
+                    out.push(pending(seq, key, at, body(kind, EventItem::from(e))));
+                }
+            }
+            (count, listed.cut)
+        }
+        _ => {
+            let q = LogQuery {
+                after_seq: Some(after),
+                limit,
+                ..Default::default()
+            };
+            let listed = store.list_clicks(&q, READ_BUDGET).await?;
+            let count = listed.rows.len();
+            for c in listed.rows {
+                last = c.seq;
+                let cl = &c.click;
+                if filter.wants(cl.post_token.as_deref(), None) {
+                    let key = cl
+                        .conversation_id
+                        .as_ref()
+                        .map(|id| format!("click-conversation:{id}"));
+                    let (seq, at) = (c.seq, cl.received_at);
+                    out.push(pending(seq, key, at, body(kind, ClickItem::from(c))));
+                }
+            }
+            (count, listed.cut)
+        }
+    };
+    Ok((out, last, cut || count as i64 >= limit))
+}

@@ -1,0 +1,377 @@
+//! The forwarder of one endpoint while this process holds its lease: reads new records into
+//! pending ones (position and pending rows move in one transaction), sends those the queue
+//! lets go, and writes what the answers changed in small batches.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use super::backoff;
+use super::deliver::{self, Answer, Verdict};
+use super::queue::{Id, Queue};
+use super::record::{self, Filter, KINDS, READ_BATCH};
+use super::settings::{EndpointSettings, ForwardSettings};
+use super::sign::Signer;
+use crate::store::Store;
+use crate::store::forward::{Attempt, Dead, EndpointState, Pending, Progress};
+
+/// Answers are written at least this often.
+const FLUSH_EVERY: Duration = Duration::from_millis(50);
+/// ... or once this many are waiting.
+const FLUSH_MAX: usize = 500;
+/// How often the stored state (pause, replay) is read, and metrics are set.
+const STATE_EVERY: Duration = Duration::from_secs(1);
+/// The longest `Retry-After` obeyed.
+const RETRY_AFTER_MAX: Duration = Duration::from_secs(3600);
+/// Without a wake-up, the logs are read this often.
+const POLL: Duration = Duration::from_secs(2);
+
+/// What one endpoint's forwarder needs.
+#[derive(Clone)]
+pub struct Endpoint {
+    pub store: Store,
+    pub settings: Arc<EndpointSettings>,
+    pub forward: Arc<ForwardSettings>,
+    pub client: reqwest::Client,
+    pub signer: Signer,
+    pub filter: Filter,
+}
+
+type Done = (Pending, Answer);
+
+struct Run<'a> {
+    e: &'a Endpoint,
+    name: &'a str,
+    queue: Queue,
+    cursors: [i64; 3],
+    state: EndpointState,
+    progress: Progress,
+    waiting: usize,
+    hold_until: Option<Instant>,
+    in_flight: JoinSet<Done>,
+}
+
+impl Endpoint {
+    /// Forwards until `stop` or `lost` is cancelled, or the database fails.
+    pub async fn lead(
+        &self,
+        changes: &mut watch::Receiver<u64>,
+        stop: &CancellationToken,
+        lost: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let name = self.settings.name.as_str();
+        let state = self
+            .store
+            .forward_state(name)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("endpoint {name} is not registered"))?;
+        let (m, ev, c) = self.store.forward_cursors(name).await?;
+        let mut cursors = [m, ev, c];
+        // A kind the endpoint does not take keeps up with its log, so that including it
+        // later starts from then, not from when the endpoint was added.
+        let (hm, he, hc) = self.store.high_water_marks().await?;
+        for (i, high) in [hm, he, hc].into_iter().enumerate() {
+            let kind = KINDS[i];
+            if !record::included(&self.settings, kind) && high > cursors[i] {
+                if !self
+                    .store
+                    .forward_take(name, kind, cursors[i], high, &[])
+                    .await?
+                {
+                    anyhow::bail!("another process moved the read position of {kind}s");
+                }
+                cursors[i] = high;
+            }
+        }
+        let mut run = Run {
+            e: self,
+            name,
+            queue: Queue::default(),
+            cursors,
+            state,
+            progress: Progress::default(),
+            waiting: 0,
+            hold_until: None,
+            in_flight: JoinSet::new(),
+        };
+        for p in self.store.forward_pending(name).await? {
+            run.queue.insert(p);
+        }
+        tracing::info!(endpoint = name, pending = run.queue.len(), "forwarding");
+        let result = run.drive(changes, stop, lost).await;
+        // What was answered is kept; what is still in flight is sent again by whoever
+        // forwards next (at least once).
+        run.in_flight.abort_all();
+        if let Err(e) = run.flush().await {
+            tracing::warn!(endpoint = name, error = %e, "could not record the last answers");
+        }
+        super::metrics::in_flight(name, 0);
+        result
+    }
+}
+
+impl Run<'_> {
+    fn active(&self) -> bool {
+        !self.state.paused && self.state.disabled_reason.is_none()
+    }
+
+    /// Whether a read is worth its query: room for a whole batch, or nothing waiting.
+    fn can_read(&self) -> bool {
+        let max = self.e.forward.max_pending;
+        let room = max.saturating_sub(self.queue.len());
+        self.active()
+            && room > 0
+            && (room >= (READ_BATCH as usize).min(max) || self.queue.is_empty())
+    }
+
+    async fn drive(
+        &mut self,
+        changes: &mut watch::Receiver<u64>,
+        stop: &CancellationToken,
+        lost: &CancellationToken,
+    ) -> anyhow::Result<()> {
+        let mut read_more = true;
+        let mut last_read = Instant::now();
+        let mut last_flush = Instant::now();
+        let mut last_state = Instant::now();
+        loop {
+            if read_more && self.can_read() {
+                changes.borrow_and_update();
+                read_more = self.read().await?;
+                last_read = Instant::now();
+            }
+            self.dispatch();
+            if self.waiting > 0
+                && (self.waiting >= FLUSH_MAX || last_flush.elapsed() >= FLUSH_EVERY)
+            {
+                self.flush().await?;
+                last_flush = Instant::now();
+            }
+            if last_state.elapsed() >= STATE_EVERY {
+                self.refresh().await?;
+                last_state = Instant::now();
+                read_more = true;
+            }
+            let mut wake = (last_state + STATE_EVERY).min(last_read + POLL);
+            if read_more && self.can_read() {
+                wake = Instant::now();
+            }
+            if self.waiting > 0 {
+                wake = wake.min(last_flush + FLUSH_EVERY);
+            }
+            if let Some(at) = self.queue.next_wake() {
+                let until = (at - Utc::now()).to_std().unwrap_or_default();
+                let mut due = Instant::now() + until;
+                if let Some(hold) = self.hold_until {
+                    due = due.max(hold);
+                }
+                wake = wake.min(due);
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return Ok(()),
+                _ = lost.cancelled() => return Ok(()),
+                Some(done) = self.in_flight.join_next(), if !self.in_flight.is_empty() => {
+                    if let Ok(done) = done {
+                        self.answered(done).await?;
+                    }
+                    while let Some(Ok(done)) = self.in_flight.try_join_next() {
+                        self.answered(done).await?;
+                    }
+                }
+                changed = changes.changed() => {
+                    if changed.is_ok() {
+                        read_more = true;
+                    }
+                }
+                _ = tokio::time::sleep_until(wake) => {
+                    if last_read.elapsed() >= POLL {
+                        read_more = true;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads each included log after its position; whether a log may hold more.
+    async fn read(&mut self) -> anyhow::Result<bool> {
+        let mut more = false;
+        for (i, kind) in KINDS.iter().enumerate() {
+            if !record::included(&self.e.settings, kind) {
+                continue;
+            }
+            let room = self.e.forward.max_pending.saturating_sub(self.queue.len());
+            if room == 0 {
+                return Ok(true);
+            }
+            let limit = READ_BATCH.min(room as i64);
+            let from = self.cursors[i];
+            let (rows, to, full) =
+                record::read(&self.e.store, kind, from, limit, &self.e.filter, Utc::now()).await?;
+            if to == from {
+                continue;
+            }
+            if !self
+                .e
+                .store
+                .forward_take(self.name, kind, from, to, &rows)
+                .await?
+            {
+                anyhow::bail!("another process moved the read position of {kind}s");
+            }
+            self.cursors[i] = to;
+            for p in rows {
+                self.queue.insert(p);
+            }
+            more |= full;
+        }
+        Ok(more)
+    }
+
+    fn dispatch(&mut self) {
+        if !self.active() || self.hold_until.is_some_and(|h| Instant::now() < h) {
+            return;
+        }
+        self.hold_until = None;
+        let now = Utc::now();
+        while self.in_flight.len() < self.e.settings.max_in_flight {
+            let Some(p) = self.queue.take_ready(now) else {
+                break;
+            };
+            let (client, signer) = (self.e.client.clone(), self.e.signer.clone());
+            let url = self.e.settings.url.clone();
+            self.in_flight.spawn(async move {
+                let id = record::webhook_id(&p.kind, p.seq);
+                let answer = deliver::attempt(&client, &url, &signer, &id, &p.body).await;
+                (p, answer)
+            });
+        }
+        super::metrics::in_flight(self.name, self.in_flight.len());
+    }
+
+    async fn answered(&mut self, (p, answer): Done) -> anyhow::Result<()> {
+        let now = Utc::now();
+        let id: Id = (p.kind.clone(), p.seq);
+        let attempts = p.attempts + 1;
+        let max = i64::from(self.e.settings.max_attempts);
+        let outcome = match &answer.verdict {
+            Verdict::Delivered => {
+                self.queue.done(&id);
+                self.progress.done.push(id);
+                self.progress.success_at = Some(now);
+                "delivered"
+            }
+            Verdict::Gone => {
+                // The record stays pending, first in line when the endpoint is resumed.
+                self.queue.retry(&id, attempts, now);
+                self.progress
+                    .retries
+                    .push((p.kind.clone(), p.seq, attempts, now));
+                let reason = format!("the receiver answered 410 Gone at {}", now.to_rfc3339());
+                tracing::warn!(
+                    endpoint = self.name,
+                    "{reason}; endpoint disabled until resumed"
+                );
+                self.e.store.forward_disable(self.name, &reason).await?;
+                self.state.disabled_reason = Some(reason);
+                "gone"
+            }
+            Verdict::Failed { .. } if attempts >= max => {
+                self.queue.done(&id);
+                self.progress.done.push(id);
+                self.progress.dead.push(Dead {
+                    id: 0,
+                    pending: Pending {
+                        attempts,
+                        ..p.clone()
+                    },
+                    last_error: answer.error.clone().unwrap_or_default(),
+                    dead_at: now,
+                });
+                super::metrics::dead(self.name);
+                "dead"
+            }
+            Verdict::Failed { retry_after } => {
+                let wait = match retry_after {
+                    Some(asked) => {
+                        let asked = (*asked).min(RETRY_AFTER_MAX);
+                        // The receiver asked everyone to wait, not only this record.
+                        self.hold_until = Some(Instant::now() + asked);
+                        asked
+                    }
+                    None => backoff::jittered(
+                        self.e.forward.retry_base_delay_ms,
+                        self.e.forward.retry_max_delay_ms,
+                        u32::try_from(attempts).unwrap_or(u32::MAX),
+                    ),
+                };
+                let next_at = now + chrono::Duration::from_std(wait).unwrap_or_default();
+                self.queue.retry(&id, attempts, next_at);
+                self.progress
+                    .retries
+                    .push((p.kind.clone(), p.seq, attempts, next_at));
+                "failed"
+            }
+        };
+        if let Some(error) = &answer.error {
+            self.progress.error = Some((error.clone(), now));
+        }
+        super::metrics::attempt(self.name, outcome);
+        self.progress.attempts.push(Attempt {
+            id: 0,
+            endpoint: self.name.to_owned(),
+            kind: p.kind,
+            seq: p.seq,
+            attempt: attempts,
+            outcome: outcome.to_owned(),
+            status_code: answer.status.map(i64::from),
+            latency_ms: i64::try_from(answer.latency.as_millis()).unwrap_or(i64::MAX),
+            error: answer.error,
+            response: answer.response,
+            at: now,
+        });
+        self.waiting += 1;
+        Ok(())
+    }
+
+    async fn flush(&mut self) -> anyhow::Result<()> {
+        if self.waiting == 0 {
+            return Ok(());
+        }
+        let progress = std::mem::take(&mut self.progress);
+        self.waiting = 0;
+        self.e.store.forward_progress(self.name, &progress).await?;
+        Ok(())
+    }
+
+    /// Reads the stored state; after a change from the CLI, picks up added pending records.
+    async fn refresh(&mut self) -> anyhow::Result<()> {
+        let Some(state) = self.e.store.forward_state(self.name).await? else {
+            return Ok(());
+        };
+        if state.revision != self.state.revision {
+            // Answers are written first, so a record delivered a moment ago is not read
+            // back as pending.
+            self.flush().await?;
+            for p in self.e.store.forward_pending(self.name).await? {
+                let id = (p.kind.clone(), p.seq);
+                if !self.queue.contains(&id) {
+                    self.queue.insert(p);
+                }
+            }
+        }
+        self.state = state;
+        let lag = lag_seconds(self.queue.oldest_received(), Utc::now());
+        super::metrics::lag(self.name, lag);
+        super::metrics::pending(self.name, self.queue.len());
+        Ok(())
+    }
+}
+
+fn lag_seconds(oldest: Option<DateTime<Utc>>, now: DateTime<Utc>) -> f64 {
+    oldest.map_or(0.0, |t| (now - t).num_milliseconds().max(0) as f64 / 1000.0)
+}

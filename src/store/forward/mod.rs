@@ -1,0 +1,475 @@
+//! What forwarding keeps in the database: each endpoint's state, its read position in each
+//! log, the records it has read but not yet delivered (pending), its dead letters and the
+//! attempt log. Written for both databases.
+
+use chrono::{DateTime, Utc};
+
+mod log;
+
+use super::Store;
+use super::rows::{AnyRow, from_micros};
+use super::sql::{Dialect, Param, Sql};
+
+/// An endpoint's stored state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EndpointState {
+    /// The endpoint's name.
+    pub name: String,
+    /// Paused from the CLI.
+    pub paused: bool,
+    /// Why the endpoint was disabled (the receiver answered 410), if it was.
+    pub disabled_reason: Option<String>,
+    /// Bumped whenever the CLI changes the state or adds pending records.
+    pub revision: i64,
+    /// The last delivery answered 2xx.
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// What went wrong last.
+    pub last_error: Option<String>,
+    /// When it went wrong.
+    pub last_error_at: Option<DateTime<Utc>>,
+}
+
+/// A record read for an endpoint and not yet delivered or dead.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pending {
+    /// `message`, `event` or `click`.
+    pub kind: String,
+    /// Its `seq` in its log.
+    pub seq: i64,
+    /// Records of one key are delivered one at a time, in `seq` order.
+    pub order_key: Option<String>,
+    /// When kenar-hook received the record.
+    pub received_at: DateTime<Utc>,
+    /// Attempts made so far.
+    pub attempts: i64,
+    /// Not attempted before this time.
+    pub next_at: DateTime<Utc>,
+    /// The JSON posted.
+    pub body: String,
+}
+
+/// A record an endpoint gave up on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dead {
+    /// Position in the dead-letter list.
+    pub id: i64,
+    /// The record.
+    pub pending: Pending,
+    /// The last attempt's error.
+    pub last_error: String,
+    /// When it was given up.
+    pub dead_at: DateTime<Utc>,
+}
+
+/// One delivery attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Attempt {
+    /// Position in the log (0 before it is stored).
+    pub id: i64,
+    /// The endpoint.
+    pub endpoint: String,
+    /// `message`, `event` or `click`.
+    pub kind: String,
+    /// The record's `seq`.
+    pub seq: i64,
+    /// 1 for the first attempt.
+    pub attempt: i64,
+    /// `delivered`, `failed`, `dead` (failed, and the last attempt) or `gone` (410).
+    pub outcome: String,
+    /// The answer's status, when there was one.
+    pub status_code: Option<i64>,
+    /// From sending to the answer's end or the error.
+    pub latency_ms: i64,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// The first KiB of the answer.
+    pub response: Option<String>,
+    /// When it was made.
+    pub at: DateTime<Utc>,
+}
+
+/// What a round of deliveries changed, written in one transaction.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Delivered (or dead): no longer pending. (kind, seq).
+    pub done: Vec<(String, i64)>,
+    /// Failed, to be retried: (kind, seq, attempts, next_at).
+    pub retries: Vec<(String, i64, i64, DateTime<Utc>)>,
+    /// Given up.
+    pub dead: Vec<Dead>,
+    /// The attempts made.
+    pub attempts: Vec<Attempt>,
+    /// The newest success.
+    pub success_at: Option<DateTime<Utc>>,
+    /// The newest error.
+    pub error: Option<(String, DateTime<Utc>)>,
+}
+
+/// Filters and page of the attempt log (newest first).
+#[derive(Debug, Clone, Default)]
+pub struct AttemptQuery {
+    /// Only this endpoint.
+    pub endpoint: Option<String>,
+    /// Only this outcome.
+    pub outcome: Option<String>,
+    /// Made at or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Keyset: the id of the last row of the previous page.
+    pub before_id: Option<i64>,
+    /// Page size.
+    pub limit: i64,
+}
+
+fn opt_time(r: &AnyRow, column: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+    match r {
+        AnyRow::Postgres(row) => sqlx::Row::try_get(row, column),
+        AnyRow::Sqlite(row) => {
+            Ok(sqlx::Row::try_get::<Option<i64>, _>(row, column)?.map(from_micros))
+        }
+    }
+}
+
+fn state(r: &AnyRow) -> Result<EndpointState, sqlx::Error> {
+    Ok(EndpointState {
+        name: r.get("name")?,
+        paused: r.get("paused")?,
+        disabled_reason: r.get("disabled_reason")?,
+        revision: r.get("revision")?,
+        last_success_at: opt_time(r, "last_success_at")?,
+        last_error: r.get("last_error")?,
+        last_error_at: opt_time(r, "last_error_at")?,
+    })
+}
+
+const PENDING_COLUMNS: &str = "kind, seq, order_key, received_at, attempts, next_at, body";
+
+fn pending(r: &AnyRow) -> Result<Pending, sqlx::Error> {
+    Ok(Pending {
+        kind: r.get("kind")?,
+        seq: r.get("seq")?,
+        order_key: r.get("order_key")?,
+        received_at: r.time("received_at")?,
+        attempts: r.get("attempts")?,
+        next_at: r.time("next_at")?,
+        body: r.get("body")?,
+    })
+}
+
+fn attempt(r: &AnyRow) -> Result<Attempt, sqlx::Error> {
+    Ok(Attempt {
+        id: r.get("id")?,
+        endpoint: r.get("endpoint")?,
+        kind: r.get("kind")?,
+        seq: r.get("seq")?,
+        attempt: r.get("attempt")?,
+        outcome: r.get("outcome")?,
+        status_code: r.get("status_code")?,
+        latency_ms: r.get("latency_ms")?,
+        error: r.get("error")?,
+        response: r.get("response")?,
+        at: r.time("at")?,
+    })
+}
+
+/// Rows per multi-row insert: well under both databases' parameter limits.
+const CHUNK: usize = 400;
+
+fn insert_pending(d: Dialect, endpoint: &str, rows: &[Pending]) -> Vec<Sql> {
+    rows.chunks(CHUNK)
+        .map(|chunk| {
+            let mut sql = Sql::new(
+                d,
+                &format!("insert into forward_pending (endpoint, {PENDING_COLUMNS}) values "),
+            );
+            for (i, p) in chunk.iter().enumerate() {
+                sql.push(if i == 0 { "(" } else { ", (" });
+                sql.list(vec![
+                    Param::Text(endpoint.to_owned()),
+                    Param::Text(p.kind.clone()),
+                    Param::Int(p.seq),
+                    Param::OptText(p.order_key.clone()),
+                    Param::Time(p.received_at),
+                    Param::Int(p.attempts),
+                    Param::Time(p.next_at),
+                    Param::Text(p.body.clone()),
+                ]);
+                sql.push(")");
+            }
+            sql.push(" on conflict (endpoint, kind, seq) do nothing");
+            sql
+        })
+        .collect()
+}
+
+fn delete_keys(d: Dialect, table: &str, endpoint: &str, keys: &[(String, i64)]) -> Vec<Sql> {
+    let mut kinds: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    let mut out = Vec::new();
+    for kind in kinds {
+        let seqs: Vec<Param> = keys
+            .iter()
+            .filter(|(k, _)| k == kind)
+            .map(|(_, s)| Param::Int(*s))
+            .collect();
+        for chunk in seqs.chunks(CHUNK) {
+            let mut sql = Sql::new(d, &format!("delete from {table} where endpoint = "));
+            sql.bind(Param::Text(endpoint.to_owned()))
+                .push(" and kind = ")
+                .bind(Param::Text(kind.to_owned()))
+                .push(" and seq in (")
+                .list(chunk.to_vec())
+                .push(")");
+            out.push(sql);
+        }
+    }
+    out
+}
+
+impl Store {
+    /// Adds a state row and read positions for each endpoint not seen before. A new
+    /// endpoint starts at the current end of each log: it gets what is stored from now on
+    /// (older records by replay).
+    pub async fn forward_register(&self, names: &[String]) -> Result<(), sqlx::Error> {
+        let d = self.dialect();
+        let (message, event, click) = self.high_water_marks().await?;
+        let mut statements = Vec::new();
+        for name in names {
+            let mut sql = Sql::new(d, "insert into forward_endpoint (name) values (");
+            sql.bind(Param::Text(name.clone()))
+                .push(") on conflict (name) do nothing");
+            statements.push(sql);
+            for (kind, seq) in [("message", message), ("event", event), ("click", click)] {
+                let mut sql = Sql::new(
+                    d,
+                    "insert into forward_cursor (endpoint, kind, seq) values (",
+                );
+                sql.list(vec![
+                    Param::Text(name.clone()),
+                    Param::Text(kind.to_owned()),
+                    Param::Int(seq),
+                ])
+                .push(") on conflict (endpoint, kind) do nothing");
+                statements.push(sql);
+            }
+        }
+        self.transaction(&statements).await.map(|_| ())
+    }
+
+    /// One endpoint's state.
+    pub async fn forward_state(&self, name: &str) -> Result<Option<EndpointState>, sqlx::Error> {
+        let mut sql = Sql::new(
+            self.dialect(),
+            "select * from forward_endpoint where name = ",
+        );
+        sql.bind(Param::Text(name.to_owned()));
+        self.fetch_optional(&sql)
+            .await?
+            .as_ref()
+            .map(state)
+            .transpose()
+    }
+
+    /// Where an endpoint has read each log to: (message, event, click).
+    pub async fn forward_cursors(&self, name: &str) -> Result<(i64, i64, i64), sqlx::Error> {
+        let mut sql = Sql::new(
+            self.dialect(),
+            "select kind, seq from forward_cursor where endpoint = ",
+        );
+        sql.bind(Param::Text(name.to_owned()));
+        let mut out = (0, 0, 0);
+        for row in self.fetch_all(&sql).await? {
+            let seq: i64 = row.get("seq")?;
+            match row.get::<&str, _>("kind")? {
+                "message" => out.0 = seq,
+                "event" => out.1 = seq,
+                "click" => out.2 = seq,
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// Moves an endpoint's read position in one log from `from` to `to` and adds what it
+    /// read there to its pending records, in one transaction. False (and nothing changed)
+    /// when the position was not `from`: another process moved it.
+    pub async fn forward_take(
+        &self,
+        name: &str,
+        kind: &str,
+        from: i64,
+        to: i64,
+        rows: &[Pending],
+    ) -> Result<bool, sqlx::Error> {
+        let d = self.dialect();
+        let mut cas = Sql::new(d, "update forward_cursor set seq = ");
+        cas.bind(Param::Int(to))
+            .push(" where endpoint = ")
+            .bind(Param::Text(name.to_owned()))
+            .push(" and kind = ")
+            .bind(Param::Text(kind.to_owned()))
+            .push(" and seq = ")
+            .bind(Param::Int(from));
+        let mut statements = vec![cas];
+        statements.extend(insert_pending(d, name, rows));
+        // The pending rows must not land when another process moved the position.
+        self.transaction_if_first_changes(&statements).await
+    }
+
+    /// An endpoint's pending records, in (kind, seq) order.
+    pub async fn forward_pending(&self, name: &str) -> Result<Vec<Pending>, sqlx::Error> {
+        let mut sql = Sql::new(
+            self.dialect(),
+            &format!("select {PENDING_COLUMNS} from forward_pending where endpoint = "),
+        );
+        sql.bind(Param::Text(name.to_owned()))
+            .push(" order by kind, seq");
+        self.fetch_all(&sql).await?.iter().map(pending).collect()
+    }
+
+    /// How many records an endpoint has pending, and the oldest one's arrival.
+    pub async fn forward_pending_summary(
+        &self,
+        name: &str,
+    ) -> Result<(i64, Option<DateTime<Utc>>), sqlx::Error> {
+        let mut sql = Sql::new(
+            self.dialect(),
+            "select count(*) as n, min(received_at) as oldest from forward_pending where endpoint = ",
+        );
+        sql.bind(Param::Text(name.to_owned()));
+        let row = self.fetch_one(&sql).await?;
+        Ok((row.get("n")?, opt_time(&row, "oldest")?))
+    }
+
+    /// Writes what a round of deliveries changed, in one transaction.
+    pub async fn forward_progress(&self, name: &str, p: &Progress) -> Result<(), sqlx::Error> {
+        let d = self.dialect();
+        let text = |s: &str| Param::Text(s.to_owned());
+        let mut statements = delete_keys(d, "forward_pending", name, &p.done);
+        for (kind, seq, attempts, next_at) in &p.retries {
+            let mut sql = Sql::new(d, "update forward_pending set attempts = ");
+            sql.bind(Param::Int(*attempts))
+                .push(", next_at = ")
+                .bind(Param::Time(*next_at))
+                .push(" where endpoint = ")
+                .bind(text(name))
+                .push(" and kind = ")
+                .bind(text(kind))
+                .push(" and seq = ")
+                .bind(Param::Int(*seq));
+            statements.push(sql);
+        }
+        for dead in &p.dead {
+            let r = &dead.pending;
+            let mut sql = Sql::new(
+                d,
+                "insert into forward_dead (endpoint, kind, seq, order_key, received_at, \
+                 attempts, last_error, dead_at, body) values (",
+            );
+            sql.list(vec![
+                text(name),
+                text(&r.kind),
+                Param::Int(r.seq),
+                Param::OptText(r.order_key.clone()),
+                Param::Time(r.received_at),
+                Param::Int(r.attempts),
+                text(&dead.last_error),
+                Param::Time(dead.dead_at),
+                text(&r.body),
+            ])
+            .push(
+                ") on conflict (endpoint, kind, seq) do update set attempts = excluded.attempts, \
+                 last_error = excluded.last_error, dead_at = excluded.dead_at",
+            );
+            statements.push(sql);
+        }
+        for chunk in p.attempts.chunks(CHUNK) {
+            let mut sql = Sql::new(
+                d,
+                "insert into forward_attempt (endpoint, kind, seq, attempt, outcome, \
+                 status_code, latency_ms, error, response, at) values ",
+            );
+            for (i, a) in chunk.iter().enumerate() {
+                sql.push(if i == 0 { "(" } else { ", (" });
+                sql.list(vec![
+                    text(&a.endpoint),
+                    text(&a.kind),
+                    Param::Int(a.seq),
+                    Param::Int(a.attempt),
+                    text(&a.outcome),
+                    Param::OptInt(a.status_code),
+                    Param::Int(a.latency_ms),
+                    Param::OptText(a.error.clone()),
+                    Param::OptText(a.response.clone()),
+                    Param::Time(a.at),
+                ]);
+                sql.push(")");
+            }
+            statements.push(sql);
+        }
+        if let Some(at) = p.success_at {
+            let mut sql = Sql::new(d, "update forward_endpoint set last_success_at = ");
+            sql.bind(Param::Time(at))
+                .push(" where name = ")
+                .bind(text(name));
+            statements.push(sql);
+        }
+        if let Some((error, at)) = &p.error {
+            let mut sql = Sql::new(d, "update forward_endpoint set last_error = ");
+            sql.bind(text(error))
+                .push(", last_error_at = ")
+                .bind(Param::Time(*at))
+                .push(" where name = ")
+                .bind(text(name));
+            statements.push(sql);
+        }
+        if statements.is_empty() {
+            return Ok(());
+        }
+        self.transaction(&statements).await.map(|_| ())
+    }
+
+    /// Pauses or resumes an endpoint; resuming also clears a 410's disabling. False when no
+    /// endpoint has this name.
+    pub async fn forward_set_paused(&self, name: &str, paused: bool) -> Result<bool, sqlx::Error> {
+        let mut sql = Sql::new(
+            self.dialect(),
+            if paused {
+                "update forward_endpoint set paused = true, revision = revision + 1 where name = "
+            } else {
+                "update forward_endpoint set paused = false, disabled_reason = null, \
+                 revision = revision + 1 where name = "
+            },
+        );
+        sql.bind(Param::Text(name.to_owned()));
+        Ok(self.transaction(&[sql]).await?[0] == 1)
+    }
+
+    /// Disables an endpoint (its receiver answered 410).
+    pub async fn forward_disable(&self, name: &str, reason: &str) -> Result<(), sqlx::Error> {
+        let mut sql = Sql::new(
+            self.dialect(),
+            "update forward_endpoint set disabled_reason = ",
+        );
+        sql.bind(Param::Text(reason.to_owned()))
+            .push(" where name = ")
+            .bind(Param::Text(name.to_owned()));
+        self.execute(&sql).await
+    }
+
+    async fn transaction(&self, statements: &[Sql]) -> Result<Vec<u64>, sqlx::Error> {
+        match self {
+            Store::Postgres(s) => s.transaction(statements).await,
+            Store::Sqlite(s) => s.transaction(statements).await,
+        }
+    }
+
+    /// Runs the statements in one transaction when the first changes a row; otherwise
+    /// changes nothing.
+    async fn transaction_if_first_changes(&self, statements: &[Sql]) -> Result<bool, sqlx::Error> {
+        match self {
+            Store::Postgres(s) => s.transaction_if_first_changes(statements).await,
+            Store::Sqlite(s) => s.transaction_if_first_changes(statements).await,
+        }
+    }
+}

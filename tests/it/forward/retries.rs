@@ -1,0 +1,235 @@
+//! Failed deliveries: growing waits, `Retry-After`, 410, dead letters and replay.
+
+use std::time::Duration;
+
+use kenar_hook::forward::manage;
+
+use super::*;
+
+async fn a_failed_delivery_is_retried_with_growing_waits_and_one_id(backend: Backend) {
+    let receiver = Receiver::start().await;
+    receiver.script(&[(500, None), (502, None), (500, None)]);
+    let app = spawn_app_with(backend, |s| {
+        forwarding(s, vec![endpoint("backend", &receiver.url)]);
+    })
+    .await;
+    post_messages(&app, "m", 1, 1).await;
+    receiver.wait_delivered(1, Duration::from_secs(10)).await;
+    let all = receiver.all();
+    assert_eq!(all.len(), 4, "three failures, then the delivery");
+    let ids: Vec<&str> = all.iter().map(|g| g.header("webhook-id")).collect();
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "one webhook-id: {ids:?}"
+    );
+    for g in &all {
+        verify(SECRET, g).unwrap();
+    }
+    let gaps: Vec<Duration> = all.windows(2).map(|w| w[1].at - w[0].at).collect();
+    // 50 ms, 150 ms, then 450 ms capped at 400 ms; each ±20%.
+    assert!(gaps[0] >= Duration::from_millis(38), "{gaps:?}");
+    assert!(gaps[1] >= Duration::from_millis(115), "{gaps:?}");
+    assert!(gaps[2] >= Duration::from_millis(315), "{gaps:?}");
+    assert!(gaps[0] < gaps[1] && gaps[1] < gaps[2], "growing: {gaps:?}");
+
+    // Answers are written in batches: wait for the last one.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let attempts = app
+        .store
+        .forward_attempts(&kenar_hook::store::forward::AttemptQuery {
+            endpoint: Some("backend".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let outcomes: Vec<(&str, Option<i64>, i64)> = attempts
+        .iter()
+        .map(|a| (a.outcome.as_str(), a.status_code, a.attempt))
+        .collect();
+    assert_eq!(
+        outcomes,
+        [
+            ("delivered", Some(200), 4),
+            ("failed", Some(500), 3),
+            ("failed", Some(502), 2),
+            ("failed", Some(500), 1)
+        ]
+    );
+    assert_eq!(attempts[1].response.as_deref(), Some("ok"));
+}
+
+async fn retry_after_on_429_and_503_is_honoured(backend: Backend) {
+    let receiver = Receiver::start().await;
+    receiver.script(&[(429, Some("1")), (503, Some("1"))]);
+    let app = spawn_app_with(backend, |s| {
+        forwarding(s, vec![endpoint("backend", &receiver.url)]);
+    })
+    .await;
+    post_messages(&app, "m", 1, 1).await;
+    receiver.wait_delivered(1, Duration::from_secs(10)).await;
+    let all = receiver.all();
+    assert_eq!(all.len(), 3);
+    for w in all.windows(2) {
+        let gap = w[1].at - w[0].at;
+        assert!(gap >= Duration::from_millis(950), "waited {gap:?}, not 1 s");
+    }
+}
+
+async fn gone_disables_the_endpoint_until_it_is_resumed(backend: Backend) {
+    let receiver = Receiver::start().await;
+    receiver.answer(410, None);
+    let app = spawn_app_with(backend, |s| {
+        let mut e = endpoint("backend", &receiver.url);
+        e.max_in_flight = 1;
+        forwarding(s, vec![e]);
+    })
+    .await;
+    post_messages(&app, "m", 3, 3).await;
+    receiver.wait_requests(1, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(receiver.all().len(), 1, "nothing is sent after a 410");
+    let state = app.store.forward_state("backend").await.unwrap().unwrap();
+    assert!(state.disabled_reason.unwrap().contains("410"));
+
+    receiver.answer(200, None);
+    assert!(
+        manage::set_paused(&app.store, "backend", false)
+            .await
+            .unwrap()
+    );
+    let got = receiver.wait_delivered(3, Duration::from_secs(10)).await;
+    let mut ids: Vec<String> = got
+        .iter()
+        .map(|g| g.json()["id"].as_str().unwrap().to_owned())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["m-0", "m-1", "m-2"]);
+}
+
+async fn after_max_attempts_a_record_is_dead_its_conversation_goes_on_and_replay_sends_it(
+    backend: Backend,
+) {
+    let receiver = Receiver::start().await;
+    receiver.script(&[(500, None), (500, None), (500, None)]);
+    let app = spawn_app_with(backend, |s| {
+        let mut e = endpoint("backend", &receiver.url);
+        e.max_attempts = 3;
+        forwarding(s, vec![e]);
+    })
+    .await;
+    post_messages(&app, "m", 2, 1).await;
+    let got = receiver.wait_delivered(1, Duration::from_secs(10)).await;
+    assert_eq!(
+        got[0].json()["id"],
+        "m-1",
+        "the next of the conversation goes on"
+    );
+    let all = receiver.all();
+    assert_eq!(all.len(), 4);
+    assert!(all[..3].iter().all(|g| g.json()["id"] == "m-0"));
+
+    let dead = wait_dead(&app.store, 1).await;
+    assert_eq!(dead[0].1.pending.attempts, 3);
+    assert_eq!(dead[0].1.last_error, "answered 500 Internal Server Error");
+
+    let replayed = manage::replay_dead(&app.store, "backend").await.unwrap();
+    assert_eq!(replayed, 1);
+    let got = receiver.wait_delivered(2, Duration::from_secs(10)).await;
+    assert_eq!(got[1].json()["id"], "m-0");
+    assert_eq!(got[1].header("webhook-id"), all[0].header("webhook-id"));
+    assert!(
+        app.store
+            .forward_dead(Some("backend"), None, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+async fn wait_dead(
+    store: &kenar_hook::store::Store,
+    n: usize,
+) -> Vec<(String, kenar_hook::store::forward::Dead)> {
+    for _ in 0..200 {
+        let dead = store.forward_dead(Some("backend"), None, 10).await.unwrap();
+        if dead.len() >= n {
+            return dead;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("no dead letter recorded");
+}
+
+on_both_backends!(
+    a_failed_delivery_is_retried_with_growing_waits_and_one_id,
+    retry_after_on_429_and_503_is_honoured,
+    gone_disables_the_endpoint_until_it_is_resumed,
+    after_max_attempts_a_record_is_dead_its_conversation_goes_on_and_replay_sends_it,
+);
+
+async fn a_redirect_is_a_failure_and_is_not_followed(backend: Backend) {
+    let receiver = Receiver::start().await;
+    receiver.script(&[(307, None)]);
+    let app = spawn_app_with(backend, |s| {
+        forwarding(s, vec![endpoint("backend", &receiver.url)]);
+    })
+    .await;
+    post_messages(&app, "m", 1, 1).await;
+    receiver.wait_delivered(1, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let attempts = app
+        .store
+        .forward_attempts(&kenar_hook::store::forward::AttemptQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(attempts.len(), 2);
+    let redirect = &attempts[1];
+    assert_eq!(
+        (redirect.outcome.as_str(), redirect.status_code),
+        ("failed", Some(307))
+    );
+    assert!(
+        redirect
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("redirects are not followed"),
+        "{redirect:?}"
+    );
+    assert_eq!(attempts[0].outcome, "delivered");
+}
+
+async fn attempts_older_than_the_retention_are_pruned(backend: Backend) {
+    let receiver = Receiver::start().await;
+    let app = spawn_app_with(backend, |s| {
+        forwarding(s, vec![endpoint("backend", &receiver.url)]);
+    })
+    .await;
+    post_messages(&app, "m", 1, 1).await;
+    receiver.wait_delivered(1, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    post_messages(&app, "n", 1, 1).await;
+    receiver.wait_delivered(2, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let all = kenar_hook::store::forward::AttemptQuery {
+        limit: 10,
+        ..Default::default()
+    };
+    let before = app.store.forward_attempts(&all).await.unwrap();
+    assert_eq!(before.len(), 2);
+    let between = before[1].at + chrono::Duration::microseconds(1);
+    assert!(between < before[0].at);
+    assert_eq!(app.store.forward_prune(between).await.unwrap(), 1);
+    let after = app.store.forward_attempts(&all).await.unwrap();
+    assert_eq!(after.len(), 1);
+    assert_eq!(after[0].id, before[0].id, "the newer one stays");
+}
+
+on_both_backends!(
+    a_redirect_is_a_failure_and_is_not_followed,
+    attempts_older_than_the_retention_are_pruned,
+);
