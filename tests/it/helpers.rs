@@ -185,6 +185,21 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// Waits until a binary started on `port` answers `/readyz` with 200: `/healthz` answers
+/// 200 already while the database is still awaited.
+pub async fn wait_until_ready(port: u16) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("the binary on port {port} did not become ready");
+}
+
 /// Microseconds since the epoch of a stored time.
 pub fn us(t: chrono::DateTime<chrono::Utc>) -> i64 {
     t.timestamp_micros()

@@ -8,19 +8,6 @@ use crate::helpers::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kenar-hook");
 
-async fn wait_until_ready(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/readyz")).await {
-            if r.status() == 200 {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("service did not become healthy");
-}
-
 #[tokio::test]
 async fn fresh_start_generates_a_private_key_logs_its_path_and_masks_phones() {
     let dir = tempfile::tempdir().unwrap();

@@ -62,19 +62,6 @@ max_in_flight = 4
         .unwrap()
 }
 
-async fn wait_healthy(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while Instant::now() < deadline {
-        if let Ok(r) = reqwest::get(format!("http://127.0.0.1:{port}/healthz")).await {
-            if r.status() == 200 {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("the binary did not become healthy");
-}
-
 /// Each conversation's message ids in the order they were first delivered.
 fn first_deliveries(got: &[Got]) -> BTreeMap<String, Vec<String>> {
     let mut seen = BTreeSet::new();
@@ -94,7 +81,7 @@ async fn a_kill_9_in_the_middle_of_deliveries_loses_nothing(backend: Backend) {
     let url = settings.database.url.expose_secret().to_owned();
     let port = free_port();
     let mut child = start_binary(dir.path(), port, &url, &receiver.url);
-    wait_healthy(port).await;
+    wait_until_ready(port).await;
     let client = reqwest::Client::new();
     for i in 0..150 {
         let body = message(
@@ -121,7 +108,7 @@ async fn a_kill_9_in_the_middle_of_deliveries_loses_nothing(backend: Backend) {
 
     let port = free_port();
     let mut child = start_binary(dir.path(), port, &url, &receiver.url);
-    wait_healthy(port).await;
+    wait_until_ready(port).await;
     let deadline = Instant::now() + Duration::from_secs(30);
     let ids = loop {
         let ids: BTreeSet<String> = receiver
@@ -241,12 +228,12 @@ async fn when_the_forwarding_instance_is_killed_another_takes_over_within_second
     };
     let (first_port, second_port) = (free_port(), free_port());
     let mut first = start_binary(dir.path(), first_port, &url, &receiver.url);
-    wait_healthy(first_port).await;
+    wait_until_ready(first_port).await;
     // The first instance holds the endpoint before the second starts.
     post(first_port, "before".into()).await;
     receiver.wait_delivered(1, Duration::from_secs(10)).await;
     let mut second = start_binary(dir.path(), second_port, &url, &receiver.url);
-    wait_healthy(second_port).await;
+    wait_until_ready(second_port).await;
 
     first.kill().unwrap(); // SIGKILL: no goodbye, the lock goes with the connection
     first.wait().unwrap();
