@@ -873,34 +873,16 @@ fn secrets_from_files(config: Config, layers: &Layers) -> Result<Config, ConfigE
     let table = as_table(&config);
     let mut builder = Config::builder().add_source(config);
     for key in SECRET_KEYS {
-        let file_key = format!("{key}_file");
-        let Some(value) = lookup(&table, &file_key) else {
+        let Some(value) = lookup(&table, &format!("{key}_file")) else {
             continue;
         };
-        let path = value
-            .clone()
-            .into_string()
-            .map_err(|_| ConfigError(format!("{file_key}: expected the path of a file")))?;
-        if layers.sets(key) {
-            return Err(ConfigError(format!(
-                "{file_key}: {key} is set too; give the secret in one place only"
-            )));
-        }
-        let text = std::fs::read_to_string(&path).map_err(|e| {
-            ConfigError(format!("{file_key}: cannot read {path}: {}", io_reason(&e)))
-        })?;
+        let (path, text) = read_secret_file(key, value, layers.sets(key))?;
         let result = if LIST_KEYS.contains(key) {
-            let items: Vec<String> = text
-                .lines()
-                .map(str::trim)
-                .filter(|l| !l.is_empty())
-                .map(str::to_owned)
-                .collect();
-            builder.set_override(*key, items)
+            builder.set_override(*key, secret_lines(&text))
         } else {
             let secret = text.trim_end_matches(['\n', '\r']);
             if secret.trim().is_empty() {
-                return Err(ConfigError(format!("{file_key}: {path} is empty")));
+                return Err(ConfigError(format!("{key}_file: {path} is empty")));
             }
             builder.set_override(*key, secret.to_owned())
         };
@@ -919,24 +901,8 @@ fn secrets_from_files(config: Config, layers: &Layers) -> Result<Config, ConfigE
                     continue;
                 };
                 let key = format!("forward.endpoints[{i}].{field}");
-                let path = path
-                    .clone()
-                    .into_string()
-                    .map_err(|_| ConfigError(format!("{key}_file: expected the path of a file")))?;
-                if entry.contains_key(field) {
-                    return Err(ConfigError(format!(
-                        "{key}_file: {key} is set too; give the secret in one place only"
-                    )));
-                }
-                let text = std::fs::read_to_string(&path).map_err(|e| {
-                    ConfigError(format!("{key}_file: cannot read {path}: {}", io_reason(&e)))
-                })?;
-                let items: Vec<String> = text
-                    .lines()
-                    .map(str::trim)
-                    .filter(|l| !l.is_empty())
-                    .map(str::to_owned)
-                    .collect();
+                let (path, text) = read_secret_file(&key, path, entry.contains_key(field))?;
+                let items = secret_lines(&text);
                 let result = if list {
                     builder.set_override(&key, items)
                 } else {
@@ -954,6 +920,35 @@ fn secrets_from_files(config: Config, layers: &Layers) -> Result<Config, ConfigE
         }
     }
     builder.build().map_err(|e| ConfigError(e.to_string()))
+}
+
+/// The path in `<key>_file` and the text of that file; refused when `key` is also set.
+fn read_secret_file(
+    key: &str,
+    path: &config::Value,
+    also_set: bool,
+) -> Result<(String, String), ConfigError> {
+    let path = path
+        .clone()
+        .into_string()
+        .map_err(|_| ConfigError(format!("{key}_file: expected the path of a file")))?;
+    if also_set {
+        return Err(ConfigError(format!(
+            "{key}_file: {key} is set too; give the secret in one place only"
+        )));
+    }
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| ConfigError(format!("{key}_file: cannot read {path}: {}", io_reason(&e))))?;
+    Ok((path, text))
+}
+
+/// A secrets file's items: one a line, blank lines skipped.
+fn secret_lines(text: &str) -> Vec<String> {
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Table fields that hold secrets inside lists of tables (`[[forward.endpoints]]`).

@@ -89,14 +89,13 @@ impl<K: Keys> FromRequest<AppState> for DivarRequest<K> {
     type Rejection = Refused;
 
     async fn from_request(request: Request, state: &AppState) -> Result<Self, Refused> {
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
         let ip = state.failures.client_ip(&parts.headers, &parts.extensions);
         let route = if K::REGISTRATIONS {
             "webhook"
         } else {
             "callback"
         };
-        let headers = parts.headers.clone();
         // Until a key is known to be good, every problem is answered 401 (429 when this
         // client has failed too often), so an unauthenticated caller learns nothing about
         // what the body would have done.
@@ -120,15 +119,19 @@ impl<K: Keys> FromRequest<AppState> for DivarRequest<K> {
         // A key that is neither the app's nor a registration's is refused before a byte of
         // the body is read.
         let posts = if state.keys.verify(presented) {
-            None
+            Ok(None)
         } else {
-            match presented
+            presented
                 .filter(|_| K::REGISTRATIONS)
                 .and_then(|key| state.registrations.posts(key))
-            {
-                Some(posts) => Some(posts),
-                None => return Err(unauthorized(headers)),
-            }
+                .map(Some)
+                .ok_or(())
+        };
+        // Reading the body needs only the body and the extensions: the headers move out
+        // rather than being copied.
+        let headers = std::mem::take(&mut parts.headers);
+        let Ok(posts) = posts else {
+            return Err(unauthorized(headers));
         };
         let body = match Bytes::from_request(Request::from_parts(parts, body), state).await {
             Ok(body) => body,
