@@ -1,7 +1,6 @@
 //! Building the router and middleware stack; starting, serving and shutting down.
 
 use std::net::SocketAddr;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,7 +10,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::extract::Request;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use secrecy::SecretString;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -27,10 +25,10 @@ use crate::config::Settings;
 use crate::error::AppError;
 use crate::ingest::breaker::Breaker;
 use crate::ingest::writer::{Writer, WriterSettings};
-use crate::notify::{self, Changes};
+use crate::notify::Changes;
 use crate::store::Store;
 use crate::telemetry::{self, REQUEST_ID};
-use crate::{api, callback, health, ingest, server};
+use crate::{api, auth, callback, health, ingest, server};
 
 /// What every handler can reach; cloned for every request, so one shared allocation.
 #[derive(Debug, Clone)]
@@ -122,62 +120,6 @@ async fn request_deadline(limit: Duration, request: Request, next: Next) -> Resp
     }
 }
 
-/// The identification keys to accept: the configured ones, or else the key in
-/// `<data_dir>/identification_key`, generated (32 random bytes, base64url, mode 0600) when
-/// the file does not exist. The key itself is never logged.
-pub fn identification_keys(settings: &Settings) -> anyhow::Result<Vec<SecretString>> {
-    if !settings.divar.identification_keys.is_empty() {
-        return Ok(settings.divar.identification_keys.clone());
-    }
-    let path = settings.server.data_dir.join("identification_key");
-    let key = load_or_create_key(&path)?;
-    tracing::warn!(
-        path = %path.display(),
-        "divar.identification_keys is not set: using the generated key stored in this file; \
-         enter it in the Kenar panel or set divar.identification_keys"
-    );
-    Ok(vec![key])
-}
-
-fn load_or_create_key(path: &Path) -> anyhow::Result<SecretString> {
-    use base64::Engine;
-    use rand::RngCore;
-    use std::io::Write;
-
-    if path.exists() {
-        let key =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        let key = key.trim();
-        anyhow::ensure!(!key.is_empty(), "{} is empty", path.display());
-        let chars = key.chars().count();
-        anyhow::ensure!(
-            chars >= crate::config::MIN_KEY_CHARS,
-            "{}: {}",
-            path.display(),
-            crate::config::weak_key(chars)
-        );
-        return Ok(SecretString::from(key.to_owned()));
-    }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
-        .open(path)
-        .with_context(|| format!("creating {}", path.display()))?;
-    writeln!(file, "{key}").with_context(|| format!("writing {}", path.display()))?;
-    Ok(SecretString::from(key))
-}
-
 /// A running service: its address, its store, and the means to stop it.
 #[derive(Debug)]
 pub struct RunningApp {
@@ -222,19 +164,13 @@ async fn start_with(
 ) -> anyhow::Result<RunningApp> {
     // Installed before the first request so no early count is lost.
     telemetry::metrics_handle();
-    let keys = identification_keys(&settings)?;
+    let keys = auth::identification_keys(&settings)?;
     store.migrate().await.context("applying migrations")?;
     let settings = Arc::new(settings);
     let changes = Changes::new();
     let shutdown = CancellationToken::new();
     store.spawn_upkeep(shutdown.clone());
-    if let Store::Postgres(pg) = &store {
-        tokio::spawn(notify::listen_postgres(
-            pg.pool().clone(),
-            changes.clone(),
-            shutdown.clone(),
-        ));
-    }
+    store.spawn_change_listener(changes.clone(), shutdown.clone());
     let writers = settings
         .ingest
         .writers

@@ -1,13 +1,15 @@
-//! Checking the `authorization` header Divar sends against the configured identification
-//! keys, in constant time; the registration keys kept in memory; failed authentications
+//! The identification keys (configured, or generated into the data folder), and checking
+//! the `authorization` header Divar sends against them, in constant time; the registration keys kept in memory; failed authentications
 //! limited per client IP.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroU32;
+use std::path::Path;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use anyhow::Context;
 use axum::extract::ConnectInfo;
 use axum::http::{Extensions, HeaderMap, header};
 use governor::clock::{Clock, DefaultClock};
@@ -238,6 +240,64 @@ impl Failures {
             }
         });
     }
+}
+
+/// The identification keys to accept: the configured ones, or else the key in
+/// `<data_dir>/identification_key`, generated (32 random bytes, base64url, mode 0600) when
+/// the file does not exist. The key itself is never logged.
+pub fn identification_keys(
+    settings: &crate::config::Settings,
+) -> anyhow::Result<Vec<SecretString>> {
+    if !settings.divar.identification_keys.is_empty() {
+        return Ok(settings.divar.identification_keys.clone());
+    }
+    let path = settings.server.data_dir.join("identification_key");
+    let key = load_or_create_key(&path)?;
+    tracing::warn!(
+        path = %path.display(),
+        "divar.identification_keys is not set: using the generated key stored in this file; \
+         enter it in the Kenar panel or set divar.identification_keys"
+    );
+    Ok(vec![key])
+}
+
+fn load_or_create_key(path: &Path) -> anyhow::Result<SecretString> {
+    use base64::Engine;
+    use rand::RngCore;
+    use std::io::Write;
+
+    if path.exists() {
+        let key =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let key = key.trim();
+        anyhow::ensure!(!key.is_empty(), "{} is empty", path.display());
+        let chars = key.chars().count();
+        anyhow::ensure!(
+            chars >= crate::config::MIN_KEY_CHARS,
+            "{}: {}",
+            path.display(),
+            crate::config::weak_key(chars)
+        );
+        return Ok(SecretString::from(key.to_owned()));
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    writeln!(file, "{key}").with_context(|| format!("writing {}", path.display()))?;
+    Ok(SecretString::from(key))
 }
 
 #[cfg(test)]

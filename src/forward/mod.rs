@@ -4,7 +4,6 @@
 
 mod backoff;
 pub mod deliver;
-mod lease;
 pub mod manage;
 mod metrics;
 mod queue;
@@ -76,7 +75,7 @@ pub async fn spawn(
 async fn run(endpoint: Endpoint, mut changes: watch::Receiver<u64>, stop: CancellationToken) {
     let name = endpoint.settings.name.clone();
     loop {
-        let Some(lease) = lease::acquire(&endpoint.store, &name, &stop).await else {
+        let Some(lease) = endpoint.store.forward_lease(&name, &stop).await else {
             return;
         };
         let lost = CancellationToken::new();

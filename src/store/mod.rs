@@ -1,29 +1,30 @@
-//! The storage interface. [`Store`] is PostgreSQL or SQLite; both implement the same
-//! operations with their own SQL and migrations. Nothing here knows about HTTP.
+//! The storage interface. [`Store`] is PostgreSQL or SQLite, the one place that chooses;
+//! what differs between the two is in `backend.rs`, and the statements are written once for
+//! both. Nothing here knows about HTTP.
 
+mod backend;
 mod batch;
 pub mod forward;
 pub mod oauth;
 mod postgres;
 pub mod query;
+mod records;
 pub mod rejected;
 mod rows;
 pub mod sql;
 mod sqlite;
 mod statements;
+mod view;
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use secrecy::ExposeSecret;
-use serde::{Serialize, Serializer};
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 use crate::config::{DatabaseKind, DatabaseSettings, database_kind};
-
-pub use postgres::PgStore;
+use crate::notify::Changes;
 
 /// The database cannot be reached or opened; the text is the cause in one line
 /// ("cannot connect to db:5432: connection refused").
@@ -52,182 +53,12 @@ async fn probe_postgres(
     };
     Err(Unreachable(format!("cannot connect to {place}: {cause}")))
 }
-pub use sqlite::SqliteStore;
-
+use backend::Db;
 use rows::AnyRow;
 use sql::{Dialect, Sql};
 
-/// Where a message came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MessageSource {
-    /// The legacy `CHAT_MESSAGE` webhook.
-    Legacy,
-    /// The current events webhook.
-    Events,
-}
-
-impl MessageSource {
-    /// The stored value: `legacy` or `events`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            MessageSource::Legacy => "legacy",
-            MessageSource::Events => "events",
-        }
-    }
-}
-
-/// What is known about a message's conversation when the message arrives.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ConversationFacts {
-    /// Divar's conversation id, or the derived id of a legacy conversation.
-    pub id: String,
-    /// `POST` or `BOT`.
-    pub kind: String,
-    /// The post, where known.
-    pub post_token: Option<String>,
-    /// The post owner's user id, where known.
-    pub supply_user_id: Option<String>,
-    /// The other participant's user id, where known.
-    pub demand_user_id: Option<String>,
-}
-
-/// A chat message ready to be stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewMessage {
-    /// Divar's message id; unique within its origin.
-    pub id: String,
-    /// Who vouched for the message, and so the scope of its id: empty for a delivery
-    /// authenticated by one of the app's identification keys, the post token of a legacy
-    /// registration for a delivery authenticated by that registration's key. A registration
-    /// key can thereby never meet, hide or replace a message of another post.
-    pub origin: String,
-    /// Legacy or events webhook.
-    pub source: MessageSource,
-    /// `CHAT_MESSAGE`, `NEW_MESSAGE` or `NEW_CHATBOT_MESSAGE`.
-    pub event_type: String,
-    /// The conversation.
-    pub conversation: ConversationFacts,
-    /// `TEXT`, `IMAGE`, ... or a newer type, as sent.
-    pub message_type: String,
-    /// Text of a text message. U+0000 is stored as U+FFFD (PostgreSQL text cannot hold
-    /// it); the raw body keeps the original.
-    pub text: Option<String>,
-    /// `SELLER` or `BUYER`.
-    pub sender_side: Option<String>,
-    /// `HUMAN` or `BOT`.
-    pub sender_type: Option<String>,
-    /// The author's user id (legacy only).
-    pub sender_id: Option<String>,
-    /// `SELLER` or `BUYER` (legacy only).
-    pub receiver_side: Option<String>,
-    /// The recipient's user id (legacy only).
-    pub receiver_id: Option<String>,
-    /// When it was sent; the arrival time when Divar did not say.
-    pub sent_at: DateTime<Utc>,
-    /// `sent_at` exactly as sent, when it was sent.
-    pub sent_at_raw: Option<String>,
-    /// When kenar-hook received it.
-    pub received_at: DateTime<Utc>,
-    /// The type-specific data object, normalised.
-    pub data: Option<Value>,
-    /// The envelope's `metadata` (events) or `payload.metadata` (legacy).
-    pub metadata: Option<Value>,
-    /// The request body exactly as received.
-    pub raw_body: Vec<u8>,
-}
-
-/// A non-message event ready to be stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewEvent {
-    /// Unique: the SHA-256 of the canonical body, hex.
-    pub dedupe_key: String,
-    /// `USER_ACCESS_REVOCATION`, `POST_UPDATE`, `PAYMENT_TRANSACTION`, or as sent.
-    pub event_type: String,
-    /// Post update type or transaction state.
-    pub subtype: Option<String>,
-    /// User id, post token or transaction id.
-    pub subject_id: Option<String>,
-    /// The post, where known.
-    pub post_token: Option<String>,
-    /// The event's object.
-    pub payload: Value,
-    /// The envelope's `metadata`.
-    pub metadata: Option<Value>,
-    /// The request body exactly as received.
-    pub raw_body: Vec<u8>,
-    /// When kenar-hook received it.
-    pub received_at: DateTime<Utc>,
-}
-
-/// A button click and the answer given, ready to be stored.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NewClick {
-    /// A fresh UUID.
-    pub id: String,
-    /// `legacy`, `v2` or `dynamic_action`.
-    pub version: String,
-    /// v2 source or dynamic-action touchpoint.
-    pub source: Option<String>,
-    /// The post.
-    pub post_token: Option<String>,
-    /// The conversation.
-    pub conversation_id: Option<String>,
-    /// The user who clicked.
-    pub user_id: Option<String>,
-    /// The other participant (legacy).
-    pub peer_id: Option<String>,
-    /// `supply` or `demand`.
-    pub side: Option<String>,
-    /// The button's data.
-    pub provider_data: Value,
-    /// The rule that decided, or `fallback`; none when nothing matched.
-    pub rule: Option<String>,
-    /// The URL answered, if any.
-    pub url: Option<String>,
-    /// `redirect`, `text` or `no_match`.
-    pub outcome: String,
-    /// The request body exactly as received.
-    pub raw_body: Vec<u8>,
-    /// When kenar-hook received it.
-    pub received_at: DateTime<Utc>,
-}
-
-/// A stored click.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredClick {
-    /// Insertion order.
-    pub seq: i64,
-    /// The click as stored.
-    pub click: NewClick,
-}
-
-/// A legacy webhook registration. The key itself is never stored, only its digest.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Registration {
-    /// A fresh UUID.
-    pub id: String,
-    /// The registered post.
-    pub post_token: String,
-    /// The URL Divar sends the post's messages to.
-    pub endpoint: String,
-    /// SHA-256 of the identification key, hex.
-    pub key_digest: String,
-    /// When it was made.
-    pub created_at: DateTime<Utc>,
-}
-
-/// Something to store.
-// Values live for one request and are moved, not copied around: boxing buys nothing.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone, PartialEq)]
-pub enum NewRecord {
-    /// A chat message (and its conversation).
-    Message(NewMessage),
-    /// Any other event.
-    Event(NewEvent),
-    /// A button click.
-    Click(NewClick),
-}
+pub use records::*;
+pub use view::*;
 
 /// The PostgreSQL channel on which a commit announces the `seq` of what it stored.
 pub const NOTIFY_CHANNEL: &str = "kenar_hook_new";
@@ -235,256 +66,27 @@ pub const NOTIFY_CHANNEL: &str = "kenar_hook_new";
 /// The PostgreSQL advisory lock every writer transaction holds.
 const WRITER_LOCK: i64 = 0x6b65_6e61_7268_6f6b;
 
-/// The highest `seq` a batch stored, per table.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct NewIds {
-    /// Newest message stored, if any.
-    pub message: Option<i64>,
-    /// Newest event stored, if any.
-    pub event: Option<i64>,
-    /// Newest click stored, if any.
-    pub click: Option<i64>,
-}
-
-impl NewIds {
-    /// Whether anything was stored.
-    pub fn any(&self) -> bool {
-        self.message.is_some() || self.event.is_some() || self.click.is_some()
-    }
-}
-
-/// Whether a record was new.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WriteOutcome {
-    /// Inserted now.
-    Stored,
-    /// Already there: a redelivery. Nothing was changed.
-    Duplicate,
-    /// A message whose id is already held within its origin by a message of another
-    /// conversation or post. Nothing was changed.
-    Conflict,
-}
-
-/// A stored message as read back.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredMessage {
-    /// Insertion order.
-    pub seq: i64,
-    /// The message as it was stored.
-    pub message: NewMessage,
-}
-
-impl StoredMessage {
-    /// The message as a [`MessageView`] borrowing from it.
-    pub fn view(&self) -> MessageView<'_> {
-        let m = &self.message;
-        MessageView {
-            seq: self.seq,
-            id: &m.id,
-            source: m.source,
-            event_type: &m.event_type,
-            conversation_id: &m.conversation.id,
-            post_token: m.conversation.post_token.as_deref(),
-            message_type: &m.message_type,
-            text: m.text.as_deref(),
-            sender_side: m.sender_side.as_deref(),
-            sender_type: m.sender_type.as_deref(),
-            sender_id: m.sender_id.as_deref(),
-            receiver_side: m.receiver_side.as_deref(),
-            receiver_id: m.receiver_id.as_deref(),
-            sent_at: m.sent_at,
-            sent_at_raw: m.sent_at_raw.as_deref(),
-            received_at: m.received_at,
-            data: m.data.as_ref().map(JsonRef::Parsed),
-            metadata: m.metadata.as_ref().map(JsonRef::Parsed),
-        }
-    }
-}
-
-/// A JSON column as read: checked text straight from a row, or a parsed value.
-#[derive(Debug, Clone, Copy)]
-pub enum JsonRef<'a> {
-    /// Valid JSON text, written out as it is.
-    Raw(&'a RawValue),
-    /// A parsed value.
-    Parsed(&'a Value),
-}
-
-impl JsonRef<'_> {
-    /// The value, parsed.
-    pub fn to_value(self) -> Option<Value> {
-        match self {
-            JsonRef::Raw(raw) => serde_json::from_str(raw.get()).ok(),
-            JsonRef::Parsed(value) => Some(value.clone()),
-        }
-    }
-}
-
-impl Serialize for JsonRef<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            JsonRef::Raw(raw) => raw.serialize(serializer),
-            JsonRef::Parsed(value) => value.serialize(serializer),
-        }
-    }
-}
-
-/// A stored message read in place, its text borrowed from a fetched row or a
-/// [`StoredMessage`]. Lists read tens of rows per request; copying every column into owned
-/// strings and parsing the JSON columns only to write them out again was a large share of
-/// the read API's CPU time.
-#[derive(Debug, Clone, Copy)]
-pub struct MessageView<'a> {
-    /// Insertion order.
-    pub seq: i64,
-    /// Divar's message id.
-    pub id: &'a str,
-    /// Legacy or events webhook.
-    pub source: MessageSource,
-    /// `CHAT_MESSAGE`, `NEW_MESSAGE` or `NEW_CHATBOT_MESSAGE`.
-    pub event_type: &'a str,
-    /// The conversation.
-    pub conversation_id: &'a str,
-    /// The post, where known.
-    pub post_token: Option<&'a str>,
-    /// `TEXT`, `IMAGE`, ... or a newer type, as sent.
-    pub message_type: &'a str,
-    /// Text of a text message.
-    pub text: Option<&'a str>,
-    /// `SELLER` or `BUYER`.
-    pub sender_side: Option<&'a str>,
-    /// `HUMAN` or `BOT`.
-    pub sender_type: Option<&'a str>,
-    /// The author's user id (legacy only).
-    pub sender_id: Option<&'a str>,
-    /// `SELLER` or `BUYER` (legacy only).
-    pub receiver_side: Option<&'a str>,
-    /// The recipient's user id (legacy only).
-    pub receiver_id: Option<&'a str>,
-    /// When it was sent.
-    pub sent_at: DateTime<Utc>,
-    /// `sent_at` exactly as sent, when it was sent.
-    pub sent_at_raw: Option<&'a str>,
-    /// When kenar-hook received it.
-    pub received_at: DateTime<Utc>,
-    /// The type-specific data object.
-    pub data: Option<JsonRef<'a>>,
-    /// The envelope's metadata.
-    pub metadata: Option<JsonRef<'a>>,
-}
-
-impl MessageView<'_> {
-    /// An owned copy, without the raw body and the origin (a view has neither).
-    pub fn to_stored(&self) -> StoredMessage {
-        StoredMessage {
-            seq: self.seq,
-            message: NewMessage {
-                id: self.id.to_owned(),
-                origin: String::new(),
-                source: self.source,
-                event_type: self.event_type.to_owned(),
-                conversation: ConversationFacts {
-                    id: self.conversation_id.to_owned(),
-                    kind: String::new(),
-                    post_token: self.post_token.map(str::to_owned),
-                    supply_user_id: None,
-                    demand_user_id: None,
-                },
-                message_type: self.message_type.to_owned(),
-                text: self.text.map(str::to_owned),
-                sender_side: self.sender_side.map(str::to_owned),
-                sender_type: self.sender_type.map(str::to_owned),
-                sender_id: self.sender_id.map(str::to_owned),
-                receiver_side: self.receiver_side.map(str::to_owned),
-                receiver_id: self.receiver_id.map(str::to_owned),
-                sent_at: self.sent_at,
-                sent_at_raw: self.sent_at_raw.map(str::to_owned),
-                received_at: self.received_at,
-                data: self.data.and_then(JsonRef::to_value),
-                metadata: self.metadata.and_then(JsonRef::to_value),
-                raw_body: Vec::new(),
-            },
-        }
-    }
-}
-
-/// Message rows as fetched, read in place through [`MessageRows::views`].
-pub struct MessageRows {
-    rows: Vec<AnyRow>,
-    /// Cut short by the byte budget: rows may be left.
-    pub cut: bool,
-}
-
-impl MessageRows {
-    /// Whether no row was found.
-    pub fn is_empty(&self) -> bool {
-        self.rows.is_empty()
-    }
-
-    /// Every row as a view borrowing from it.
-    pub fn views(&self) -> Result<Vec<MessageView<'_>>, sqlx::Error> {
-        self.rows.iter().map(rows::message_view).collect()
-    }
-}
-
-/// A page of rows as fetched.
-#[derive(Debug)]
-pub struct Listed<T> {
-    /// The rows.
-    pub rows: Vec<T>,
-    /// Cut short by the byte budget: rows may be left.
-    pub cut: bool,
-}
-
-/// A stored conversation.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredConversation {
-    /// Conversation id.
-    pub id: String,
-    /// `POST` or `BOT`.
-    pub kind: String,
-    /// `legacy` or `events`.
-    pub source: String,
-    /// The post, where known.
-    pub post_token: Option<String>,
-    /// The post owner's user id, where known.
-    pub supply_user_id: Option<String>,
-    /// The other participant's user id, where known.
-    pub demand_user_id: Option<String>,
-    /// Earliest `sent_at` of its messages.
-    pub first_message_at: DateTime<Utc>,
-    /// Latest `sent_at` of its messages.
-    pub last_message_at: DateTime<Utc>,
-    /// How many messages are stored.
-    pub message_count: i64,
-}
-
-/// A stored event.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StoredEvent {
-    /// Insertion order; the event's id.
-    pub seq: i64,
-    /// The event as it was stored.
-    pub event: NewEvent,
-}
-
 /// The database: PostgreSQL in production, SQLite by default.
 #[derive(Debug, Clone)]
 pub enum Store {
     /// PostgreSQL.
-    Postgres(PgStore),
+    #[allow(private_interfaces)]
+    Postgres(Db<sqlx::Postgres>),
     /// SQLite.
-    Sqlite(SqliteStore),
+    #[allow(private_interfaces)]
+    Sqlite(Db<sqlx::Sqlite>),
 }
 
+/// The one switch on the database: `$call` is written once and runs on whichever it is.
 macro_rules! dispatch {
-    ($self:ident, $s:ident => $call:expr) => {
+    ($self:expr, $db:ident => $call:expr) => {
         match $self {
-            Store::Postgres($s) => $call,
-            Store::Sqlite($s) => $call,
+            Store::Postgres($db) => $call,
+            Store::Sqlite($db) => $call,
         }
     };
 }
+use dispatch;
 
 /// Whether an error says the database cannot be used now (as opposed to a bad record or a
 /// bug): no connection, or a connection lost; PostgreSQL's connection exceptions (SQLSTATE
@@ -535,10 +137,10 @@ impl Store {
                     // retried by the caller) and is then dropped from the pool.
                     .test_before_acquire(false)
                     .connect_lazy_with(options);
-                Ok(Store::Postgres(PgStore::new(pool)))
+                Ok(Store::Postgres(Db::new(pool)))
             }
             DatabaseKind::Sqlite => Ok(Store::Sqlite(
-                SqliteStore::open(
+                Db::<sqlx::Sqlite>::open(
                     url,
                     settings.max_connections,
                     acquire,
@@ -551,10 +153,7 @@ impl Store {
     }
 
     fn dialect(&self) -> Dialect {
-        match self {
-            Store::Postgres(_) => Dialect::Postgres,
-            Store::Sqlite(_) => Dialect::Sqlite,
-        }
+        dispatch!(self, db => db.dialect())
     }
 
     /// Rows up to `budget` bytes, each read into a `T`.
@@ -574,40 +173,15 @@ impl Store {
         sql: &Sql,
         budget: usize,
     ) -> Result<(Vec<AnyRow>, bool), sqlx::Error> {
-        Ok(match self {
-            Store::Postgres(s) => {
-                let (rows, cut) = s.fetch_bounded(sql, budget).await?;
-                (rows.into_iter().map(AnyRow::Postgres).collect(), cut)
-            }
-            Store::Sqlite(s) => {
-                let (rows, cut) = s.fetch_bounded(sql, budget).await?;
-                (rows.into_iter().map(AnyRow::Sqlite).collect(), cut)
-            }
-        })
+        dispatch!(self, db => db.fetch_bounded(sql, budget).await)
     }
 
     async fn fetch_all(&self, sql: &Sql) -> Result<Vec<AnyRow>, sqlx::Error> {
-        Ok(match self {
-            Store::Postgres(s) => s
-                .fetch_all(sql)
-                .await?
-                .into_iter()
-                .map(AnyRow::Postgres)
-                .collect(),
-            Store::Sqlite(s) => s
-                .fetch_all(sql)
-                .await?
-                .into_iter()
-                .map(AnyRow::Sqlite)
-                .collect(),
-        })
+        dispatch!(self, db => db.fetch_all(sql).await)
     }
 
     async fn fetch_optional(&self, sql: &Sql) -> Result<Option<AnyRow>, sqlx::Error> {
-        Ok(match self {
-            Store::Postgres(s) => s.fetch_optional(sql).await?.map(AnyRow::Postgres),
-            Store::Sqlite(s) => s.fetch_optional(sql).await?.map(AnyRow::Sqlite),
-        })
+        dispatch!(self, db => db.fetch_optional(sql).await)
     }
 
     async fn fetch_one(&self, sql: &Sql) -> Result<AnyRow, sqlx::Error> {
@@ -617,30 +191,49 @@ impl Store {
     }
 
     async fn execute(&self, sql: &Sql) -> Result<(), sqlx::Error> {
-        dispatch!(self, s => s.execute(sql).await)
+        self.execute_count(sql).await.map(|_| ())
+    }
+
+    /// Runs one statement; the rows it changed.
+    async fn execute_count(&self, sql: &Sql) -> Result<u64, sqlx::Error> {
+        dispatch!(self, db => db.execute(sql).await)
+    }
+
+    /// Runs the statements in one write transaction; the rows each changed, in order.
+    async fn transaction(&self, statements: &[Sql]) -> Result<Vec<u64>, sqlx::Error> {
+        dispatch!(self, db => db.transaction(statements).await)
+    }
+
+    /// Runs the statements in one write transaction when the first changes a row;
+    /// otherwise changes nothing.
+    async fn transaction_if_first_changes(&self, statements: &[Sql]) -> Result<bool, sqlx::Error> {
+        dispatch!(self, db => db.transaction_if_first_changes(statements).await)
     }
 
     /// Applies the migrations of this backend.
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        dispatch!(self, s => s.migrate().await)
+        dispatch!(self, db => db.migrate().await)
     }
 
-    /// Starts the database's own upkeep until `stop` is cancelled: SQLite's checkpoints (see
-    /// `SqliteStore::spawn_checkpointer`); nothing on PostgreSQL.
+    /// Starts the database's own upkeep until `stop` is cancelled: SQLite's checkpoints;
+    /// nothing on PostgreSQL.
     pub fn spawn_upkeep(&self, stop: tokio_util::sync::CancellationToken) {
-        if let Store::Sqlite(s) = self {
-            s.spawn_checkpointer(stop);
-        }
+        dispatch!(self, db => db.spawn_upkeep(stop))
     }
 
-    /// How many batch writers suit this database when `ingest.writers` is unset. Measured
-    /// (docs/benchmarks.md): a second PostgreSQL writer encodes the next batch while one is in the
-    /// database; SQLite takes one writer at a time anyway.
+    /// Wakes `changes` whenever another replica sharing the database commits (PostgreSQL's
+    /// LISTEN, until `stop`); nothing on SQLite, whose only writer is this process.
+    pub fn spawn_change_listener(
+        &self,
+        changes: Changes,
+        stop: tokio_util::sync::CancellationToken,
+    ) {
+        dispatch!(self, db => db.spawn_change_listener(changes, stop))
+    }
+
+    /// How many batch writers suit this database when `ingest.writers` is unset.
     pub fn default_writers(&self) -> usize {
-        match self {
-            Store::Postgres(_) => 2,
-            Store::Sqlite(_) => 1,
-        }
+        dispatch!(self, db => db.default_writers())
     }
 
     /// A cheap round trip to the database.
@@ -657,7 +250,7 @@ impl Store {
         &self,
         records: &[NewRecord],
     ) -> Result<(Vec<WriteOutcome>, NewIds), sqlx::Error> {
-        dispatch!(self, s => s.write_batch(records).await)
+        dispatch!(self, db => db.write_batch(records).await)
     }
 
     /// One message by id, raw body and origin included. When the id is held in several
@@ -838,7 +431,7 @@ impl Store {
 
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
-        dispatch!(self, s => s.close().await)
+        dispatch!(self, db => db.close().await)
     }
 }
 

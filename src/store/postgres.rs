@@ -1,9 +1,11 @@
-//! PostgreSQL: the pool, its transaction rules (writers take turns, commits announce new
-//! ids), and parameter binding. The statements themselves are shared.
+//! PostgreSQL's own: the batch as one statement (writers take turns, commits announce new
+//! ids) and listening for the commits of every replica.
 
-use sqlx::postgres::{PgArguments, PgPool, PgRow};
-use sqlx::query::Query;
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
 use sqlx::{Postgres, Row};
+use tokio_util::sync::CancellationToken;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -11,129 +13,20 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, Utc};
 
+use super::backend::Db;
 use super::batch::{
     CLICK_COLUMNS, CONVERSATION_COLUMNS, EVENT_COLUMNS, Held, Item, MESSAGE_COLUMNS, Plan, clean,
     clean_opt, conversation_conflict, message_conflict, scoped,
 };
-use super::sql::{Param, Sql};
 use super::{NOTIFY_CHANNEL, NewIds, NewRecord, WRITER_LOCK, WriteOutcome};
+use crate::notify::Changes;
 
-/// A PostgreSQL connection pool.
-#[derive(Debug, Clone)]
-pub struct PgStore {
-    pool: PgPool,
-}
-
-/// A statement with its parameters bound.
-fn bind(sql: &Sql) -> Query<'_, Postgres, PgArguments> {
-    let mut q = sqlx::query(&sql.text);
-    for param in &sql.params {
-        q = match param {
-            Param::Text(s) => q.bind(s),
-            Param::OptText(s) => q.bind(s),
-            Param::Int(i) => q.bind(*i),
-            Param::OptInt(i) => q.bind(*i),
-            Param::Bytes(b) => q.bind(b),
-            Param::OptBytes(b) => q.bind(b),
-            Param::OptTime(t) => q.bind(*t),
-            Param::Time(t) => q.bind(*t),
-        };
-    }
-    q
-}
-
-impl PgStore {
-    /// Wraps a pool.
-    pub fn new(pool: PgPool) -> Self {
-        PgStore { pool }
-    }
-
-    /// The pool (the live stream LISTENs through it).
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
-    }
-
-    pub(super) async fn migrate(&self) -> anyhow::Result<()> {
-        sqlx::migrate!("migrations/postgres")
-            .run(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    pub(super) async fn close(&self) {
-        self.pool.close().await
-    }
-
-    pub(super) async fn fetch_all(&self, sql: &Sql) -> Result<Vec<PgRow>, sqlx::Error> {
-        bind(sql).fetch_all(&self.pool).await
-    }
-
-    /// Rows until they hold `budget` bytes; true when rows may be left.
-    pub(super) async fn fetch_bounded(
-        &self,
-        sql: &Sql,
-        budget: usize,
-    ) -> Result<(Vec<PgRow>, bool), sqlx::Error> {
-        super::rows::take_bounded(bind(sql).fetch(&self.pool), budget).await
-    }
-
-    pub(super) async fn fetch_optional(&self, sql: &Sql) -> Result<Option<PgRow>, sqlx::Error> {
-        bind(sql).fetch_optional(&self.pool).await
-    }
-
-    pub(super) async fn execute_count(&self, sql: &Sql) -> Result<u64, sqlx::Error> {
-        Ok(bind(sql).execute(&self.pool).await?.rows_affected())
-    }
-
-    /// Runs the statements in one transaction; the rows each changed.
-    pub(super) async fn execute_all(&self, sqls: &[Sql]) -> Result<Vec<u64>, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        let mut counts = Vec::with_capacity(sqls.len());
-        for sql in sqls {
-            counts.push(bind(sql).execute(&mut *tx).await?.rows_affected());
-        }
-        tx.commit().await?;
-        Ok(counts)
-    }
-
-    pub(super) async fn execute(&self, sql: &Sql) -> Result<(), sqlx::Error> {
-        bind(sql).execute(&self.pool).await.map(|_| ())
-    }
-
-    /// Runs the statements in one transaction when the first changes a row; otherwise rolls
-    /// back and changes nothing.
-    pub(super) async fn transaction_if_first_changes(
-        &self,
-        statements: &[Sql],
-    ) -> Result<bool, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        for (i, sql) in statements.iter().enumerate() {
-            let changed = bind(sql).execute(&mut *tx).await?.rows_affected();
-            if i == 0 && changed == 0 {
-                tx.rollback().await?;
-                return Ok(false);
-            }
-        }
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    /// Runs the statements in one transaction; the rows each changed, in order.
-    pub(super) async fn transaction(&self, statements: &[Sql]) -> Result<Vec<u64>, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        let mut changed = Vec::with_capacity(statements.len());
-        for sql in statements {
-            changed.push(bind(sql).execute(&mut *tx).await?.rows_affected());
-        }
-        tx.commit().await?;
-        Ok(changed)
-    }
-
+impl Db<Postgres> {
     /// Stores a batch with one statement, in its own implicit transaction: on a loopback
     /// connection each round trip costs about 0.2 ms here, and BEGIN, the lock, each insert,
     /// the NOTIFY and COMMIT as separate round trips were most of a small batch's time, all of
     /// it spent holding the writers' lock.
-    pub(super) async fn write_batch(
+    pub(crate) async fn write_batch(
         &self,
         records: &[NewRecord],
     ) -> Result<(Vec<WriteOutcome>, NewIds), sqlx::Error> {
@@ -210,6 +103,53 @@ impl PgStore {
             table.insert(row.try_get::<String, _>(1)?, row.try_get::<i64, _>(2)?);
         }
         Ok(plan.outcomes(&messages, &events, &clicks))
+    }
+
+    /// Listens on the notification channel until `stop`, waking `changes` on every
+    /// notification and after every reconnect (notifications sent while disconnected are
+    /// lost, so subscribers must re-query).
+    pub(crate) fn spawn_change_listener(&self, changes: Changes, stop: CancellationToken) {
+        tokio::spawn(listen(self.pool.clone(), changes, stop));
+    }
+
+    /// Nothing to do: PostgreSQL looks after itself.
+    pub(crate) fn spawn_upkeep(&self, _stop: CancellationToken) {}
+}
+
+async fn listen(pool: sqlx::PgPool, changes: Changes, stop: CancellationToken) {
+    loop {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot LISTEN; retrying in 1 s");
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        if let Err(e) = listener.listen(NOTIFY_CHANNEL).await {
+            tracing::warn!(error = %e, "cannot LISTEN; retrying in 1 s");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        changes.notify();
+        loop {
+            let next = tokio::select! {
+                _ = stop.cancelled() => return,
+                next = listener.try_recv() => next,
+            };
+            match next {
+                Ok(Some(_)) => changes.notify(),
+                // The connection dropped; the next try_recv reconnects. Re-query meanwhile.
+                Ok(None) => changes.notify(),
+                Err(e) => {
+                    tracing::warn!(error = %e, "LISTEN connection failed; reconnecting");
+                    changes.notify();
+                    break;
+                }
+            }
+        }
     }
 }
 

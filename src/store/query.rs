@@ -110,35 +110,23 @@ pub struct LogQuery {
 }
 
 /// The raw body column, or an empty stand-in when it is not wanted.
-fn raw_body(dialect: Dialect, wanted: bool) -> &'static str {
-    match (wanted, dialect) {
-        (true, _) => "raw_body",
-        (false, Dialect::Postgres) => "'\\x'::bytea as raw_body",
-        (false, Dialect::Sqlite) => "x'' as raw_body",
+fn raw_body(dialect: Dialect, wanted: bool) -> String {
+    if wanted {
+        "raw_body".to_owned()
+    } else {
+        format!("{} as raw_body", dialect.empty_bytes)
     }
 }
 
 /// The columns of a message row without its raw body (lists and the stream never show it).
-pub fn message_columns(dialect: Dialect) -> &'static str {
-    match dialect {
-        Dialect::Postgres => {
-            "seq, id, source, event_type, conversation_id, post_token, message_type, text, \
-             sender_side, sender_type, sender_id, receiver_side, receiver_id, sent_at, \
-             sent_at_raw, received_at, data::text as data, metadata::text as metadata"
-        }
-        Dialect::Sqlite => {
-            "seq, id, source, event_type, conversation_id, post_token, message_type, text, \
-             sender_side, sender_type, sender_id, receiver_side, receiver_id, sent_at, \
-             sent_at_raw, received_at, data, metadata"
-        }
-    }
-}
-
-fn json_text(dialect: Dialect, column: &str) -> String {
-    match dialect {
-        Dialect::Postgres => format!("{column}::text as {column}"),
-        Dialect::Sqlite => column.to_owned(),
-    }
+pub fn message_columns(dialect: Dialect) -> String {
+    format!(
+        "seq, id, source, event_type, conversation_id, post_token, message_type, text, \
+         sender_side, sender_type, sender_id, receiver_side, receiver_id, sent_at, \
+         sent_at_raw, received_at, {}, {}",
+        dialect.json_column("data"),
+        dialect.json_column("metadata")
+    )
 }
 
 /// `select ... from conversation ...`
@@ -192,11 +180,8 @@ pub fn messages(dialect: Dialect, q: &MessageQuery) -> Sql {
         sql.filter(&mut first, "sent_at < ", Param::Time(t));
     }
     if let Some(text) = &q.text {
-        let like = match dialect {
-            Dialect::Postgres => "text ilike ",
-            Dialect::Sqlite => "text like ",
-        };
-        sql.filter(&mut first, like, Param::Text(like_pattern(text)));
+        let like = format!("text {} ", dialect.like);
+        sql.filter(&mut first, &like, Param::Text(like_pattern(text)));
         sql.push(" escape '\\'");
     }
     let (cmp, dir) = match q.order {
@@ -237,8 +222,8 @@ pub fn events(dialect: Dialect, q: &LogQuery) -> Sql {
     let columns = format!(
         "seq, dedupe_key, event_type, subtype, subject_id, post_token, {}, {}, {}, \
          received_at",
-        json_text(dialect, "payload"),
-        json_text(dialect, "metadata"),
+        dialect.json_column("payload"),
+        dialect.json_column("metadata"),
         raw_body(dialect, q.with_raw)
     );
     let mut sql = Sql::new(dialect, &format!("select {columns} from event"));
@@ -258,7 +243,7 @@ pub fn clicks(dialect: Dialect, q: &LogQuery) -> Sql {
     let columns = format!(
         "seq, id, version, source, post_token, conversation_id, user_id, peer_id, side, {}, \
          rule, url, outcome, {}, received_at",
-        json_text(dialect, "provider_data"),
+        dialect.json_column("provider_data"),
         raw_body(dialect, q.with_raw)
     );
     let mut sql = Sql::new(dialect, &format!("select {columns} from click"));
@@ -367,7 +352,7 @@ mod tests {
             limit: 50,
             ..Default::default()
         };
-        let sql = messages(Dialect::Postgres, &q);
+        let sql = messages(Dialect::POSTGRES, &q);
         assert!(
             sql.text.ends_with(
                 "where conversation_id = $1 and (sent_at, id, seq) < ($2, $3, $4) \

@@ -5,12 +5,13 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{ColumnIndex, Decode, Postgres, Row, Sqlite, Type};
 
+use super::backend::Time;
 use super::{
     JsonRef, MessageSource, MessageView, NewClick, NewEvent, Registration, StoredClick,
     StoredConversation, StoredEvent, StoredMessage, parse_json_column,
 };
 
-/// A row of either database.
+/// A row of either database, read by column with the types both store alike.
 pub enum AnyRow {
     /// From PostgreSQL.
     Postgres(PgRow),
@@ -61,16 +62,6 @@ where
         .sum()
 }
 
-/// Microseconds since the epoch: how SQLite stores times.
-pub fn micros(t: DateTime<Utc>) -> i64 {
-    t.timestamp_micros()
-}
-
-/// The inverse of [`micros`].
-pub fn from_micros(us: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_micros(us).unwrap_or_default()
-}
-
 impl AnyRow {
     /// A column that both databases store alike (text, integers, bytes), by name or position;
     /// `&str` and `&[u8]` borrow from the row.
@@ -85,15 +76,12 @@ impl AnyRow {
         }
     }
 
-    /// A time column: `timestamptz` in PostgreSQL, microseconds in SQLite.
+    /// A time column (see [`Time`]).
     pub fn time<I>(&self, column: I) -> Result<DateTime<Utc>, sqlx::Error>
     where
         I: ColumnIndex<PgRow> + ColumnIndex<SqliteRow>,
     {
-        match self {
-            AnyRow::Postgres(r) => r.try_get(column),
-            AnyRow::Sqlite(r) => Ok(from_micros(r.try_get(column)?)),
-        }
+        Ok(self.get::<Time, _>(column)?.0)
     }
 
     /// A time column that may be NULL.
@@ -101,10 +89,7 @@ impl AnyRow {
     where
         I: ColumnIndex<PgRow> + ColumnIndex<SqliteRow>,
     {
-        match self {
-            AnyRow::Postgres(r) => r.try_get(column),
-            AnyRow::Sqlite(r) => Ok(r.try_get::<Option<i64>, _>(column)?.map(from_micros)),
-        }
+        Ok(self.get::<Option<Time>, _>(column)?.map(|t| t.0))
     }
 
     fn json<I>(&self, column: I) -> Result<Option<serde_json::Value>, sqlx::Error>
@@ -298,7 +283,7 @@ mod tests {
             (col::RAW_BODY, "raw_body"),
             (col::ORIGIN, "origin"),
         ];
-        for dialect in [Dialect::Postgres, Dialect::Sqlite] {
+        for dialect in [Dialect::POSTGRES, Dialect::SQLITE] {
             let names = selected(dialect);
             assert_eq!(names.len(), expected.len(), "{dialect:?}: {names:?}");
             for (position, name) in expected {

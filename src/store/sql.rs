@@ -1,18 +1,11 @@
-//! SQL text with typed parameters, written once for both databases; each backend binds the
-//! parameters its own way.
+//! SQL text with typed parameters, written once for both databases (`$1`, `$2`, ...
+//! placeholders in both); `backend::bind` binds the parameters.
 
 use std::borrow::Cow;
 
 use chrono::{DateTime, Utc};
 
-/// The database's flavour of SQL.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Dialect {
-    /// `$1` placeholders, `ilike`, `json` columns read as text.
-    Postgres,
-    /// `?1` placeholders, `like` (case-insensitive for ASCII; Persian has no case).
-    Sqlite,
-}
+pub use super::backend::Dialect;
 
 /// A parameter value.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,19 +86,14 @@ impl Sql {
     pub fn bind(&mut self, param: Param) -> &mut Self {
         self.params.push(param.without_nul());
         let n = self.params.len();
-        match self.dialect {
-            Dialect::Postgres => self.text.push_str(&format!("${n}")),
-            Dialect::Sqlite => self.text.push_str(&format!("?{n}")),
-        }
+        self.text.push_str(&format!("${n}"));
         self
     }
 
     /// Appends a placeholder for JSON text (a `json` column in PostgreSQL, text in SQLite).
     pub fn bind_json(&mut self, json: Option<String>) -> &mut Self {
         self.bind(Param::OptText(json));
-        if self.dialect == Dialect::Postgres {
-            self.text.push_str("::text::json");
-        }
+        self.text.push_str(self.dialect.json_param);
         self
     }
 

@@ -1,6 +1,5 @@
-//! SQLite, the zero-setup default: opening the file, its transaction rules, and parameter
-//! binding (times as integer microseconds, so they sort and compare exactly). The statements
-//! themselves are shared.
+//! SQLite's own, the zero-setup default: opening the file, checkpoints, and the batch as
+//! multi-row inserts.
 
 use std::path::Path;
 use std::str::FromStr;
@@ -10,53 +9,27 @@ use anyhow::Context;
 use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
-use sqlx::query::Query;
 use sqlx::query_builder::Separated;
 use sqlx::sqlite::{
-    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
-    SqliteRow, SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use std::collections::HashMap;
 
+use super::backend::{Backend, Db, Time};
 use super::batch::{
     CLICK_COLUMNS, CONVERSATION_COLUMNS, ConversationChange, EVENT_COLUMNS, Held, Item,
     MESSAGE_COLUMNS, Plan, clean, clean_opt, conversation_changes, conversation_conflict,
     message_conflict, scoped,
 };
-use super::rows::micros;
-use super::sql::{Param, Sql};
 use super::{NewIds, NewRecord, WriteOutcome};
 use crate::config::SqliteSync;
+use crate::notify::Changes;
 
-/// A SQLite connection pool.
-#[derive(Debug, Clone)]
-pub struct SqliteStore {
-    pool: SqlitePool,
-}
-
-/// A statement with its parameters bound.
-fn bind(sql: &Sql) -> Query<'_, Sqlite, SqliteArguments<'_>> {
-    let mut q = sqlx::query(&sql.text);
-    for param in &sql.params {
-        q = match param {
-            Param::Text(s) => q.bind(s),
-            Param::OptText(s) => q.bind(s),
-            Param::Int(i) => q.bind(*i),
-            Param::OptInt(i) => q.bind(*i),
-            Param::Bytes(b) => q.bind(b),
-            Param::OptBytes(b) => q.bind(b),
-            Param::OptTime(t) => q.bind(t.map(micros)),
-            Param::Time(t) => q.bind(micros(*t)),
-        };
-    }
-    q
-}
-
-impl SqliteStore {
+impl Db<Sqlite> {
     /// Opens (creating when missing) the database file of a `sqlite://` URL.
-    pub async fn open(
+    pub(crate) async fn open(
         url: &str,
         max_connections: u32,
         acquire: Duration,
@@ -100,7 +73,7 @@ impl SqliteStore {
                     file.display()
                 )
             })?;
-        Ok(SqliteStore { pool })
+        Ok(Db::new(pool))
     }
 
     /// Copies the write-ahead log into the database every 250 ms from a pooled connection of its
@@ -108,7 +81,7 @@ impl SqliteStore {
     /// while every delivery of that batch waited for its answer (docs/benchmarks.md has the
     /// figures). A passive checkpoint never waits for readers or writers; the log restarts
     /// from its beginning once a checkpoint has caught up, and is cut back to 64 MiB then.
-    pub(super) fn spawn_checkpointer(&self, stop: CancellationToken) {
+    pub(crate) fn spawn_upkeep(&self, stop: CancellationToken) {
         let pool = self.pool.clone();
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(250));
@@ -128,90 +101,20 @@ impl SqliteStore {
         });
     }
 
-    pub(super) async fn migrate(&self) -> anyhow::Result<()> {
-        sqlx::migrate!("migrations/sqlite").run(&self.pool).await?;
-        Ok(())
-    }
+    /// Nothing to listen to: this process is the only writer, and its writer wakes the
+    /// stream itself.
+    pub(crate) fn spawn_change_listener(&self, _changes: Changes, _stop: CancellationToken) {}
 
-    pub(super) async fn close(&self) {
-        self.pool.close().await
-    }
-
-    pub(super) async fn fetch_all(&self, sql: &Sql) -> Result<Vec<SqliteRow>, sqlx::Error> {
-        bind(sql).fetch_all(&self.pool).await
-    }
-
-    /// Rows until they hold `budget` bytes; true when rows may be left.
-    pub(super) async fn fetch_bounded(
-        &self,
-        sql: &Sql,
-        budget: usize,
-    ) -> Result<(Vec<SqliteRow>, bool), sqlx::Error> {
-        super::rows::take_bounded(bind(sql).fetch(&self.pool), budget).await
-    }
-
-    pub(super) async fn fetch_optional(&self, sql: &Sql) -> Result<Option<SqliteRow>, sqlx::Error> {
-        bind(sql).fetch_optional(&self.pool).await
-    }
-
-    pub(super) async fn execute_count(&self, sql: &Sql) -> Result<u64, sqlx::Error> {
-        Ok(bind(sql).execute(&self.pool).await?.rows_affected())
-    }
-
-    /// Runs the statements in one transaction; the rows each changed.
-    pub(super) async fn execute_all(&self, sqls: &[Sql]) -> Result<Vec<u64>, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
-        let mut counts = Vec::with_capacity(sqls.len());
-        for sql in sqls {
-            counts.push(bind(sql).execute(&mut *tx).await?.rows_affected());
-        }
-        tx.commit().await?;
-        Ok(counts)
-    }
-
-    pub(super) async fn execute(&self, sql: &Sql) -> Result<(), sqlx::Error> {
-        bind(sql).execute(&self.pool).await.map(|_| ())
-    }
-
-    /// Runs the statements in one transaction when the first changes a row; otherwise rolls
-    /// back and changes nothing.
-    pub(super) async fn transaction_if_first_changes(
-        &self,
-        statements: &[Sql],
-    ) -> Result<bool, sqlx::Error> {
-        let mut tx = self.pool.begin_with("begin immediate").await?;
-        for (i, sql) in statements.iter().enumerate() {
-            let changed = bind(sql).execute(&mut *tx).await?.rows_affected();
-            if i == 0 && changed == 0 {
-                tx.rollback().await?;
-                return Ok(false);
-            }
-        }
-        tx.commit().await?;
-        Ok(true)
-    }
-
-    /// Runs the statements in one transaction, taking the write lock first; the rows each
-    /// changed, in order.
-    pub(super) async fn transaction(&self, statements: &[Sql]) -> Result<Vec<u64>, sqlx::Error> {
-        let mut tx = self.pool.begin_with("begin immediate").await?;
-        let mut changed = Vec::with_capacity(statements.len());
-        for sql in statements {
-            changed.push(bind(sql).execute(&mut *tx).await?.rows_affected());
-        }
-        tx.commit().await?;
-        Ok(changed)
-    }
-
-    pub(super) async fn write_batch(
+    pub(crate) async fn write_batch(
         &self,
         records: &[NewRecord],
     ) -> Result<(Vec<WriteOutcome>, NewIds), sqlx::Error> {
         let plan = Plan::new(records);
-        // BEGIN IMMEDIATE takes the write lock up front, so a second writer waits on the
-        // busy timeout instead of failing half-way with SQLITE_BUSY; one writer at a time
-        // also keeps `seq` order equal to commit order.
-        let mut tx = self.pool.begin_with("begin immediate").await?;
+        // One writer at a time (`BEGIN_WRITE`) also keeps `seq` order equal to commit order.
+        let mut tx = self
+            .pool
+            .begin_with(<Sqlite as Backend>::BEGIN_WRITE)
+            .await?;
         let messages = insert_messages(&mut tx, &plan).await?;
         let events = insert_events(&mut tx, &plan).await?;
         let clicks = insert_clicks(&mut tx, &plan).await?;
@@ -280,9 +183,9 @@ async fn insert_messages(
                 .push_bind(clean_opt(&m.sender_id))
                 .push_bind(clean_opt(&m.receiver_side))
                 .push_bind(clean_opt(&m.receiver_id))
-                .push_bind(micros(m.sent_at))
+                .push_bind(Time(m.sent_at))
                 .push_bind(clean_opt(&m.sent_at_raw))
-                .push_bind(micros(m.received_at))
+                .push_bind(Time(m.received_at))
                 .push_bind(m.raw_body.as_slice())
                 .push_bind(m.data.as_ref().map(|v| v.to_string()))
                 .push_bind(m.metadata.as_ref().map(|v| v.to_string()));
@@ -315,8 +218,8 @@ async fn upsert_conversations(
                 .push_bind(c.post_token.map(clean))
                 .push_bind(c.supply_user_id.map(clean))
                 .push_bind(c.demand_user_id.map(clean))
-                .push_bind(micros(c.first_message_at))
-                .push_bind(micros(c.last_message_at))
+                .push_bind(Time(c.first_message_at))
+                .push_bind(Time(c.last_message_at))
                 .push_bind(c.message_count);
         });
         query.push(conversation_conflict("min", "max"));
@@ -343,7 +246,7 @@ async fn insert_events(
                 .push_bind(clean_opt(&e.subject_id))
                 .push_bind(clean_opt(&e.post_token))
                 .push_bind(e.raw_body.as_slice())
-                .push_bind(micros(e.received_at))
+                .push_bind(Time(e.received_at))
                 .push_bind(e.payload.to_string())
                 .push_bind(e.metadata.as_ref().map(|v| v.to_string()));
         },
@@ -376,7 +279,7 @@ async fn insert_clicks(
                 .push_bind(clean_opt(&c.url))
                 .push_bind(clean(&c.outcome))
                 .push_bind(c.raw_body.as_slice())
-                .push_bind(micros(c.received_at))
+                .push_bind(Time(c.received_at))
                 .push_bind(c.provider_data.to_string());
         },
         key_and_seq,
@@ -393,7 +296,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for (sync, level) in [(SqliteSync::Normal, 1), (SqliteSync::Full, 2)] {
             let url = format!("sqlite://{}", dir.path().join("s.db").display());
-            let store = SqliteStore::open(&url, 2, Duration::from_secs(3), sync)
+            let store = Db::<Sqlite>::open(&url, 2, Duration::from_secs(3), sync)
                 .await
                 .unwrap();
             let got: i64 = sqlx::query_scalar("pragma synchronous")

@@ -79,7 +79,7 @@ mod tests {
                 .push(")");
             sql.text
         };
-        assert_eq!(sql(Dialect::Postgres), "x values ($1, $2::text::json)");
-        assert_eq!(sql(Dialect::Sqlite), "x values (?1, ?2)");
+        assert_eq!(sql(Dialect::POSTGRES), "x values ($1, $2::text::json)");
+        assert_eq!(sql(Dialect::SQLITE), "x values ($1, $2)");
     }
 }

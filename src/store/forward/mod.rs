@@ -4,11 +4,14 @@
 
 use chrono::{DateTime, Utc};
 
+mod lease;
 mod log;
 
 use super::Store;
-use super::rows::{AnyRow, from_micros};
+use super::rows::AnyRow;
+
 use super::sql::{Dialect, Param, Sql};
+pub use lease::{Lease, TRY_EVERY};
 
 /// An endpoint's stored state.
 #[derive(Debug, Clone, PartialEq)]
@@ -120,24 +123,15 @@ pub struct AttemptQuery {
     pub limit: i64,
 }
 
-fn opt_time(r: &AnyRow, column: &str) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    match r {
-        AnyRow::Postgres(row) => sqlx::Row::try_get(row, column),
-        AnyRow::Sqlite(row) => {
-            Ok(sqlx::Row::try_get::<Option<i64>, _>(row, column)?.map(from_micros))
-        }
-    }
-}
-
 fn state(r: &AnyRow) -> Result<EndpointState, sqlx::Error> {
     Ok(EndpointState {
         name: r.get("name")?,
         paused: r.get("paused")?,
         disabled_reason: r.get("disabled_reason")?,
         revision: r.get("revision")?,
-        last_success_at: opt_time(r, "last_success_at")?,
+        last_success_at: r.opt_time("last_success_at")?,
         last_error: r.get("last_error")?,
-        last_error_at: opt_time(r, "last_error_at")?,
+        last_error_at: r.opt_time("last_error_at")?,
     })
 }
 
@@ -338,7 +332,7 @@ impl Store {
         );
         sql.bind(Param::Text(name.to_owned()));
         let row = self.fetch_one(&sql).await?;
-        Ok((row.get("n")?, opt_time(&row, "oldest")?))
+        Ok((row.get("n")?, row.opt_time("oldest")?))
     }
 
     /// Writes what a round of deliveries changed, in one transaction.
@@ -455,21 +449,5 @@ impl Store {
             .push(" where name = ")
             .bind(Param::Text(name.to_owned()));
         self.execute(&sql).await
-    }
-
-    async fn transaction(&self, statements: &[Sql]) -> Result<Vec<u64>, sqlx::Error> {
-        match self {
-            Store::Postgres(s) => s.transaction(statements).await,
-            Store::Sqlite(s) => s.transaction(statements).await,
-        }
-    }
-
-    /// Runs the statements in one transaction when the first changes a row; otherwise
-    /// changes nothing.
-    async fn transaction_if_first_changes(&self, statements: &[Sql]) -> Result<bool, sqlx::Error> {
-        match self {
-            Store::Postgres(s) => s.transaction_if_first_changes(statements).await,
-            Store::Sqlite(s) => s.transaction_if_first_changes(statements).await,
-        }
     }
 }

@@ -304,18 +304,8 @@ impl Store {
             subs.push(" and created_at <= ").bind(Param::Time(before));
             tokens.push(" and created_at <= ").bind(Param::Time(before));
         }
-        let counts = match self {
-            Store::Postgres(s) => s.execute_all(&[subs, tokens]).await?,
-            Store::Sqlite(s) => s.execute_all(&[subs, tokens]).await?,
-        };
+        let counts = self.transaction(&[subs, tokens]).await?;
         Ok((counts[1], counts[0]))
-    }
-
-    async fn execute_count(&self, sql: &Sql) -> Result<u64, sqlx::Error> {
-        match self {
-            Store::Postgres(s) => s.execute_count(sql).await,
-            Store::Sqlite(s) => s.execute_count(sql).await,
-        }
     }
 }
 

@@ -12,6 +12,7 @@ use sqlx::postgres::PgConnection;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::Store;
+use crate::store::backend::Db;
 
 /// How often a replica tries to take an endpoint over, and checks that it still holds it.
 pub const TRY_EVERY: Duration = Duration::from_secs(1);
@@ -30,34 +31,48 @@ pub enum Lease {
     Locked(PgConnection),
 }
 
-/// Waits until this process may forward `name`; `None` when `stop` came first.
-pub async fn acquire(store: &Store, name: &str, stop: &CancellationToken) -> Option<Lease> {
-    let Store::Postgres(pg) = store else {
-        return Some(Lease::Sole);
-    };
-    let options = pg.pool().connect_options();
-    // One connection tries every time, while it works.
-    let mut conn: Option<PgConnection> = None;
-    loop {
-        let attempt = async {
-            let mut c = match conn.take() {
-                Some(c) => c,
-                None => PgConnection::connect_with(&options).await?,
+impl Store {
+    /// Waits until this process may forward endpoint `name`; `None` when `stop` came first.
+    pub async fn forward_lease(&self, name: &str, stop: &CancellationToken) -> Option<Lease> {
+        crate::store::dispatch!(self, db => db.forward_lease(name, stop).await)
+    }
+}
+
+impl Db<sqlx::Sqlite> {
+    /// One process serves a SQLite file.
+    async fn forward_lease(&self, _name: &str, _stop: &CancellationToken) -> Option<Lease> {
+        Some(Lease::Sole)
+    }
+}
+
+impl Db<sqlx::Postgres> {
+    async fn forward_lease(&self, name: &str, stop: &CancellationToken) -> Option<Lease> {
+        let options = self.pool.connect_options();
+        // One connection tries every time, while it works.
+        let mut conn: Option<PgConnection> = None;
+        loop {
+            let attempt = async {
+                let mut c = match conn.take() {
+                    Some(c) => c,
+                    None => PgConnection::connect_with(&options).await?,
+                };
+                let held: bool = sqlx::query_scalar("select pg_try_advisory_lock($1)")
+                    .bind(lock_id(name))
+                    .fetch_one(&mut c)
+                    .await?;
+                Ok::<_, sqlx::Error>((held, c))
             };
-            let held: bool = sqlx::query_scalar("select pg_try_advisory_lock($1)")
-                .bind(lock_id(name))
-                .fetch_one(&mut c)
-                .await?;
-            Ok::<_, sqlx::Error>((held, c))
-        };
-        match attempt.await {
-            Ok((true, c)) => return Some(Lease::Locked(c)),
-            Ok((false, c)) => conn = Some(c),
-            Err(e) => tracing::warn!(endpoint = name, error = %e, "cannot try the forwarding lock"),
-        }
-        tokio::select! {
-            _ = stop.cancelled() => return None,
-            _ = tokio::time::sleep(TRY_EVERY) => {}
+            match attempt.await {
+                Ok((true, c)) => return Some(Lease::Locked(c)),
+                Ok((false, c)) => conn = Some(c),
+                Err(e) => {
+                    tracing::warn!(endpoint = name, error = %e, "cannot try the forwarding lock")
+                }
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return None,
+                _ = tokio::time::sleep(TRY_EVERY) => {}
+            }
         }
     }
 }

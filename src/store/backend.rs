@@ -1,0 +1,327 @@
+//! Where PostgreSQL and SQLite differ, in one place. [`Backend`] is implemented by the two
+//! databases and holds their differences: the SQL spellings ([`Dialect`]), how a time is
+//! stored ([`Time`]), how a write transaction begins, the migrations, how many batch writers
+//! suit them. [`Db`] is a pool of either, with every operation that is the same written
+//! once. The set-based insert forms of a batch differ too much to be spelled as data: they
+//! are `Db::write_batch` in `postgres.rs` and `sqlite.rs`.
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use sqlx::encode::IsNull;
+use sqlx::error::BoxDynError;
+use sqlx::query::Query;
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Type};
+
+use super::rows::AnyRow;
+use super::sql::{Param, Sql};
+
+/// The spellings of the same SQL in each database, as data: statements are built once, for
+/// both, with these filled in. Placeholders are `$1`, `$2`, ... in both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Dialect {
+    /// The database's name in messages.
+    pub name: &'static str,
+    /// The case-insensitive match: `ilike`, or SQLite's `like` (case-insensitive for ASCII;
+    /// Persian has no case).
+    pub(crate) like: &'static str,
+    /// After a placeholder holding JSON text: cast to `json` in PostgreSQL.
+    pub(crate) json_param: &'static str,
+    /// After a JSON column, so it reads as text.
+    pub(crate) json_text: &'static str,
+    /// An empty byte string.
+    pub(crate) empty_bytes: &'static str,
+}
+
+impl Dialect {
+    /// PostgreSQL's.
+    pub const POSTGRES: Dialect = Dialect {
+        name: "PostgreSQL",
+        like: "ilike",
+        json_param: "::text::json",
+        json_text: "::text",
+        empty_bytes: "'\\x'::bytea",
+    };
+
+    /// SQLite's.
+    pub const SQLITE: Dialect = Dialect {
+        name: "SQLite",
+        like: "like",
+        json_param: "",
+        json_text: "",
+        empty_bytes: "x''",
+    };
+
+    /// `column` selected as JSON text, under its own name.
+    pub(crate) fn json_column(&self, column: &str) -> String {
+        format!("{column}{} as {column}", self.json_text)
+    }
+}
+
+/// A point in time as each database stores it: `timestamptz` in PostgreSQL, integer
+/// microseconds since the epoch in SQLite (so times sort and compare exactly).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Time(pub DateTime<Utc>);
+
+impl Type<sqlx::Postgres> for Time {
+    fn type_info() -> sqlx::postgres::PgTypeInfo {
+        <DateTime<Utc> as Type<sqlx::Postgres>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
+        <DateTime<Utc> as Type<sqlx::Postgres>>::compatible(ty)
+    }
+}
+
+impl Encode<'_, sqlx::Postgres> for Time {
+    fn encode_by_ref(
+        &self,
+        buf: &mut sqlx::postgres::PgArgumentBuffer,
+    ) -> Result<IsNull, BoxDynError> {
+        <DateTime<Utc> as Encode<sqlx::Postgres>>::encode_by_ref(&self.0, buf)
+    }
+}
+
+impl<'r> Decode<'r, sqlx::Postgres> for Time {
+    fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, BoxDynError> {
+        Ok(Time(<DateTime<Utc> as Decode<sqlx::Postgres>>::decode(
+            value,
+        )?))
+    }
+}
+
+impl Type<sqlx::Sqlite> for Time {
+    fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
+        <i64 as Type<sqlx::Sqlite>>::type_info()
+    }
+
+    fn compatible(ty: &sqlx::sqlite::SqliteTypeInfo) -> bool {
+        <i64 as Type<sqlx::Sqlite>>::compatible(ty)
+    }
+}
+
+impl<'q> Encode<'q, sqlx::Sqlite> for Time {
+    fn encode_by_ref(
+        &self,
+        buf: &mut Vec<sqlx::sqlite::SqliteArgumentValue<'q>>,
+    ) -> Result<IsNull, BoxDynError> {
+        <i64 as Encode<sqlx::Sqlite>>::encode(self.0.timestamp_micros(), buf)
+    }
+}
+
+impl<'r> Decode<'r, sqlx::Sqlite> for Time {
+    fn decode(value: sqlx::sqlite::SqliteValueRef<'r>) -> Result<Self, BoxDynError> {
+        let micros = <i64 as Decode<sqlx::Sqlite>>::decode(value)?;
+        Ok(Time(
+            DateTime::from_timestamp_micros(micros).unwrap_or_default(),
+        ))
+    }
+}
+
+mod sealed {
+    pub trait Sealed {}
+    impl Sealed for sqlx::Postgres {}
+    impl Sealed for sqlx::Sqlite {}
+}
+
+/// PostgreSQL or SQLite: what differs between them.
+pub(crate) trait Backend: Database + sealed::Sealed {
+    /// How its SQL is spelled.
+    const DIALECT: Dialect;
+    /// How a transaction that will write begins. SQLite's `begin immediate` takes the
+    /// write lock up front, so a second writer waits on the busy timeout instead of failing
+    /// half-way with SQLITE_BUSY.
+    const BEGIN_WRITE: &'static str;
+    /// How many batch writers suit it when `ingest.writers` is unset (docs/benchmarks.md):
+    /// a second PostgreSQL writer encodes the next batch while one is in the database;
+    /// SQLite takes one writer at a time anyway.
+    const DEFAULT_WRITERS: usize;
+
+    /// A row as the store reads it.
+    fn any_row(row: Self::Row) -> AnyRow;
+
+    /// The rows a statement changed.
+    fn rows_affected(result: &Self::QueryResult) -> u64;
+
+    /// Applies this database's migrations.
+    fn migrate(pool: &Pool<Self>) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+impl Backend for sqlx::Postgres {
+    const DIALECT: Dialect = Dialect::POSTGRES;
+    const BEGIN_WRITE: &'static str = "begin";
+    const DEFAULT_WRITERS: usize = 2;
+
+    fn any_row(row: sqlx::postgres::PgRow) -> AnyRow {
+        AnyRow::Postgres(row)
+    }
+
+    fn rows_affected(result: &sqlx::postgres::PgQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    async fn migrate(pool: &Pool<Self>) -> anyhow::Result<()> {
+        sqlx::migrate!("migrations/postgres").run(pool).await?;
+        Ok(())
+    }
+}
+
+impl Backend for sqlx::Sqlite {
+    const DIALECT: Dialect = Dialect::SQLITE;
+    const BEGIN_WRITE: &'static str = "begin immediate";
+    const DEFAULT_WRITERS: usize = 1;
+
+    fn any_row(row: sqlx::sqlite::SqliteRow) -> AnyRow {
+        AnyRow::Sqlite(row)
+    }
+
+    fn rows_affected(result: &sqlx::sqlite::SqliteQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    async fn migrate(pool: &Pool<Self>) -> anyhow::Result<()> {
+        sqlx::migrate!("migrations/sqlite").run(pool).await?;
+        Ok(())
+    }
+}
+
+/// A connection pool of either database.
+#[derive(Debug)]
+pub(crate) struct Db<B: Backend> {
+    pub(crate) pool: Pool<B>,
+}
+
+impl<B: Backend> Clone for Db<B> {
+    fn clone(&self) -> Self {
+        Db {
+            pool: self.pool.clone(),
+        }
+    }
+}
+
+/// A parameter type the database takes.
+pub(crate) trait Bind<B: Database>: for<'e> Encode<'e, B> + Type<B> {}
+impl<B: Database, T: for<'e> Encode<'e, B> + Type<B>> Bind<B> for T {}
+
+/// A statement with its parameters bound. Text and bytes are bound by reference.
+fn bind<'q, B: Backend>(sql: &'q Sql) -> Query<'q, B, B::Arguments<'q>>
+where
+    String: Bind<B>,
+    Option<String>: Bind<B>,
+    Vec<u8>: Bind<B>,
+    Option<Vec<u8>>: Bind<B>,
+    i64: Bind<B>,
+    Option<i64>: Bind<B>,
+    Time: Bind<B>,
+    Option<Time>: Bind<B>,
+{
+    let mut q = sqlx::query(&sql.text);
+    for param in &sql.params {
+        q = match param {
+            Param::Text(s) => q.bind(s),
+            Param::OptText(s) => q.bind(s),
+            Param::Int(i) => q.bind(*i),
+            Param::OptInt(i) => q.bind(*i),
+            Param::Bytes(b) => q.bind(b),
+            Param::OptBytes(b) => q.bind(b),
+            Param::Time(t) => q.bind(Time(*t)),
+            Param::OptTime(t) => q.bind(t.map(Time)),
+        };
+    }
+    q
+}
+
+impl<B: Backend> Db<B>
+where
+    for<'c> &'c mut B::Connection: Executor<'c, Database = B>,
+    for<'q> B::Arguments<'q>: IntoArguments<'q, B>,
+    String: Bind<B>,
+    Option<String>: Bind<B>,
+    Vec<u8>: Bind<B>,
+    Option<Vec<u8>>: Bind<B>,
+    i64: Bind<B>,
+    Option<i64>: Bind<B>,
+    Time: Bind<B>,
+    Option<Time>: Bind<B>,
+    usize: ColumnIndex<B::Row>,
+    for<'r> Option<&'r [u8]>: Decode<'r, B>,
+{
+    pub(crate) fn new(pool: Pool<B>) -> Self {
+        Db { pool }
+    }
+
+    pub(crate) fn dialect(&self) -> Dialect {
+        B::DIALECT
+    }
+
+    pub(crate) fn default_writers(&self) -> usize {
+        B::DEFAULT_WRITERS
+    }
+
+    pub(crate) async fn migrate(&self) -> anyhow::Result<()> {
+        B::migrate(&self.pool).await
+    }
+
+    pub(crate) async fn close(&self) {
+        self.pool.close().await
+    }
+
+    pub(crate) async fn fetch_all(&self, sql: &Sql) -> Result<Vec<AnyRow>, sqlx::Error> {
+        let rows = bind::<B>(sql).fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(B::any_row).collect())
+    }
+
+    /// Rows until they hold `budget` bytes; true when rows may be left.
+    pub(crate) async fn fetch_bounded(
+        &self,
+        sql: &Sql,
+        budget: usize,
+    ) -> Result<(Vec<AnyRow>, bool), sqlx::Error> {
+        let (rows, cut) =
+            super::rows::take_bounded(bind::<B>(sql).fetch(&self.pool), budget).await?;
+        Ok((rows.into_iter().map(B::any_row).collect(), cut))
+    }
+
+    pub(crate) async fn fetch_optional(&self, sql: &Sql) -> Result<Option<AnyRow>, sqlx::Error> {
+        Ok(bind::<B>(sql)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(B::any_row))
+    }
+
+    /// Runs one statement; the rows it changed.
+    pub(crate) async fn execute(&self, sql: &Sql) -> Result<u64, sqlx::Error> {
+        let done = bind::<B>(sql).execute(&self.pool).await?;
+        Ok(B::rows_affected(&done))
+    }
+
+    /// Runs the statements in one write transaction; the rows each changed, in order.
+    pub(crate) async fn transaction(&self, statements: &[Sql]) -> Result<Vec<u64>, sqlx::Error> {
+        let mut tx = self.pool.begin_with(B::BEGIN_WRITE).await?;
+        let mut changed = Vec::with_capacity(statements.len());
+        for sql in statements {
+            let done = bind::<B>(sql).execute(&mut *tx).await?;
+            changed.push(B::rows_affected(&done));
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// Runs the statements in one write transaction when the first changes a row;
+    /// otherwise rolls back and changes nothing.
+    pub(crate) async fn transaction_if_first_changes(
+        &self,
+        statements: &[Sql],
+    ) -> Result<bool, sqlx::Error> {
+        let mut tx = self.pool.begin_with(B::BEGIN_WRITE).await?;
+        for (i, sql) in statements.iter().enumerate() {
+            let done = bind::<B>(sql).execute(&mut *tx).await?;
+            if i == 0 && B::rows_affected(&done) == 0 {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+}

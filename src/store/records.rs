@@ -1,0 +1,247 @@
+//! What the store takes and gives back: records to store, outcomes, and stored rows.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+/// Where a message came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageSource {
+    /// The legacy `CHAT_MESSAGE` webhook.
+    Legacy,
+    /// The current events webhook.
+    Events,
+}
+
+impl MessageSource {
+    /// The stored value: `legacy` or `events`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageSource::Legacy => "legacy",
+            MessageSource::Events => "events",
+        }
+    }
+}
+
+/// What is known about a message's conversation when the message arrives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConversationFacts {
+    /// Divar's conversation id, or the derived id of a legacy conversation.
+    pub id: String,
+    /// `POST` or `BOT`.
+    pub kind: String,
+    /// The post, where known.
+    pub post_token: Option<String>,
+    /// The post owner's user id, where known.
+    pub supply_user_id: Option<String>,
+    /// The other participant's user id, where known.
+    pub demand_user_id: Option<String>,
+}
+
+/// A chat message ready to be stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewMessage {
+    /// Divar's message id; unique within its origin.
+    pub id: String,
+    /// Who vouched for the message, and so the scope of its id: empty for a delivery
+    /// authenticated by one of the app's identification keys, the post token of a legacy
+    /// registration for a delivery authenticated by that registration's key. A registration
+    /// key can thereby never meet, hide or replace a message of another post.
+    pub origin: String,
+    /// Legacy or events webhook.
+    pub source: MessageSource,
+    /// `CHAT_MESSAGE`, `NEW_MESSAGE` or `NEW_CHATBOT_MESSAGE`.
+    pub event_type: String,
+    /// The conversation.
+    pub conversation: ConversationFacts,
+    /// `TEXT`, `IMAGE`, ... or a newer type, as sent.
+    pub message_type: String,
+    /// Text of a text message. U+0000 is stored as U+FFFD (PostgreSQL text cannot hold
+    /// it); the raw body keeps the original.
+    pub text: Option<String>,
+    /// `SELLER` or `BUYER`.
+    pub sender_side: Option<String>,
+    /// `HUMAN` or `BOT`.
+    pub sender_type: Option<String>,
+    /// The author's user id (legacy only).
+    pub sender_id: Option<String>,
+    /// `SELLER` or `BUYER` (legacy only).
+    pub receiver_side: Option<String>,
+    /// The recipient's user id (legacy only).
+    pub receiver_id: Option<String>,
+    /// When it was sent; the arrival time when Divar did not say.
+    pub sent_at: DateTime<Utc>,
+    /// `sent_at` exactly as sent, when it was sent.
+    pub sent_at_raw: Option<String>,
+    /// When kenar-hook received it.
+    pub received_at: DateTime<Utc>,
+    /// The type-specific data object, normalised.
+    pub data: Option<Value>,
+    /// The envelope's `metadata` (events) or `payload.metadata` (legacy).
+    pub metadata: Option<Value>,
+    /// The request body exactly as received.
+    pub raw_body: Vec<u8>,
+}
+
+/// A non-message event ready to be stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    /// Unique: the SHA-256 of the canonical body, hex.
+    pub dedupe_key: String,
+    /// `USER_ACCESS_REVOCATION`, `POST_UPDATE`, `PAYMENT_TRANSACTION`, or as sent.
+    pub event_type: String,
+    /// Post update type or transaction state.
+    pub subtype: Option<String>,
+    /// User id, post token or transaction id.
+    pub subject_id: Option<String>,
+    /// The post, where known.
+    pub post_token: Option<String>,
+    /// The event's object.
+    pub payload: Value,
+    /// The envelope's `metadata`.
+    pub metadata: Option<Value>,
+    /// The request body exactly as received.
+    pub raw_body: Vec<u8>,
+    /// When kenar-hook received it.
+    pub received_at: DateTime<Utc>,
+}
+
+/// A button click and the answer given, ready to be stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewClick {
+    /// A fresh UUID.
+    pub id: String,
+    /// `legacy`, `v2` or `dynamic_action`.
+    pub version: String,
+    /// v2 source or dynamic-action touchpoint.
+    pub source: Option<String>,
+    /// The post.
+    pub post_token: Option<String>,
+    /// The conversation.
+    pub conversation_id: Option<String>,
+    /// The user who clicked.
+    pub user_id: Option<String>,
+    /// The other participant (legacy).
+    pub peer_id: Option<String>,
+    /// `supply` or `demand`.
+    pub side: Option<String>,
+    /// The button's data.
+    pub provider_data: Value,
+    /// The rule that decided, or `fallback`; none when nothing matched.
+    pub rule: Option<String>,
+    /// The URL answered, if any.
+    pub url: Option<String>,
+    /// `redirect`, `text` or `no_match`.
+    pub outcome: String,
+    /// The request body exactly as received.
+    pub raw_body: Vec<u8>,
+    /// When kenar-hook received it.
+    pub received_at: DateTime<Utc>,
+}
+
+/// A stored click.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredClick {
+    /// Insertion order.
+    pub seq: i64,
+    /// The click as stored.
+    pub click: NewClick,
+}
+
+/// A legacy webhook registration. The key itself is never stored, only its digest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Registration {
+    /// A fresh UUID.
+    pub id: String,
+    /// The registered post.
+    pub post_token: String,
+    /// The URL Divar sends the post's messages to.
+    pub endpoint: String,
+    /// SHA-256 of the identification key, hex.
+    pub key_digest: String,
+    /// When it was made.
+    pub created_at: DateTime<Utc>,
+}
+
+/// Something to store.
+// Values live for one request and are moved, not copied around: boxing buys nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug, Clone, PartialEq)]
+pub enum NewRecord {
+    /// A chat message (and its conversation).
+    Message(NewMessage),
+    /// Any other event.
+    Event(NewEvent),
+    /// A button click.
+    Click(NewClick),
+}
+
+/// The highest `seq` a batch stored, per table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NewIds {
+    /// Newest message stored, if any.
+    pub message: Option<i64>,
+    /// Newest event stored, if any.
+    pub event: Option<i64>,
+    /// Newest click stored, if any.
+    pub click: Option<i64>,
+}
+
+impl NewIds {
+    /// Whether anything was stored.
+    pub fn any(&self) -> bool {
+        self.message.is_some() || self.event.is_some() || self.click.is_some()
+    }
+}
+
+/// Whether a record was new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WriteOutcome {
+    /// Inserted now.
+    Stored,
+    /// Already there: a redelivery. Nothing was changed.
+    Duplicate,
+    /// A message whose id is already held within its origin by a message of another
+    /// conversation or post. Nothing was changed.
+    Conflict,
+}
+
+/// A stored message as read back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredMessage {
+    /// Insertion order.
+    pub seq: i64,
+    /// The message as it was stored.
+    pub message: NewMessage,
+}
+
+/// A stored conversation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredConversation {
+    /// Conversation id.
+    pub id: String,
+    /// `POST` or `BOT`.
+    pub kind: String,
+    /// `legacy` or `events`.
+    pub source: String,
+    /// The post, where known.
+    pub post_token: Option<String>,
+    /// The post owner's user id, where known.
+    pub supply_user_id: Option<String>,
+    /// The other participant's user id, where known.
+    pub demand_user_id: Option<String>,
+    /// Earliest `sent_at` of its messages.
+    pub first_message_at: DateTime<Utc>,
+    /// Latest `sent_at` of its messages.
+    pub last_message_at: DateTime<Utc>,
+    /// How many messages are stored.
+    pub message_count: i64,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// Insertion order; the event's id.
+    pub seq: i64,
+    /// The event as it was stored.
+    pub event: NewEvent,
+}
