@@ -2,14 +2,14 @@
 //! letters.
 
 use axum::Json;
-use axum::extract::{Query, State};
-use serde::Serialize;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 
 use super::cursor::{self, Position};
 use super::items::{Page, rfc3339};
-use super::params::Params;
+use super::params::{At, Filters, Limit, NoParams, Text};
 use crate::app::AppState;
 use crate::error::AppError;
 use crate::forward::manage::{self, EndpointStatus};
@@ -101,9 +101,9 @@ impl DeadItem {
     }
 }
 
-fn seq_cursor(cursor: Option<String>, list: &str, fp: &str) -> Result<Option<i64>, AppError> {
+fn seq_cursor(cursor: Option<Text>, list: &str, fp: &str) -> Result<Option<i64>, AppError> {
     cursor
-        .map(|c| match cursor::decode(&c, list, fp)? {
+        .map(|c| match cursor::decode(&c.0, list, fp)? {
             Position::Seq(s) => Ok(s),
             _ => Err(AppError::InvalidParameter {
                 name: "cursor".into(),
@@ -120,9 +120,8 @@ fn seq_cursor(cursor: Option<String>, list: &str, fp: &str) -> Result<Option<i64
     security(("bearer" = [])))]
 pub async fn endpoints(
     State(state): State<AppState>,
-    Query(params): Query<std::collections::HashMap<String, String>>,
+    _: Filters<NoParams>,
 ) -> Result<Json<Page<EndpointStatus>>, AppError> {
-    Params::only(params, &[])?;
     let items = manage::status(&state.store, &state.settings.forward.endpoints).await?;
     Ok(Json(Page {
         items,
@@ -130,28 +129,43 @@ pub async fn endpoints(
     }))
 }
 
+/// The parameters of `GET /forwarding/attempts`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct AttemptFilters {
+    /// Only this endpoint
+    #[param(inline)]
+    endpoint: Option<Text>,
+    /// delivered, failed, dead or gone
+    #[param(inline)]
+    status: Option<Text>,
+    /// Made at or after (RFC 3339)
+    #[param(inline)]
+    since: Option<At>,
+    /// 1–500, default 50
+    #[param(inline)]
+    limit: Option<Limit>,
+    /// next_cursor of the previous page
+    #[param(inline)]
+    cursor: Option<Text>,
+}
+
 /// The attempt log, newest first.
 #[utoipa::path(get, path = "/api/v1/forwarding/attempts", tag = "read",
-    params(
-        ("endpoint" = Option<String>, Query, description = "Only this endpoint"),
-        ("status" = Option<String>, Query, description = "delivered, failed, dead or gone"),
-        ("since" = Option<String>, Query, description = "Made at or after (RFC 3339)"),
-        ("limit" = Option<i64>, Query, description = "1–500, default 50"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
-    ),
+    params(AttemptFilters),
     responses((status = 200, body = Page<AttemptItem>), (status = 400, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn attempts(
     State(state): State<AppState>,
-    Query(params): Query<std::collections::HashMap<String, String>>,
+    Filters(f): Filters<AttemptFilters>,
 ) -> Result<Json<Page<AttemptItem>>, AppError> {
-    let p = Params::only(params, &["endpoint", "status", "since", "limit", "cursor"])?;
     let (endpoint, status, since, limit) = (
-        p.text("endpoint")?,
-        p.text("status")?,
-        p.time("since")?,
-        p.limit()?,
+        Text::of(f.endpoint),
+        Text::of(f.status),
+        At::of(f.since),
+        Limit::of(f.limit),
     );
     if let Some(s) = status.as_deref().filter(|s| !OUTCOMES.contains(s)) {
         return Err(AppError::InvalidParameter {
@@ -164,7 +178,7 @@ pub async fn attempts(
         ("status", status.clone()),
         ("since", since.map(rfc3339)),
     ]);
-    let before_id = seq_cursor(p.text("cursor")?, "forwarding_attempts", &fp)?;
+    let before_id = seq_cursor(f.cursor, "forwarding_attempts", &fp)?;
     let q = AttemptQuery {
         endpoint,
         outcome: status,
@@ -185,24 +199,35 @@ pub async fn attempts(
     }))
 }
 
+/// The parameters of `GET /forwarding/dead`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DeadFilters {
+    /// Only this endpoint
+    #[param(inline)]
+    endpoint: Option<Text>,
+    /// 1–500, default 50
+    #[param(inline)]
+    limit: Option<Limit>,
+    /// next_cursor of the previous page
+    #[param(inline)]
+    cursor: Option<Text>,
+}
+
 /// Dead letters, oldest first.
 #[utoipa::path(get, path = "/api/v1/forwarding/dead", tag = "read",
-    params(
-        ("endpoint" = Option<String>, Query, description = "Only this endpoint"),
-        ("limit" = Option<i64>, Query, description = "1–500, default 50"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
-    ),
+    params(DeadFilters),
     responses((status = 200, body = Page<DeadItem>), (status = 400, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn dead(
     State(state): State<AppState>,
-    Query(params): Query<std::collections::HashMap<String, String>>,
+    Filters(f): Filters<DeadFilters>,
 ) -> Result<Json<Page<DeadItem>>, AppError> {
-    let p = Params::only(params, &["endpoint", "limit", "cursor"])?;
-    let (endpoint, limit) = (p.text("endpoint")?, p.limit()?);
+    let (endpoint, limit) = (Text::of(f.endpoint), Limit::of(f.limit));
     let fp = cursor::fingerprint(&[("endpoint", endpoint.clone())]);
-    let after = seq_cursor(p.text("cursor")?, "forwarding_dead", &fp)?;
+    let after = seq_cursor(f.cursor, "forwarding_dead", &fp)?;
     let mut rows = state
         .store
         .forward_dead(endpoint.as_deref(), after, limit + 1)

@@ -1,16 +1,18 @@
 //! The list and item handlers of `/api/v1`.
 
-use std::collections::HashMap;
-
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use utoipa::IntoParams;
 
 use super::cursor::{self, Position};
 use super::items::{
     ClickItem, ConversationItem, EventItem, MessageItem, Page, RegistrationItem, rfc3339,
 };
-use super::params::Params;
+use super::params::{
+    At, EventType, Filters, Limit, MessageType, Names, NoParams, SenderSide, SortOrder, Text,
+};
 use crate::app::AppState;
 use crate::error::AppError;
 use crate::store::MessageRows;
@@ -43,14 +45,14 @@ fn page<R, T>(
 
 /// The position a `cursor` parameter holds, of the kind `pick` accepts.
 fn position<T>(
-    cursor: Option<String>,
+    cursor: Option<Text>,
     list: &str,
     fp: &str,
     pick: fn(Position) -> Option<T>,
 ) -> Result<Option<T>, AppError> {
     cursor
         .map(|c| {
-            pick(cursor::decode(&c, list, fp)?).ok_or_else(|| AppError::InvalidParameter {
+            pick(cursor::decode(&c.0, list, fp)?).ok_or_else(|| AppError::InvalidParameter {
                 name: "cursor".into(),
                 message: "cursor: belongs to another list".into(),
             })
@@ -59,7 +61,7 @@ fn position<T>(
 }
 
 fn time_position(
-    cursor: Option<String>,
+    cursor: Option<Text>,
     list: &str,
     fp: &str,
 ) -> Result<Option<(chrono::DateTime<chrono::Utc>, String)>, AppError> {
@@ -72,7 +74,7 @@ fn time_position(
 /// Where a message list's cursor points: its row's (sent_at, id, seq). A cursor made before
 /// `seq` joined the sort key goes on past every row of its (sent_at, id), as it did then.
 fn message_position(
-    cursor: Option<String>,
+    cursor: Option<Text>,
     fp: &str,
     order: Order,
 ) -> Result<Option<(chrono::DateTime<chrono::Utc>, String, i64)>, AppError> {
@@ -88,42 +90,57 @@ fn message_position(
     Ok(position.map(|(t, id, seq)| (t, id, seq.unwrap_or(past))))
 }
 
-fn seq_position(cursor: Option<String>, list: &str, fp: &str) -> Result<Option<i64>, AppError> {
+fn seq_position(cursor: Option<Text>, list: &str, fp: &str) -> Result<Option<i64>, AppError> {
     position(cursor, list, fp, |p| match p {
         Position::Seq(s) => Some(s),
         Position::Time(..) | Position::Message(..) => None,
     })
 }
 
+/// The parameters of `GET /conversations`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ConversationFilters {
+    /// Only this post
+    #[param(inline)]
+    post_token: Option<Text>,
+    /// Last message at or after (RFC 3339)
+    #[param(inline)]
+    since: Option<At>,
+    /// Last message before (RFC 3339)
+    #[param(inline)]
+    until: Option<At>,
+    /// 1–500, default 50
+    #[param(inline)]
+    limit: Option<Limit>,
+    /// next_cursor of the previous page
+    #[param(inline)]
+    cursor: Option<Text>,
+}
+
 /// Conversations, newest activity first.
 #[utoipa::path(get, path = "/api/v1/conversations", tag = "read",
-    params(
-        ("post_token" = Option<String>, Query, description = "Only this post"),
-        ("since" = Option<String>, Query, description = "Last message at or after (RFC 3339)"),
-        ("until" = Option<String>, Query, description = "Last message before (RFC 3339)"),
-        ("limit" = Option<i64>, Query, description = "1–500, default 50"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
-    ),
+    params(ConversationFilters),
     responses((status = 200, body = Page<ConversationItem>), (status = 400, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list_conversations(
     State(state): State<AppState>,
-    Query(params): Query<HashMap<String, String>>,
+    Filters(f): Filters<ConversationFilters>,
 ) -> Result<Json<Page<ConversationItem>>, AppError> {
-    let p = Params::only(params, &["post_token", "since", "until", "limit", "cursor"])?;
     let (post_token, since, until, limit) = (
-        p.text("post_token")?,
-        p.time("since")?,
-        p.time("until")?,
-        p.limit()?,
+        Text::of(f.post_token),
+        At::of(f.since),
+        At::of(f.until),
+        Limit::of(f.limit),
     );
     let fp = cursor::fingerprint(&[
         ("post_token", post_token.clone()),
         ("since", since.map(rfc3339)),
         ("until", until.map(rfc3339)),
     ]);
-    let after = time_position(p.text("cursor")?, "conversations", &fp)?;
+    let after = time_position(f.cursor, "conversations", &fp)?;
     let q = ConversationQuery {
         post_token,
         since,
@@ -152,38 +169,67 @@ pub async fn list_conversations(
 pub async fn get_conversation(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(params): Query<HashMap<String, String>>,
+    _: Filters<NoParams>,
 ) -> Result<Json<ConversationItem>, AppError> {
-    Params::only(params, &[])?;
     let c = state.store.conversation(&id).await?;
     c.map(|c| Json(c.into()))
         .ok_or_else(|| AppError::NotFound(format!("no conversation {id:?}")))
 }
 
+/// The parameters of the message lists.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct MessageFilters {
+    /// Only this post (not on a conversation's own list)
+    #[param(inline)]
+    post_token: Option<Text>,
+    /// Only this conversation (on a conversation's own list, the path's)
+    #[param(inline)]
+    conversation_id: Option<Text>,
+    /// TEXT, IMAGE, FILE, VOICE, LOCATION, VIDEO or CONTACT
+    #[serde(rename = "type")]
+    #[param(inline, rename = "type")]
+    kind: Option<MessageType>,
+    /// SELLER or BUYER (also supply or demand)
+    #[param(inline)]
+    sender_side: Option<SenderSide>,
+    /// Sent at or after (RFC 3339)
+    #[param(inline)]
+    since: Option<At>,
+    /// Sent before (RFC 3339)
+    #[param(inline)]
+    until: Option<At>,
+    /// Case-insensitive substring of the text (not on a conversation's own list)
+    #[param(inline)]
+    q: Option<Text>,
+    /// asc (default) or desc
+    #[param(inline)]
+    order: Option<SortOrder>,
+    /// 1–500, default 50
+    #[param(inline)]
+    limit: Option<Limit>,
+    /// next_cursor of the previous page
+    #[param(inline)]
+    cursor: Option<Text>,
+}
+
 /// Messages of one conversation, by `sent_at`, then id, then arrival.
 #[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "read",
-    params(
-        ("id" = String, Path, description = "Conversation id"),
-        ("since" = Option<String>, Query, description = "Sent at or after (RFC 3339)"),
-        ("until" = Option<String>, Query, description = "Sent before (RFC 3339)"),
-        ("type" = Option<String>, Query, description = "TEXT, IMAGE, FILE, VOICE, LOCATION, VIDEO or CONTACT"),
-        ("sender_side" = Option<String>, Query, description = "SELLER or BUYER"),
-        ("order" = Option<String>, Query, description = "asc (default) or desc"),
-        ("limit" = Option<i64>, Query, description = "1–500, default 50"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
-    ),
+    params(("id" = String, Path, description = "Conversation id"), MessageFilters),
     responses((status = 200, body = Page<MessageItem>), (status = 400, body = crate::error::ErrorBody),
         (status = 404, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn conversation_messages(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(mut params): Query<HashMap<String, String>>,
+    Filters(mut f): Filters<MessageFilters>,
 ) -> Result<Response, AppError> {
     // The path names the conversation; a post or text filter does not apply here.
-    params.remove("post_token");
-    params.remove("q");
-    let list = messages(&state, Params::message_list(params)?, Some(id.clone())).await?;
+    f.post_token = None;
+    f.q = None;
+    f.conversation_id = Some(Text(id.clone()));
+    let list = messages(&state, f).await?;
     if list.rows.is_empty() && state.store.conversation(&id).await?.is_none() {
         return Err(AppError::NotFound(format!("no conversation {id:?}")));
     }
@@ -192,28 +238,15 @@ pub async fn conversation_messages(
 
 /// Messages across conversations, by `sent_at`, then id, then arrival.
 #[utoipa::path(get, path = "/api/v1/messages", tag = "read",
-    params(
-        ("post_token" = Option<String>, Query, description = "Only this post"),
-        ("conversation_id" = Option<String>, Query, description = "Only this conversation"),
-        ("type" = Option<String>, Query, description = "TEXT, IMAGE, FILE, VOICE, LOCATION, VIDEO or CONTACT"),
-        ("sender_side" = Option<String>, Query, description = "SELLER or BUYER"),
-        ("since" = Option<String>, Query, description = "Sent at or after (RFC 3339)"),
-        ("until" = Option<String>, Query, description = "Sent before (RFC 3339)"),
-        ("q" = Option<String>, Query, description = "Case-insensitive substring of the text"),
-        ("order" = Option<String>, Query, description = "asc (default) or desc"),
-        ("limit" = Option<i64>, Query, description = "1–500, default 50"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
-    ),
+    params(MessageFilters),
     responses((status = 200, body = Page<MessageItem>), (status = 400, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list_messages(
     State(state): State<AppState>,
-    Query(params): Query<HashMap<String, String>>,
+    Filters(f): Filters<MessageFilters>,
 ) -> Result<Response, AppError> {
-    let p = Params::message_list(params)?;
-    let conversation_id = p.text("conversation_id")?;
-    messages(&state, p, conversation_id).await?.page()
+    messages(&state, f).await?.page()
 }
 
 /// The fetched rows of a message list, and how to cut them to a page.
@@ -240,31 +273,23 @@ impl MessageList {
     }
 }
 
-async fn messages(
-    state: &AppState,
-    p: Params,
-    conversation_id: Option<String>,
-) -> Result<MessageList, AppError> {
+async fn messages(state: &AppState, f: MessageFilters) -> Result<MessageList, AppError> {
     let q = MessageQuery {
-        conversation_id,
-        post_token: p.text("post_token")?,
-        message_type: p.message_type()?,
-        sender_side: p.sender_side()?,
-        since: p.time("since")?,
-        until: p.time("until")?,
-        text: p.text("q")?,
-        order: if p.descending()? {
-            Order::Desc
-        } else {
-            Order::Asc
-        },
+        conversation_id: Text::of(f.conversation_id),
+        post_token: Text::of(f.post_token),
+        message_type: f.kind.map(|t| t.0),
+        sender_side: f.sender_side.map(|s| s.0),
+        since: At::of(f.since),
+        until: At::of(f.until),
+        text: Text::of(f.q),
+        order: SortOrder::of(f.order),
         after: None,
-        limit: p.limit()?,
+        limit: Limit::of(f.limit),
     };
     let fp = cursor::messages_fingerprint(&q);
     let limit = q.limit;
     let q = MessageQuery {
-        after: message_position(p.text("cursor")?, &fp, q.order)?,
+        after: message_position(f.cursor, &fp, q.order)?,
         limit: limit + 1,
         ..q
     };
@@ -279,56 +304,79 @@ async fn messages(
     })
 }
 
+/// The parameters of `GET /messages/{id}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct MessageInclude {
+    /// raw: add the body as received
+    #[param(value_type = Option<String>, pattern = "^raw$")]
+    include: Option<Names>,
+}
+
 /// One message; `include=raw` adds the body exactly as received.
 #[utoipa::path(get, path = "/api/v1/messages/{id}", tag = "read",
-    params(("id" = String, Path, description = "Message id"),
-        ("include" = Option<String>, Query, description = "raw: add the body as received")),
+    params(("id" = String, Path, description = "Message id"), MessageInclude),
     responses((status = 200, body = MessageItem), (status = 404, body = crate::error::ErrorBody),
         (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn get_message(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Query(params): Query<HashMap<String, String>>,
+    Filters(f): Filters<MessageInclude>,
 ) -> Result<Response, AppError> {
-    let with_raw = !Params::only(params, &["include"])?
-        .include(&["raw"])?
-        .is_empty();
+    let with_raw = !Names::only(f.include, "include", &["raw"])?.is_empty();
     let m = state.store.message(&id).await?;
     let m = m.ok_or_else(|| AppError::NotFound(format!("no message {id:?}")))?;
     let raw = with_raw.then_some(m.message.raw_body.as_slice());
     Ok(Json(MessageItem::new(&m.view(), raw)).into_response())
 }
 
+/// The parameters of `GET /events`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EventFilters {
+    /// USER_ACCESS_REVOCATION, POST_UPDATE, PAYMENT_TRANSACTION, ...
+    #[serde(rename = "type")]
+    #[param(inline, rename = "type")]
+    kind: Option<EventType>,
+    /// Received at or after (RFC 3339)
+    #[param(inline)]
+    since: Option<At>,
+    /// Received before (RFC 3339)
+    #[param(inline)]
+    until: Option<At>,
+    /// 1–500, default 50
+    #[param(inline)]
+    limit: Option<Limit>,
+    /// next_cursor of the previous page
+    #[param(inline)]
+    cursor: Option<Text>,
+}
+
 /// Non-message events, in arrival order.
 #[utoipa::path(get, path = "/api/v1/events", tag = "read",
-    params(
-        ("type" = Option<String>, Query, description = "USER_ACCESS_REVOCATION, POST_UPDATE, PAYMENT_TRANSACTION, ..."),
-        ("since" = Option<String>, Query, description = "Received at or after (RFC 3339)"),
-        ("until" = Option<String>, Query, description = "Received before (RFC 3339)"),
-        ("limit" = Option<i64>, Query, description = "1–500, default 50"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
-    ),
+    params(EventFilters),
     responses((status = 200, body = Page<EventItem>), (status = 400, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list_events(
     State(state): State<AppState>,
-    Query(params): Query<HashMap<String, String>>,
+    Filters(f): Filters<EventFilters>,
 ) -> Result<Json<Page<EventItem>>, AppError> {
-    let p = Params::only(params, &["type", "since", "until", "limit", "cursor"])?;
     let (event_type, since, until, limit) = (
-        p.event_type()?,
-        p.time("since")?,
-        p.time("until")?,
-        p.limit()?,
+        f.kind.map(|t| t.0),
+        At::of(f.since),
+        At::of(f.until),
+        Limit::of(f.limit),
     );
     let fp = cursor::fingerprint(&[
         ("type", event_type.clone()),
         ("since", since.map(rfc3339)),
         ("until", until.map(rfc3339)),
     ]);
-    let after_seq = seq_position(p.text("cursor")?, "events", &fp)?;
+    let after_seq = seq_position(f.cursor, "events", &fp)?;
     let q = LogQuery {
         event_type,
         since,
@@ -352,43 +400,50 @@ pub async fn list_events(
     )))
 }
 
+/// The parameters of `GET /clicks`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ClickFilters {
+    /// Only this post
+    #[param(inline)]
+    post_token: Option<Text>,
+    /// Only this conversation
+    #[param(inline)]
+    conversation_id: Option<Text>,
+    /// Received at or after (RFC 3339)
+    #[param(inline)]
+    since: Option<At>,
+    /// Received before (RFC 3339)
+    #[param(inline)]
+    until: Option<At>,
+    /// 1–500, default 50
+    #[param(inline)]
+    limit: Option<Limit>,
+    /// next_cursor of the previous page
+    #[param(inline)]
+    cursor: Option<Text>,
+}
+
 /// The click log, in arrival order.
 #[utoipa::path(get, path = "/api/v1/clicks", tag = "read",
-    params(
-        ("post_token" = Option<String>, Query, description = "Only this post"),
-        ("conversation_id" = Option<String>, Query, description = "Only this conversation"),
-        ("since" = Option<String>, Query, description = "Received at or after (RFC 3339)"),
-        ("until" = Option<String>, Query, description = "Received before (RFC 3339)"),
-        ("limit" = Option<i64>, Query, description = "1–500, default 50"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
-    ),
+    params(ClickFilters),
     responses((status = 200, body = Page<ClickItem>), (status = 400, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list_clicks(
     State(state): State<AppState>,
-    Query(params): Query<HashMap<String, String>>,
+    Filters(f): Filters<ClickFilters>,
 ) -> Result<Json<Page<ClickItem>>, AppError> {
-    let p = Params::only(
-        params,
-        &[
-            "post_token",
-            "conversation_id",
-            "since",
-            "until",
-            "limit",
-            "cursor",
-        ],
-    )?;
-    let (post_token, conversation_id) = (p.text("post_token")?, p.text("conversation_id")?);
-    let (since, until, limit) = (p.time("since")?, p.time("until")?, p.limit()?);
+    let (post_token, conversation_id) = (Text::of(f.post_token), Text::of(f.conversation_id));
+    let (since, until, limit) = (At::of(f.since), At::of(f.until), Limit::of(f.limit));
     let fp = cursor::fingerprint(&[
         ("post_token", post_token.clone()),
         ("conversation_id", conversation_id.clone()),
         ("since", since.map(rfc3339)),
         ("until", until.map(rfc3339)),
     ]);
-    let after_seq = seq_position(p.text("cursor")?, "clicks", &fp)?;
+    let after_seq = seq_position(f.cursor, "clicks", &fp)?;
     let q = LogQuery {
         post_token,
         conversation_id,
@@ -419,9 +474,8 @@ pub async fn list_clicks(
     security(("bearer" = [])))]
 pub async fn list_registrations(
     State(state): State<AppState>,
-    Query(params): Query<HashMap<String, String>>,
+    _: Filters<NoParams>,
 ) -> Result<Json<Page<RegistrationItem>>, AppError> {
-    Params::only(params, &[])?;
     let rows = state.store.registrations().await?;
     Ok(Json(Page {
         items: rows

@@ -137,41 +137,6 @@ fn complete(doc: &mut serde_json::Value) {
                     responses.entry(status).or_insert(answer);
                 }
             }
-            let Some(parameters) = operation
-                .get_mut("parameters")
-                .and_then(|p| p.as_array_mut())
-            else {
-                continue;
-            };
-            for parameter in parameters {
-                let name = parameter["name"].as_str().unwrap_or_default().to_owned();
-                let schema = match name.as_str() {
-                    "limit" => Some(json!({"type": ["integer", "null"], "format": "int64",
-                        "minimum": 1, "maximum": super::params::MAX_LIMIT, "default": 50})),
-                    "since" | "until" => {
-                        Some(json!({"type": ["string", "null"], "format": "date-time"}))
-                    }
-                    "order" => Some(
-                        json!({"type": ["string", "null"], "enum": ["asc", "desc", null], "default": "asc"}),
-                    ),
-                    "sender_side" => {
-                        Some(json!({"type": ["string", "null"], "enum": ["SELLER", "BUYER", null]}))
-                    }
-                    "type" if !path.ends_with("/events") => {
-                        Some(json!({"type": ["string", "null"],
-                        "enum": super::params::MESSAGE_TYPES.iter().map(|t| json!(t)).chain([json!(null)]).collect::<Vec<_>>()}))
-                    }
-                    "include" if path.ends_with("/stream") => {
-                        Some(json!({"type": ["string", "null"],
-                        "pattern": "^(events|clicks)(,(events|clicks))?$"}))
-                    }
-                    "include" => Some(json!({"type": ["string", "null"], "enum": ["raw", null]})),
-                    _ => None,
-                };
-                if let Some(schema) = schema {
-                    parameter["schema"] = schema;
-                }
-            }
         }
     }
 }
@@ -181,10 +146,9 @@ fn complete(doc: &mut serde_json::Value) {
     responses((status = 200, description = "The OpenAPI document", body = Object)),
     security(("bearer" = [])))]
 pub async fn serve(
-    axum::extract::Query(params): axum::extract::Query<std::collections::HashMap<String, String>>,
-) -> Result<Json<&'static serde_json::Value>, crate::error::AppError> {
-    super::params::Params::only(params, &[])?;
-    Ok(document_json())
+    _: super::params::Filters<super::params::NoParams>,
+) -> Json<&'static serde_json::Value> {
+    document_json()
 }
 
 fn document_json() -> Json<&'static serde_json::Value> {

@@ -1,10 +1,21 @@
-//! Query parameters, parsed strictly: a bad value is a 400 naming the parameter.
+//! Query parameters as typed structs. Each route's parameters derive `Deserialize` (what it
+//! accepts) and `IntoParams` (what the OpenAPI document says it accepts), so the two cannot
+//! drift apart. [`Filters`] reads them strictly: an unknown, repeated or bad parameter is a
+//! 400 naming it, since a misspelt filter must not silently return everything.
 
-use std::collections::HashMap;
+use std::fmt;
 
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
 use chrono::{DateTime, Utc};
+use serde::de::{self, DeserializeOwned};
+use serde::{Deserialize, Deserializer};
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaFormat, Type};
+use utoipa::openapi::{KnownFormat, RefOr};
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 use crate::error::AppError;
+use crate::store::query::Order;
 
 /// Default and largest page sizes.
 pub const DEFAULT_LIMIT: i64 = 50;
@@ -16,170 +27,303 @@ pub const MESSAGE_TYPES: &[&str] = &[
     "TEXT", "IMAGE", "FILE", "VOICE", "LOCATION", "VIDEO", "CONTACT",
 ];
 
-/// The query string of a request.
-#[derive(Debug, Default)]
-pub struct Params(pub HashMap<String, String>);
+/// A route's query parameters, read into `T`.
+#[derive(Debug)]
+pub struct Filters<T>(pub T);
 
-fn invalid(name: &str, message: String) -> AppError {
-    AppError::InvalidParameter {
-        name: name.to_owned(),
-        message: format!("{name}: {message}"),
+impl<S: Send + Sync, T: DeserializeOwned + IntoParams> FromRequestParts<S> for Filters<T> {
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let pairs = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(pairs)
+            .map(Filters)
+            .map_err(|e| refused::<T>(e.path().to_string(), e.into_inner().to_string()))
     }
 }
 
-/// The parameters of the message lists.
-const MESSAGE_LIST: &[&str] = &[
-    "conversation_id",
-    "post_token",
-    "type",
-    "sender_side",
-    "since",
-    "until",
-    "q",
-    "order",
-    "limit",
-    "cursor",
-];
-
-impl Params {
-    /// The query string, refused when it names a parameter the route does not take: a
-    /// misspelt filter must not silently return everything.
-    pub fn only(params: HashMap<String, String>, allowed: &[&str]) -> Result<Params, AppError> {
-        let mut unknown: Vec<&String> = params
-            .keys()
-            .filter(|k| !allowed.contains(&k.as_str()))
+/// The error for a parameter `T` did not take. serde names an unknown or repeated field in
+/// back-quotes; the value types' own messages say what a good value is.
+fn refused<T: IntoParams>(path: String, inner: String) -> AppError {
+    let quoted = |prefix: &str| {
+        inner
+            .strip_prefix(prefix)
+            .and_then(|rest| rest.split('`').next())
+            .map(str::to_owned)
+    };
+    let (name, message) = if let Some(name) = quoted("unknown field `") {
+        let known: Vec<String> = T::into_params(|| None)
+            .into_iter()
+            .map(|p| p.name)
             .collect();
-        unknown.sort();
-        match unknown.first() {
-            None => Ok(Params(params)),
-            Some(name) => {
-                let known = if allowed.is_empty() {
-                    "this route takes no parameters".to_owned()
-                } else {
-                    format!("known: {}", allowed.join(", "))
-                };
-                Err(invalid(name, format!("unknown parameter ({known})")))
+        let known = if known.is_empty() {
+            "this route takes no parameters".to_owned()
+        } else {
+            format!("known: {}", known.join(", "))
+        };
+        let message = format!("unknown parameter ({known})");
+        (name, message)
+    } else if let Some(name) = quoted("duplicate field `") {
+        (name, "given more than once".to_owned())
+    } else {
+        (path, inner)
+    };
+    AppError::InvalidParameter {
+        message: format!("{name}: {message}"),
+        name,
+    }
+}
+
+/// Reads a parameter's text and checks it with `parse`, whose error says what is wrong.
+fn parsed<'de, D: Deserializer<'de>, T>(
+    d: D,
+    parse: impl FnOnce(String) -> Result<T, String>,
+) -> Result<T, D::Error> {
+    let text = String::deserialize(d)?;
+    if text.is_empty() {
+        return Err(de::Error::custom("must not be empty"));
+    }
+    parse(text).map_err(de::Error::custom)
+}
+
+/// Implements `Deserialize` through [`parsed`] and the schema from `$schema`.
+macro_rules! value {
+    ($name:ident, $parse:expr, $schema:expr) => {
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                parsed(d, $parse)
             }
         }
-    }
 
-    /// [`Params::only`] for the message lists.
-    pub fn message_list(params: HashMap<String, String>) -> Result<Params, AppError> {
-        Self::only(params, MESSAGE_LIST)
-    }
+        impl PartialSchema for $name {
+            fn schema() -> RefOr<Schema> {
+                let schema: ObjectBuilder = $schema;
+                schema.into()
+            }
+        }
 
-    /// A non-empty text value.
-    pub fn text(&self, name: &str) -> Result<Option<String>, AppError> {
-        match self.0.get(name) {
-            None => Ok(None),
-            Some(v) if v.is_empty() => Err(invalid(name, "must not be empty".into())),
-            Some(v) => Ok(Some(v.clone())),
+        impl ToSchema for $name {}
+    };
+}
+
+fn string() -> ObjectBuilder {
+    ObjectBuilder::new().schema_type(Type::String)
+}
+
+fn one_of(values: &[&str]) -> ObjectBuilder {
+    string().enum_values(Some(values.iter().copied()))
+}
+
+/// Non-empty text.
+#[derive(Debug, Clone)]
+pub struct Text(pub String);
+value!(Text, |v| Ok(Text(v)), string().min_length(Some(1)));
+
+impl Text {
+    /// The text, if given.
+    pub fn of(t: Option<Text>) -> Option<String> {
+        t.map(|t| t.0)
+    }
+}
+
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// An RFC 3339 time.
+#[derive(Debug, Clone, Copy)]
+pub struct At(pub DateTime<Utc>);
+value!(
+    At,
+    |v| DateTime::parse_from_rfc3339(&v)
+        .map(|t| At(t.with_timezone(&Utc)))
+        .map_err(|_| format!("{v:?} is not an RFC 3339 time")),
+    string().format(Some(SchemaFormat::KnownFormat(KnownFormat::DateTime)))
+);
+
+impl At {
+    /// The time, if given.
+    pub fn of(t: Option<At>) -> Option<DateTime<Utc>> {
+        t.map(|t| t.0)
+    }
+}
+
+/// A page size: 1 to [`MAX_LIMIT`], [`DEFAULT_LIMIT`] when not given.
+#[derive(Debug, Clone, Copy)]
+pub struct Limit(pub i64);
+value!(
+    Limit,
+    |v| match v.parse::<i64>() {
+        Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(Limit(n)),
+        _ => Err(format!("must be a whole number from 1 to {MAX_LIMIT}")),
+    },
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .format(Some(SchemaFormat::KnownFormat(KnownFormat::Int64)))
+        .minimum(Some(1))
+        .maximum(Some(MAX_LIMIT))
+        .default(Some(DEFAULT_LIMIT.into()))
+);
+
+impl Limit {
+    /// The page size asked for, or the default.
+    pub fn of(l: Option<Limit>) -> i64 {
+        l.map_or(DEFAULT_LIMIT, |l| l.0)
+    }
+}
+
+/// A message type, upper-cased; one of [`MESSAGE_TYPES`].
+#[derive(Debug, Clone)]
+pub struct MessageType(pub String);
+value!(
+    MessageType,
+    |v| {
+        let up = v.to_ascii_uppercase();
+        if MESSAGE_TYPES.contains(&up.as_str()) {
+            Ok(MessageType(up))
+        } else {
+            Err(format!(
+                "unknown message type {v:?}; one of {}",
+                MESSAGE_TYPES.join(", ")
+            ))
+        }
+    },
+    one_of(MESSAGE_TYPES)
+);
+
+/// An event type: an upper-case identifier such as `POST_UPDATE`, upper-cased.
+#[derive(Debug, Clone)]
+pub struct EventType(pub String);
+value!(
+    EventType,
+    |v| {
+        let up = v.to_ascii_uppercase();
+        let ok = up.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+            && up
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
+        if ok {
+            Ok(EventType(up))
+        } else {
+            Err(format!("{v:?} is not an event type"))
+        }
+    },
+    string().pattern(Some("^[A-Za-z][A-Za-z0-9_]*$"))
+);
+
+/// `SELLER` or `BUYER` (also `supply`/`demand`, any case), as stored.
+#[derive(Debug, Clone)]
+pub struct SenderSide(pub String);
+value!(
+    SenderSide,
+    |v| match v.to_ascii_lowercase().as_str() {
+        "seller" | "supply" => Ok(SenderSide("SELLER".to_owned())),
+        "buyer" | "demand" => Ok(SenderSide("BUYER".to_owned())),
+        _ => Err(format!("{v:?} is not SELLER or BUYER")),
+    },
+    one_of(&["SELLER", "BUYER"])
+);
+
+/// `asc` (default) or `desc`.
+#[derive(Debug, Clone, Copy)]
+pub struct SortOrder(pub Order);
+value!(
+    SortOrder,
+    |v| match v.as_str() {
+        "asc" => Ok(SortOrder(Order::Asc)),
+        "desc" => Ok(SortOrder(Order::Desc)),
+        _ => Err(format!("{v:?} is not asc or desc")),
+    },
+    one_of(&["asc", "desc"]).default(Some("asc".into()))
+);
+
+impl SortOrder {
+    /// The order asked for, or oldest first.
+    pub fn of(o: Option<SortOrder>) -> Order {
+        o.map_or(Order::Asc, |o| o.0)
+    }
+}
+
+/// A comma-separated list of names, checked by the route.
+#[derive(Debug, Clone, Default)]
+pub struct Names(pub Vec<String>);
+value!(
+    Names,
+    |v| Ok(Names(v.split(',').map(|p| p.trim().to_owned()).collect())),
+    string().min_length(Some(1))
+);
+
+impl Names {
+    /// The names, each one of `allowed`.
+    pub fn only(
+        names: Option<Names>,
+        parameter: &str,
+        allowed: &[&str],
+    ) -> Result<Vec<String>, AppError> {
+        let names = names.unwrap_or_default().0;
+        match names.iter().find(|n| !allowed.contains(&n.as_str())) {
+            None => Ok(names),
+            Some(bad) => Err(AppError::InvalidParameter {
+                name: parameter.to_owned(),
+                message: format!("{parameter}: {bad:?} is not one of {}", allowed.join(", ")),
+            }),
         }
     }
+}
 
-    /// An RFC 3339 time.
-    pub fn time(&self, name: &str) -> Result<Option<DateTime<Utc>>, AppError> {
-        self.text(name)?
-            .map(|v| {
-                DateTime::parse_from_rfc3339(&v)
-                    .map(|t| t.with_timezone(&Utc))
-                    .map_err(|_| invalid(name, format!("{v:?} is not an RFC 3339 time")))
-            })
-            .transpose()
+/// The parameters of a route that takes none.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct NoParams {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize, IntoParams)]
+    #[serde(deny_unknown_fields)]
+    #[into_params(parameter_in = Query)]
+    struct Sample {
+        #[param(inline)]
+        limit: Option<Limit>,
+        #[param(inline)]
+        since: Option<At>,
     }
 
-    /// `limit`: 1 to 500, default 50.
-    pub fn limit(&self) -> Result<i64, AppError> {
-        match self.text("limit")? {
-            None => Ok(DEFAULT_LIMIT),
-            Some(v) => match v.parse::<i64>() {
-                Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-                _ => Err(invalid(
-                    "limit",
-                    format!("must be a whole number from 1 to {MAX_LIMIT}"),
-                )),
-            },
-        }
+    fn read(query: &str) -> Result<Sample, String> {
+        let pairs = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
+        serde_path_to_error::deserialize(pairs).map_err(|e| {
+            match refused::<Sample>(e.path().to_string(), e.into_inner().to_string()) {
+                AppError::InvalidParameter { name, message } => format!("{name}|{message}"),
+                other => format!("{other:?}"),
+            }
+        })
     }
 
-    /// A message `type`, upper-cased; one of [`MESSAGE_TYPES`].
-    pub fn message_type(&self) -> Result<Option<String>, AppError> {
-        self.text("type")?
-            .map(|v| {
-                let up = v.to_ascii_uppercase();
-                if MESSAGE_TYPES.contains(&up.as_str()) {
-                    Ok(up)
-                } else {
-                    Err(invalid(
-                        "type",
-                        format!(
-                            "unknown message type {v:?}; one of {}",
-                            MESSAGE_TYPES.join(", ")
-                        ),
-                    ))
-                }
-            })
-            .transpose()
-    }
-
-    /// An event `type`: an upper-case identifier such as `POST_UPDATE`.
-    pub fn event_type(&self) -> Result<Option<String>, AppError> {
-        self.text("type")?
-            .map(|v| {
-                let up = v.to_ascii_uppercase();
-                let ok = up.chars().next().is_some_and(|c| c.is_ascii_uppercase())
-                    && up
-                        .chars()
-                        .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-                if ok {
-                    Ok(up)
-                } else {
-                    Err(invalid("type", format!("{v:?} is not an event type")))
-                }
-            })
-            .transpose()
-    }
-
-    /// `sender_side`: `SELLER`/`BUYER` (also `supply`/`demand`), upper-cased.
-    pub fn sender_side(&self) -> Result<Option<String>, AppError> {
-        self.text("sender_side")?
-            .map(|v| match v.to_ascii_lowercase().as_str() {
-                "seller" | "supply" => Ok("SELLER".to_owned()),
-                "buyer" | "demand" => Ok("BUYER".to_owned()),
-                _ => Err(invalid(
-                    "sender_side",
-                    format!("{v:?} is not SELLER or BUYER"),
-                )),
-            })
-            .transpose()
-    }
-
-    /// `order`: `asc` (default) or `desc`.
-    pub fn descending(&self) -> Result<bool, AppError> {
-        match self.text("order")?.as_deref() {
-            None | Some("asc") => Ok(false),
-            Some("desc") => Ok(true),
-            Some(v) => Err(invalid("order", format!("{v:?} is not asc or desc"))),
-        }
-    }
-
-    /// `include`: a comma-separated subset of `allowed`.
-    pub fn include(&self, allowed: &[&str]) -> Result<Vec<String>, AppError> {
-        let Some(v) = self.text("include")? else {
-            return Ok(Vec::new());
-        };
-        v.split(',')
-            .map(|part| {
-                let part = part.trim();
-                if allowed.contains(&part) {
-                    Ok(part.to_owned())
-                } else {
-                    Err(invalid(
-                        "include",
-                        format!("{part:?} is not one of {}", allowed.join(", ")),
-                    ))
-                }
-            })
-            .collect()
+    #[test]
+    fn values_are_typed_and_errors_name_the_parameter() {
+        let s = read("limit=7&since=2025-03-09T08:14:27Z").unwrap();
+        assert_eq!(s.limit.unwrap().0, 7);
+        assert_eq!(s.since.unwrap().0.timestamp(), 1_741_508_067);
+        assert_eq!(
+            read("limit=0").unwrap_err(),
+            "limit|limit: must be a whole number from 1 to 500"
+        );
+        assert_eq!(
+            read("since=").unwrap_err(),
+            "since|since: must not be empty"
+        );
+        assert_eq!(
+            read("limt=5").unwrap_err(),
+            "limt|limt: unknown parameter (known: limit, since)"
+        );
+        assert_eq!(
+            read("limit=5&limit=6").unwrap_err(),
+            "limit|limit: given more than once"
+        );
     }
 }

@@ -1,13 +1,13 @@
 //! `GET /api/v1/rejected`: deliveries that carried a good key but could not be stored.
 
 use axum::Json;
-use axum::extract::{Query, State};
-use serde::Serialize;
-use utoipa::ToSchema;
+use axum::extract::State;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::cursor::{self, Position};
 use super::items::{Page, rfc3339};
-use super::params::Params;
+use super::params::{Filters, Limit, Text};
 use crate::app::AppState;
 use crate::error::AppError;
 use crate::store::rejected::Rejected;
@@ -42,26 +42,35 @@ impl From<Rejected> for RejectedItem {
     }
 }
 
+/// The parameters of `GET /rejected`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct RejectedFilters {
+    /// 1–500, default 50
+    #[param(inline)]
+    limit: Option<Limit>,
+    /// next_cursor of the previous page
+    #[param(inline)]
+    cursor: Option<Text>,
+}
+
 /// Deliveries refused with 400 or 422 although their key was good, oldest first;
 /// `kenar-hook rejected reprocess` runs them through ingestion again.
 #[utoipa::path(get, path = "/api/v1/rejected", tag = "read",
-    params(
-        ("limit" = Option<i64>, Query, description = "1–500, default 50"),
-        ("cursor" = Option<String>, Query, description = "next_cursor of the previous page"),
-    ),
+    params(RejectedFilters),
     responses((status = 200, body = Page<RejectedItem>), (status = 400, body = crate::error::ErrorBody),
         (status = 401, body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
-    Query(params): Query<std::collections::HashMap<String, String>>,
+    Filters(f): Filters<RejectedFilters>,
 ) -> Result<Json<Page<RejectedItem>>, AppError> {
-    let p = Params::only(params, &["limit", "cursor"])?;
-    let limit = p.limit()?;
+    let limit = Limit::of(f.limit);
     let fp = cursor::fingerprint(&[]);
-    let after = p
-        .text("cursor")?
-        .map(|c| match cursor::decode(&c, "rejected", &fp)? {
+    let after = f
+        .cursor
+        .map(|c| match cursor::decode(&c.0, "rejected", &fp)? {
             Position::Seq(s) => Ok(s),
             _ => Err(AppError::InvalidParameter {
                 name: "cursor".into(),

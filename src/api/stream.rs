@@ -11,12 +11,12 @@
 //! Wake-ups come from this process's writer and, with PostgreSQL, from LISTEN/NOTIFY of
 //! every replica; a slow poll covers anything else.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
 
 use axum::Extension;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::access::{StreamSlot, TokenId};
 use super::items::{ClickItem, EventItem, MessageItem};
-use super::params::Params;
+use super::params::{Filters, Names, Text};
 use crate::app::AppState;
 use crate::error::AppError;
 use crate::store::Store;
@@ -218,14 +218,33 @@ impl Feed {
     }
 }
 
+/// The query parameters of the live stream.
+#[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct StreamFilters {
+    /// events,clicks: also stream those
+    #[param(value_type = Option<String>, pattern = "^(events|clicks)(,(events|clicks))?$")]
+    include: Option<Names>,
+    /// Only this post
+    #[param(inline)]
+    post_token: Option<Text>,
+    /// Only this conversation
+    #[param(inline)]
+    conversation_id: Option<Text>,
+    /// Where to start when no Last-Event-ID is sent: `start` replays everything stored, or an event id `m<seq>.e<seq>.c<seq>`; default: only what is stored from now on
+    #[param(value_type = Option<String>, pattern = r"^(start|m\d+\.e\d+\.c\d+)$")]
+    from: Option<Text>,
+    /// A ticket from POST /api/v1/stream/tickets, instead of the Authorization header (for a browser's EventSource); single use
+    #[param(inline)]
+    #[allow(dead_code)]
+    ticket: Option<Text>,
+}
+
 /// The live stream.
 #[utoipa::path(get, path = "/api/v1/stream", tag = "read",
     params(
-        ("include" = Option<String>, Query, description = "events,clicks: also stream those"),
-        ("post_token" = Option<String>, Query, description = "Only this post"),
-        ("conversation_id" = Option<String>, Query, description = "Only this conversation"),
-        ("from" = Option<String>, Query, description = "Where to start when no Last-Event-ID is sent: `start` replays everything stored, or an event id `m<seq>.e<seq>.c<seq>`; default: only what is stored from now on", pattern = r"^(start|m\d+\.e\d+\.c\d+)$"),
-        ("ticket" = Option<String>, Query, description = "A ticket from POST /api/v1/stream/tickets, instead of the Authorization header (for a browser's EventSource); single use"),
+        StreamFilters,
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (`m0.e0.c0`: from the beginning); wins over `from`", pattern = r"^m\d+\.e\d+\.c\d+$"),
     ),
     responses((status = 200, description = "text/event-stream of `message`, `event` and `click` events whose data is a MessageItem, EventItem or ClickItem", content_type = "text/event-stream", body = String),
@@ -237,21 +256,17 @@ pub async fn stream(
     State(state): State<AppState>,
     Extension(token): Extension<TokenId>,
     headers: HeaderMap,
-    Query(params): Query<HashMap<String, String>>,
+    Filters(f): Filters<StreamFilters>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
     let slot = state.api.open_stream(token)?;
     // Before the first read of the database, so no batch is missed after it.
     let hub = state.hub.subscribe();
-    let p = Params::only(
-        params,
-        &["include", "post_token", "conversation_id", "ticket", "from"],
-    )?;
-    let include = p.include(&["events", "clicks"])?;
+    let include = Names::only(f.include, "include", &["events", "clicks"])?;
     // A reconnecting EventSource repeats the URL (with `from`) and adds Last-Event-ID: the
     // header is the later position, so it wins.
     let resume = match headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
         Some(id) => Some(("Last-Event-ID", id.to_owned())),
-        None => p.text("from")?.map(|from| ("from", from)),
+        None => Text::of(f.from).map(|from| ("from", from)),
     };
     let position = match resume {
         Some(("from", from)) if from == "start" => StreamPosition::default(),
@@ -275,8 +290,8 @@ pub async fn stream(
     };
     let feed = Feed {
         store: state.store.clone(),
-        post_token: p.text("post_token")?,
-        conversation_id: p.text("conversation_id")?,
+        post_token: Text::of(f.post_token),
+        conversation_id: Text::of(f.conversation_id),
         events: include.iter().any(|i| i == "events"),
         clicks: include.iter().any(|i| i == "clicks"),
         position,

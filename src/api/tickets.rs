@@ -3,10 +3,8 @@
 //! `/api/v1/stream?ticket=…`. A ticket opens one stream, within a minute, on any replica
 //! (only its digest is stored, in the database); the long-lived token never appears in a URL.
 
-use std::collections::HashMap;
-
 use axum::Extension;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -15,7 +13,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::access::TokenId;
-use super::params::Params;
+use super::params::{Filters, NoParams};
 use crate::app::AppState;
 use crate::error::AppError;
 
@@ -44,9 +42,8 @@ pub struct Ticket {
 pub async fn issue(
     State(state): State<AppState>,
     Extension(token): Extension<TokenId>,
-    Query(params): Query<HashMap<String, String>>,
+    _: Filters<NoParams>,
 ) -> Result<impl IntoResponse, AppError> {
-    Params::only(params, &[])?;
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let ticket = {

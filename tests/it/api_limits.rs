@@ -180,6 +180,44 @@ async fn a_misspelt_parameter_is_400_naming_it(backend: Backend) {
         );
         assert!(message.contains(name), "{path}: {message}");
     }
+    // A parameter given twice is ambiguous, and a bad value is named with what is wrong.
+    for (path, name, wrong) in [
+        (
+            "/api/v1/messages?limit=5&limit=6",
+            "limit",
+            "given more than once",
+        ),
+        (
+            "/api/v1/events?cursor=a&cursor=a",
+            "cursor",
+            "given more than once",
+        ),
+        ("/api/v1/clicks?limit=0", "limit", "from 1 to 500"),
+        ("/api/v1/messages?since=yesterday", "since", "RFC 3339"),
+        (
+            "/api/v1/messages?type=STICKER",
+            "type",
+            "unknown message type",
+        ),
+        (
+            "/api/v1/conversations?post_token=",
+            "post_token",
+            "must not be empty",
+        ),
+        ("/api/v1/registrations?x=1", "x", "takes no parameters"),
+    ] {
+        let (status, code, message) = error_of(get(&app, A, path).await).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (400, "invalid_parameter"),
+            "{path}"
+        );
+        assert!(
+            message.starts_with(&format!("{name}: ")),
+            "{path}: {message}"
+        );
+        assert!(message.contains(wrong), "{path}: {message}");
+    }
     // The known ones still work.
     let ok = get(
         &app,
