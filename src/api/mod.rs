@@ -2,16 +2,16 @@
 //! registrations as keyset-paged JSON lists, forwarding's state, attempts and dead letters,
 //! a live stream, and the OpenAPI document.
 
-pub mod access;
+pub(crate) mod access;
 pub mod cursor;
 mod forwarding;
 mod handlers;
-pub mod hub;
-pub mod items;
+pub(crate) mod hub;
+pub(crate) mod items;
 pub mod openapi;
-pub mod params;
+pub(crate) mod params;
 mod rejected;
-pub mod stream;
+pub(crate) mod stream;
 pub mod tickets;
 
 use axum::Router;

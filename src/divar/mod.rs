@@ -2,10 +2,10 @@
 //! what we send to Divar, and OAuth scope strings. Nothing here knows about our HTTP server
 //! or database.
 
-pub mod inbound;
-pub mod json;
-pub mod lenient;
-pub mod oauth;
+pub(crate) mod inbound;
+pub(crate) mod json;
+pub(crate) mod lenient;
+pub(crate) mod oauth;
 pub mod outbound;
 pub mod scope;
-pub mod time;
+pub(crate) mod time;

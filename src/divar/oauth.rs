@@ -44,7 +44,6 @@ impl fmt::Debug for OAuthApp {
 /// What the token endpoint granted. Its `Debug` shows no token.
 #[derive(Clone)]
 pub struct Grant {
-    /// The access token.
     pub access_token: SecretString,
     /// The refresh token; only with the `offline_access` scope.
     pub refresh_token: Option<SecretString>,

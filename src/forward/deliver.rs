@@ -27,7 +27,6 @@ pub enum Verdict {
 /// An attempt's result, as the attempt log records it.
 #[derive(Debug, Clone)]
 pub struct Answer {
-    /// The verdict.
     pub verdict: Verdict,
     /// The status, when an answer came.
     pub status: Option<u16>,

@@ -3,13 +3,13 @@
 //! the database (docs/forwarding.md).
 
 mod backoff;
-pub mod deliver;
+pub(crate) mod deliver;
 pub mod manage;
 mod metrics;
 mod queue;
-pub mod record;
+pub(crate) mod record;
 pub mod settings;
-pub mod sign;
+pub(crate) mod sign;
 mod worker;
 
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 
 pub mod breaker;
 pub mod normalise;
-pub mod reprocess;
+pub(crate) mod reprocess;
 pub mod writer;
 
 use axum::Json;

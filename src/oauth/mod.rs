@@ -7,11 +7,11 @@
 //! kenar-hook: `Tokens::access_token(user_id)` answers a usable access token, refreshed first
 //! when it is close to expiry.
 
-pub mod refresh;
-pub mod revoke;
-pub mod routes;
+pub(crate) mod refresh;
+pub(crate) mod revoke;
+pub(crate) mod routes;
 pub mod settings;
-pub mod vault;
+pub(crate) mod vault;
 
 use std::fmt;
 use std::sync::Arc;

@@ -13,7 +13,6 @@ pub struct ChatMessage {
     /// Message id.
     #[serde(default, deserialize_with = "lenient::opt_string")]
     pub id: Option<String>,
-    /// The conversation.
     #[serde(default)]
     pub conversation: Option<Conversation>,
     /// Who wrote it.

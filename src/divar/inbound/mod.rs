@@ -51,7 +51,6 @@ pub enum Delivery {
     ChatMessage {
         /// Which of the two.
         kind: ChatEventKind,
-        /// The message.
         message: ChatMessage,
         /// The subscription's `metadata` echo.
         metadata: Option<Value>,
