@@ -175,22 +175,32 @@ impl Limit {
     }
 }
 
+/// `v` upper-cased when `good` takes it; otherwise what `bad` says of it.
+fn upper(
+    v: String,
+    good: impl Fn(&str) -> bool,
+    bad: impl Fn(&str) -> String,
+) -> Result<String, String> {
+    let up = v.to_ascii_uppercase();
+    if good(&up) { Ok(up) } else { Err(bad(&v)) }
+}
+
 /// A message type, upper-cased; one of [`MESSAGE_TYPES`].
 #[derive(Debug, Clone)]
 pub struct MessageType(pub String);
 value!(
     MessageType,
-    |v| {
-        let up = v.to_ascii_uppercase();
-        if MESSAGE_TYPES.contains(&up.as_str()) {
-            Ok(MessageType(up))
-        } else {
-            Err(format!(
+    |v| upper(
+        v,
+        |up| MESSAGE_TYPES.contains(&up),
+        |v| {
+            format!(
                 "unknown message type {v:?}; one of {}",
                 MESSAGE_TYPES.join(", ")
-            ))
+            )
         }
-    },
+    )
+    .map(MessageType),
     one_of(MESSAGE_TYPES)
 );
 
@@ -199,18 +209,17 @@ value!(
 pub struct EventType(pub String);
 value!(
     EventType,
-    |v| {
-        let up = v.to_ascii_uppercase();
-        let ok = up.chars().next().is_some_and(|c| c.is_ascii_uppercase())
-            && up
-                .chars()
-                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-        if ok {
-            Ok(EventType(up))
-        } else {
-            Err(format!("{v:?} is not an event type"))
-        }
-    },
+    |v| upper(
+        v,
+        |up| {
+            up.chars().next().is_some_and(|c| c.is_ascii_uppercase())
+                && up
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_')
+        },
+        |v| format!("{v:?} is not an event type")
+    )
+    .map(EventType),
     string().pattern(Some("^[A-Za-z][A-Za-z0-9_]*$"))
 );
 
@@ -309,21 +318,19 @@ mod tests {
         let s = read("limit=7&since=2025-03-09T08:14:27Z").unwrap();
         assert_eq!(s.limit.unwrap().0, 7);
         assert_eq!(s.since.unwrap().0.timestamp(), 1_741_508_067);
-        assert_eq!(
-            read("limit=0").unwrap_err(),
-            "limit|limit: must be a whole number from 1 to 500"
-        );
-        assert_eq!(
-            read("since=").unwrap_err(),
-            "since|since: must not be empty"
-        );
-        assert_eq!(
-            read("limt=5").unwrap_err(),
-            "limt|limt: unknown parameter (known: limit, since)"
-        );
-        assert_eq!(
-            read("limit=5&limit=6").unwrap_err(),
-            "limit|limit: given more than once"
-        );
+        for (query, error) in [
+            (
+                "limit=0",
+                "limit|limit: must be a whole number from 1 to 500",
+            ),
+            ("since=", "since|since: must not be empty"),
+            (
+                "limt=5",
+                "limt|limt: unknown parameter (known: limit, since)",
+            ),
+            ("limit=5&limit=6", "limit|limit: given more than once"),
+        ] {
+            assert_eq!(read(query).unwrap_err(), error, "{query}");
+        }
     }
 }

@@ -63,15 +63,23 @@ impl Dialect {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Time(pub DateTime<Utc>);
 
-impl Type<sqlx::Postgres> for Time {
-    fn type_info() -> sqlx::postgres::PgTypeInfo {
-        <DateTime<Utc> as Type<sqlx::Postgres>>::type_info()
-    }
+/// Time is stored as `$as` is.
+macro_rules! stored_as {
+    ($db:ty, $as:ty) => {
+        impl Type<$db> for Time {
+            fn type_info() -> <$db as Database>::TypeInfo {
+                <$as as Type<$db>>::type_info()
+            }
 
-    fn compatible(ty: &sqlx::postgres::PgTypeInfo) -> bool {
-        <DateTime<Utc> as Type<sqlx::Postgres>>::compatible(ty)
-    }
+            fn compatible(ty: &<$db as Database>::TypeInfo) -> bool {
+                <$as as Type<$db>>::compatible(ty)
+            }
+        }
+    };
 }
+
+stored_as!(sqlx::Postgres, DateTime<Utc>);
+stored_as!(sqlx::Sqlite, i64);
 
 impl Encode<'_, sqlx::Postgres> for Time {
     fn encode_by_ref(
@@ -87,16 +95,6 @@ impl<'r> Decode<'r, sqlx::Postgres> for Time {
         Ok(Time(<DateTime<Utc> as Decode<sqlx::Postgres>>::decode(
             value,
         )?))
-    }
-}
-
-impl Type<sqlx::Sqlite> for Time {
-    fn type_info() -> sqlx::sqlite::SqliteTypeInfo {
-        <i64 as Type<sqlx::Sqlite>>::type_info()
-    }
-
-    fn compatible(ty: &sqlx::sqlite::SqliteTypeInfo) -> bool {
-        <i64 as Type<sqlx::Sqlite>>::compatible(ty)
     }
 }
 
@@ -147,43 +145,46 @@ pub(crate) trait Backend: Database + sealed::Sealed {
     fn migrate(pool: &Pool<Self>) -> impl Future<Output = anyhow::Result<()>> + Send;
 }
 
-impl Backend for sqlx::Postgres {
-    const DIALECT: Dialect = Dialect::POSTGRES;
-    const BEGIN_WRITE: &'static str = "begin";
-    const DEFAULT_WRITERS: usize = 2;
+/// The two implementations differ only in their values.
+macro_rules! backend {
+    ($db:ty, $variant:ident, $migrations:literal, $dialect:expr, $begin:literal, $writers:literal) => {
+        impl Backend for $db {
+            const DIALECT: Dialect = $dialect;
+            const BEGIN_WRITE: &'static str = $begin;
+            const DEFAULT_WRITERS: usize = $writers;
 
-    fn any_row(row: sqlx::postgres::PgRow) -> AnyRow {
-        AnyRow::Postgres(row)
-    }
+            fn any_row(row: Self::Row) -> AnyRow {
+                AnyRow::$variant(row)
+            }
 
-    fn rows_affected(result: &sqlx::postgres::PgQueryResult) -> u64 {
-        result.rows_affected()
-    }
+            fn rows_affected(result: &Self::QueryResult) -> u64 {
+                result.rows_affected()
+            }
 
-    async fn migrate(pool: &Pool<Self>) -> anyhow::Result<()> {
-        sqlx::migrate!("migrations/postgres").run(pool).await?;
-        Ok(())
-    }
+            async fn migrate(pool: &Pool<Self>) -> anyhow::Result<()> {
+                sqlx::migrate!($migrations).run(pool).await?;
+                Ok(())
+            }
+        }
+    };
 }
 
-impl Backend for sqlx::Sqlite {
-    const DIALECT: Dialect = Dialect::SQLITE;
-    const BEGIN_WRITE: &'static str = "begin immediate";
-    const DEFAULT_WRITERS: usize = 1;
-
-    fn any_row(row: sqlx::sqlite::SqliteRow) -> AnyRow {
-        AnyRow::Sqlite(row)
-    }
-
-    fn rows_affected(result: &sqlx::sqlite::SqliteQueryResult) -> u64 {
-        result.rows_affected()
-    }
-
-    async fn migrate(pool: &Pool<Self>) -> anyhow::Result<()> {
-        sqlx::migrate!("migrations/sqlite").run(pool).await?;
-        Ok(())
-    }
-}
+backend!(
+    sqlx::Postgres,
+    Postgres,
+    "migrations/postgres",
+    Dialect::POSTGRES,
+    "begin",
+    2
+);
+backend!(
+    sqlx::Sqlite,
+    Sqlite,
+    "migrations/sqlite",
+    Dialect::SQLITE,
+    "begin immediate",
+    1
+);
 
 /// A connection pool of either database.
 #[derive(Debug)]
@@ -203,34 +204,6 @@ impl<B: Backend> Clone for Db<B> {
 pub(crate) trait Bind<B: Database>: for<'e> Encode<'e, B> + Type<B> {}
 impl<B: Database, T: for<'e> Encode<'e, B> + Type<B>> Bind<B> for T {}
 
-/// A statement with its parameters bound. Text and bytes are bound by reference.
-fn bind<'q, B: Backend>(sql: &'q Sql) -> Query<'q, B, B::Arguments<'q>>
-where
-    String: Bind<B>,
-    Option<String>: Bind<B>,
-    Vec<u8>: Bind<B>,
-    Option<Vec<u8>>: Bind<B>,
-    i64: Bind<B>,
-    Option<i64>: Bind<B>,
-    Time: Bind<B>,
-    Option<Time>: Bind<B>,
-{
-    let mut q = sqlx::query(&sql.text);
-    for param in &sql.params {
-        q = match param {
-            Param::Text(s) => q.bind(s),
-            Param::OptText(s) => q.bind(s),
-            Param::Int(i) => q.bind(*i),
-            Param::OptInt(i) => q.bind(*i),
-            Param::Bytes(b) => q.bind(b),
-            Param::OptBytes(b) => q.bind(b),
-            Param::Time(t) => q.bind(Time(*t)),
-            Param::OptTime(t) => q.bind(t.map(Time)),
-        };
-    }
-    q
-}
-
 impl<B: Backend> Db<B>
 where
     for<'c> &'c mut B::Connection: Executor<'c, Database = B>,
@@ -246,6 +219,24 @@ where
     usize: ColumnIndex<B::Row>,
     for<'r> Option<&'r [u8]>: Decode<'r, B>,
 {
+    /// A statement with its parameters bound. Text and bytes are bound by reference.
+    fn bind(sql: &Sql) -> Query<'_, B, B::Arguments<'_>> {
+        let mut q = sqlx::query(&sql.text);
+        for param in &sql.params {
+            q = match param {
+                Param::Text(s) => q.bind(s),
+                Param::OptText(s) => q.bind(s),
+                Param::Int(i) => q.bind(*i),
+                Param::OptInt(i) => q.bind(*i),
+                Param::Bytes(b) => q.bind(b),
+                Param::OptBytes(b) => q.bind(b),
+                Param::Time(t) => q.bind(Time(*t)),
+                Param::OptTime(t) => q.bind(t.map(Time)),
+            };
+        }
+        q
+    }
+
     pub(crate) fn new(pool: Pool<B>) -> Self {
         Db { pool }
     }
@@ -267,7 +258,7 @@ where
     }
 
     pub(crate) async fn fetch_all(&self, sql: &Sql) -> Result<Vec<AnyRow>, sqlx::Error> {
-        let rows = bind::<B>(sql).fetch_all(&self.pool).await?;
+        let rows = Self::bind(sql).fetch_all(&self.pool).await?;
         Ok(rows.into_iter().map(B::any_row).collect())
     }
 
@@ -278,12 +269,12 @@ where
         budget: usize,
     ) -> Result<(Vec<AnyRow>, bool), sqlx::Error> {
         let (rows, cut) =
-            super::rows::take_bounded(bind::<B>(sql).fetch(&self.pool), budget).await?;
+            super::rows::take_bounded(Self::bind(sql).fetch(&self.pool), budget).await?;
         Ok((rows.into_iter().map(B::any_row).collect(), cut))
     }
 
     pub(crate) async fn fetch_optional(&self, sql: &Sql) -> Result<Option<AnyRow>, sqlx::Error> {
-        Ok(bind::<B>(sql)
+        Ok(Self::bind(sql)
             .fetch_optional(&self.pool)
             .await?
             .map(B::any_row))
@@ -291,7 +282,7 @@ where
 
     /// Runs one statement; the rows it changed.
     pub(crate) async fn execute(&self, sql: &Sql) -> Result<u64, sqlx::Error> {
-        let done = bind::<B>(sql).execute(&self.pool).await?;
+        let done = Self::bind(sql).execute(&self.pool).await?;
         Ok(B::rows_affected(&done))
     }
 
@@ -300,7 +291,7 @@ where
         let mut tx = self.pool.begin_with(B::BEGIN_WRITE).await?;
         let mut changed = Vec::with_capacity(statements.len());
         for sql in statements {
-            let done = bind::<B>(sql).execute(&mut *tx).await?;
+            let done = Self::bind(sql).execute(&mut *tx).await?;
             changed.push(B::rows_affected(&done));
         }
         tx.commit().await?;
@@ -315,7 +306,7 @@ where
     ) -> Result<bool, sqlx::Error> {
         let mut tx = self.pool.begin_with(B::BEGIN_WRITE).await?;
         for (i, sql) in statements.iter().enumerate() {
-            let done = bind::<B>(sql).execute(&mut *tx).await?;
+            let done = Self::bind(sql).execute(&mut *tx).await?;
             if i == 0 && B::rows_affected(&done) == 0 {
                 tx.rollback().await?;
                 return Ok(false);
