@@ -147,14 +147,14 @@ pub(crate) trait Backend: Database + sealed::Sealed {
 
 /// The two implementations differ only in their values.
 macro_rules! backend {
-    ($db:ty, $variant:ident, $migrations:literal, $dialect:expr, $begin:literal, $writers:literal) => {
+    ($db:ty, $migrations:literal, $dialect:expr, $begin:literal, $writers:literal) => {
         impl Backend for $db {
             const DIALECT: Dialect = $dialect;
             const BEGIN_WRITE: &'static str = $begin;
             const DEFAULT_WRITERS: usize = $writers;
 
             fn any_row(row: Self::Row) -> AnyRow {
-                AnyRow::$variant(row)
+                AnyRow::new(row)
             }
 
             fn rows_affected(result: &Self::QueryResult) -> u64 {
@@ -171,7 +171,6 @@ macro_rules! backend {
 
 backend!(
     sqlx::Postgres,
-    Postgres,
     "migrations/postgres",
     Dialect::POSTGRES,
     "begin",
@@ -179,7 +178,6 @@ backend!(
 );
 backend!(
     sqlx::Sqlite,
-    Sqlite,
     "migrations/sqlite",
     Dialect::SQLITE,
     "begin immediate",

@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{ColumnIndex, Decode, Postgres, Row, Sqlite, Type};
+use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::backend::Time;
 use super::{
@@ -11,13 +11,120 @@ use super::{
     StoredConversation, StoredEvent, StoredMessage, parse_json_column,
 };
 
-/// A row of either database, read by column with the types both store alike.
-pub enum AnyRow {
-    /// From PostgreSQL.
-    Postgres(PgRow),
-    /// From SQLite.
-    Sqlite(SqliteRow),
+/// A column by name or by position.
+#[derive(Debug, Clone, Copy)]
+pub enum Col<'a> {
+    /// By name.
+    Name(&'a str),
+    /// By position, from 0.
+    At(usize),
 }
+
+impl<'a> From<&'a str> for Col<'a> {
+    fn from(name: &'a str) -> Self {
+        Col::Name(name)
+    }
+}
+
+impl From<usize> for Col<'_> {
+    fn from(position: usize) -> Self {
+        Col::At(position)
+    }
+}
+
+/// What the store reads from a row of either database: the few kinds of value both store
+/// alike. One macro implements it for both row types, so every row is read the same way.
+pub(super) trait Read: Send + Sync {
+    fn text(&self, column: Col<'_>) -> Result<Option<&str>, sqlx::Error>;
+    fn bytes(&self, column: Col<'_>) -> Result<Option<&[u8]>, sqlx::Error>;
+    fn int(&self, column: Col<'_>) -> Result<Option<i64>, sqlx::Error>;
+    fn boolean(&self, column: Col<'_>) -> Result<Option<bool>, sqlx::Error>;
+    fn time(&self, column: Col<'_>) -> Result<Option<Time>, sqlx::Error>;
+}
+
+macro_rules! read {
+    ($row:ty) => {
+        impl Read for $row {
+            fn text(&self, column: Col<'_>) -> Result<Option<&str>, sqlx::Error> {
+                value(self, column)
+            }
+            fn bytes(&self, column: Col<'_>) -> Result<Option<&[u8]>, sqlx::Error> {
+                value(self, column)
+            }
+            fn int(&self, column: Col<'_>) -> Result<Option<i64>, sqlx::Error> {
+                value(self, column)
+            }
+            fn boolean(&self, column: Col<'_>) -> Result<Option<bool>, sqlx::Error> {
+                value(self, column)
+            }
+            fn time(&self, column: Col<'_>) -> Result<Option<Time>, sqlx::Error> {
+                value(self, column)
+            }
+        }
+    };
+}
+read!(PgRow);
+read!(SqliteRow);
+
+fn value<'r, R, T>(row: &'r R, column: Col<'_>) -> Result<T, sqlx::Error>
+where
+    R: Row,
+    T: Decode<'r, R::Database> + Type<R::Database>,
+    usize: ColumnIndex<R>,
+    for<'n> &'n str: ColumnIndex<R>,
+{
+    match column {
+        Col::Name(name) => row.try_get(name),
+        Col::At(position) => row.try_get(position),
+    }
+}
+
+/// A row of either database, read by column with the types both store alike.
+pub struct AnyRow(Box<dyn Read>);
+
+impl AnyRow {
+    /// Wraps a row as fetched.
+    pub(super) fn new(row: impl Read + 'static) -> Self {
+        AnyRow(Box::new(row))
+    }
+}
+
+/// A value that can be read from a column of either database.
+pub trait FromColumn<'r>: Sized {
+    #[doc(hidden)]
+    fn from_column(row: &'r AnyRow, column: Col<'_>) -> Result<Self, sqlx::Error>;
+}
+
+fn present<T>(value: Option<T>, column: Col<'_>) -> Result<T, sqlx::Error> {
+    value.ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: format!("{column:?}"),
+        source: Box::new(sqlx::error::UnexpectedNullError),
+    })
+}
+
+/// `FromColumn` for a type read by `$method`, also when NULL is allowed.
+macro_rules! from_column {
+    ($t:ty, $method:ident, $convert:expr) => {
+        impl<'r> FromColumn<'r> for Option<$t> {
+            fn from_column(row: &'r AnyRow, column: Col<'_>) -> Result<Self, sqlx::Error> {
+                Ok(row.0.$method(column)?.map($convert))
+            }
+        }
+
+        impl<'r> FromColumn<'r> for $t {
+            fn from_column(row: &'r AnyRow, column: Col<'_>) -> Result<Self, sqlx::Error> {
+                present(Option::<$t>::from_column(row, column)?, column)
+            }
+        }
+    };
+}
+from_column!(&'r str, text, |s| s);
+from_column!(String, text, str::to_owned);
+from_column!(&'r [u8], bytes, |b| b);
+from_column!(Vec<u8>, bytes, <[u8]>::to_vec);
+from_column!(i64, int, |i| i);
+from_column!(bool, boolean, |b| b);
+from_column!(Time, time, |t| t);
 
 /// Takes rows from `rows` until they hold `budget` bytes (always at least one row). The
 /// rest is never read into memory: the database is asked for a page of rows, but a page of
@@ -63,48 +170,37 @@ where
 }
 
 impl AnyRow {
-    /// A column that both databases store alike (text, integers, bytes), by name or position;
-    /// `&str` and `&[u8]` borrow from the row.
-    pub fn get<'r, T, I>(&'r self, column: I) -> Result<T, sqlx::Error>
-    where
-        T: Decode<'r, Postgres> + Type<Postgres> + Decode<'r, Sqlite> + Type<Sqlite>,
-        I: ColumnIndex<PgRow> + ColumnIndex<SqliteRow>,
-    {
-        match self {
-            AnyRow::Postgres(r) => r.try_get(column),
-            AnyRow::Sqlite(r) => r.try_get(column),
-        }
+    /// A column by name or position; `&str` and `&[u8]` borrow from the row.
+    pub fn get<'r, 'c, T: FromColumn<'r>>(
+        &'r self,
+        column: impl Into<Col<'c>>,
+    ) -> Result<T, sqlx::Error> {
+        T::from_column(self, column.into())
     }
 
     /// A time column (see [`Time`]).
-    pub fn time<I>(&self, column: I) -> Result<DateTime<Utc>, sqlx::Error>
-    where
-        I: ColumnIndex<PgRow> + ColumnIndex<SqliteRow>,
-    {
-        Ok(self.get::<Time, _>(column)?.0)
+    pub fn time<'c>(&self, column: impl Into<Col<'c>>) -> Result<DateTime<Utc>, sqlx::Error> {
+        Ok(self.get::<Time>(column)?.0)
     }
 
     /// A time column that may be NULL.
-    pub fn opt_time<I>(&self, column: I) -> Result<Option<DateTime<Utc>>, sqlx::Error>
-    where
-        I: ColumnIndex<PgRow> + ColumnIndex<SqliteRow>,
-    {
-        Ok(self.get::<Option<Time>, _>(column)?.map(|t| t.0))
+    pub fn opt_time<'c>(
+        &self,
+        column: impl Into<Col<'c>>,
+    ) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
+        Ok(self.get::<Option<Time>>(column)?.map(|t| t.0))
     }
 
-    fn json<I>(&self, column: I) -> Result<Option<serde_json::Value>, sqlx::Error>
-    where
-        I: ColumnIndex<PgRow> + ColumnIndex<SqliteRow>,
-    {
+    fn json<'c>(
+        &self,
+        column: impl Into<Col<'c>>,
+    ) -> Result<Option<serde_json::Value>, sqlx::Error> {
         Ok(parse_json_column(self.get(column)?))
     }
 
     /// A JSON column (text in both databases, as selected) checked but not parsed; `None`
     /// when null or not JSON, like [`Self::json`].
-    fn raw_json<I>(&self, column: I) -> Result<Option<JsonRef<'_>>, sqlx::Error>
-    where
-        I: ColumnIndex<PgRow> + ColumnIndex<SqliteRow>,
-    {
+    fn raw_json<'c>(&self, column: impl Into<Col<'c>>) -> Result<Option<JsonRef<'_>>, sqlx::Error> {
         let text: Option<&str> = self.get(column)?;
         Ok(text.and_then(|t| serde_json::from_str(t).ok().map(JsonRef::Raw)))
     }

@@ -274,7 +274,7 @@ impl Store {
         let mut out = (0, 0, 0);
         for row in self.fetch_all(&sql).await? {
             let seq: i64 = row.get("seq")?;
-            match row.get::<&str, _>("kind")? {
+            match row.get::<&str>("kind")? {
                 "message" => out.0 = seq,
                 "event" => out.1 = seq,
                 "click" => out.2 = seq,

@@ -182,7 +182,7 @@ impl Store {
             return Ok(None);
         };
         Ok(Some(StateRow {
-            bound: row.get::<i64, _>("bound")? != 0,
+            bound: row.get::<i64>("bound")? != 0,
             scope: row.get("scope")?,
             return_to: row.get("return_to")?,
             expires_at: row.time("expires_at")?,
