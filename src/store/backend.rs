@@ -20,8 +20,6 @@ use super::sql::{Param, Sql};
 /// both, with these filled in. Placeholders are `$1`, `$2`, ... in both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dialect {
-    /// The database's name in messages.
-    pub name: &'static str,
     /// The case-insensitive match: `ilike`, or SQLite's `like` (case-insensitive for ASCII;
     /// Persian has no case).
     pub(crate) like: &'static str,
@@ -36,7 +34,6 @@ pub struct Dialect {
 impl Dialect {
     /// PostgreSQL's.
     pub const POSTGRES: Dialect = Dialect {
-        name: "PostgreSQL",
         like: "ilike",
         json_param: "::text::json",
         json_text: "::text",
@@ -45,7 +42,6 @@ impl Dialect {
 
     /// SQLite's.
     pub const SQLITE: Dialect = Dialect {
-        name: "SQLite",
         like: "like",
         json_param: "",
         json_text: "",
