@@ -107,7 +107,7 @@ impl CallOptions {
 /// The database, migrated.
 pub(super) async fn open_store(settings: &Settings) -> Result<Store, Failure> {
     async {
-        let store = Store::connect(&settings.database).await?;
+        let store = Store::connect_for_command(&settings.database).await?;
         store.migrate().await?;
         anyhow::Ok(store)
     }

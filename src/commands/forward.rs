@@ -70,7 +70,7 @@ pub async fn run(settings: &Settings, command: ForwardCommand) -> ExitCode {
         | ForwardCommand::Resume { json, .. } => *json,
         ForwardCommand::Replay(args) => args.json,
     };
-    finish(json, execute(settings, command).await)
+    finish(json, execute(settings, &command).await)
 }
 
 fn configured<'a>(
@@ -85,34 +85,9 @@ fn configured<'a>(
         .ok_or_else(|| Failure::Usage(format!("no endpoint named {name:?} in forward.endpoints")))
 }
 
-fn busy(e: &anyhow::Error) -> bool {
-    e.chain().any(|cause| {
-        cause
-            .downcast_ref::<sqlx::Error>()
-            .is_some_and(crate::store::is_unavailable)
-            || cause
-                .downcast_ref::<sqlx::migrate::MigrateError>()
-                .is_some_and(|m| matches!(m, sqlx::migrate::MigrateError::Execute(e) if crate::store::is_unavailable(e)))
-    })
-}
-
-async fn execute(settings: &Settings, command: ForwardCommand) -> Result<Report, Failure> {
-    // A running service writes the same SQLite file many times a second, and a write may
-    // find it busy: every command is safe to run again, so a busy database is tried again
-    // for a while.
-    let mut tries = 0;
-    loop {
-        match execute_once(settings, &command).await {
-            Err(Failure::Store(e)) if tries < 10 && busy(&e) => {
-                tries += 1;
-                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            }
-            other => return other,
-        }
-    }
-}
-
-async fn execute_once(settings: &Settings, command: &ForwardCommand) -> Result<Report, Failure> {
+// On SQLite each statement waits its turn behind a running service's write lock
+// (`Store::connect_for_command`), so a busy database is waited for, not tried again.
+async fn execute(settings: &Settings, command: &ForwardCommand) -> Result<Report, Failure> {
     match command {
         ForwardCommand::Pause { name, .. } | ForwardCommand::Resume { name, .. } => {
             configured(settings, name)?;
@@ -122,7 +97,7 @@ async fn execute_once(settings: &Settings, command: &ForwardCommand) -> Result<R
         }
         ForwardCommand::Status { .. } => {}
     }
-    let store = Store::connect(&settings.database)
+    let store = Store::connect_for_command(&settings.database)
         .await
         .map_err(|e| Failure::Store(e.into()))?;
     let names: Vec<String> = settings

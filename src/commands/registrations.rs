@@ -17,7 +17,7 @@ pub(super) async fn run(settings: &Settings, json: bool) -> ExitCode {
 
 async fn list(settings: &Settings) -> Result<Report, Failure> {
     let registrations = async {
-        let store = Store::connect(&settings.database).await?;
+        let store = Store::connect_for_command(&settings.database).await?;
         store.migrate().await?;
         anyhow::Ok(store.registrations().await?)
     }

@@ -26,7 +26,7 @@ pub enum RejectedCommand {
 pub async fn run(settings: &Settings, command: RejectedCommand) -> ExitCode {
     let RejectedCommand::Reprocess { json } = command;
     let result = async {
-        let store = Store::connect(&settings.database).await?;
+        let store = Store::connect_for_command(&settings.database).await?;
         store.migrate().await?;
         let summary = reprocess(&store).await?;
         store.close().await;

@@ -24,7 +24,7 @@ pub async fn serve(settings: Settings) -> ExitCode {
 /// `migrate`: applies the migrations and exits.
 pub async fn migrate(settings: &Settings) -> ExitCode {
     let result = async {
-        let store = Store::connect(&settings.database).await?;
+        let store = Store::connect_for_command(&settings.database).await?;
         store.migrate().await?;
         tracing::info!("migrations applied");
         anyhow::Ok(())

@@ -106,7 +106,7 @@ async fn legacy(settings: &Settings, args: LegacySubscribeArgs) -> Result<Report
     };
     // Stored before the call: Divar may deliver the first message before it answers.
     let store = async {
-        let store = Store::connect(&settings.database).await?;
+        let store = Store::connect_for_command(&settings.database).await?;
         store.migrate().await?;
         store.insert_registration(&registration).await?;
         anyhow::Ok(store)

@@ -6,6 +6,8 @@
 //! are `Db::write_batch` in `postgres.rs` and `sqlite.rs`.
 
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, Utc};
 use sqlx::encode::IsNull;
@@ -184,13 +186,33 @@ backend!(
 #[derive(Debug)]
 pub(crate) struct Db<B: Backend> {
     pub(crate) pool: Pool<B>,
+    /// Write transactions of this pool under way now, begun and not yet ended: on SQLite,
+    /// while one is, the write lock is this process's own.
+    pub(crate) writing: Arc<AtomicUsize>,
 }
 
 impl<B: Backend> Clone for Db<B> {
     fn clone(&self) -> Self {
         Db {
             pool: self.pool.clone(),
+            writing: self.writing.clone(),
         }
+    }
+}
+
+/// Counts a write transaction as under way until dropped.
+pub(crate) struct Writing(Arc<AtomicUsize>);
+
+impl Writing {
+    pub(crate) fn begun(count: &Arc<AtomicUsize>) -> Writing {
+        count.fetch_add(1, Ordering::SeqCst);
+        Writing(count.clone())
+    }
+}
+
+impl Drop for Writing {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -232,7 +254,10 @@ where
     }
 
     pub(crate) fn new(pool: Pool<B>) -> Self {
-        Db { pool }
+        Db {
+            pool,
+            writing: Arc::default(),
+        }
     }
 
     pub(crate) fn dialect(&self) -> Dialect {
@@ -283,6 +308,7 @@ where
     /// Runs the statements in one write transaction; the rows each changed, in order.
     pub(crate) async fn transaction(&self, statements: &[Sql]) -> Result<Vec<u64>, sqlx::Error> {
         let mut tx = self.pool.begin_with(B::BEGIN_WRITE).await?;
+        let _writing = Writing::begun(&self.writing);
         let mut changed = Vec::with_capacity(statements.len());
         for sql in statements {
             let done = Self::bind(sql).execute(&mut *tx).await?;
@@ -299,6 +325,7 @@ where
         statements: &[Sql],
     ) -> Result<bool, sqlx::Error> {
         let mut tx = self.pool.begin_with(B::BEGIN_WRITE).await?;
+        let _writing = Writing::begun(&self.writing);
         for (i, sql) in statements.iter().enumerate() {
             let done = Self::bind(sql).execute(&mut *tx).await?;
             if i == 0 && B::rows_affected(&done) == 0 {

@@ -116,10 +116,37 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
     }
 }
 
+/// SQLite's "database is locked" (SQLITE_BUSY, any extended code).
+pub(crate) fn is_busy(err: &sqlx::Error) -> bool {
+    matches!(err, sqlx::Error::Database(db)
+        if db.code().and_then(|c| c.parse::<u32>().ok()).is_some_and(|c| c & 0xff == 5))
+}
+
+/// How long the service's statements wait for SQLite's write lock: past it, the writer
+/// reports the database unavailable (docs/storage.md).
+pub const SERVICE_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long a command's statements wait for SQLite's write lock. A running service takes
+/// the lock many times a second, each time for milliseconds; a command waits its turn.
+pub const COMMAND_BUSY_TIMEOUT: Duration = Duration::from_secs(60);
+
 impl Store {
-    /// Opens a pool for `database.url`. A SQLite file and its folder are created when
-    /// missing. Does not migrate.
+    /// Opens a pool for `database.url`, as the service does. A SQLite file and its folder
+    /// are created when missing. Does not migrate.
     pub async fn connect(settings: &DatabaseSettings) -> Result<Store, Unreachable> {
+        Self::connect_waiting(settings, SERVICE_BUSY_TIMEOUT).await
+    }
+
+    /// Opens a pool for a command-line operation: on SQLite its statements wait up to
+    /// [`COMMAND_BUSY_TIMEOUT`] for a running service's write lock.
+    pub async fn connect_for_command(settings: &DatabaseSettings) -> Result<Store, Unreachable> {
+        Self::connect_waiting(settings, COMMAND_BUSY_TIMEOUT).await
+    }
+
+    async fn connect_waiting(
+        settings: &DatabaseSettings,
+        busy: Duration,
+    ) -> Result<Store, Unreachable> {
         let url = settings.url.expose_secret();
         let acquire = Duration::from_millis(settings.acquire_timeout_ms);
         match database_kind(url).map_err(Unreachable)? {
@@ -145,6 +172,7 @@ impl Store {
                     settings.max_connections,
                     acquire,
                     settings.sqlite_synchronous,
+                    busy,
                 )
                 .await
                 .map_err(|e| Unreachable(format!("{e:#}")))?,
@@ -197,6 +225,12 @@ impl Store {
     /// Runs one statement; the rows it changed.
     async fn execute_count(&self, sql: &Sql) -> Result<u64, sqlx::Error> {
         dispatch!(self, db => db.execute(sql).await)
+    }
+
+    /// Whether the database answers a check on a connection of its own within `within`
+    /// (PostgreSQL: `select 1`; SQLite: the write lock can be taken).
+    pub async fn alive(&self, within: Duration) -> bool {
+        dispatch!(self, db => db.alive(within).await)
     }
 
     /// Runs the statements in one write transaction; the rows each changed, in order.

@@ -22,6 +22,19 @@ use super::{NOTIFY_CHANNEL, NewIds, NewRecord, WRITER_LOCK, WriteOutcome};
 use crate::notify::Changes;
 
 impl Db<Postgres> {
+    /// Whether PostgreSQL answers a new connection's `select 1` within `within`: a
+    /// separate connection, so a pool busy with slow commits does not hide a live server.
+    pub(crate) async fn alive(&self, within: Duration) -> bool {
+        use sqlx::Connection;
+        let options = self.pool.connect_options();
+        let check = async {
+            let mut conn = sqlx::PgConnection::connect_with(&options).await?;
+            sqlx::query("select 1").execute(&mut conn).await?;
+            conn.close().await
+        };
+        matches!(tokio::time::timeout(within, check).await, Ok(Ok(())))
+    }
+
     /// Stores a batch with one statement, in its own implicit transaction: on a loopback
     /// connection each round trip costs about 0.2 ms here, and BEGIN, the lock, each insert,
     /// the NOTIFY and COMMIT as separate round trips were most of a small batch's time, all of

@@ -10,14 +10,12 @@ use tokio::time::MissedTickBehavior;
 use tokio_util::sync::CancellationToken;
 
 use sqlx::query_builder::Separated;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
 
 use std::collections::HashMap;
 
-use super::backend::{Backend, Db, Time};
+use super::backend::{Backend, Db, Time, Writing};
 use super::batch::{
     CLICK_COLUMNS, CONVERSATION_COLUMNS, ConversationChange, EVENT_COLUMNS, Held, Item,
     MESSAGE_COLUMNS, Plan, clean, clean_opt, conversation_changes, conversation_conflict,
@@ -29,22 +27,27 @@ use crate::notify::Changes;
 
 impl Db<Sqlite> {
     /// Opens (creating when missing) the database file of a `sqlite://` URL.
+    ///
+    /// `busy` is how long a statement waits for another connection's write lock (SQLite's
+    /// busy timeout) before it fails with "database is locked".
     pub(crate) async fn open(
         url: &str,
         max_connections: u32,
         acquire: Duration,
         sync: SqliteSync,
+        busy: Duration,
     ) -> anyhow::Result<Self> {
+        // No `journal_mode` here: sqlx would run `pragma journal_mode = wal` on every new
+        // connection. WAL is a property of the file, set once below.
         let options = SqliteConnectOptions::from_str(url)?
             .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
             // In WAL mode NORMAL writes each commit to the log before it returns (it survives
             // the process dying) and fsyncs at checkpoints; FULL fsyncs every commit.
             .synchronous(match sync {
                 SqliteSync::Normal => SqliteSynchronous::Normal,
                 SqliteSync::Full => SqliteSynchronous::Full,
             })
-            .busy_timeout(Duration::from_secs(5))
+            .busy_timeout(busy)
             .foreign_keys(true)
             // Checkpoints run from a task of their own (`spawn_checkpointer`), not inside
             // whichever commit crosses SQLite's 1,000-page mark.
@@ -73,6 +76,12 @@ impl Db<Sqlite> {
                     file.display()
                 )
             })?;
+        set_wal_once(&pool, busy).await.with_context(|| {
+            format!(
+                "switching the SQLite database {} to write-ahead logging",
+                file.display()
+            )
+        })?;
         Ok(Db::new(pool))
     }
 
@@ -101,6 +110,29 @@ impl Db<Sqlite> {
         });
     }
 
+    /// Whether the write lock is this process's own (a write of ours holds it, however slow
+    /// its commit), or a new connection can take it within `within`. Another process holding
+    /// it that long is the database being unavailable for writing; a command's write lets
+    /// it go in milliseconds.
+    pub(crate) async fn alive(&self, within: Duration) -> bool {
+        use sqlx::Connection;
+        use std::sync::atomic::Ordering;
+        if self.writing.load(Ordering::SeqCst) > 0 {
+            return true;
+        }
+        let options = (*self.pool.connect_options()).clone().busy_timeout(within);
+        let check = async {
+            let mut conn = sqlx::SqliteConnection::connect_with(&options).await?;
+            sqlx::query("begin immediate").execute(&mut conn).await?;
+            sqlx::query("rollback").execute(&mut conn).await?;
+            conn.close().await
+        };
+        matches!(
+            tokio::time::timeout(within + Duration::from_millis(250), check).await,
+            Ok(Ok(()))
+        )
+    }
+
     /// Nothing to listen to: this process is the only writer, and its writer wakes the
     /// stream itself.
     pub(crate) fn spawn_change_listener(&self, _changes: Changes, _stop: CancellationToken) {}
@@ -115,6 +147,7 @@ impl Db<Sqlite> {
             .pool
             .begin_with(<Sqlite as Backend>::BEGIN_WRITE)
             .await?;
+        let _writing = Writing::begun(&self.writing);
         let messages = insert_messages(&mut tx, &plan).await?;
         let events = insert_events(&mut tx, &plan).await?;
         let clicks = insert_clicks(&mut tx, &plan).await?;
@@ -122,6 +155,31 @@ impl Db<Sqlite> {
         upsert_conversations(&mut tx, &conversation_changes(&plan, &outcomes)).await?;
         tx.commit().await?;
         Ok((outcomes, ids))
+    }
+}
+
+/// Switches a new database file to WAL, once: the mode is kept in the file. Changing it
+/// needs the file to itself, which SQLite does not wait for on the busy timeout, so a
+/// database still being created by another process is tried again until `within` passes.
+async fn set_wal_once(pool: &sqlx::SqlitePool, within: Duration) -> Result<(), sqlx::Error> {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let mode: String = sqlx::query_scalar("pragma journal_mode")
+            .fetch_one(pool)
+            .await?;
+        if mode.eq_ignore_ascii_case("wal") {
+            return Ok(());
+        }
+        match sqlx::query_scalar::<_, String>("pragma journal_mode = wal")
+            .fetch_one(pool)
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if super::is_busy(&e) && tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => return Err(e),
+        }
     }
 }
 
@@ -296,9 +354,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         for (sync, level) in [(SqliteSync::Normal, 1), (SqliteSync::Full, 2)] {
             let url = format!("sqlite://{}", dir.path().join("s.db").display());
-            let store = Db::<Sqlite>::open(&url, 2, Duration::from_secs(3), sync)
-                .await
-                .unwrap();
+            let store = Db::<Sqlite>::open(
+                &url,
+                2,
+                Duration::from_secs(3),
+                sync,
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
             let got: i64 = sqlx::query_scalar("pragma synchronous")
                 .fetch_one(&store.pool)
                 .await
