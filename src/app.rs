@@ -184,6 +184,8 @@ async fn start_with(
             batch_max: settings.ingest.batch_max,
             writers,
             write_timeout,
+            // A 503 before the request's own deadline answers the 408.
+            deadline: Duration::from_millis(settings.server.request_timeout_ms) * 4 / 5,
         },
         breaker.clone(),
         changes.clone(),

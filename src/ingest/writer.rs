@@ -51,8 +51,13 @@ pub struct WriterSettings {
     pub batch_max: usize,
     /// Writer tasks.
     pub writers: usize,
-    /// A batch not committed within this time is answered 503 and opens the breaker.
+    /// A batch not committed within this time has the database checked on a connection of
+    /// its own (again each time this passes): no answer opens the breaker and answers the
+    /// batch 503; an answer means the commit is slow, and it is waited for.
     pub write_timeout: Duration,
+    /// How long a slow commit is waited for while the database answers: within the
+    /// request's own deadline, so the sender gets a 503 rather than a dropped request.
+    pub deadline: Duration,
 }
 
 /// What every writer task shares.
@@ -61,6 +66,7 @@ struct Shared {
     jobs: Mutex<mpsc::Receiver<Job>>,
     batch_max: usize,
     write_timeout: Duration,
+    deadline: Duration,
     breaker: Arc<Breaker>,
     changes: Changes,
 }
@@ -86,6 +92,7 @@ impl Writer {
             jobs: Mutex::new(jobs),
             batch_max: settings.batch_max,
             write_timeout: settings.write_timeout,
+            deadline: settings.deadline,
             breaker: breaker.clone(),
             changes,
         });
@@ -152,34 +159,68 @@ async fn run(shared: Arc<Shared>) {
     }
 }
 
-/// Writes a batch within the write timeout, telling the breaker how the database did.
+/// Writes a batch, telling the breaker how the database did. Slow is not down: a commit
+/// that takes longer than the write timeout is waited for as long as the database answers a
+/// check on a connection of its own, up to the deadline; only a database that does not
+/// answer opens the breaker.
 async fn write(
     shared: &Shared,
     records: &[NewRecord],
 ) -> Result<(Vec<WriteOutcome>, NewIds), Failure> {
-    match tokio::time::timeout(shared.write_timeout, shared.store.write_batch(records)).await {
-        Ok(Ok(written)) => {
+    let started = Instant::now();
+    let write = shared.store.write_batch(records);
+    tokio::pin!(write);
+    let result = loop {
+        let check_at = (Instant::now() + shared.write_timeout).min(started + shared.deadline);
+        tokio::select! {
+            result = &mut write => break result,
+            _ = tokio::time::sleep_until(check_at.into()) => {}
+        }
+        if started.elapsed() >= shared.deadline {
+            tracing::error!(
+                waited_ms = started.elapsed().as_millis() as u64,
+                size = records.len(),
+                "the database answers but did not commit a batch within the deadline"
+            );
+            return Err(Failure::Unavailable);
+        }
+        // The commit is slow. The write goes on while the database is checked.
+        let check = shared.store.alive(shared.write_timeout);
+        tokio::pin!(check);
+        let alive = tokio::select! {
+            result = &mut write => break result,
+            alive = &mut check => alive,
+        };
+        if !alive {
+            tracing::error!(
+                waited_ms = started.elapsed().as_millis() as u64,
+                size = records.len(),
+                "the database did not commit a batch and does not answer"
+            );
+            shared.breaker.failed("no answer");
+            return Err(Failure::Unavailable);
+        }
+        metrics::counter!("kenar_ingest_slow_commits_total").increment(1);
+        tracing::warn!(
+            waited_ms = started.elapsed().as_millis() as u64,
+            size = records.len(),
+            "a commit is slow; the database answers, so it is waited for"
+        );
+    };
+    match result {
+        Ok(written) => {
             shared.breaker.succeeded();
             if written.1.any() {
                 shared.changes.notify();
             }
             Ok(written)
         }
-        Ok(Err(err)) if is_unavailable(&err) => {
+        Err(err) if is_unavailable(&err) => {
             tracing::error!(error = %err, size = records.len(), "the database is unavailable");
             shared.breaker.failed("database error");
             Err(Failure::Unavailable)
         }
-        Ok(Err(err)) => Err(Failure::Refused(err)),
-        Err(_) => {
-            tracing::error!(
-                timeout_ms = shared.write_timeout.as_millis() as u64,
-                size = records.len(),
-                "the database did not commit a batch in time"
-            );
-            shared.breaker.failed("no answer in time");
-            Err(Failure::Unavailable)
-        }
+        Err(err) => Err(Failure::Refused(err)),
     }
 }
 

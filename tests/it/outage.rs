@@ -194,3 +194,62 @@ async fn sqlite_locked_by_another_process_gets_quick_503s_and_recovers() {
     );
     assert_eq!(app.counts().await.1, 6);
 }
+
+/// Holds the writers' advisory lock from another connection: every commit stalls while
+/// PostgreSQL itself answers, as in a checkpoint's long fsync.
+async fn stall_postgres_commits(app: &TestApp, hold: Duration) -> tokio::task::JoinHandle<()> {
+    let url = secrecy::ExposeSecret::expose_secret(&app.settings.database.url).to_owned();
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::query("select pg_advisory_lock(7738712899516395371)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    tokio::spawn(async move {
+        tokio::time::sleep(hold).await;
+        sqlx::query("select pg_advisory_unlock(7738712899516395371)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    })
+}
+
+#[tokio::test]
+async fn commits_stalled_while_postgres_answers_are_waited_for_not_refused() {
+    let app = spawn_app(Backend::Postgres).await;
+    assert!(burst(&app, 0, 5).await.iter().all(|a| a.0 == 200));
+    let release = stall_postgres_commits(&app, Duration::from_millis(1500)).await;
+    let answers = burst(&app, 100, 40).await;
+    release.await.unwrap();
+    assert!(
+        answers.iter().all(|a| a.0 == 200),
+        "slow is not down: {answers:?}"
+    );
+    assert!(
+        answers.iter().any(|a| a.2 >= 1.0),
+        "the commits did stall: {answers:?}"
+    );
+    assert_eq!(app.counts().await.1, 45, "every delivery stored");
+}
+
+#[tokio::test]
+async fn a_short_write_of_another_process_on_sqlite_is_waited_for_not_refused() {
+    let app = spawn_app(Backend::Sqlite).await;
+    assert!(burst(&app, 0, 5).await.iter().all(|a| a.0 == 200));
+    let path = app.settings.database.url.clone();
+    let mut other = sqlx::SqliteConnection::connect(secrecy::ExposeSecret::expose_secret(&path))
+        .await
+        .unwrap();
+    sqlx::query("begin immediate")
+        .execute(&mut other)
+        .await
+        .unwrap();
+    // Longer than the write timeout (500 ms), shorter than it and the check after it.
+    let release = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        sqlx::query("commit").execute(&mut other).await.unwrap();
+    });
+    let answers = burst(&app, 100, 40).await;
+    release.await.unwrap();
+    assert!(answers.iter().all(|a| a.0 == 200), "{answers:?}");
+    assert_eq!(app.counts().await.1, 45, "every delivery stored");
+}

@@ -457,6 +457,7 @@ fn writer_settings(capacity: usize, batch_max: usize, writers: usize) -> WriterS
         batch_max,
         writers,
         write_timeout: std::time::Duration::from_secs(10),
+        deadline: std::time::Duration::from_secs(20),
     }
 }
 
