@@ -106,8 +106,10 @@ async fn the_api_shows_endpoints_attempts_and_dead_letters(backend: Backend) {
     assert_eq!(status, 400);
 }
 
-/// Runs the binary against the app's database with its endpoint configured.
-fn cli(app: &TestApp, receiver: &str, args: &[&str]) -> (i32, String, String) {
+/// Runs the binary against the app's database with its endpoint configured, on the blocking
+/// pool: the app under test shares this runtime and must go on answering (and committing)
+/// while the command waits for the database.
+async fn cli(app: &TestApp, receiver: &str, args: &[&str]) -> (i32, String, String) {
     let config = app._dir.path().join("cli.toml");
     std::fs::write(
         &config,
@@ -118,13 +120,16 @@ fn cli(app: &TestApp, receiver: &str, args: &[&str]) -> (i32, String, String) {
         ),
     )
     .unwrap();
-    let out = std::process::Command::new(BIN)
+    let mut command = std::process::Command::new(BIN);
+    command
         .arg("--config")
         .arg(&config)
         .args(args)
         .current_dir(app._dir.path())
-        .env_remove("DATABASE_URL")
-        .output()
+        .env_remove("DATABASE_URL");
+    let out = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
         .unwrap();
     (
         out.status.code().unwrap_or(-1),
@@ -143,19 +148,19 @@ async fn the_cli_pauses_resumes_shows_and_replays(backend: Backend) {
     let got = receiver.wait_delivered(1, Duration::from_secs(10)).await;
     let first_id = got[0].header("webhook-id").to_owned();
 
-    let (code, out, err) = cli(&app, &receiver.url, &["forward", "pause", "backend"]);
+    let (code, out, err) = cli(&app, &receiver.url, &["forward", "pause", "backend"]).await;
     assert_eq!(code, 0, "{out}{err}");
     tokio::time::sleep(Duration::from_millis(1500)).await;
     post_messages(&app, "later", 1, 1).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(receiver.all().len(), 1, "nothing is sent while paused");
-    let (code, out, _) = cli(&app, &receiver.url, &["forward", "status", "--json"]);
+    let (code, out, _) = cli(&app, &receiver.url, &["forward", "status", "--json"]).await;
     assert_eq!(code, 0);
     let status: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(status[0]["state"], "paused");
     assert_eq!(status[0]["lag_records"], 1);
 
-    let (code, _, _) = cli(&app, &receiver.url, &["forward", "resume", "backend"]);
+    let (code, _, _) = cli(&app, &receiver.url, &["forward", "resume", "backend"]).await;
     assert_eq!(code, 0);
     receiver.wait_delivered(2, Duration::from_secs(10)).await;
 
@@ -171,7 +176,8 @@ async fn the_cli_pauses_resumes_shows_and_replays(backend: Backend) {
             &first_id,
             "--json",
         ],
-    );
+    )
+    .await;
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(serde_json::from_str::<Value>(&out).unwrap()["replayed"], 1);
     let got = receiver.wait_delivered(3, Duration::from_secs(10)).await;
@@ -182,14 +188,16 @@ async fn the_cli_pauses_resumes_shows_and_replays(backend: Backend) {
         &app,
         &receiver.url,
         &["forward", "replay", "--endpoint", "nope", "--dead"],
-    );
+    )
+    .await;
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("no endpoint named \"nope\""), "{err}");
     let (code, _, _) = cli(
         &app,
         &receiver.url,
         &["forward", "replay", "--endpoint", "backend"],
-    );
+    )
+    .await;
     assert_eq!(code, 2, "one of --dead, --since, --id is required");
 }
 

@@ -59,7 +59,9 @@ async fn refused_deliveries_are_kept_listed_and_reprocessed(backend: Backend) {
         .unwrap();
     assert_eq!(rejected(&app).await.len(), 3);
 
-    let out = std::process::Command::new(BIN)
+    // On the blocking pool: the app shares this runtime and must go on answering.
+    let mut command = std::process::Command::new(BIN);
+    command
         .args(["rejected", "reprocess", "--json"])
         .current_dir(app._dir.path())
         .env(
@@ -67,8 +69,10 @@ async fn refused_deliveries_are_kept_listed_and_reprocessed(backend: Backend) {
             app.settings.database.url.expose_secret(),
         )
         .env("KENAR_HOOK__LOG__LEVEL", "warn")
-        .env_remove("DATABASE_URL")
-        .output()
+        .env_remove("DATABASE_URL");
+    let out = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .unwrap()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
     let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
