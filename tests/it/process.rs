@@ -265,7 +265,7 @@ fn a_weak_key_in_the_key_file_stops_start_up_naming_the_file() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::create_dir(dir.path().join("data")).unwrap();
     std::fs::write(dir.path().join("data/identification_key"), "short-key\n").unwrap();
-    let output = Command::new(BIN)
+    let mut child = Command::new(BIN)
         .current_dir(dir.path())
         .env(
             "KENAR_HOOK__SERVER__LISTEN",
@@ -274,10 +274,30 @@ fn a_weak_key_in_the_key_file_stops_start_up_naming_the_file() {
         .env("KENAR_HOOK__METRICS__ENABLED", "false")
         .env_remove("DATABASE_URL")
         .stdout(Stdio::null())
-        .output()
+        .stderr(Stdio::piped())
+        .spawn()
         .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8(output.stderr).unwrap();
+    // A binary that accepted the key would serve until stopped.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running after 20 s: the weak key was accepted");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
     // The line for a person (the log line says the same).
     let said = stderr
         .lines()
