@@ -273,3 +273,102 @@ pub fn checked_url(candidate: &str, allowed: &[String]) -> Result<Url, String> {
     }
     Ok(url)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn allowed(hosts: &[&str]) -> Vec<String> {
+        hosts.iter().map(|h| (*h).to_owned()).collect()
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_refused() {
+        let hosts = allowed(&["example.ir"]);
+        for url in [
+            "https://user:pass@example.ir/",
+            "https://user@example.ir/",
+            "https://:pass@example.ir/",
+        ] {
+            assert_eq!(
+                checked_url(url, &hosts),
+                Err("credentials in the URL are not allowed".to_owned()),
+                "{url}"
+            );
+        }
+        assert!(checked_url("https://example.ir/", &hosts).is_ok());
+    }
+
+    #[test]
+    fn a_wildcard_matches_subdomains_only() {
+        let hosts = allowed(&["*.example.ir"]);
+        for url in ["https://app.example.ir/", "https://a.b.example.ir/x?y=1"] {
+            assert!(checked_url(url, &hosts).is_ok(), "{url}");
+        }
+        for url in [
+            "https://evilexample.ir/",
+            "https://example.ir.evil.com/",
+            "https://app.example.ir.evil.com/",
+            "https://example.ir/",
+            "https://app-example.ir/",
+        ] {
+            let problem = checked_url(url, &hosts).unwrap_err();
+            assert!(
+                problem.contains("not in callback.allowed_hosts"),
+                "{url}: {problem}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_plain_host_matches_itself_only() {
+        let hosts = allowed(&["example.ir"]);
+        for url in [
+            "https://app.example.ir/",
+            "https://evilexample.ir/",
+            "https://example.ir.evil.com/",
+        ] {
+            assert!(checked_url(url, &hosts).is_err(), "{url}");
+        }
+    }
+
+    #[test]
+    fn http_is_refused_except_on_the_local_machine() {
+        let hosts = allowed(&["example.ir", "localhost", "127.0.0.1", "[::1]"]);
+        for url in [
+            "http://example.ir/signed-in",
+            "HTTP://example.ir/",
+            "javascript:alert(1)",
+            "ftp://example.ir/",
+            "//example.ir/",
+        ] {
+            assert!(checked_url(url, &hosts).is_err(), "{url}");
+        }
+        let problem = checked_url("http://example.ir/", &hosts).unwrap_err();
+        assert!(
+            problem.starts_with("scheme http is not allowed"),
+            "{problem}"
+        );
+        for url in [
+            "http://localhost:8080/signed-in",
+            "http://127.0.0.1/",
+            "http://[::1]:3000/",
+        ] {
+            assert!(checked_url(url, &hosts).is_ok(), "{url}");
+        }
+        // A local-looking name is not the local machine.
+        let hosts = allowed(&["localhost.example.ir"]);
+        assert!(checked_url("http://localhost.example.ir/", &hosts).is_err());
+    }
+
+    #[test]
+    fn hosts_are_compared_without_regard_to_case() {
+        // Host names are case-insensitive (RFC 4343): the URL's and the list's case do not
+        // matter, and the answer is the normalised URL.
+        let url = checked_url("HTTPS://Example.IR/Path", &allowed(&["example.ir"])).unwrap();
+        assert_eq!(url.as_str(), "https://example.ir/Path");
+        assert!(checked_url("https://example.ir/", &allowed(&["Example.IR"])).is_ok());
+        assert!(checked_url("https://APP.Example.ir/", &allowed(&["*.EXAMPLE.ir"])).is_ok());
+        assert!(checked_url("https://EvilExample.IR/", &allowed(&["*.example.ir"])).is_err());
+    }
+}

@@ -204,4 +204,47 @@ mod tests {
             Err(StateError::Malformed)
         );
     }
+
+    /// Fixed claims: a fixed time and nonce, so the output is fixed too.
+    fn fixed_claims() -> StateClaims {
+        let mut data = Map::new();
+        data.insert("order_id".into(), json!("ord_1"));
+        StateClaims {
+            v: VERSION,
+            post_token: Some("AZx7Kp2Q".into()),
+            conversation_id: Some("c-1".into()),
+            user_id: Some("u-1".into()),
+            side: Some("demand".into()),
+            data,
+            iat: 1_700_000_000,
+            exp: 1_700_000_600,
+            nonce: "AAECAwQFBgcICQoLDA0ODw".into(),
+        }
+    }
+
+    // Landing pages verify these states with their own code: a change of the format must
+    // fail here, not only in a round trip through this module.
+    const FIXED_STATE: &str = "eyJ2IjoxLCJwb3N0X3Rva2VuIjoiQVp4N0twMlEiLCJjb252ZXJzYXRpb25faWQiOiJjLTEiLCJ1c2VyX2lkIjoidS0xIiwic2lkZSI6ImRlbWFuZCIsImRhdGEiOnsib3JkZXJfaWQiOiJvcmRfMSJ9LCJpYXQiOjE3MDAwMDAwMDAsImV4cCI6MTcwMDAwMDYwMCwibm9uY2UiOiJBQUVDQXdRRkJnY0lDUW9MREEwT0R3In0.sm_t04pHMgFnXUlgeheguA8pfm_Urtak07xni1eiOvA";
+
+    #[test]
+    fn the_state_format_is_fixed() {
+        assert_eq!(sign(&fixed_claims(), KEY), FIXED_STATE);
+    }
+
+    #[test]
+    fn a_literal_state_verifies_to_its_claims() {
+        assert_eq!(verify(FIXED_STATE, KEY, 1_700_000_599), Ok(fixed_claims()));
+        assert_eq!(
+            verify(FIXED_STATE, KEY, 1_700_000_600),
+            Err(StateError::Expired(1_700_000_600))
+        );
+    }
+
+    #[test]
+    fn claims_of_a_click_take_the_given_time() {
+        let c = claims();
+        assert_eq!((c.iat, c.exp), (1_700_000_000, 1_700_000_600));
+        assert_eq!(URL_SAFE_NO_PAD.decode(&c.nonce).unwrap().len(), 16);
+        assert_ne!(c.nonce, claims().nonce, "a fresh nonce each time");
+    }
 }

@@ -292,6 +292,16 @@ mod tests {
     }
 
     #[test]
+    fn legacy_conversation_id_is_the_documented_uuid() {
+        // uuid.uuid5(uuid.NAMESPACE_URL,
+        //   "kenar-hook:legacy-conversation:AZx7Kp2Q:8c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f")
+        assert_eq!(
+            legacy_conversation_id("AZx7Kp2Q", "8c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f"),
+            "af198748-82bf-5e33-9353-ee8361a9a903"
+        );
+    }
+
+    #[test]
     fn canonical_digest_ignores_key_order_and_spacing() {
         let a: Value = serde_json::from_str(r#"{"b":1,"a":{"y":[1,2],"x":"t"}}"#).unwrap();
         let b: Value = serde_json::from_str(r#"{ "a": {"x": "t", "y": [1, 2]}, "b": 1 }"#).unwrap();

@@ -1,6 +1,7 @@
 //! What the read API may cost: pages bounded by bytes as well as rows, raw bodies never read
-//! for lists, live streams capped in all and per token, and a stream whose reader stopped
-//! reading dropped.
+//! for lists, live streams capped in all and per token, a stream whose reader stopped
+//! reading dropped, request rates limited per token and failed authentications per client
+//! address.
 
 use std::time::Duration;
 
@@ -222,6 +223,93 @@ async fn api_answers_are_never_cached_and_a_401_names_the_scheme(backend: Backen
     );
     assert_eq!(refused.headers()["cache-control"], "no-store");
 }
+
+/// Sends GETs with `token` until one is refused; returns how many passed first.
+async fn passed_before_429(app: &TestApp, token: &str) -> usize {
+    for passed in 0..10 {
+        match get(app, token, "/api/v1/events").await.status().as_u16() {
+            200 => {}
+            429 => return passed,
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    panic!("never limited");
+}
+
+async fn each_token_has_a_rate_budget_of_its_own(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.api.tokens = [A, B].map(SecretString::from).to_vec();
+        s.api.rate_limit_per_second = 1;
+        s.api.rate_limit_burst = 3;
+    })
+    .await;
+    let started = std::time::Instant::now();
+    let a = passed_before_429(&app, A).await;
+    assert!((3..=4).contains(&a), "A passed {a} before its 429");
+    // A is used up; B's whole burst is still there. A shared budget would have refilled one
+    // request a second at most, and B would be refused at once.
+    let b = passed_before_429(&app, B).await;
+    let elapsed = started.elapsed();
+    assert!(
+        b >= 3 && elapsed < Duration::from_secs(2),
+        "B passed {b} before its 429, {elapsed:?} after A began"
+    );
+}
+
+/// A client whose connections come from `ip` (any of 127.0.0.0/8 is this machine).
+fn client_from(ip: [u8; 4]) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(std::net::IpAddr::from(ip))
+        .build()
+        .unwrap()
+}
+
+async fn failed_authentications_are_limited_per_client_address(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.api.tokens = vec![SecretString::from(A)];
+        s.api.auth_failures_per_minute = 2;
+    })
+    .await;
+    let wrong = |client: reqwest::Client| {
+        let url = app.url("/api/v1/events");
+        async move {
+            client
+                .get(url)
+                .bearer_auth("wrong-token-0123456789")
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    let first = client_from([127, 0, 0, 1]);
+    let second = client_from([127, 0, 0, 2]);
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        statuses.push(wrong(first.clone()).await);
+    }
+    assert_eq!(statuses, [401, 401, 429], "127.0.0.1 used its budget");
+    // Another address has its own budget.
+    assert_eq!(wrong(second.clone()).await, 401, "127.0.0.2 is not limited");
+    assert_eq!(wrong(second.clone()).await, 401);
+    assert_eq!(wrong(second.clone()).await, 429);
+    // A good token is never limited, from either address.
+    for client in [first, second] {
+        let ok = client
+            .get(app.url("/api/v1/events"))
+            .bearer_auth(A)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ok.status(), 200);
+    }
+}
+
+on_both_backends!(
+    each_token_has_a_rate_budget_of_its_own,
+    failed_authentications_are_limited_per_client_address,
+);
 
 on_both_backends!(
     a_misspelt_parameter_is_400_naming_it,

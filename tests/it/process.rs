@@ -117,21 +117,198 @@ async fn healthcheck_exits_0_when_healthy_and_1_when_not() {
     assert_eq!(down.code(), Some(1));
 }
 
-#[test]
-fn migrate_creates_the_schema_and_exits_0() {
+/// The tables every schema has (`message_scoped` of SQLite is renamed `message`).
+const TABLES: &[&str] = &[
+    "click",
+    "conversation",
+    "event",
+    "forward_attempt",
+    "forward_cursor",
+    "forward_dead",
+    "forward_endpoint",
+    "forward_pending",
+    "message",
+    "oauth_state",
+    "oauth_subscription",
+    "oauth_token",
+    "registration",
+    "rejected",
+    "stream_ticket",
+];
+
+async fn migrate_creates_the_schema_and_exits_0(backend: Backend) {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("m/kh.db");
+    let url = match backend {
+        Backend::Sqlite => format!("sqlite://{}", db.display()),
+        Backend::Postgres => fresh_postgres_url().await,
+    };
     let status = Command::new(BIN)
         .arg("migrate")
-        .env(
-            "KENAR_HOOK__DATABASE__URL",
-            format!("sqlite://{}", db.display()),
-        )
+        .env("KENAR_HOOK__DATABASE__URL", &url)
         .stderr(Stdio::null())
         .status()
         .unwrap();
     assert_eq!(status.code(), Some(0));
-    assert!(db.exists());
+
+    let tables_query = match backend {
+        Backend::Sqlite => {
+            assert!(db.exists());
+            "select name from sqlite_master where type = 'table'"
+        }
+        Backend::Postgres => "select tablename::text from pg_tables where schemaname = 'public'",
+    };
+    let migrations_dir: std::path::PathBuf = [
+        env!("CARGO_MANIFEST_DIR"),
+        "migrations",
+        match backend {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        },
+    ]
+    .iter()
+    .collect();
+    let mut versions: Vec<i64> = std::fs::read_dir(&migrations_dir)
+        .unwrap()
+        .map(|f| {
+            let name = f.unwrap().file_name().into_string().unwrap();
+            name.split('_').next().unwrap().parse().unwrap()
+        })
+        .collect();
+    versions.sort();
+
+    let (tables, applied): (Vec<String>, Vec<(i64, bool)>) = {
+        use sqlx::Connection;
+        let applied_query = "select version, success from _sqlx_migrations order by version";
+        match backend {
+            Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&url).await.unwrap();
+                (
+                    sqlx::query_scalar(tables_query)
+                        .fetch_all(&mut conn)
+                        .await
+                        .unwrap(),
+                    sqlx::query_as(applied_query)
+                        .fetch_all(&mut conn)
+                        .await
+                        .unwrap(),
+                )
+            }
+            Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+                (
+                    sqlx::query_scalar(tables_query)
+                        .fetch_all(&mut conn)
+                        .await
+                        .unwrap(),
+                    sqlx::query_as(applied_query)
+                        .fetch_all(&mut conn)
+                        .await
+                        .unwrap(),
+                )
+            }
+        }
+    };
+    for table in TABLES.iter().chain(&["_sqlx_migrations"]) {
+        assert!(
+            tables.iter().any(|t| t == table),
+            "table {table} missing: {tables:?}"
+        );
+    }
+    assert!(!tables.iter().any(|t| t == "message_scoped"), "{tables:?}");
+    let expected: Vec<(i64, bool)> = versions.iter().map(|v| (*v, true)).collect();
+    assert_eq!(applied, expected, "every migration applied once");
+}
+
+on_both_backends!(migrate_creates_the_schema_and_exits_0);
+
+/// A data folder of its own: the key file is what two starts share.
+fn without_a_configured_key(s: &mut kenar_hook::config::Settings, data: &std::path::Path) {
+    s.divar.identification_keys = Vec::new();
+    s.server.data_dir = data.to_path_buf();
+}
+
+#[tokio::test]
+async fn a_restart_keeps_accepting_the_generated_key() {
+    let data = tempfile::tempdir().unwrap();
+    let mut first = spawn_app_with(Backend::Sqlite, |s| {
+        without_a_configured_key(s, data.path())
+    })
+    .await;
+    let key_path = data.path().join("identification_key");
+    let key = std::fs::read_to_string(&key_path)
+        .unwrap()
+        .trim()
+        .to_owned();
+    let delivery = || fixture("event_new_message_contact.json");
+    let answer = first.post_webhook_with_key(Some(&key), delivery()).await;
+    assert_eq!(answer.status(), 200);
+    first.app.take().unwrap().stop().await.unwrap();
+
+    let second = spawn_app_with(Backend::Sqlite, |s| {
+        without_a_configured_key(s, data.path())
+    })
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(&key_path).unwrap().trim(),
+        key,
+        "the file is kept"
+    );
+    let answer = second.post_webhook_with_key(Some(&key), delivery()).await;
+    assert_eq!(answer.status(), 200, "the first start's key is accepted");
+    let answer = second.post_webhook_with_key(Some(KEY), delivery()).await;
+    assert_eq!(answer.status(), 401, "only the file's key");
+}
+
+#[test]
+fn a_weak_key_in_the_key_file_stops_start_up_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/identification_key"), "short-key\n").unwrap();
+    let mut child = Command::new(BIN)
+        .current_dir(dir.path())
+        .env(
+            "KENAR_HOOK__SERVER__LISTEN",
+            format!("127.0.0.1:{}", free_port()),
+        )
+        .env("KENAR_HOOK__METRICS__ENABLED", "false")
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A binary that accepted the key would serve until stopped.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("still running after 20 s: the weak key was accepted");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    // The line for a person (the log line says the same).
+    let said = stderr
+        .lines()
+        .find(|l| l.starts_with("kenar-hook: "))
+        .unwrap_or_else(|| panic!("no error line: {stderr}"));
+    assert!(said.contains("data/identification_key"), "{said}");
+    assert!(
+        said.contains("a key of 9 characters is too easy to guess"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("short-key"), "the key is never shown");
 }
 
 /// The binary on SQLite in `dir`, with the test key and metrics on `metrics_port`, healthy.

@@ -62,6 +62,8 @@ const LEGACY: &[Expected] = &[
 async fn every_legacy_fixture_is_stored_field_by_field(backend: Backend) {
     let app = spawn_app(backend).await;
     let conversation_id = legacy_conversation_id(POST, BUYER);
+    // docs/storage.md: uuid5(NAMESPACE_URL, "kenar-hook:legacy-conversation:{post}:{buyer}").
+    assert_eq!(conversation_id, "af198748-82bf-5e33-9353-ee8361a9a903");
     for e in LEGACY {
         let raw = fixture(e.fixture);
         let response = app.post_webhook(raw.clone()).await;

@@ -40,6 +40,12 @@ async fn a_sign_in_from_start_to_callback_stores_the_users_tokens(backend: Backe
             started.set_cookie
         );
     }
+    // The redirect URL is http: a Secure cookie would never come back.
+    assert!(
+        !started.set_cookie.contains("Secure"),
+        "{}",
+        started.set_cookie
+    );
     assert!(row(&app).await.is_none());
 
     let response = callback(
@@ -112,8 +118,14 @@ async fn a_missing_forged_or_reused_state_is_refused_and_nothing_is_stored(backe
     let (status, body) = page(callback(&app, &forged, Some(&first.cookie)).await).await;
     assert_eq!(status, 400);
     assert!(body.contains("not started in this browser"), "{body}");
-    let (status, _) = page(callback(&app, &forged, None).await).await;
+    // With the cookie of the browser that started it, a fresh state would now sign in: the
+    // refused one is gone.
+    let (status, body) = page(callback(&app, &forged, Some(&second.cookie)).await).await;
     assert_eq!(status, 400, "a refused state is used up");
+    assert!(
+        body.contains("unknown, has expired or was already used"),
+        "{body}"
+    );
     assert!(row(&app).await.is_none());
     assert!(requests(&mock, TOKEN_PATH, "").await.is_empty());
 
@@ -242,6 +254,131 @@ async fn an_expired_state_is_refused(backend: Backend) {
     assert!(row(&app).await.is_none());
 }
 
+/// Asserts the answer is an HTML page that is neither cached nor named as a referrer: its
+/// URL held the code and the state.
+fn assert_private_page(response: &reqwest::Response) {
+    let headers = response.headers();
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"),
+        "{headers:?}"
+    );
+    assert_eq!(headers["cache-control"], "no-store", "{headers:?}");
+    assert_eq!(headers["referrer-policy"], "no-referrer", "{headers:?}");
+}
+
+async fn a_hostile_error_is_escaped_on_the_page(backend: Backend) {
+    let mock = mock_divar(3600).await;
+    let app = spawn_oauth_app(backend, &mock).await;
+    let started = start(&app, "").await;
+    let error = r#"<script>alert("x")</script>&'"#;
+    let description = r#"<img src=x onerror="alert(1)">&amp;"#;
+    let response = callback(
+        &app,
+        &format!(
+            "state={}&error={}&error_description={}",
+            started.state,
+            urlencode(error),
+            urlencode(description)
+        ),
+        Some(&started.cookie),
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+    assert_private_page(&response);
+    let body = response.text().await.unwrap();
+    assert!(
+        body.contains("not granted (&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39;)"),
+        "{body}"
+    );
+    for raw in ["<script", "\"x\"", "<img", "onerror"] {
+        assert!(!body.contains(raw), "{raw} unescaped in {body}");
+    }
+    assert!(row(&app).await.is_none());
+}
+
+async fn a_hostile_answer_of_the_code_exchange_is_escaped_on_the_page(backend: Backend) {
+    let mock = mock_divar(3600).await;
+    Mock::given(method("POST"))
+        .and(path(TOKEN_PATH))
+        .and(body_string_contains("code=hostile-code"))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "error": "<b>invalid_grant</b>",
+            "error_description": "<script>alert('x')</script> & \"more\"",
+        })))
+        .mount(&mock)
+        .await;
+    let app = spawn_oauth_app(backend, &mock).await;
+    let started = start(&app, "").await;
+    let response = callback(
+        &app,
+        &format!("code=hostile-code&state={}", started.state),
+        Some(&started.cookie),
+    )
+    .await;
+    assert_eq!(response.status(), 502);
+    assert_private_page(&response);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("could not be exchanged"), "{body}");
+    assert!(body.contains("&lt;b&gt;invalid_grant&lt;/b&gt;"), "{body}");
+    for raw in ["<b>", "<script", "\"more\""] {
+        assert!(!body.contains(raw), "{raw} unescaped in {body}");
+    }
+}
+
+async fn every_page_of_the_callback_is_neither_cached_nor_a_referrer(backend: Backend) {
+    let mock = mock_divar(3600).await;
+    let app = spawn_oauth_app(backend, &mock).await;
+    // No state, an unknown state, and a sign-in that succeeds without return_to.
+    let missing = callback(&app, &format!("code={GOOD_CODE}"), None).await;
+    assert_eq!(missing.status(), 400);
+    assert_private_page(&missing);
+    let unknown = callback(&app, &format!("code={GOOD_CODE}&state=unknown"), None).await;
+    assert_eq!(unknown.status(), 400);
+    assert_private_page(&unknown);
+    let started = start(&app, "").await;
+    let signed_in = callback(
+        &app,
+        &format!("code={GOOD_CODE}&state={}", started.state),
+        Some(&started.cookie),
+    )
+    .await;
+    assert_eq!(signed_in.status(), 200);
+    assert_private_page(&signed_in);
+}
+
+async fn over_https_the_state_cookie_is_secure_and_start_is_not_cached(backend: Backend) {
+    let mock = mock_divar(3600).await;
+    let app = spawn_app_with(backend, |s| {
+        oauth_on(s, &mock);
+        s.oauth.redirect_url = Some("https://hook.example.ir/oauth/divar/callback".to_owned());
+    })
+    .await;
+    let response = browser()
+        .get(app.url("/oauth/divar/start"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 302);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let set_cookie = response.headers()["set-cookie"].to_str().unwrap();
+    let attributes: Vec<&str> = set_cookie.split(';').map(str::trim).collect();
+    for attribute in ["Secure", "HttpOnly", "SameSite=Lax", "Path=/oauth/divar"] {
+        assert!(attributes.contains(&attribute), "{set_cookie}");
+    }
+    let location = url::Url::parse(response.headers()["location"].to_str().unwrap()).unwrap();
+    let redirect_uri = location
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .map(|(_, v)| v.into_owned());
+    assert_eq!(
+        redirect_uri.as_deref(),
+        Some("https://hook.example.ir/oauth/divar/callback")
+    );
+}
+
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
@@ -255,4 +392,8 @@ on_both_backends!(
     without_a_vault_key_the_routes_are_off_and_say_why,
     a_grant_without_user_id_answers_a_page_and_stores_nothing,
     an_expired_state_is_refused,
+    a_hostile_error_is_escaped_on_the_page,
+    a_hostile_answer_of_the_code_exchange_is_escaped_on_the_page,
+    every_page_of_the_callback_is_neither_cached_nor_a_referrer,
+    over_https_the_state_cookie_is_secure_and_start_is_not_cached,
 );

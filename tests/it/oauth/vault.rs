@@ -67,18 +67,88 @@ async fn the_database_holds_no_token_in_clear_text(backend: Backend) {
         }
     };
     for secret in secrets() {
-        for needle in [
-            secret.clone().into_bytes(),
-            hex::encode(&secret).into_bytes(),
+        if let Some(form) = found_in(&haystack, &secret) {
+            panic!("{secret} is in the database in clear ({form})");
+        }
+    }
+}
+
+/// Every text a secret may be stored as without encryption: itself, hex, and base64 in the
+/// standard and URL-safe alphabets, with and without padding. Base64 inside a longer encoded
+/// value depends on where the secret starts, so the part of each of the three alignments
+/// that only the secret decides is looked for too. PostgreSQL shows `bytea` as hex, so each
+/// form is also looked for in hex.
+fn clear_forms(secret: &str) -> Vec<(String, Vec<u8>)> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let bytes = secret.as_bytes();
+    let mut forms = vec![
+        ("clear".to_owned(), bytes.to_vec()),
+        ("hex".to_owned(), hex::encode(bytes).into_bytes()),
+        ("HEX".to_owned(), hex::encode_upper(bytes).into_bytes()),
+    ];
+    for (name, engine) in [
+        ("base64", STANDARD),
+        ("base64 unpadded", STANDARD_NO_PAD),
+        ("base64url", URL_SAFE),
+        ("base64url unpadded", URL_SAFE_NO_PAD),
+    ] {
+        forms.push((name.to_owned(), engine.encode(bytes).into_bytes()));
+    }
+    for (name, engine) in [("base64", STANDARD_NO_PAD), ("base64url", URL_SAFE_NO_PAD)] {
+        for shift in 0..3usize {
+            let mut shifted = vec![0u8; shift];
+            shifted.extend_from_slice(bytes);
+            let text = engine.encode(&shifted);
+            // Characters holding bits of the bytes before or after the secret vary.
+            let head = (8 * shift).div_ceil(6);
+            let tail = usize::from(shifted.len() % 3 != 0);
+            let inner = &text[head..text.len() - tail];
+            forms.push((
+                format!("{name} at offset {shift}"),
+                inner.as_bytes().to_vec(),
+            ));
+        }
+    }
+    let hexed: Vec<(String, Vec<u8>)> = forms
+        .iter()
+        .skip(1)
+        .map(|(name, form)| (format!("hex of {name}"), hex::encode(form).into_bytes()))
+        .collect();
+    forms.extend(hexed);
+    forms
+}
+
+/// The name of the first form of `secret` found in `haystack`.
+fn found_in(haystack: &[u8], secret: &str) -> Option<String> {
+    clear_forms(secret).into_iter().find_map(|(name, needle)| {
+        haystack
+            .windows(needle.len())
+            .any(|w| w == needle.as_slice())
+            .then_some(name)
+    })
+}
+
+#[test]
+fn the_clear_text_scan_finds_encoded_secrets_anywhere() {
+    use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+    let secret = at(1);
+    for prefix in ["", "x", "xy", "{\"access_token\":\""] {
+        let wrapped = format!("{prefix}{secret}\"}}");
+        for text in [
+            STANDARD.encode(&wrapped),
+            URL_SAFE_NO_PAD.encode(&wrapped),
+            hex::encode(&wrapped),
+            hex::encode(STANDARD.encode(&wrapped)),
         ] {
+            let haystack = format!("row(1,'{text}',2)");
             assert!(
-                !haystack
-                    .windows(needle.len())
-                    .any(|w| w == needle.as_slice()),
-                "{secret} is in the database in clear"
+                found_in(haystack.as_bytes(), &secret).is_some(),
+                "{prefix:?}: {text}"
             );
         }
     }
+    assert_eq!(found_in(b"nothing of it here", &secret), None);
+    assert_eq!(found_in(STANDARD.encode(at(2)).as_bytes(), &secret), None);
 }
 
 async fn rekey_seals_every_token_under_the_first_key(backend: Backend) {
