@@ -274,3 +274,48 @@ pub fn ids_by_conversation(got: &[Got]) -> std::collections::BTreeMap<String, Ve
     }
     out
 }
+
+/// Waits until `n` delivery attempts are stored (answers are written in small batches, after
+/// the receiver has seen the request); the newest first.
+pub async fn wait_attempts_stored(
+    app: &TestApp,
+    n: usize,
+) -> Vec<kenar_hook::store::forward::Attempt> {
+    let query = kenar_hook::store::forward::AttemptQuery {
+        limit: 500,
+        ..Default::default()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let attempts = app.store.forward_attempts(&query).await.unwrap();
+        if attempts.len() >= n {
+            return attempts;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{n} attempts never stored: {attempts:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Waits until no endpoint has anything left to send: each has read past every stored
+/// record it could take and none waits for delivery. Whatever was to be sent has been by
+/// then, so a record sent wrongly would show.
+pub async fn wait_caught_up(app: &TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status =
+            kenar_hook::forward::manage::status(&app.store, &app.settings.forward.endpoints)
+                .await
+                .unwrap();
+        if status.iter().all(|s| s.lag_records == 0) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "forwarding never caught up: {status:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

@@ -88,8 +88,8 @@ async fn filters_pick_kinds_posts_and_types(backend: Backend) {
         .unwrap();
     let got = receiver.wait_delivered(1, Duration::from_secs(10)).await;
     let got_events = events.wait_delivered(1, Duration::from_secs(10)).await;
-    // Give a wrongly forwarded record time to show up.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Once forwarding has caught up, a wrongly forwarded record would have been sent.
+    wait_caught_up(&app).await;
     let ids: Vec<Value> = receiver
         .all()
         .iter()

@@ -248,23 +248,41 @@ async fn metrics_count_per_endpoint() {
     .await;
     post_messages(&app, "m", 3, 1).await;
     receiver.wait_delivered(2, Duration::from_secs(10)).await;
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    let text = kenar_hook::telemetry::metrics_handle().render();
-    let value = |metric: &str, extra: &str| -> f64 {
-        text.lines()
-            .find(|l| {
-                l.starts_with(metric)
-                    && l.contains(&format!("endpoint=\"{name}\""))
-                    && l.contains(extra)
-            })
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| panic!("no {metric} {extra} for {name}:\n{text}"))
-    };
-    assert_eq!(value("forward_delivered_total", ""), 2.0);
-    assert_eq!(value("forward_attempts_total", "outcome=\"failed\""), 1.0);
-    assert_eq!(value("forward_attempts_total", "outcome=\"dead\""), 1.0);
-    assert_eq!(value("forward_dead_letters_total", ""), 1.0);
-    assert_eq!(value("forward_in_flight", ""), 0.0);
-    assert_eq!(value("forward_lag_seconds", ""), 0.0);
+    // The endpoint's name is this test's own, so its series are exact; they settle once the
+    // third record has died and the gauges have been set again.
+    let expected = [
+        ("forward_delivered_total", "", 2.0),
+        ("forward_attempts_total", "outcome=\"failed\"", 1.0),
+        ("forward_attempts_total", "outcome=\"dead\"", 1.0),
+        ("forward_dead_letters_total", "", 1.0),
+        ("forward_in_flight", "", 0.0),
+        ("forward_lag_seconds", "", 0.0),
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let text = kenar_hook::telemetry::metrics_handle().render();
+        let value = |metric: &str, extra: &str| -> Option<f64> {
+            text.lines()
+                .find(|l| {
+                    l.starts_with(metric)
+                        && l.contains(&format!("endpoint=\"{name}\""))
+                        && l.contains(extra)
+                })
+                .and_then(|l| l.rsplit(' ').next())
+                .and_then(|v| v.parse().ok())
+        };
+        let got: Vec<Option<f64>> = expected.iter().map(|(m, e, _)| value(m, e)).collect();
+        if got
+            .iter()
+            .zip(&expected)
+            .all(|(g, (_, _, want))| *g == Some(*want))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "for {name}, {expected:?} never held; last {got:?}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

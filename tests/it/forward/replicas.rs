@@ -169,7 +169,8 @@ async fn two_instances_on_one_postgres_forward_each_record_once_and_take_over() 
         assert_eq!(r.status(), 200);
     }
     receiver.wait_delivered(101, Duration::from_secs(20)).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Once forwarding has caught up, a record sent by both instances would have been.
+    wait_caught_up(&first).await;
     let ids: Vec<String> = receiver
         .delivered()
         .iter()

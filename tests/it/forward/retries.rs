@@ -33,7 +33,7 @@ async fn a_failed_delivery_is_retried_with_growing_waits_and_one_id(backend: Bac
     assert!(gaps[0] < gaps[1] && gaps[1] < gaps[2], "growing: {gaps:?}");
 
     // Answers are written in batches: wait for the last one.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_attempts_stored(&app, 4).await;
     let attempts = app
         .store
         .forward_attempts(&kenar_hook::store::forward::AttemptQuery {
@@ -87,10 +87,19 @@ async fn gone_disables_the_endpoint_until_it_is_resumed(backend: Backend) {
     .await;
     post_messages(&app, "m", 3, 3).await;
     receiver.wait_requests(1, Duration::from_secs(10)).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(receiver.all().len(), 1, "nothing is sent after a 410");
-    let state = app.store.forward_state("backend").await.unwrap().unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let state = loop {
+        let state = app.store.forward_state("backend").await.unwrap().unwrap();
+        if state.disabled_reason.is_some() {
+            break state;
+        }
+        assert!(std::time::Instant::now() < deadline, "never disabled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert!(state.disabled_reason.unwrap().contains("410"));
+    // The other two records are due at once: a disabled endpoint must not take them.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.all().len(), 1, "nothing is sent after a 410");
 
     receiver.answer(200, None);
     assert!(
@@ -177,15 +186,7 @@ async fn a_redirect_is_a_failure_and_is_not_followed(backend: Backend) {
     .await;
     post_messages(&app, "m", 1, 1).await;
     receiver.wait_delivered(1, Duration::from_secs(10)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let attempts = app
-        .store
-        .forward_attempts(&kenar_hook::store::forward::AttemptQuery {
-            limit: 10,
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let attempts = wait_attempts_stored(&app, 2).await;
     assert_eq!(attempts.len(), 2);
     let redirect = &attempts[1];
     assert_eq!(
@@ -214,7 +215,7 @@ async fn attempts_older_than_the_retention_are_pruned(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(20)).await;
     post_messages(&app, "n", 1, 1).await;
     receiver.wait_delivered(2, Duration::from_secs(10)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_attempts_stored(&app, 2).await;
     let all = kenar_hook::store::forward::AttemptQuery {
         limit: 10,
         ..Default::default()

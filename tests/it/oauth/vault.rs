@@ -228,8 +228,8 @@ async fn a_revocation_event_deletes_the_users_tokens_and_subscriptions(backend: 
     let stored = Instant::now();
     while row(&app).await.is_some() {
         assert!(
-            stored.elapsed() < Duration::from_secs(1),
-            "tokens deleted within a second"
+            stored.elapsed() < Duration::from_secs(10),
+            "tokens deleted once the revocation is stored"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
