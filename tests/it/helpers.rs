@@ -176,13 +176,22 @@ pub async fn error_of(response: reqwest::Response) -> (u16, String, String) {
     )
 }
 
-/// A loopback port free a moment ago, for a process that binds it itself.
+/// A loopback port for a process that binds it itself. Asking the system for a port (bind
+/// to 0) and letting it go races with every other test doing the same: the system hands
+/// the same ephemeral ports out again. These come from below the ephemeral range (32768 and
+/// up on Linux), each handed out once in this test run, and are checked free.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    // Spread over 20000..32000 by process, so two test runs at once rarely meet.
+    let base = 20_000 + (std::process::id() % 400) as u16 * 30;
+    loop {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = 20_000 + (base - 20_000 + offset) % 12_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Waits until a binary started on `port` answers `/readyz` with 200: `/healthz` answers
