@@ -184,8 +184,9 @@ async fn a_client_trickling_its_headers_is_dropped_on_time(backend: Backend) {
         }
     }
     assert!(dropped, "still connected after {:?}", started.elapsed());
+    // Well before the trickle's own 3 s end.
     assert!(
-        started.elapsed() < Duration::from_millis(1500),
+        started.elapsed() < Duration::from_millis(2500),
         "{:?}",
         started.elapsed()
     );

@@ -106,8 +106,9 @@ async fn a_send_answered_after_the_timeout_is_sent_once_and_its_outcome_is_unkno
     .unwrap();
     let started = Instant::now();
     let error = send_text(&client).await.unwrap_err();
+    // One attempt (counted below), not followed by a wait for another.
     assert!(
-        started.elapsed() < Duration::from_millis(500),
+        started.elapsed() < Duration::from_secs(3),
         "no second attempt was waited for: {:?}",
         started.elapsed()
     );
