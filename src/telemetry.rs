@@ -80,6 +80,11 @@ pub fn metrics_handle() -> PrometheusHandle {
             let latency_buckets = [
                 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
             ];
+            // A delivery's stages take from microseconds (a wake-up) to seconds (a stall).
+            let stage_buckets = [
+                0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                0.5, 1.0, 2.5, 5.0,
+            ];
             let size_buckets = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
             let recorder = PrometheusBuilder::new()
                 .set_buckets_for_metric(
@@ -90,6 +95,12 @@ pub fn metrics_handle() -> PrometheusHandle {
                     b.set_buckets_for_metric(
                         Matcher::Full("kenar_batch_commit_seconds".into()),
                         &latency_buckets,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full("kenar_ingest_stage_seconds".into()),
+                        &stage_buckets,
                     )
                 })
                 .and_then(|b| {
@@ -168,6 +179,17 @@ fn describe_metrics() {
         "Time to store and commit one batch of deliveries"
     );
     describe_histogram!("kenar_batch_size", "Deliveries committed in one batch");
+    describe_histogram!(
+        "kenar_ingest_stage_seconds",
+        Unit::Seconds,
+        "Each delivery's time per stage: prepare (checks and normalisation), queue (until its \
+         batch begins), commit (its batch's write), answer (until the handler runs again)"
+    );
+    describe_counter!(
+        "kenar_ingest_slow_commits_total",
+        "Times a commit took longer than ingest.write_timeout_ms while the database answered, \
+         and was waited for"
+    );
     describe_gauge!(
         "kenar_database_breaker_open",
         "1 while the database is unavailable and deliveries are answered 503 at once"

@@ -86,6 +86,7 @@ pub async fn receive(
             });
         }
     };
+    let prepared = std::time::Instant::now();
     // A registration's key vouches for the legacy messages of its post, nothing else; any
     // other use is answered like an unknown key.
     let registered = request.voucher != Voucher::App;
@@ -131,6 +132,7 @@ pub async fn receive(
         NewRecord::Click(c) => ("CLICK".to_owned(), c.id.clone()),
     };
     let retry_after_secs = state.settings.ingest.retry_after_secs;
+    writer::stage("prepare", prepared.elapsed());
     match state.writer.submit(record).await {
         Ok(outcome) => {
             let label = match outcome {

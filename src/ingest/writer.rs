@@ -32,7 +32,18 @@ pub enum WriteError {
 
 struct Job {
     record: NewRecord,
-    reply: oneshot::Sender<Result<WriteOutcome, WriteError>>,
+    reply: oneshot::Sender<Answer>,
+    queued: Instant,
+}
+
+/// What a writer sends back, and when it sent it.
+type Answer = (Result<WriteOutcome, WriteError>, Instant);
+
+/// The time of one stage of a delivery's way through ingestion (docs/storage.md):
+/// `prepare` (handler: checks and normalisation), `queue` (queued until its batch begins),
+/// `commit` (its batch's write), `answer` (the batch answered until the handler runs again).
+pub(crate) fn stage(name: &'static str, took: Duration) {
+    metrics::histogram!("kenar_ingest_stage_seconds", "stage" => name).record(took.as_secs_f64());
 }
 
 /// The sending side of the batch writer; cheap to clone.
@@ -115,13 +126,21 @@ impl Writer {
         }
         let (reply, answer) = oneshot::channel();
         self.queue
-            .try_send(Job { record, reply })
+            .try_send(Job {
+                record,
+                reply,
+                queued: Instant::now(),
+            })
             .map_err(|e| match e {
                 mpsc::error::TrySendError::Full(_) => WriteError::QueueFull,
                 mpsc::error::TrySendError::Closed(_) => WriteError::Unavailable,
             })?;
         metrics::gauge!("kenar_ingest_queue_depth").set(self.depth() as f64);
-        answer.await.unwrap_or(Err(WriteError::Unavailable))
+        let (result, sent) = answer
+            .await
+            .unwrap_or((Err(WriteError::Unavailable), Instant::now()));
+        stage("answer", sent.elapsed());
+        result
     }
 
     /// How many records wait in the queue.
@@ -148,10 +167,16 @@ async fn run(shared: Arc<Shared>) {
         if batch.is_empty() {
             continue;
         }
+        let begun = Instant::now();
+        for job in &batch {
+            stage("queue", begun.saturating_duration_since(job.queued));
+        }
         // Queued before the database failed: answered at once, not after another timeout.
         if shared.breaker.is_open() {
             for job in batch.drain(..) {
-                let _ = job.reply.send(Err(WriteError::Unavailable));
+                let _ = job
+                    .reply
+                    .send((Err(WriteError::Unavailable), Instant::now()));
             }
             continue;
         }
@@ -236,12 +261,17 @@ async fn commit(shared: &Shared, jobs: Vec<Job>) {
         jobs.into_iter().map(|j| (j.record, j.reply)).unzip();
     let started = Instant::now();
     let result = write(shared, &records).await;
-    metrics::histogram!("kenar_batch_commit_seconds").record(started.elapsed().as_secs_f64());
+    let took = started.elapsed();
+    metrics::histogram!("kenar_batch_commit_seconds").record(took.as_secs_f64());
     metrics::histogram!("kenar_batch_size").record(records.len() as f64);
+    for _ in &records {
+        stage("commit", took);
+    }
     match result {
         Ok((outcomes, _)) => {
+            let now = Instant::now();
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
-                let _ = reply.send(Ok(outcome));
+                let _ = reply.send((Ok(outcome), now));
             }
         }
         Err(Failure::Refused(err)) if records.len() > 1 => {
@@ -260,15 +290,16 @@ async fn commit(shared: &Shared, jobs: Vec<Job>) {
                         Err(Failure::Unavailable) => Err(WriteError::Unavailable),
                     }
                 };
-                let _ = reply.send(outcome);
+                let _ = reply.send((outcome, Instant::now()));
             }
         }
         Err(failure) => {
             if let Failure::Refused(err) = failure {
                 tracing::error!(error = %err, "storing a record failed");
             }
+            let now = Instant::now();
             for reply in replies {
-                let _ = reply.send(Err(WriteError::Unavailable));
+                let _ = reply.send((Err(WriteError::Unavailable), now));
             }
         }
     }

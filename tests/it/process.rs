@@ -421,6 +421,11 @@ async fn metrics_count_deliveries_by_type_and_outcome() {
             2.0,
         ),
         ("kenar_batch_size_count", 3.0),
+        // Each of the three deliveries that reached the writer, through every stage.
+        (r#"kenar_ingest_stage_seconds_count{stage="prepare"}"#, 3.0),
+        (r#"kenar_ingest_stage_seconds_count{stage="queue"}"#, 3.0),
+        (r#"kenar_ingest_stage_seconds_count{stage="commit"}"#, 3.0),
+        (r#"kenar_ingest_stage_seconds_count{stage="answer"}"#, 3.0),
     ];
     for (series, expected) in counts {
         assert_eq!(metric(&page, series), expected, "{series}\n{page}");
