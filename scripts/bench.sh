@@ -7,7 +7,9 @@
 #   scripts/bench.sh forward    forwarding to a local receiver on PostgreSQL: delivery lag at
 #                               1,000 messages/s, throughput of a 100,000-record backlog, and a
 #                               receiver down for 60 s under 500 messages/s
-#   scripts/bench.sh            all four
+#   scripts/bench.sh slow       1,000 messages/s on PostgreSQL while commits are stalled 1.5 s
+#                               five times (the database answering): no 503 expected
+#   scripts/bench.sh            all five
 # Everything targets 127.0.0.1, runs for a bounded time, and the server started here is
 # stopped by its pid. Results go to target/bench/.
 set -euo pipefail
@@ -445,11 +447,45 @@ secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"')
   psql -q "$admin" -c "drop database if exists $db"
 }
 
+# --- slow -----------------------------------------------------------------------------------
+# Slow is not down: 1,000 NEW_MESSAGEs/s for 40 s on PostgreSQL while another connection holds
+# the writers' advisory lock for 1.5 s every 8 s (five stalls), so every commit waits as in a
+# checkpoint's long fsync while the database answers. Nothing may be answered 503.
+bench_slow() {
+  local db=kh_bench_slow url tag before after i lock=7738712899516395371
+  port=18380
+  metrics_port=19390
+  url=$(db_url $db)
+  tag=$(date +%s)
+  psql -q "$admin" -c "drop database if exists $db" -c "create database $db"
+  start_server "$(config "$url" '')"
+  {
+    echo "== slow commits: 1,000 messages/s for 40 s, commits stalled 1.5 s five times (PostgreSQL)"
+    before=$(psql -qtA "$url" -c "select count(*) from message")
+    (
+      for i in 1 2 3 4 5; do
+        sleep 6.5
+        psql -qtA "$url" -c "select pg_advisory_lock($lock)" -c "select pg_sleep(1.5)" \
+          -c "select pg_advisory_unlock($lock)" >/dev/null
+      done
+    ) &
+    local stalls=$!
+    send_messages 1000 40 "slow$tag"
+    wait "$stalls"
+    after=$(psql -qtA "$url" -c "select count(*) from message")
+    echo "stored $((after - before))"
+    echo "server: $(grep -c 'a commit is slow' "$out/server.log") slow-commit warnings, $(grep -c 'does not answer' "$out/server.log") breaker openings"
+  } 2>&1 | tee "$out/slow.txt"
+  stop_server
+  psql -q "$admin" -c "drop database if exists $db"
+}
+
 case "$what" in
   clicks) bench_clicks ;;
   read) bench_read ;;
   ingest) bench_ingest ;;
   forward) bench_forward ;;
-  all) bench_clicks; bench_read; bench_ingest; bench_forward ;;
-  *) echo "usage: scripts/bench.sh [clicks|read|ingest|forward|all]" >&2; exit 2 ;;
+  slow) bench_slow ;;
+  all) bench_clicks; bench_read; bench_ingest; bench_forward; bench_slow ;;
+  *) echo "usage: scripts/bench.sh [clicks|read|ingest|forward|slow|all]" >&2; exit 2 ;;
 esac
