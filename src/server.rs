@@ -64,15 +64,28 @@ pub async fn serve(
     shutdown: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    // At the cap, kept-alive connections with no request in flight are asked to close, so
+    // a client waiting in the listen queue gets a slot: otherwise clients that keep many
+    // idle connections (as after a burst) would hold every slot until the idle timeout.
+    let crowded = Arc::new(tokio::sync::Notify::new());
     let connections = TaskTracker::new();
     let epoch = Instant::now();
     let mut backoff = Duration::ZERO;
     loop {
         // At the cap, the next client waits in the kernel's listen queue, not in memory.
-        let slot = tokio::select! {
-            _ = shutdown.cancelled() => break,
-            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+        let acquire = slots.clone().acquire_owned();
+        tokio::pin!(acquire);
+        let slot = loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break None,
+                slot = &mut acquire => break Some(slot.expect("the semaphore is never closed")),
+                _ = tokio::time::sleep(CROWDED_EVERY) => {
+                    metrics::counter!("kenar_crowded_total").increment(1);
+                    crowded.notify_waiters();
+                }
+            }
         };
+        let Some(slot) = slot else { break };
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.borrow().accept() => match accepted {
@@ -95,8 +108,9 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let shutdown = shutdown.clone();
+        let crowded = crowded.clone();
         connections.spawn(async move {
-            serve_connection(stream, peer, router, limits, epoch, shutdown).await;
+            serve_connection(stream, peer, router, limits, epoch, shutdown, crowded).await;
             drop(slot);
         });
     }
@@ -114,19 +128,24 @@ async fn serve_connection(
     limits: Limits,
     epoch: Instant,
     shutdown: CancellationToken,
+    crowded: Arc<tokio::sync::Notify>,
 ) {
     let last_active = Arc::new(AtomicU64::new(0));
+    let in_flight = Arc::new(AtomicU64::new(0));
     let io = Watched {
         inner: stream,
         epoch,
         last_active: last_active.clone(),
     };
     io.touch();
+    let handling = in_flight.clone();
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
         let router = router.clone();
+        let handling = InFlight::begin(&handling);
         async move {
             let response = router.oneshot(request.map(Body::new)).await;
+            drop(handling);
             Ok::<_, Infallible>(response.unwrap_or_else(|never| match never {}))
         }
     });
@@ -151,6 +170,15 @@ async fn serve_connection(
                 closing = true;
                 connection.as_mut().graceful_shutdown();
             }
+            // Closes at once when no request is in flight (its answer may still be on its
+            // way out: hyper sends it first).
+            _ = crowded.notified(), if !closing => {
+                if in_flight.load(Ordering::Relaxed) == 0 {
+                    closing = true;
+                    idle_deadline = Some(Instant::now() + limits.request_timeout);
+                    connection.as_mut().graceful_shutdown();
+                }
+            }
             _ = tokio::time::sleep_until(idle_since + limits.idle_timeout), if !closing => {
                 let last = epoch + Duration::from_millis(last_active.load(Ordering::Relaxed));
                 if last + limits.idle_timeout <= Instant::now() {
@@ -167,6 +195,26 @@ async fn serve_connection(
                 return;
             }
         }
+    }
+}
+
+/// How often, while every connection slot is taken, kept-alive connections with no request
+/// in flight are asked to close.
+const CROWDED_EVERY: Duration = Duration::from_millis(50);
+
+/// Counts a request as in flight on its connection until its handler has answered.
+struct InFlight(Arc<AtomicU64>);
+
+impl InFlight {
+    fn begin(count: &Arc<AtomicU64>) -> InFlight {
+        count.fetch_add(1, Ordering::Relaxed);
+        InFlight(count.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

@@ -186,6 +186,11 @@ fn describe_metrics() {
          batch begins), commit (its batch's write), answer (until the handler runs again)"
     );
     describe_counter!(
+        "kenar_crowded_total",
+        "Times every connection slot (server.max_connections) was taken while a client \
+         waited, and kept-alive connections with no request in flight were asked to close"
+    );
+    describe_counter!(
         "kenar_ingest_slow_commits_total",
         "Times a commit took longer than ingest.write_timeout_ms while the database answered, \
          and was waited for"

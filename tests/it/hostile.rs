@@ -211,35 +211,77 @@ async fn idle_connections_are_closed(backend: Backend) {
     assert!(closed_within(&mut silent, Duration::from_secs(3)).await);
 }
 
-async fn at_the_connection_cap_new_clients_wait_and_open_ones_keep_working(backend: Backend) {
+/// Opens a connection and sends the head of a delivery and half its body: a request in
+/// flight until the rest comes.
+async fn half_sent_delivery(addr: std::net::SocketAddr, body: &[u8]) -> TcpStream {
+    let mut socket = TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "POST /webhooks/divar HTTP/1.1\r\nhost: x\r\nauthorization: {KEY}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    socket.write_all(head.as_bytes()).await.unwrap();
+    socket.write_all(&body[..body.len() / 2]).await.unwrap();
+    socket
+}
+
+/// The status line of the answer on `socket`.
+async fn status_line(socket: &mut TcpStream) -> String {
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !answer.windows(2).any(|w| w == b"\r\n") {
+        let n = socket.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed before answering");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&answer)
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+async fn at_the_connection_cap_busy_connections_keep_their_slots_and_idle_ones_give_them_up(
+    backend: Backend,
+) {
     let app = spawn_app_with(backend, |s| s.server.max_connections = 2).await;
-    let mut first = TcpStream::connect(app.addr).await.unwrap();
-    let mut second = TcpStream::connect(app.addr).await.unwrap();
-    assert!(healthz_on(&mut first).await.contains(" 200 "));
-    assert!(healthz_on(&mut second).await.contains(" 200 "));
-    // The third is queued by the kernel, not served.
+    let body = fixture("legacy_chat_message_text.json");
+    // Both slots hold a request in flight: a new client waits in the kernel's queue.
+    let mut first = half_sent_delivery(app.addr, &body).await;
+    let mut second = half_sent_delivery(app.addr, &body).await;
     let addr = app.addr;
     let third = tokio::spawn(async move {
         let mut third = TcpStream::connect(addr).await.unwrap();
-        healthz_on(&mut third).await
+        let status = healthz_on(&mut third).await;
+        (status, third)
     });
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(!third.is_finished(), "served beyond the cap");
-    // The open connections keep working.
-    assert!(healthz_on(&mut first).await.contains(" 200 "));
-    // When one closes, the waiting client is served.
-    drop(second);
-    let status = tokio::time::timeout(Duration::from_secs(3), third)
+    // The busy connections keep working: the first delivery is finished and answered.
+    first.write_all(&body[body.len() / 2..]).await.unwrap();
+    assert!(status_line(&mut first).await.contains(" 200 "));
+    // Now idle, the first gives its slot up to the waiting client.
+    let (status, mut third) = tokio::time::timeout(Duration::from_secs(5), third)
         .await
-        .expect("served once a slot was free")
+        .expect("served once an idle connection gave its slot up")
         .unwrap();
     assert!(status.contains(" 200 "), "{status}");
+    assert!(
+        closed_within(&mut first, Duration::from_secs(5)).await,
+        "the idle connection was closed"
+    );
+    // The second, still in flight all along, kept its slot.
+    second.write_all(&body[body.len() / 2..]).await.unwrap();
+    let answered = status_line(&mut second).await;
+    assert!(answered.contains(" 200 "), "{answered}");
+    // Without a client waiting, idle connections stay open.
+    assert!(healthz_on(&mut third).await.contains(" 200 "));
 }
 
 on_both_backends!(
     a_client_trickling_its_headers_is_dropped_on_time,
     idle_connections_are_closed,
-    at_the_connection_cap_new_clients_wait_and_open_ones_keep_working,
+    at_the_connection_cap_busy_connections_keep_their_slots_and_idle_ones_give_them_up,
 );
 
 /// Sends `head` and a first part of the body, then nothing; returns the whole answer.
