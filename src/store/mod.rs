@@ -17,6 +17,8 @@ mod statements;
 mod view;
 
 use std::str::FromStr;
+
+use sqlx::ConnectOptions;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -116,6 +118,10 @@ pub fn is_unavailable(err: &sqlx::Error) -> bool {
     }
 }
 
+/// sqlx logs a statement slower than a second with its whole text (7 KB for a batch) at
+/// warn; the writer says so itself in one line (`a commit is slow`), so that is debug.
+pub(crate) const SLOW_STATEMENT_LOG: tracing::log::LevelFilter = tracing::log::LevelFilter::Debug;
+
 /// SQLite's "database is locked" (SQLITE_BUSY, any extended code).
 pub(crate) fn is_busy(err: &sqlx::Error) -> bool {
     matches!(err, sqlx::Error::Database(db)
@@ -152,7 +158,8 @@ impl Store {
         match database_kind(url).map_err(Unreachable)? {
             DatabaseKind::Postgres => {
                 let options = sqlx::postgres::PgConnectOptions::from_str(url)
-                    .map_err(|e| Unreachable(format!("database.url: {e}")))?;
+                    .map_err(|e| Unreachable(format!("database.url: {e}")))?
+                    .log_slow_statements(SLOW_STATEMENT_LOG, Duration::from_secs(1));
                 // The pool connects lazily, and on failure reports only "pool timed out":
                 // one connection made here says what is really wrong.
                 probe_postgres(&options, acquire).await?;

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use sqlx::query_builder::Separated;
 use sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
-use sqlx::{QueryBuilder, Row, Sqlite, Transaction};
+use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite, Transaction};
 
 use std::collections::HashMap;
 
@@ -56,7 +56,8 @@ impl Db<Sqlite> {
             // sqlx's SQLite worker reads rows ahead of the caller, 50 by default: with rows
             // of up to a body's size that is megabytes per query that a byte-bounded page
             // never takes.
-            .row_buffer_size(8);
+            .row_buffer_size(8)
+            .log_slow_statements(super::SLOW_STATEMENT_LOG, Duration::from_secs(1));
         let file = options.get_filename().to_path_buf();
         if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
             if !Path::new(dir).exists() {
