@@ -163,7 +163,9 @@ impl Connections {
 struct Sample {
     warm: bool,
     latency: Duration,
+    /// 0 when no answer came: `error` says why.
     status: u16,
+    error: Option<String>,
 }
 
 /// A body template with `{n}` replaced by an id unique to this run and request, and `{c}` by
@@ -238,29 +240,35 @@ async fn main() {
         let connections = connections.clone();
         let tx = tx.clone();
         tokio::spawn(async move {
-            let status = match tokio::time::timeout(
+            let status: (u16, Option<String>) = match tokio::time::timeout(
                 Duration::from_secs(10),
                 connections.send(request),
             )
             .await
             {
-                Ok(Ok(status)) => status,
-                _ => 0,
+                Ok(Ok(status)) => (status, None),
+                Ok(Err(e)) => (0, Some(e.to_string())),
+                Err(_) => (0, Some("no answer within 10 s".to_owned())),
             };
             let _ = tx.send(Sample {
                 warm: i >= warmup,
                 latency: due.elapsed(),
-                status,
+                status: status.0,
+                error: status.1,
             });
         });
     }
     drop(tx);
     let mut latencies = Vec::new();
     let mut statuses = std::collections::BTreeMap::<u16, u64>::new();
+    let mut errors = std::collections::BTreeMap::<String, u64>::new();
     while let Some(s) = rx.recv().await {
         if s.warm {
             latencies.push(s.latency);
             *statuses.entry(s.status).or_default() += 1;
+            if let Some(e) = s.error {
+                *errors.entry(e).or_default() += 1;
+            }
         }
     }
     let wall = started.elapsed().as_secs_f64() - args.warmup_seconds;
@@ -280,6 +288,9 @@ async fn main() {
         latencies.len() as f64 / wall
     );
     println!("statuses        {statuses:?}");
+    if !errors.is_empty() {
+        println!("no answer       {errors:?}");
+    }
     println!(
         "latency ms      p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
         pct(0.50),

@@ -395,7 +395,7 @@ wait_delivered() { # count, seconds at most
 send_messages() { # rate, seconds, run id
   target/release/examples/loadgen --url "http://127.0.0.1:$port/webhooks/divar" --rate "$1" \
     --seconds "$2" --warmup-seconds 0 --unique "$3" --header "authorization:$key" \
-    --header "content-type:application/json" --body-file scripts/ingest/events.json | grep -E '^(requests|statuses)'
+    --header "content-type:application/json" --body-file scripts/ingest/events.json | grep -E '^(requests|statuses|no answer|latency)'
 }
 bench_forward() {
   local db=kh_bench_forward url tag before after stored cfg
