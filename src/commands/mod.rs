@@ -33,7 +33,9 @@ pub use oauth::{JsonArgs, OAuthCommand, RevokeArgs, UrlArgs};
 pub use rejected::RejectedCommand;
 pub use scope::{ConversationScopeArgs, PostScopeArgs, ScopeCommand, SendScopeArgs};
 pub use send::{BotArgs, ConversationArgs, LegacyArgs, SendCommand};
-pub use service::{config, migrate, openapi, serve, verify_state};
+pub use service::{
+    completions, config, man, migrate, openapi, serve, verify_state, warn_unknown_variables,
+};
 pub use subscribe::{EventsArgs, LegacySubscribeArgs, SubscribeCommand};
 
 /// The subcommands that talk to Divar or list what was registered.
