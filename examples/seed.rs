@@ -150,7 +150,7 @@ async fn seed(store: &Store, plan: &Plan) -> anyhow::Result<()> {
                 store.write_batch(&batch).await?;
                 written += batch.len() as u64;
                 batch.clear();
-                if written % 100_000 == 0 {
+                if written.is_multiple_of(100_000) {
                     println!(
                         "{written} messages, {:.0} s",
                         started.elapsed().as_secs_f64()

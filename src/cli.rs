@@ -4,9 +4,18 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// The version `--version` prints: the package's, and the git commit it was built from
+/// ("unknown" when built without the repository).
+pub const VERSION: &str = concat!(
+    env!("CARGO_PKG_VERSION"),
+    " (",
+    env!("GIT_COMMIT_SHORT"),
+    ")"
+);
+
 /// kenar-hook: receives Divar's chat webhooks and stores every message.
 #[derive(Debug, Parser)]
-#[command(name = "kenar-hook", version, about)]
+#[command(name = "kenar-hook", version = VERSION, about)]
 pub struct Cli {
     /// A settings file (TOML) layered over the defaults and config/default.toml.
     #[arg(long, global = true, value_name = "FILE", env = "KENAR_HOOK_CONFIG")]
@@ -43,6 +52,13 @@ pub enum Command {
     },
     /// Print the OpenAPI document of every endpoint.
     Openapi,
+    /// Print a shell completion script: `kenar-hook completions bash > /etc/bash_completion.d/kenar-hook`.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `kenar-hook man > /usr/local/share/man/man1/kenar-hook.1`.
+    Man,
     /// Forwarding to the app's endpoints: status, replay, pause and resume.
     #[command(subcommand)]
     Forward(crate::commands::ForwardCommand),

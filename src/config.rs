@@ -73,6 +73,10 @@ pub struct Settings {
     pub oauth: crate::oauth::OAuthSettings,
     /// Pushing stored records to the app's own endpoints.
     pub forward: ForwardSettings,
+    /// The settings files read, in order; none when only the built-in defaults and the
+    /// environment were.
+    #[serde(skip)]
+    pub files: Vec<PathBuf>,
 }
 
 /// Section `api`.
@@ -292,6 +296,12 @@ fn listen_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, 
 /// `invalid type: string "lots", expected an integer for key `x.y` in the environment`
 /// becomes `x.y: got "lots"; expected an integer (from the environment)`.
 fn readable(message: &str) -> String {
+    if let Some(field) = message
+        .strip_prefix("missing configuration field \"")
+        .and_then(|m| m.strip_suffix('"'))
+    {
+        return missing(field);
+    }
     let Some((problem, rest)) = message.split_once(" for key `") else {
         return message.to_owned();
     };
@@ -314,6 +324,27 @@ fn readable(message: &str) -> String {
         format!("{key}: {problem}")
     } else {
         format!("{key}: {problem} (from {tail})")
+    }
+}
+
+/// A required setting that is absent. The config crate writes the field of a list entry
+/// without its dot (`forward.endpoints[0]secret`); a secret may come from a file instead.
+fn missing(field: &str) -> String {
+    let mut key = String::with_capacity(field.len() + 2);
+    let mut after_index = false;
+    for c in field.chars() {
+        if after_index && c != '.' && c != '[' {
+            key.push('.');
+        }
+        after_index = c == ']';
+        key.push(c);
+    }
+    let leaf = key.rsplit('.').next().unwrap_or(&key);
+    let secret = SECRET_KEYS.contains(&key.as_str()) || leaf == "secret";
+    if secret {
+        format!("{key}: missing; set it, or {key}_file to the path of a file that holds it")
+    } else {
+        format!("{key}: missing")
     }
 }
 
@@ -417,6 +448,7 @@ impl Settings {
             .clone()
             .try_deserialize()
             .map_err(|e| ConfigError(readable(&e.to_string())))?;
+        settings.files = files;
         settings.apply_database_password()?;
         settings.place_default_database();
         settings.validate()?;
@@ -623,10 +655,7 @@ fn refuse_unknown_keys(
         .build()
         .map(|c| as_table(&c))
         .unwrap_or_default();
-    let mut all_known: Vec<String> = Vec::new();
-    list_keys(&known, "", &mut all_known);
-    all_known.extend(OPTIONAL_KEYS.iter().map(|k| (*k).to_owned()));
-    all_known.extend(SECRET_KEYS.iter().map(|k| format!("{k}_file")));
+    let all_known = known_keys();
     let mut unknown: Vec<String> = Vec::new();
     find_unknown(&as_table(config), &known, "", &mut unknown);
     let Some(key) = unknown.into_iter().next() else {
@@ -644,6 +673,58 @@ fn refuse_unknown_keys(
         .map(|k| format!(" (did you mean {k}?)"))
         .unwrap_or_default();
     Err(ConfigError(format!("{key}: unknown setting{hint}{from}")))
+}
+
+/// Every setting's name, list entries apart: the built-in defaults' keys, the optional
+/// ones, and each secret's `_file` form.
+fn known_keys() -> Vec<String> {
+    let known = Config::builder()
+        .add_source(File::from_str(DEFAULTS_TOML, FileFormat::Toml))
+        .build()
+        .map(|c| as_table(&c))
+        .unwrap_or_default();
+    let mut keys: Vec<String> = Vec::new();
+    list_keys(&known, "", &mut keys);
+    keys.extend(OPTIONAL_KEYS.iter().map(|k| (*k).to_owned()));
+    keys.extend(SECRET_KEYS.iter().map(|k| format!("{k}_file")));
+    keys
+}
+
+/// Variables with the prefix that are read, but are no setting.
+const OTHER_VARIABLES: &[&str] = &[
+    "KENAR_HOOK_CONFIG",
+    "KENAR_HOOK_ACCESS_TOKEN",
+    "KENAR_HOOK_TEST_DATABASE_URL",
+    "KENAR_HOOK_BIN",
+];
+
+/// A warning for each `KENAR_HOOK_…` variable that nothing reads (`KENAR_HOOK_API__TOKENS`,
+/// one underscore short), naming the variable, never its value, and the nearest real one.
+/// A `KENAR_HOOK__…` variable naming no setting is an error instead ([`Settings::load`]).
+pub fn unknown_variables(env: &HashMap<String, String>) -> Vec<String> {
+    let mut known: Vec<String> = known_keys().iter().map(|k| variable_of(k)).collect();
+    known.extend(OTHER_VARIABLES.iter().map(|v| (*v).to_owned()));
+    let mut names: Vec<&String> = env
+        .keys()
+        .filter(|k| k.starts_with(&format!("{ENV_PREFIX}_")))
+        .filter(|k| !k.starts_with(&format!("{ENV_PREFIX}__")))
+        .filter(|k| !known.contains(k))
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .map(|name| {
+            let upper = name.to_uppercase();
+            let hint = known
+                .iter()
+                .map(|k| (k, edit_distance(&upper, k)))
+                .min_by_key(|(_, d)| *d)
+                .filter(|(_, d)| *d <= upper.len() / 4 + 1)
+                .map(|(k, _)| format!(" (did you mean {k}?)"))
+                .unwrap_or_default();
+            format!("{name} matches no setting and is ignored{hint}")
+        })
+        .collect()
 }
 
 fn list_keys(table: &Table, prefix: &str, out: &mut Vec<String>) {
@@ -703,7 +784,7 @@ fn find_unknown(table: &Table, known: &Table, prefix: &str, out: &mut Vec<String
 }
 
 /// The known key nearest to `key` by edit distance, when it is near enough to be a typo.
-fn closest<'a>(key: &str, known: &'a [String]) -> Option<&'a str> {
+fn closest(key: &str, known: &[String]) -> Option<String> {
     let entry_fields = LIST_TABLES
         .iter()
         .find(|(list, _)| key.starts_with(&format!("{list}[")))
@@ -729,9 +810,41 @@ fn closest<'a>(key: &str, known: &'a [String]) -> Option<&'a str> {
                 .copied()
                 .find(|f| f == best)
         });
-    (distance <= target.len().max(4) / 3 + 1)
-        .then_some(best)
-        .flatten()
+    if distance <= target.len().max(4) / 3 + 1 {
+        if let Some(best) = best {
+            return Some(best.to_owned());
+        }
+    }
+    if entry_fields.is_some() {
+        return None;
+    }
+    same_leaf(key, known)
+}
+
+/// The known keys with the same last part as `key`, in their sections' order in the
+/// defaults: a setting put in the wrong section (`listen` at the top, `[api] listen`) is
+/// too far from its real name by spelling, but not by name.
+fn same_leaf(key: &str, known: &[String]) -> Option<String> {
+    let leaf = key.rsplit('.').next()?;
+    let section_at = |k: &str| {
+        let section = k.split('.').next().unwrap_or(k);
+        DEFAULTS_TOML
+            .find(&format!("[{section}]"))
+            .unwrap_or(usize::MAX)
+    };
+    let mut found: Vec<&String> = known
+        .iter()
+        .filter(|k| k.as_str() != key && k.rsplit('.').next() == Some(leaf))
+        .collect();
+    found.sort_by_key(|k| section_at(k));
+    found.truncate(3);
+    (!found.is_empty()).then(|| {
+        found
+            .iter()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>()
+            .join(" or ")
+    })
 }
 
 fn edit_distance(a: &str, b: &str) -> usize {

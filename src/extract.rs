@@ -63,6 +63,10 @@ pub struct DivarRequest<K: Keys = AppKeys> {
     keys: PhantomData<K>,
 }
 
+/// The 401 detail for an `authorization` value that starts with `Bearer `.
+pub const BEARER_DETAIL: &str = "invalid authorization header: Divar sends the raw identification key, \
+     without `Bearer `";
+
 /// Why a [`DivarRequest`] was refused, and the error to answer.
 #[derive(Debug)]
 pub struct Refused {
@@ -99,16 +103,27 @@ impl<K: Keys> FromRequest<AppState> for DivarRequest<K> {
         // Until a key is known to be good, every problem is answered 401 (429 when this
         // client has failed too often), so an unauthenticated caller learns nothing about
         // what the body would have done.
+        // A `Bearer ` prefix is a common mistake when testing by hand: the answer says so,
+        // which tells nothing about the key itself, and the value is refused all the same.
+        let bearer = auth::authorization(&parts.headers)
+            .and_then(|value| value.get(..7))
+            .is_some_and(|prefix| prefix.eq_ignore_ascii_case(b"bearer "));
         let unauthorized = |headers: HeaderMap| {
             tracing::warn!(
                 route,
+                bearer,
                 "a request with a missing or unknown authorization key"
             );
+            let detail = if bearer {
+                BEARER_DETAIL
+            } else {
+                "missing or invalid authorization header"
+            };
             Refused {
                 error: state.failures.fail_from(
                     route,
                     ip,
-                    AppError::Unauthorized("missing or invalid authorization header".to_owned()),
+                    AppError::Unauthorized(detail.to_owned()),
                 ),
                 reason: "unauthorized",
                 body: None,

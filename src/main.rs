@@ -16,6 +16,8 @@ async fn main() -> ExitCode {
         }
         Command::Config(command) => commands::config(config, command),
         Command::Openapi => commands::openapi(),
+        Command::Completions { shell } => commands::completions(shell),
+        Command::Man => commands::man(),
         Command::VerifyState { state } => match settings(config) {
             Ok(settings) => commands::verify_state(&settings, &state),
             Err(code) => code,
@@ -45,6 +47,7 @@ async fn main() -> ExitCode {
 
 /// The settings, or exit 2 after saying what is wrong.
 fn settings(config: Option<&Path>) -> Result<Settings, ExitCode> {
+    commands::warn_unknown_variables(&std::env::vars().collect());
     Settings::load(config).map_err(|e| {
         eprintln!("kenar-hook: {e}");
         ExitCode::from(2)

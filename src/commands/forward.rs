@@ -85,6 +85,25 @@ fn configured<'a>(
         .ok_or_else(|| Failure::Usage(format!("no endpoint named {name:?} in forward.endpoints")))
 }
 
+/// What `forward status` says when there is nothing to show: which files were read, so a
+/// settings file that was not the one meant is seen at once.
+fn no_endpoints(settings: &Settings) -> String {
+    let read = match settings.files.as_slice() {
+        [] => {
+            "no settings file was read (only the built-in defaults and the environment)".to_owned()
+        }
+        files => {
+            let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+            format!("settings read from {}", names.join(", "))
+        }
+    };
+    format!(
+        "no forwarding endpoint is configured: forward.endpoints is empty; {read}. \
+         Add a [[forward.endpoints]] table to the settings file given with --config \
+         (see docs/forwarding.md)"
+    )
+}
+
 // On SQLite each statement waits its turn behind a running service's write lock
 // (`Store::connect_for_command`), so a busy database is waited for, not tried again.
 async fn execute(settings: &Settings, command: &ForwardCommand) -> Result<Report, Failure> {
@@ -94,6 +113,9 @@ async fn execute(settings: &Settings, command: &ForwardCommand) -> Result<Report
         }
         ForwardCommand::Replay(args) => {
             configured(settings, &args.endpoint)?;
+        }
+        ForwardCommand::Status { .. } if settings.forward.endpoints.is_empty() => {
+            return Ok(Report::new(no_endpoints(settings), json!([])));
         }
         ForwardCommand::Status { .. } => {}
     }

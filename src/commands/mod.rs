@@ -30,20 +30,28 @@ pub use call::{ACCESS_TOKEN_ENV, CallOptions};
 pub use forward::ForwardCommand;
 pub use healthcheck::healthcheck;
 pub use oauth::{JsonArgs, OAuthCommand, RevokeArgs, UrlArgs};
+pub use registrations::RegistrationsCommand;
 pub use rejected::RejectedCommand;
 pub use scope::{ConversationScopeArgs, PostScopeArgs, ScopeCommand, SendScopeArgs};
 pub use send::{BotArgs, ConversationArgs, LegacyArgs, SendCommand};
-pub use service::{config, migrate, openapi, serve, verify_state};
+pub use service::{
+    completions, config, man, migrate, openapi, serve, verify_state, warn_unknown_variables,
+};
 pub use subscribe::{EventsArgs, LegacySubscribeArgs, SubscribeCommand};
 
 /// The subcommands that talk to Divar or list what was registered.
 #[derive(Debug, Subcommand)]
 pub enum DivarCommand {
-    /// List legacy webhook registrations (post token, endpoint, created time; never the key).
+    /// List legacy webhook registrations (post token, endpoint, created time; never the key),
+    /// or remove one.
+    #[command(args_conflicts_with_subcommands = true)]
     Registrations {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Remove a registration instead of listing them.
+        #[command(subcommand)]
+        command: Option<RegistrationsCommand>,
     },
     /// Send a chat message through Divar's API.
     #[command(subcommand)]
@@ -62,7 +70,11 @@ pub enum DivarCommand {
 /// Runs a subcommand; the exit code is the command's documented one.
 pub async fn run(settings: &Settings, command: DivarCommand) -> ExitCode {
     match command {
-        DivarCommand::Registrations { json } => registrations::run(settings, json).await,
+        DivarCommand::Registrations {
+            command: Some(RegistrationsCommand::Remove { id, json }),
+            ..
+        } => registrations::remove(settings, &id, json).await,
+        DivarCommand::Registrations { json, .. } => registrations::run(settings, json).await,
         DivarCommand::Send(command) => send::run(settings, command).await,
         DivarCommand::Subscribe(command) => subscribe::run(settings, command).await,
         DivarCommand::Scope(command) => scope::run(&command),

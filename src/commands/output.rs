@@ -1,6 +1,7 @@
 //! What a command prints: its result as text or JSON on stdout, a failure as one line on
 //! stderr (and as JSON on stdout with `--json`), and the exit code.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use serde_json::{Value, json};
@@ -36,17 +37,35 @@ impl Report {
     }
 }
 
+/// Writes `text` and a newline to stdout. A reader that went away (`kenar-hook openapi |
+/// head -1`) ends the command quietly with 0, as it does other Unix tools; `Err` holds the
+/// exit code to end with now: 0 for a closed pipe, 1 (after saying why) for another error.
+pub fn print(text: &str) -> Result<(), ExitCode> {
+    let mut out = std::io::stdout().lock();
+    match writeln!(out, "{text}").and_then(|()| out.flush()) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Err(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("kenar-hook: cannot write to stdout: {e}");
+            Err(ExitCode::FAILURE)
+        }
+    }
+}
+
 /// Prints the result or the failure and returns the exit code.
 pub(super) fn finish(json: bool, result: Result<Report, Failure>) -> ExitCode {
     match result {
         Ok(report) => {
-            if json {
-                println!("{}", report.json);
+            let printed = if json {
+                print(&report.json.to_string())
             } else {
-                println!("{}", report.text.trim_end());
-                if report.dry_run {
-                    eprintln!("kenar-hook: dry run: nothing was sent");
-                }
+                print(report.text.trim_end())
+            };
+            if let Err(code) = printed {
+                return code;
+            }
+            if !json && report.dry_run {
+                eprintln!("kenar-hook: dry run: nothing was sent");
             }
             ExitCode::SUCCESS
         }
@@ -59,7 +78,8 @@ pub(super) fn finish(json: bool, result: Result<Report, Failure>) -> ExitCode {
                     "message": failure.to_string(),
                     "exit_code": code,
                 }});
-                println!("{error}");
+                // The failure's own code stands even when nobody reads the JSON.
+                let _ = print(&error.to_string());
             }
             ExitCode::from(code)
         }

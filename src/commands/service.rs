@@ -1,8 +1,10 @@
 //! The service's own commands: serve, migrate, verify-state, openapi, and `config check`.
 
+use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
+use super::output::print;
 use crate::cli::ConfigCommand;
 use crate::config::Settings;
 use crate::store::{Store, Unreachable};
@@ -15,8 +17,12 @@ const DATABASE_UNAVAILABLE: u8 = 4;
 pub async fn serve(settings: Settings) -> ExitCode {
     let result = app::serve(settings).await;
     if let Err(e) = &result {
-        // For log collectors; the same line follows on stderr for a person.
-        tracing::error!("{e:#}");
+        // The log and the closing line both go to stderr. A person at a terminal reads the
+        // closing line alone; elsewhere log collectors get the error as a log entry, and
+        // scripts still get the documented closing line.
+        if !std::io::stderr().is_terminal() {
+            tracing::error!("{e:#}");
+        }
     }
     finish(result)
 }
@@ -58,8 +64,7 @@ pub fn verify_state(settings: &Settings, state: &str) -> ExitCode {
     match callback::state::verify(state, key.expose_secret().as_bytes(), now) {
         Ok(claims) => {
             let json = serde_json::to_string_pretty(&claims).expect("claims serialise");
-            println!("{json}");
-            ExitCode::SUCCESS
+            print(&json).err().unwrap_or(ExitCode::SUCCESS)
         }
         Err(e) => {
             eprintln!("kenar-hook: invalid state: {e}");
@@ -68,10 +73,43 @@ pub fn verify_state(settings: &Settings, state: &str) -> ExitCode {
     }
 }
 
+/// Says on stderr which `KENAR_HOOK_…` variables nothing reads (their names, never their
+/// values), so a misspelt one is not silently ignored.
+pub fn warn_unknown_variables(env: &std::collections::HashMap<String, String>) {
+    for warning in crate::config::unknown_variables(env) {
+        eprintln!("kenar-hook: warning: {warning}");
+    }
+}
+
+/// `completions SHELL`: prints the shell's completion script for every subcommand.
+pub fn completions(shell: clap_complete::Shell) -> ExitCode {
+    let mut command = <crate::cli::Cli as clap::CommandFactory>::command();
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "kenar-hook", &mut script);
+    print(String::from_utf8_lossy(&script).trim_end())
+        .err()
+        .unwrap_or(ExitCode::SUCCESS)
+}
+
+/// `man`: prints the man page, generated from the same definitions as `--help`.
+pub fn man() -> ExitCode {
+    let command = <crate::cli::Cli as clap::CommandFactory>::command();
+    let mut page = Vec::new();
+    if let Err(e) = clap_mangen::Man::new(command).render(&mut page) {
+        eprintln!("kenar-hook: cannot render the man page: {e}");
+        return ExitCode::FAILURE;
+    }
+    print(String::from_utf8_lossy(&page).trim_end())
+        .err()
+        .unwrap_or(ExitCode::SUCCESS)
+}
+
 /// `openapi`: prints the OpenAPI document.
 pub fn openapi() -> ExitCode {
-    print!("{}", crate::api::openapi::document());
-    ExitCode::SUCCESS
+    let document = crate::api::openapi::document();
+    print(document.trim_end())
+        .err()
+        .unwrap_or(ExitCode::SUCCESS)
 }
 
 /// `config check`: like `nginx -t`, exit 0 with the effective settings on stdout, or 2 with
@@ -80,6 +118,7 @@ pub fn config(file: Option<&Path>, command: ConfigCommand) -> ExitCode {
     match command {
         ConfigCommand::Check => {
             let env = std::env::vars().collect();
+            warn_unknown_variables(&env);
             match Settings::load_described(file, &env) {
                 Ok((_, effective)) => {
                     let width = effective.iter().map(|e| e.key.len()).max().unwrap_or(0);
@@ -90,10 +129,13 @@ pub fn config(file: Option<&Path>, command: ConfigCommand) -> ExitCode {
                         .max()
                         .unwrap_or(0);
                     for e in &effective {
-                        println!(
+                        let line = format!(
                             "{:<width$} = {:<value_width$}  # {}",
                             e.key, e.value, e.source
                         );
+                        if let Err(code) = print(&line) {
+                            return code;
+                        }
                     }
                     eprintln!("kenar-hook: the settings are valid");
                     ExitCode::SUCCESS

@@ -115,8 +115,13 @@ async fn legacy(settings: &Settings, args: LegacySubscribeArgs) -> Result<Report
     .map_err(Failure::Store)?;
     // A running service reads the registration keys every REGISTRATION_REFRESH; waiting one
     // round (and a margin) means the key is known before Divar can use it.
-    tokio::time::sleep(crate::auth::REGISTRATION_REFRESH + std::time::Duration::from_millis(500))
-        .await;
+    let wait = crate::auth::REGISTRATION_REFRESH + std::time::Duration::from_millis(500);
+    eprintln!(
+        "kenar-hook: waiting {:.1} s before calling Divar, so that running services know the \
+         new key before Divar can use it",
+        wait.as_secs_f64()
+    );
+    tokio::time::sleep(wait).await;
     if let Err(error) = client.execute(&prepared).await {
         forget_if_refused(&store, &registration, &error).await;
         return Err(error.into());
@@ -133,11 +138,19 @@ async fn legacy(settings: &Settings, args: LegacySubscribeArgs) -> Result<Report
     Ok(Report::new(text, registration_json(&registration)))
 }
 
-/// Deletes the registration Divar refused. After a transient failure or with the outcome
-/// unknown Divar may still have registered the key, so the row is kept: deleting it would
-/// refuse the post's messages.
+/// Deletes the registration Divar refused, or never received (no connection could be made;
+/// an earlier attempt is tried again only when it provably had no effect). After another
+/// transient failure or with the outcome unknown Divar may still have registered the key, so
+/// the row is kept: deleting it would refuse the post's messages.
 async fn forget_if_refused(store: &Store, registration: &Registration, error: &DivarError) {
-    if error.is_retryable() || matches!(error, DivarError::OutcomeUnknown { .. }) {
+    // No attempt could connect: nothing reached Divar, so nothing was registered.
+    if let DivarError::Unreachable { .. } = error {
+        eprintln!(
+            "kenar-hook: the registration was not made: Divar could not be reached, so \
+             nothing was registered; registration {} is deleted again",
+            registration.id
+        );
+    } else if error.is_retryable() || matches!(error, DivarError::OutcomeUnknown { .. }) {
         eprintln!(
             "kenar-hook: Divar's answer is unknown; registration {} is kept so that its key \
              stays accepted if Divar did register it",

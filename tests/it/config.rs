@@ -292,6 +292,42 @@ fn unknown_keys_in_the_environment_stop_start_up_naming_the_variable() {
 }
 
 #[test]
+fn a_section_key_at_the_top_of_a_file_is_pointed_to_its_section() {
+    let err = file_error("listen = \"0.0.0.0:8080\"\n");
+    assert!(
+        err.contains("listen: unknown setting (did you mean server.listen"),
+        "{err}"
+    );
+    let err = file_error("[api]\nlisten = \"0.0.0.0:8080\"\n");
+    assert!(err.contains("did you mean server.listen"), "{err}");
+}
+
+#[test]
+fn a_prefixed_variable_that_names_no_setting_is_warned_about_by_name() {
+    let warnings = kenar_hook::config::unknown_variables(&env(&[
+        ("KENAR_HOOK_API__TOKENS", "value-SECRET-1"),
+        ("KENAR_HOOK_DIVAR_API_KEY", "value-SECRET-2"),
+        ("KENAR_HOOK_CONFIG", "kh.toml"),
+        ("KENAR_HOOK_ACCESS_TOKEN", "t"),
+        ("KENAR_HOOK__SERVER__LISTEN", "0.0.0.0:1"),
+        ("KENAR_HOOKS", "x"),
+        ("OTHER_API__TOKENS", "x"),
+    ]));
+    assert_eq!(warnings.len(), 2, "{warnings:?}");
+    assert_eq!(
+        warnings[0],
+        "KENAR_HOOK_API__TOKENS matches no setting and is ignored \
+         (did you mean KENAR_HOOK__API__TOKENS?)"
+    );
+    assert!(
+        warnings[1].starts_with("KENAR_HOOK_DIVAR_API_KEY matches no setting")
+            && warnings[1].ends_with("(did you mean KENAR_HOOK__DIVAR__API_KEY?)"),
+        "{warnings:?}"
+    );
+    assert!(!warnings.join("\n").contains("SECRET"), "{warnings:?}");
+}
+
+#[test]
 fn every_documented_key_and_optional_setting_is_known() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("kh.toml");
@@ -603,4 +639,38 @@ fn the_vaults_secrets_can_be_read_from_files_and_are_masked() {
         !all.contains(&key) && !all.contains("oauth-client-secret"),
         "{all}"
     );
+}
+
+#[test]
+fn config_check_warns_about_a_misspelt_variable_without_its_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_kenar-hook"))
+        .args(["config", "check"])
+        .current_dir(dir.path())
+        .env_remove("KENAR_HOOK_CONFIG")
+        .env("KENAR_HOOK_API__TOKENS", "token-SECRET-7f3a")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("warning: KENAR_HOOK_API__TOKENS matches no setting")
+            && stderr.contains("did you mean KENAR_HOOK__API__TOKENS?"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("SECRET"), "{stderr}");
+    assert!(!String::from_utf8(output.stdout).unwrap().contains("SECRET"));
+}
+
+#[test]
+fn an_endpoint_without_a_secret_names_the_key_and_secret_file() {
+    let err = file_error(
+        "[[forward.endpoints]]\nname = \"app\"\nurl = \"https://app.example.ir/hook\"\n\
+         include = [\"messages\"]\n",
+    );
+    assert!(
+        err.contains("forward.endpoints[0].secret: missing"),
+        "{err}"
+    );
+    assert!(err.contains("forward.endpoints[0].secret_file"), "{err}");
 }

@@ -11,6 +11,7 @@ mod callback;
 mod cli;
 mod client;
 mod config;
+mod conventions;
 mod forward;
 mod hostile;
 mod migration;

@@ -513,3 +513,26 @@ fn a_data_folder_that_cannot_be_made_is_named() {
         "names the path: {stderr}"
     );
 }
+
+#[test]
+fn forward_status_without_endpoints_says_so_and_names_the_files_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("kh.toml");
+    std::fs::write(&file, "[server]\nlisten = \"127.0.0.1:8080\"\n").unwrap();
+    let output = Command::new(BIN)
+        .args(["forward", "status"])
+        .arg("--config")
+        .arg(&file)
+        .current_dir(dir.path())
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(output.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains("no forwarding endpoint is configured"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&*file.to_string_lossy()), "{stdout}");
+    assert!(!stdout.contains("ENDPOINT"), "no empty table: {stdout}");
+}

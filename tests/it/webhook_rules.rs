@@ -377,3 +377,28 @@ async fn shutdown_finishes_in_flight_requests_and_stops_accepting() {
     assert!(started.elapsed() < Duration::from_secs(10));
     assert!(app.store.message("late").await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn a_bearer_prefixed_key_is_refused_with_a_hint_that_divar_sends_the_raw_key() {
+    let app = spawn_app(Backend::Sqlite).await;
+    let good = format!("Bearer {KEY}");
+    for value in [good.as_str(), "bearer wrong", "BEARER x"] {
+        let response = app
+            .post_webhook_with_key(Some(value), fixture(TEXT_FIXTURE))
+            .await;
+        let (status, code, message) = error_of(response).await;
+        assert_eq!((status, code.as_str()), (401, "unauthorized"), "{value}");
+        assert!(
+            message.contains("raw identification key") && message.contains("without `Bearer `"),
+            "{value}: {message}"
+        );
+        assert!(!message.contains(KEY), "{message}");
+    }
+    let (_, _, message) = error_of(
+        app.post_webhook_with_key(Some("wrong"), fixture(TEXT_FIXTURE))
+            .await,
+    )
+    .await;
+    assert!(!message.contains("Bearer"), "{message}");
+    assert_eq!(app.counts().await, (0, 0, 0));
+}

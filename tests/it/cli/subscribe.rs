@@ -272,3 +272,70 @@ fn fixture_for_post(post_token: &str) -> Vec<u8> {
     message["payload"]["metadata"]["post_token"] = json!(post_token);
     serde_json::to_vec(&message).unwrap()
 }
+
+#[tokio::test]
+async fn an_unreachable_divar_gets_no_registration_and_says_why() {
+    let port = crate::helpers::free_port();
+    let cli = Cli::new(&format!("http://127.0.0.1:{port}"));
+    let out = subscribe_legacy(&cli, &[]).await;
+    out.assert_code(4).assert_no_secrets(&[]);
+    assert!(out.stderr.contains("waiting 2.5 s"), "{out:#?}");
+    assert!(
+        out.stderr.contains("the registration was not made"),
+        "{out:#?}"
+    );
+    assert!(!out.stderr.contains("unknown"), "{out:#?}");
+    assert!(cli.store().await.registrations().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn removing_an_unknown_registration_is_a_usage_error() {
+    let cli = Cli::new("http://127.0.0.1:9");
+    let out = cli.run(&["registrations", "remove", "no-such-id"]).await;
+    out.assert_code(2);
+    assert!(out.stderr.contains("no registration with id"), "{out:#?}");
+}
+
+on_both_backends!(a_removed_registrations_key_is_refused_by_a_running_service);
+
+async fn a_removed_registrations_key_is_refused_by_a_running_service(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mock = divar_registering(200).await;
+    let cli = Cli::new(&mock.uri()).env(
+        "KENAR_HOOK__DATABASE__URL",
+        app.settings.database.url.expose_secret(),
+    );
+    let out = subscribe_legacy(&cli, &["--json"]).await;
+    out.assert_code(0);
+    let id = out.json()["id"].as_str().unwrap().to_owned();
+    let key = received_registration(&mock).await["identification_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let response = app
+        .post_webhook_with_key(Some(&key), fixture_for_post(POST))
+        .await;
+    assert_eq!(response.status(), 200);
+
+    let removed = cli.run(&["registrations", "remove", &id, "--json"]).await;
+    removed.assert_code(0).assert_no_secrets(&[&key]);
+    assert_eq!(removed.json()["removed"], json!(true));
+    assert!(cli.run(&["registrations", "--json"]).await.json() == json!([]));
+
+    // Refused once the service has read the registrations again.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let response = app
+            .post_webhook_with_key(Some(&key), fixture_for_post(POST))
+            .await;
+        if response.status() == 401 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still accepted: {}",
+            response.status()
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
