@@ -247,7 +247,7 @@ pub fn request_span(request: &Request) -> Span {
         request_id = %request_id,
         route = tracing::field::Empty,
         event_type = tracing::field::Empty,
-        key = tracing::field::Empty,
+        record_id = tracing::field::Empty,
         outcome = tracing::field::Empty,
         contact_phone = tracing::field::Empty,
     )

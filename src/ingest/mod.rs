@@ -144,7 +144,7 @@ pub async fn receive(
             // Recorded on the request's span: the request's one log line carries them.
             let span = tracing::Span::current();
             span.record("event_type", event_type.as_str());
-            span.record("key", key.as_str());
+            span.record("record_id", key.as_str());
             span.record("outcome", label);
             if let Some(phone) = &phone {
                 span.record("contact_phone", phone.as_str());
