@@ -213,8 +213,8 @@ async fn replay_since_sends_what_arrived_from_then(backend: Backend) {
     let since = chrono::Utc::now();
     post_messages(&app, "new", 2, 1).await;
     receiver.wait_delivered(4, Duration::from_secs(10)).await;
-    // A record still pending is not added twice: let the last answers be written.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A record still pending is not added twice: wait until the last answers are written.
+    wait_attempts_stored(&app, 4).await;
     let endpoint = &app.settings.forward.endpoints[0];
     let n = kenar_hook::forward::manage::replay_since(&app.store, endpoint, since)
         .await
