@@ -144,18 +144,7 @@ async fn healthz_on(socket: &mut TcpStream) -> String {
         .write_all(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
         .await
         .unwrap();
-    let mut answer = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = socket.read(&mut buf).await.unwrap();
-        assert!(n > 0, "closed before answering");
-        answer.extend_from_slice(&buf[..n]);
-    }
-    String::from_utf8_lossy(&answer)
-        .lines()
-        .next()
-        .unwrap()
-        .to_owned()
+    status_line(socket).await
 }
 
 async fn a_client_trickling_its_headers_is_dropped_on_time(backend: Backend) {
@@ -225,11 +214,11 @@ async fn half_sent_delivery(addr: std::net::SocketAddr, body: &[u8]) -> TcpStrea
     socket
 }
 
-/// The status line of the answer on `socket`.
+/// The status line of the answer on `socket`, once its headers have come.
 async fn status_line(socket: &mut TcpStream) -> String {
     let mut answer = Vec::new();
     let mut buf = [0u8; 4096];
-    while !answer.windows(2).any(|w| w == b"\r\n") {
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
         let n = socket.read(&mut buf).await.unwrap();
         assert!(n > 0, "closed before answering");
         answer.extend_from_slice(&buf[..n]);
