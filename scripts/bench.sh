@@ -248,6 +248,44 @@ steady_run() { # scenario, run, port, run id -> the same fields from loadgen at 
       /^latency/ {printf "%s run=%s requests=%d seconds=0 rate=%s non2xx=%d socket_errors=0 p50_ms=%s p99_ms=%s max_ms=%s\n", s, r, n, rate, n-ok, $4, $8, $12}'
 }
 pg_count() { psql -qtA "$1" -c "select count(*) from message"; }
+# Where each millisecond of a delivery goes: the server's per-stage histograms
+# (kenar_ingest_stage_seconds) and the whole request's, taken before and after a scenario.
+metrics_snapshot() { curl -s "http://127.0.0.1:$1/metrics"; }
+staged() { # metrics port, scenario, command...: runs it, then one "stages" line of its deltas
+  local mport=$1 scenario=$2 before
+  shift 2
+  before=$(metrics_snapshot "$mport")
+  "$@"
+  python3 - "$scenario" <(echo "$before") <(metrics_snapshot "$mport") <<'PY'
+import re, sys
+def read(path):
+    v = {}
+    for line in open(path):
+        m = re.match(r'(kenar_ingest_stage_seconds|http_request_duration_seconds)_(bucket|sum|count)\{(.*)\} (\S+)$', line)
+        if not m: continue
+        name, kind, labels, value = m.groups()
+        lab = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        if name == 'http_request_duration_seconds':
+            if lab.get('route') != '/webhooks/divar': continue
+            stage = 'request'
+        else:
+            stage = lab['stage']
+        key = (stage, kind, lab.get('le'))
+        v[key] = v.get(key, 0.0) + float(value)
+    return v
+before, after = read(sys.argv[2]), read(sys.argv[3])
+d = {k: after[k] - before.get(k, 0.0) for k in after}
+out = []
+for stage in ['prepare', 'queue', 'commit', 'answer', 'request']:
+    n = d.get((stage, 'count', None), 0)
+    if n <= 0: continue
+    mean = d[(stage, 'sum', None)] / n * 1e3
+    buckets = sorted((float(k[2]), c) for k, c in d.items() if k[0] == stage and k[1] == 'bucket' and k[2] != '+Inf')
+    p99 = next((le * 1e3 for le, c in buckets if c >= 0.99 * n), float('inf'))
+    out.append(f"{stage}_mean_ms={mean:.3f} {stage}_p99_le_ms={p99:g}")
+print(f"stages {sys.argv[1]} " + " ".join(out))
+PY
+}
 counted() { # count command, its argument, scenario, command...: runs it, then "rows SCENARIO BEFORE AFTER"
   local count=$1 where=$2 scenario=$3 before after
   shift 3
@@ -291,11 +329,11 @@ bench_ingest() {
     wrk_run prime 0 256 2 $port "dup$tag" 2000 /webhooks/divar >/dev/null
     for r in $(seq 1 "$ingest_runs"); do
       wrk_run pg_healthz_c256 "$r" 256 2 $port "" 0 /healthz
-      counted pg_count "$url" pg_ingest_c256 wrk_run pg_ingest_c256 "$r" 256 2 $port "u256$tag$r" 0 /webhooks/divar
+      staged 19090 pg_ingest_c256 counted pg_count "$url" pg_ingest_c256 wrk_run pg_ingest_c256 "$r" 256 2 $port "u256$tag$r" 0 /webhooks/divar
       wrk_run pg_healthz_c64 "$r" 64 2 $port "" 0 /healthz
       counted pg_count "$url" pg_ingest_c64 wrk_run pg_ingest_c64 "$r" 64 2 $port "u64$tag$r" 0 /webhooks/divar
       counted pg_count "$url" pg_redeliver_c256 wrk_run pg_redeliver_c256 "$r" 256 2 $port "dup$tag" 2000 /webhooks/divar
-      counted pg_count "$url" pg_steady_1000 steady_run pg_steady_1000 "$r" $port "s$tag$r"
+      staged 19090 pg_steady_1000 counted pg_count "$url" pg_steady_1000 steady_run pg_steady_1000 "$r" $port "s$tag$r"
     done
     echo "rss pg $(stop_ingest)"
 
@@ -331,8 +369,8 @@ bench_ingest() {
     wrk_run warmup 0 64 2 $port "warms$tag" 0 /webhooks/divar >/dev/null
     for r in $(seq 1 "$ingest_runs"); do
       wrk_run sqlite_healthz_c64 "$r" 64 2 $port "" 0 /healthz
-      counted sqlite_count "$file" sqlite_ingest_c64 wrk_run sqlite_ingest_c64 "$r" 64 2 $port "q64$tag$r" 0 /webhooks/divar
-      counted sqlite_count "$file" sqlite_steady_1000 steady_run sqlite_steady_1000 "$r" $port "qs$tag$r"
+      staged 19090 sqlite_ingest_c64 counted sqlite_count "$file" sqlite_ingest_c64 wrk_run sqlite_ingest_c64 "$r" 64 2 $port "q64$tag$r" 0 /webhooks/divar
+      staged 19090 sqlite_steady_1000 counted sqlite_count "$file" sqlite_steady_1000 steady_run sqlite_steady_1000 "$r" $port "qs$tag$r"
     done
     echo "rss sqlite $(stop_ingest)"
   } | tee "$out/ingest-runs.txt"
@@ -356,6 +394,8 @@ bench_ingest() {
         printf "ratio two replicas / one replica (c256)    %.2f (target >= 1)\n", sum["pg_two_replicas"]/n["pg_two_replicas"] / (sum["pg_ingest_c256"]/n["pg_ingest_c256"])
       }' "$out/ingest-runs.txt"
     grep '^rss' "$out/ingest-runs.txt" | sed 's/^rss \([^ ]*\)/peak RSS MiB (\1)/'
+    echo "== where a delivery's time goes (server side, per run: mean, and the bucket holding p99)"
+    grep '^stages' "$out/ingest-runs.txt"
     echo "== stored-row checks"
     for s in pg_ingest_c256 pg_ingest_c64 pg_steady_1000 pg_batch1_c256 pg_two_replicas sqlite_ingest_c64 sqlite_steady_1000; do
       rows=$(awk -v s="$s" '$1 == "rows" && $2 == s {a += $4 - $3} END {print a+0}' "$out/ingest-runs.txt")
