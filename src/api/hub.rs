@@ -12,10 +12,10 @@ use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::items::{ClickItem, EventItem, MessageItem};
 use super::stream::StreamPosition;
+use crate::items::{ClickItem, EventItem, MessageItem};
 use crate::store::query::{LogQuery, StreamQuery};
-use crate::store::{Positions, RecordKind, Store};
+use crate::store::{RecordKind, Store};
 
 /// Rows read per query (fewer when they hold more than the byte budget).
 pub(super) const BATCH: i64 = 200;
@@ -73,22 +73,14 @@ impl Hub {
         budget: usize,
         stop: CancellationToken,
     ) -> Result<Hub, crate::store::Error> {
-        let Positions {
-            message,
-            event,
-            click,
-        } = store.high_water_marks().await?;
+        let position = store.high_water_marks().await?.into();
         let (sender, _) = broadcast::channel(CAPACITY);
         let hub = Hub {
             sender: sender.clone(),
         };
         let reader = Reader {
             store,
-            position: StreamPosition {
-                message,
-                event,
-                click,
-            },
+            position,
             budget,
             sender,
         };
@@ -129,17 +121,7 @@ impl Reader {
                 // No stream is open: nothing is read or serialised, only the position moves
                 // on (a stream that opens later reads what it needs itself first).
                 match self.store.high_water_marks().await {
-                    Ok(Positions {
-                        message,
-                        event,
-                        click,
-                    }) => {
-                        self.position = StreamPosition {
-                            message,
-                            event,
-                            click,
-                        }
-                    }
+                    Ok(high) => self.position = high.into(),
                     Err(e) => tracing::warn!(error = %e, "live stream read failed"),
                 }
                 continue;

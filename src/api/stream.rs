@@ -26,10 +26,10 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::access::{StreamSlot, TokenId};
-use super::items::{ClickItem, EventItem, MessageItem};
 use super::params::{Filters, Names, Text};
-use crate::app::AppState;
 use crate::error::AppError;
+use crate::items::{ClickItem, EventItem, MessageItem};
+use crate::state::AppState;
 use crate::store::query::{LogQuery, StreamQuery};
 use crate::store::{Positions, RecordKind, Store};
 
@@ -44,6 +44,16 @@ pub struct StreamPosition {
     pub event: i64,
     /// Last click `seq` delivered.
     pub click: i64,
+}
+
+impl From<Positions> for StreamPosition {
+    fn from(p: Positions) -> Self {
+        StreamPosition {
+            message: p.message,
+            event: p.event,
+            click: p.click,
+        }
+    }
 }
 
 impl StreamPosition {
@@ -279,18 +289,7 @@ pub async fn stream(
                 ),
             })?
         }
-        None => {
-            let Positions {
-                message,
-                event,
-                click,
-            } = state.store.high_water_marks().await?;
-            StreamPosition {
-                message,
-                event,
-                click,
-            }
-        }
+        None => state.store.high_water_marks().await?.into(),
     };
     let feed = Feed {
         store: state.store.clone(),

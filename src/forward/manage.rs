@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use super::record::{self, Filter, READ_BATCH};
 use super::settings::EndpointSettings;
-use crate::api::items::rfc3339;
+use crate::items::rfc3339;
 use crate::store::forward::Pending;
 use crate::store::{RecordKind, Store};
 

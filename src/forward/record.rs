@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::settings::EndpointSettings;
-use crate::api::items::{ClickItem, EventItem, MessageItem};
+use crate::items::{ClickItem, EventItem, MessageItem};
 use crate::store::forward::Pending;
 use crate::store::query::{LogQuery, StreamQuery};
 use crate::store::{RecordKind, Store};
