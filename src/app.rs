@@ -30,46 +30,7 @@ use crate::store::Store;
 use crate::telemetry::{self, REQUEST_ID};
 use crate::{api, auth, callback, health, ingest, server};
 
-/// What every handler can reach; cloned for every request, so one shared allocation.
-#[derive(Debug, Clone)]
-pub struct AppState(Arc<Shared>);
-
-impl std::ops::Deref for AppState {
-    type Target = Shared;
-
-    fn deref(&self) -> &Shared {
-        &self.0
-    }
-}
-
-/// The parts of [`AppState`].
-#[derive(Debug)]
-pub struct Shared {
-    /// The validated settings.
-    pub settings: Arc<Settings>,
-    /// The database.
-    pub store: Store,
-    /// The batch writer's queue.
-    pub writer: Writer,
-    /// The accepted Divar identification keys.
-    pub keys: Arc<KeySet>,
-    /// The legacy registrations' keys, kept in memory.
-    pub registrations: Arc<RegistrationKeys>,
-    /// Failed authentications per client IP, on every route.
-    pub failures: Arc<Failures>,
-    /// Open while the database is unavailable.
-    pub breaker: Arc<Breaker>,
-    /// New rows for the live streams, read once for all of them.
-    pub hub: Hub,
-    /// The read API's tokens and rate limits.
-    pub api: Arc<ApiAccess>,
-    /// Bumped whenever something new is stored (live stream wake-ups).
-    pub changes: Changes,
-    /// Cancelled when the service shuts down (ends live streams).
-    pub shutdown: CancellationToken,
-    /// The token vault; `None` while sign-in is off.
-    pub oauth: Option<crate::oauth::Tokens>,
-}
+pub use crate::state::{AppState, Shared};
 
 /// Every route of the HTTP API, in one place, with the middleware stack.
 pub fn router(state: AppState) -> Router {
@@ -234,7 +195,7 @@ async fn start_with(
     )
     .await
     .context("registering the forwarding endpoints")?;
-    let state = AppState(Arc::new(Shared {
+    let state = AppState::new(Shared {
         settings: settings.clone(),
         store: store.clone(),
         writer,
@@ -247,7 +208,7 @@ async fn start_with(
         changes,
         shutdown: shutdown.clone(),
         oauth,
-    }));
+    });
     let addr = listener.local_addr()?;
     let app = router(state);
     let limits = server::Limits::new(&settings.server);

@@ -110,7 +110,7 @@ impl RegistrationKeys {
     }
 
     /// Reads the registrations again. On failure the keys known before stay in use.
-    pub async fn refresh(&self, store: &Store) -> Result<(), sqlx::Error> {
+    pub async fn refresh(&self, store: &Store) -> Result<(), crate::store::Error> {
         let mut map: HashMap<[u8; 32], Vec<String>> = HashMap::new();
         for registration in store.registrations().await? {
             let mut key = [0u8; 32];

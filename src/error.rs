@@ -142,10 +142,10 @@ impl AppError {
 /// Seconds a client is told to wait after a database failure.
 pub const DATABASE_RETRY_AFTER_SECS: u64 = 5;
 
-impl From<sqlx::Error> for AppError {
+impl From<crate::store::Error> for AppError {
     /// An unavailable database is a 503 with `Retry-After`; anything else is internal.
-    fn from(err: sqlx::Error) -> Self {
-        if crate::store::is_unavailable(&err) {
+    fn from(err: crate::store::Error) -> Self {
+        if err.is_unavailable() {
             tracing::warn!(error = %err, "the database is unavailable");
             AppError::Unavailable {
                 message: "the database is unavailable; retry later".to_owned(),

@@ -10,10 +10,10 @@ use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::app::AppState;
 use crate::auth;
 use crate::divar::json::{parse_as, parse_json};
 use crate::error::AppError;
+use crate::state::AppState;
 
 /// Who vouched for a request.
 #[derive(Debug, Clone, PartialEq, Eq)]

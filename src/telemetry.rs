@@ -16,6 +16,7 @@ use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{LogFormat, LogSettings};
+use crate::store;
 
 /// Installs the global tracing subscriber. Call once, from `main`, and keep the guard until
 /// the process ends: dropping it writes out what is left. `RUST_LOG`, when set, replaces
@@ -51,8 +52,9 @@ pub fn init_tracing(settings: &LogSettings) -> WorkerGuard {
 }
 
 /// The filter in force: `RUST_LOG` when set and not empty, else `log.level`. PostgreSQL's
-/// notices (such as "relation _sqlx_migrations already exists, skipping" on every start)
-/// are shown only when the filter asks for debug, or names sqlx itself.
+/// notices (such as a migration table that "already exists, skipping" on every start) are
+/// shown only when the filter asks for debug, or names the database library itself
+/// ([`store::LOG_TARGET`]).
 pub fn log_filter(level: &str, rust_log: Option<&str>) -> EnvFilter {
     let text = match rust_log.map(str::trim) {
         Some(v) if !v.is_empty() => v,
@@ -62,14 +64,10 @@ pub fn log_filter(level: &str, rust_log: Option<&str>) -> EnvFilter {
     let wants_debug = filter
         .max_level_hint()
         .is_some_and(|max| max >= tracing::level_filters::LevelFilter::DEBUG);
-    if wants_debug || text.contains("sqlx") {
+    if wants_debug || text.contains(store::LOG_TARGET) {
         return filter;
     }
-    filter.add_directive(
-        "sqlx::postgres::notice=warn"
-            .parse()
-            .expect("a valid directive"),
-    )
+    filter.add_directive(store::QUIET_NOTICES.parse().expect("a valid directive"))
 }
 
 /// The process-wide Prometheus recorder, installed on first use.

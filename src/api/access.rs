@@ -11,10 +11,10 @@ use axum::response::{IntoResponse, Response};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::app::AppState;
 use crate::auth::KeySet;
 use crate::config::ApiSettings;
 use crate::error::AppError;
+use crate::state::AppState;
 
 /// The API's tokens and rate limiters.
 #[derive(Debug)]

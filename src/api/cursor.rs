@@ -53,7 +53,7 @@ pub fn fingerprint(filters: &[(&str, Option<String>)]) -> String {
 /// The fingerprint of a message list's filters (both `/messages` and a conversation's
 /// messages use it).
 pub fn messages_fingerprint(q: &crate::store::query::MessageQuery) -> String {
-    use super::items::rfc3339;
+    use crate::items::rfc3339;
     fingerprint(&[
         ("conversation_id", q.conversation_id.clone()),
         ("post_token", q.post_token.clone()),

@@ -8,12 +8,12 @@ use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
 use super::cursor::{self, Position};
-use super::items::{Page, rfc3339};
 use super::params::{At, Filters, Limit, NoParams, Text};
-use crate::app::AppState;
 use crate::error::AppError;
 use crate::forward::manage::{self, EndpointStatus};
 use crate::forward::record::webhook_id;
+use crate::items::{Page, rfc3339};
+use crate::state::AppState;
 use crate::store::forward::{Attempt, AttemptQuery, Dead};
 
 /// Outcomes an attempt may have.

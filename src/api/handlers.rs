@@ -7,14 +7,14 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::cursor::{self, Position};
-use super::items::{
-    ClickItem, ConversationItem, EventItem, MessageItem, Page, RegistrationItem, rfc3339,
-};
 use super::params::{
     At, EventType, Filters, Limit, MessageType, Names, NoParams, SenderSide, SortOrder, Text,
 };
-use crate::app::AppState;
 use crate::error::AppError;
+use crate::items::{
+    ClickItem, ConversationItem, EventItem, MessageItem, Page, RegistrationItem, rfc3339,
+};
+use crate::state::AppState;
 use crate::store::MessageRows;
 use crate::store::query::{ConversationQuery, LogQuery, MessageQuery, Order};
 

@@ -12,10 +12,10 @@ use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::items::{ClickItem, EventItem, MessageItem};
 use super::stream::StreamPosition;
-use crate::store::Store;
+use crate::items::{ClickItem, EventItem, MessageItem};
 use crate::store::query::{LogQuery, StreamQuery};
+use crate::store::{RecordKind, Store};
 
 /// Rows read per query (fewer when they hold more than the byte budget).
 pub(super) const BATCH: i64 = 200;
@@ -35,33 +35,11 @@ pub fn stream_budget(page_max_bytes: usize) -> usize {
     page_max_bytes.min(STREAM_READ_MAX_BYTES)
 }
 
-/// The three kinds a stream carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
-    /// A chat message.
-    Message,
-    /// A non-message event.
-    Event,
-    /// A button click.
-    Click,
-}
-
-impl Kind {
-    /// The SSE event name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Kind::Message => "message",
-            Kind::Event => "event",
-            Kind::Click => "click",
-        }
-    }
-}
-
 /// A stored row, serialised once for every stream.
 #[derive(Debug)]
 pub struct Live {
     /// Which table.
-    pub kind: Kind,
+    pub kind: RecordKind,
     /// Its `seq` in that table.
     pub seq: i64,
     /// For the stream's `post_token` filter.
@@ -94,19 +72,15 @@ impl Hub {
         changes: watch::Receiver<u64>,
         budget: usize,
         stop: CancellationToken,
-    ) -> Result<Hub, sqlx::Error> {
-        let (message, event, click) = store.high_water_marks().await?;
+    ) -> Result<Hub, crate::store::Error> {
+        let position = store.high_water_marks().await?.into();
         let (sender, _) = broadcast::channel(CAPACITY);
         let hub = Hub {
             sender: sender.clone(),
         };
         let reader = Reader {
             store,
-            position: StreamPosition {
-                message,
-                event,
-                click,
-            },
+            position,
             budget,
             sender,
         };
@@ -147,13 +121,7 @@ impl Reader {
                 // No stream is open: nothing is read or serialised, only the position moves
                 // on (a stream that opens later reads what it needs itself first).
                 match self.store.high_water_marks().await {
-                    Ok((message, event, click)) => {
-                        self.position = StreamPosition {
-                            message,
-                            event,
-                            click,
-                        }
-                    }
+                    Ok(high) => self.position = high.into(),
                     Err(e) => tracing::warn!(error = %e, "live stream read failed"),
                 }
                 continue;
@@ -174,7 +142,7 @@ impl Reader {
     }
 
     /// One round of reads after the position; `None` when nothing was new.
-    async fn read(&mut self) -> Result<Option<Batch>, sqlx::Error> {
+    async fn read(&mut self) -> Result<Option<Batch>, crate::store::Error> {
         let from = self.position;
         let mut rows = Vec::new();
         let messages = self
@@ -191,7 +159,7 @@ impl Reader {
         for m in messages.views()? {
             self.position.message = m.seq;
             rows.push(Live {
-                kind: Kind::Message,
+                kind: RecordKind::Message,
                 seq: m.seq,
                 post_token: m.post_token.map(str::to_owned),
                 conversation_id: Some(m.conversation_id.to_owned()),
@@ -211,7 +179,7 @@ impl Reader {
             self.position.event = e.seq;
             let post_token = e.event.post_token.clone();
             rows.push(Live {
-                kind: Kind::Event,
+                kind: RecordKind::Event,
                 seq: e.seq,
                 post_token,
                 conversation_id: None,
@@ -227,7 +195,7 @@ impl Reader {
             let (post_token, conversation_id) =
                 (c.click.post_token.clone(), c.click.conversation_id.clone());
             rows.push(Live {
-                kind: Kind::Click,
+                kind: RecordKind::Click,
                 seq: c.seq,
                 post_token,
                 conversation_id,

@@ -7,7 +7,6 @@ pub mod cursor;
 mod forwarding;
 mod handlers;
 pub(crate) mod hub;
-pub(crate) mod items;
 pub mod openapi;
 pub(crate) mod params;
 mod rejected;
@@ -18,7 +17,7 @@ use axum::Router;
 use axum::middleware;
 use axum::routing::{get, post};
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// The routes of this module, behind bearer-token access.
 pub fn routes(state: AppState) -> Router<AppState> {

@@ -6,12 +6,12 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::items::{
+use super::stream;
+use super::{forwarding, handlers, rejected};
+use crate::items::{
     ClickItem, ConversationItem, EventItem, MessageItem, Page, Participant, Participants,
     RegistrationItem,
 };
-use super::stream;
-use super::{forwarding, handlers, rejected};
 
 /// The document.
 #[derive(OpenApi)]

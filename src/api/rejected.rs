@@ -6,10 +6,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::cursor::{self, Position};
-use super::items::{Page, rfc3339};
 use super::params::{Filters, Limit, Text};
-use crate::app::AppState;
 use crate::error::AppError;
+use crate::items::{Page, rfc3339};
+use crate::state::AppState;
 use crate::store::rejected::Rejected;
 
 /// A kept rejected delivery.

@@ -26,14 +26,14 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 use super::access::{StreamSlot, TokenId};
-use super::items::{ClickItem, EventItem, MessageItem};
 use super::params::{Filters, Names, Text};
-use crate::app::AppState;
 use crate::error::AppError;
-use crate::store::Store;
+use crate::items::{ClickItem, EventItem, MessageItem};
+use crate::state::AppState;
 use crate::store::query::{LogQuery, StreamQuery};
+use crate::store::{Positions, RecordKind, Store};
 
-use super::hub::{BATCH, Batch, Kind, stream_budget};
+use super::hub::{BATCH, Batch, stream_budget};
 
 /// A position in the stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -44,6 +44,16 @@ pub struct StreamPosition {
     pub event: i64,
     /// Last click `seq` delivered.
     pub click: i64,
+}
+
+impl From<Positions> for StreamPosition {
+    fn from(p: Positions) -> Self {
+        StreamPosition {
+            message: p.message,
+            event: p.event,
+            click: p.click,
+        }
+    }
 }
 
 impl StreamPosition {
@@ -90,7 +100,7 @@ struct Feed {
 }
 
 impl Feed {
-    async fn fetch(&mut self) -> Result<(), sqlx::Error> {
+    async fn fetch(&mut self) -> Result<(), crate::store::Error> {
         let messages = self
             .store
             .stream_messages(
@@ -105,7 +115,7 @@ impl Feed {
             .await?;
         for m in messages.views()? {
             self.position.message = m.seq;
-            self.push("message", &MessageItem::new(&m, None));
+            self.push(RecordKind::Message, &MessageItem::new(&m, None));
         }
         // Events belong to no conversation: a conversation filter leaves none.
         if self.events && self.conversation_id.is_none() {
@@ -115,7 +125,7 @@ impl Feed {
                 .await?;
             for e in events.rows {
                 self.position.event = e.seq;
-                self.push("event", &EventItem::from(e));
+                self.push(RecordKind::Event, &EventItem::from(e));
             }
         }
         if self.clicks {
@@ -124,7 +134,7 @@ impl Feed {
             let clicks = self.store.list_clicks(&q, self.budget).await?;
             for c in clicks.rows {
                 self.position.click = c.seq;
-                self.push("click", &ClickItem::from(c));
+                self.push(RecordKind::Click, &ClickItem::from(c));
             }
         }
         Ok(())
@@ -139,9 +149,9 @@ impl Feed {
         }
     }
 
-    fn push(&mut self, kind: &str, item: &impl serde::Serialize) {
+    fn push(&mut self, kind: RecordKind, item: &impl serde::Serialize) {
         let event = Event::default()
-            .event(kind)
+            .event(kind.as_str())
             .id(self.position.id())
             .json_data(item)
             .expect("items serialise");
@@ -152,12 +162,12 @@ impl Feed {
     fn take(&mut self, batch: &Batch) {
         for row in &batch.rows {
             let (included, position) = match row.kind {
-                Kind::Message => (true, self.position.message),
-                Kind::Event => (
+                RecordKind::Message => (true, self.position.message),
+                RecordKind::Event => (
                     self.events && self.conversation_id.is_none(),
                     self.position.event,
                 ),
-                Kind::Click => (self.clicks, self.position.click),
+                RecordKind::Click => (self.clicks, self.position.click),
             };
             let matches = |filter: &Option<String>, value: &Option<String>| {
                 filter.is_none() || filter == value
@@ -170,13 +180,13 @@ impl Feed {
                 continue;
             }
             match row.kind {
-                Kind::Message => self.position.message = row.seq,
-                Kind::Event => self.position.event = row.seq,
-                Kind::Click => self.position.click = row.seq,
+                RecordKind::Message => self.position.message = row.seq,
+                RecordKind::Event => self.position.event = row.seq,
+                RecordKind::Click => self.position.click = row.seq,
             }
             self.buffer.push_back(
                 Event::default()
-                    .event(row.kind.name())
+                    .event(row.kind.as_str())
                     .id(self.position.id())
                     .data(&row.json),
             );
@@ -279,14 +289,7 @@ pub async fn stream(
                 ),
             })?
         }
-        None => {
-            let (message, event, click) = state.store.high_water_marks().await?;
-            StreamPosition {
-                message,
-                event,
-                click,
-            }
-        }
+        None => state.store.high_water_marks().await?.into(),
     };
     let feed = Feed {
         store: state.store.clone(),

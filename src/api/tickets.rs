@@ -14,8 +14,8 @@ use utoipa::ToSchema;
 
 use super::access::TokenId;
 use super::params::{Filters, NoParams};
-use crate::app::AppState;
 use crate::error::AppError;
+use crate::state::AppState;
 
 /// How long a ticket can be redeemed.
 pub const TICKET_TTL_SECS: i64 = 60;

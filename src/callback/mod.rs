@@ -16,9 +16,9 @@ use chrono::Utc;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
-use crate::app::AppState;
 use crate::error::AppError;
 use crate::extract::{DivarRequest, Refused};
+use crate::state::AppState;
 use crate::store::{NewClick, NewRecord};
 use click::{Click, ClickVersion, detect_version};
 use rules::{Decision, RuleError};

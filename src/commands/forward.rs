@@ -128,12 +128,15 @@ async fn execute(settings: &Settings, command: &ForwardCommand) -> Result<Report
         .iter()
         .map(|e| e.name.clone())
         .collect();
-    store.migrate().await.map_err(Failure::Store)?;
+    store
+        .migrate()
+        .await
+        .map_err(|e| Failure::Store(e.into()))?;
     store
         .forward_register(&names)
         .await
         .map_err(|e| Failure::Store(e.into()))?;
-    let store_err = |e: sqlx::Error| Failure::Store(e.into());
+    let store_err = |e: crate::store::Error| Failure::Store(e.into());
     match command {
         ForwardCommand::Status { .. } => {
             let status = manage::status(&store, &settings.forward.endpoints)
@@ -193,7 +196,7 @@ async fn execute(settings: &Settings, command: &ForwardCommand) -> Result<Report
                 manage::replay_ids(&store, &endpoint.name, &args.id)
                     .await
                     .map_err(|e| {
-                        if e.chain().any(|c| c.is::<sqlx::Error>()) {
+                        if e.chain().any(|c| c.is::<crate::store::Error>()) {
                             Failure::Store(e)
                         } else {
                             Failure::Usage(format!("{e:#}"))

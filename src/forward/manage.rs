@@ -4,11 +4,11 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use super::record::{self, Filter, KINDS, READ_BATCH};
+use super::record::{self, Filter, READ_BATCH};
 use super::settings::EndpointSettings;
-use crate::api::items::rfc3339;
-use crate::store::Store;
+use crate::items::rfc3339;
 use crate::store::forward::Pending;
+use crate::store::{RecordKind, Store};
 
 /// The most records one replay adds: their bodies are held in memory until delivered.
 pub const REPLAY_MAX: usize = 100_000;
@@ -40,25 +40,24 @@ pub struct EndpointStatus {
 pub async fn status(
     store: &Store,
     endpoints: &[EndpointSettings],
-) -> Result<Vec<EndpointStatus>, sqlx::Error> {
+) -> Result<Vec<EndpointStatus>, crate::store::Error> {
     let now = Utc::now();
     let high = store.high_water_marks().await?;
-    let high = [high.0, high.1, high.2];
     let mut out = Vec::new();
     for e in endpoints {
         let Some(state) = store.forward_state(&e.name).await? else {
             continue;
         };
         let (pending, mut oldest) = store.forward_pending_summary(&e.name).await?;
-        let (m, ev, c) = store.forward_cursors(&e.name).await?;
-        let cursors = [m, ev, c];
+        let cursors = store.forward_cursors(&e.name).await?;
         let mut unread = 0;
-        for (i, kind) in KINDS.iter().enumerate() {
-            if !record::included(e, kind) || high[i] <= cursors[i] {
+        for kind in RecordKind::ALL {
+            let (high, cursor) = (high.get(kind), cursors.get(kind));
+            if !record::included(e, kind) || high <= cursor {
                 continue;
             }
-            unread += high[i] - cursors[i];
-            if let Some(at) = store.forward_first_after(kind, cursors[i]).await? {
+            unread += high - cursor;
+            if let Some(at) = store.forward_first_after(kind, cursor).await? {
                 oldest = Some(oldest.map_or(at, |o: DateTime<Utc>| o.min(at)));
             }
         }
@@ -88,7 +87,11 @@ pub async fn status(
 
 /// Pauses an endpoint, or resumes it (which also re-enables one disabled by a 410). False
 /// when no endpoint has this name.
-pub async fn set_paused(store: &Store, name: &str, paused: bool) -> Result<bool, sqlx::Error> {
+pub async fn set_paused(
+    store: &Store,
+    name: &str,
+    paused: bool,
+) -> Result<bool, crate::store::Error> {
     store.forward_set_paused(name, paused).await
 }
 
@@ -99,7 +102,7 @@ fn again(mut p: Pending, now: DateTime<Utc>) -> Pending {
 }
 
 /// Sends an endpoint's dead letters again; how many.
-pub async fn replay_dead(store: &Store, name: &str) -> Result<u64, sqlx::Error> {
+pub async fn replay_dead(store: &Store, name: &str) -> Result<u64, crate::store::Error> {
     let now = Utc::now();
     let mut rows = Vec::new();
     let mut after = None;
@@ -125,7 +128,7 @@ pub async fn replay_since(
     let now = Utc::now();
     let filter = Filter::new(endpoint);
     let mut rows = Vec::new();
-    for kind in KINDS {
+    for kind in RecordKind::ALL {
         if !record::included(endpoint, kind) {
             continue;
         }
@@ -155,8 +158,7 @@ pub async fn replay_ids(store: &Store, name: &str, ids: &[String]) -> anyhow::Re
     for id in ids {
         let (kind, seq) = id
             .rsplit_once('_')
-            .and_then(|(k, s)| Some((k, s.parse::<i64>().ok()?)))
-            .filter(|(k, _)| KINDS.contains(k))
+            .and_then(|(k, s)| Some((RecordKind::parse(k)?, s.parse::<i64>().ok()?)))
             .ok_or_else(|| {
                 anyhow::anyhow!(
                     "--id {id}: expected a webhook-id such as message_12, event_3 or click_7"

@@ -44,7 +44,7 @@ pub async fn spawn(
     forward: &ForwardSettings,
     changes: watch::Receiver<u64>,
     stop: CancellationToken,
-) -> Result<Vec<JoinHandle<()>>, sqlx::Error> {
+) -> Result<Vec<JoinHandle<()>>, crate::store::Error> {
     if forward.endpoints.is_empty() {
         return Ok(Vec::new());
     }

@@ -5,22 +5,19 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::settings::EndpointSettings;
-use crate::api::items::{ClickItem, EventItem, MessageItem};
-use crate::store::Store;
+use crate::items::{ClickItem, EventItem, MessageItem};
 use crate::store::forward::Pending;
 use crate::store::query::{LogQuery, StreamQuery};
+use crate::store::{RecordKind, Store};
 
 /// Records read per query.
 pub const READ_BATCH: i64 = 500;
 /// Bytes of rows read per query at most.
 const READ_BUDGET: usize = 8 << 20;
 
-/// The logs, in the order they are read.
-pub const KINDS: [&str; 3] = ["message", "event", "click"];
-
-/// The `kind` of a log as `include` names it.
-pub fn included(endpoint: &EndpointSettings, kind: &str) -> bool {
-    let plural = format!("{kind}s");
+/// Whether an endpoint's `include` names a log (in the plural: `messages`).
+pub fn included(endpoint: &EndpointSettings, kind: RecordKind) -> bool {
+    let plural = format!("{}s", kind.as_str());
     endpoint.include.contains(&plural)
 }
 
@@ -84,16 +81,16 @@ impl Filter {
 /// `now`; the last `seq` read (wanted or not); and whether the log may hold more.
 pub async fn read(
     store: &Store,
-    kind: &str,
+    kind: RecordKind,
     after: i64,
     limit: i64,
     filter: &Filter,
     now: DateTime<Utc>,
-) -> Result<(Vec<Pending>, i64, bool), sqlx::Error> {
+) -> Result<(Vec<Pending>, i64, bool), crate::store::Error> {
     let mut out = Vec::new();
     let mut last = after;
     let pending = |seq, key: Option<String>, received_at, body| Pending {
-        kind: kind.to_owned(),
+        kind: kind.as_str().to_owned(),
         seq,
         order_key: key,
         received_at,
@@ -102,7 +99,7 @@ pub async fn read(
         body,
     };
     let (count, cut) = match kind {
-        "message" => {
+        RecordKind::Message => {
             let q = StreamQuery {
                 after_seq: after,
                 limit,
@@ -114,13 +111,13 @@ pub async fn read(
                 last = m.seq;
                 if filter.wants(m.post_token, Some(m.message_type)) {
                     let key = Some(format!("conversation:{}", m.conversation_id));
-                    let json = body(kind, MessageItem::new(m, None));
+                    let json = body(kind.as_str(), MessageItem::new(m, None));
                     out.push(pending(m.seq, key, m.received_at, json));
                 }
             }
             (views.len(), rows.cut)
         }
-        "event" => {
+        RecordKind::Event => {
             let q = LogQuery {
                 after_seq: Some(after),
                 limit,
@@ -137,12 +134,17 @@ pub async fn read(
                         .as_ref()
                         .map(|s| format!("subject:{}:{s}", ev.event_type));
                     let (seq, at) = (e.seq, ev.received_at);
-                    out.push(pending(seq, key, at, body(kind, EventItem::from(e))));
+                    out.push(pending(
+                        seq,
+                        key,
+                        at,
+                        body(kind.as_str(), EventItem::from(e)),
+                    ));
                 }
             }
             (count, listed.cut)
         }
-        _ => {
+        RecordKind::Click => {
             let q = LogQuery {
                 after_seq: Some(after),
                 limit,
@@ -159,7 +161,12 @@ pub async fn read(
                         .as_ref()
                         .map(|id| format!("click-conversation:{id}"));
                     let (seq, at) = (c.seq, cl.received_at);
-                    out.push(pending(seq, key, at, body(kind, ClickItem::from(c))));
+                    out.push(pending(
+                        seq,
+                        key,
+                        at,
+                        body(kind.as_str(), ClickItem::from(c)),
+                    ));
                 }
             }
             (count, listed.cut)

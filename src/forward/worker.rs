@@ -14,11 +14,11 @@ use tokio_util::sync::CancellationToken;
 use super::backoff;
 use super::deliver::{self, Answer, Verdict};
 use super::queue::{Id, Queue};
-use super::record::{self, Filter, KINDS, READ_BATCH};
+use super::record::{self, Filter, READ_BATCH};
 use super::settings::{EndpointSettings, ForwardSettings};
 use super::sign::Signer;
-use crate::store::Store;
 use crate::store::forward::{Attempt, Dead, EndpointState, Pending, Progress};
+use crate::store::{Positions, RecordKind, Store};
 
 /// Answers are written at least this often.
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
@@ -48,7 +48,7 @@ struct Run<'a> {
     e: &'a Endpoint,
     name: &'a str,
     queue: Queue,
-    cursors: [i64; 3],
+    cursors: Positions,
     state: EndpointState,
     progress: Progress,
     waiting: usize,
@@ -70,22 +70,21 @@ impl Endpoint {
             .forward_state(name)
             .await?
             .ok_or_else(|| anyhow::anyhow!("endpoint {name} is not registered"))?;
-        let (m, ev, c) = self.store.forward_cursors(name).await?;
-        let mut cursors = [m, ev, c];
+        let mut cursors = self.store.forward_cursors(name).await?;
         // A kind the endpoint does not take keeps up with its log, so that including it
         // later starts from then, not from when the endpoint was added.
-        let (hm, he, hc) = self.store.high_water_marks().await?;
-        for (i, high) in [hm, he, hc].into_iter().enumerate() {
-            let kind = KINDS[i];
-            if !record::included(&self.settings, kind) && high > cursors[i] {
+        let high = self.store.high_water_marks().await?;
+        for kind in RecordKind::ALL {
+            let high = high.get(kind);
+            if !record::included(&self.settings, kind) && high > cursors.get(kind) {
                 if !self
                     .store
-                    .forward_take(name, kind, cursors[i], high, &[])
+                    .forward_take(name, kind, cursors.get(kind), high, &[])
                     .await?
                 {
                     anyhow::bail!("another process moved the read position of {kind}s");
                 }
-                cursors[i] = high;
+                cursors.set(kind, high);
             }
         }
         let mut run = Run {
@@ -200,7 +199,7 @@ impl Run<'_> {
     /// Reads each included log after its position; whether a log may hold more.
     async fn read(&mut self) -> anyhow::Result<bool> {
         let mut more = false;
-        for (i, kind) in KINDS.iter().enumerate() {
+        for kind in RecordKind::ALL {
             if !record::included(&self.e.settings, kind) {
                 continue;
             }
@@ -209,7 +208,7 @@ impl Run<'_> {
                 return Ok(true);
             }
             let limit = READ_BATCH.min(room as i64);
-            let from = self.cursors[i];
+            let from = self.cursors.get(kind);
             let (rows, to, full) =
                 record::read(&self.e.store, kind, from, limit, &self.e.filter, Utc::now()).await?;
             if to == from {
@@ -223,7 +222,7 @@ impl Run<'_> {
             {
                 anyhow::bail!("another process moved the read position of {kind}s");
             }
-            self.cursors[i] = to;
+            self.cursors.set(kind, to);
             for p in rows {
                 self.queue.insert(p);
             }

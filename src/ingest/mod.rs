@@ -13,11 +13,11 @@ use axum::routing::post;
 use chrono::Utc;
 use serde::Serialize;
 
-use crate::app::AppState;
 use crate::divar::inbound::{Delivery, classify};
 use crate::divar::json::parse_json;
 use crate::error::AppError;
 use crate::extract::{AnyKey, DivarRequest, Refused, Voucher};
+use crate::state::AppState;
 use crate::store::{NewRecord, WriteOutcome};
 use normalise::{mask_phone, normalise};
 use writer::WriteError;

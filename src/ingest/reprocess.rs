@@ -18,7 +18,7 @@ pub struct Summary {
 }
 
 /// Runs every kept delivery through ingestion again.
-pub async fn reprocess(store: &Store) -> Result<Summary, sqlx::Error> {
+pub async fn reprocess(store: &Store) -> Result<Summary, crate::store::Error> {
     let mut summary = Summary::default();
     let mut after = None;
     loop {

@@ -16,7 +16,7 @@ use tokio::task::JoinHandle;
 
 use super::breaker::Breaker;
 use crate::notify::Changes;
-use crate::store::{NewIds, NewRecord, Store, WriteOutcome, is_unavailable};
+use crate::store::{NewIds, NewRecord, Store, WriteOutcome};
 
 /// Why a record could not be stored. Either way nothing was stored and the sender should
 /// retry later.
@@ -240,7 +240,7 @@ async fn write(
             }
             Ok(written)
         }
-        Err(err) if is_unavailable(&err) => {
+        Err(err) if err.is_unavailable() => {
             tracing::error!(error = %err, size = records.len(), "the database is unavailable");
             shared.breaker.failed("database error");
             Err(Failure::Unavailable)
@@ -253,7 +253,7 @@ enum Failure {
     /// Nothing can be stored now.
     Unavailable,
     /// The database refused something in the batch.
-    Refused(sqlx::Error),
+    Refused(crate::store::Error),
 }
 
 async fn commit(shared: &Shared, jobs: Vec<Job>) {

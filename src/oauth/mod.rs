@@ -69,7 +69,7 @@ pub enum TokenError {
     NoUserId,
     /// The database failed.
     #[error("database: {0}")]
-    Store(#[from] sqlx::Error),
+    Store(#[from] crate::store::Error),
 }
 
 /// The vault and what it needs: the store, the keys, the OAuth server and Divar's API.

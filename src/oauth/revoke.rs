@@ -18,7 +18,7 @@ const POLL: Duration = Duration::from_millis(500);
 const DEBOUNCE: Duration = Duration::from_millis(100);
 
 /// Applies the revocations stored after `seq`; returns the last seq read.
-pub async fn apply_revocations(store: &Store, mut seq: i64) -> Result<i64, sqlx::Error> {
+pub async fn apply_revocations(store: &Store, mut seq: i64) -> Result<i64, crate::store::Error> {
     for (event_seq, user_id, received_at) in store.revocations_after(seq).await? {
         if let Some(user_id) = user_id.filter(|u| !u.is_empty()) {
             let (tokens, subscriptions) = store.forget_user(&user_id, Some(received_at)).await?;

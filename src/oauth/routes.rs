@@ -20,8 +20,8 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::{TokenError, Tokens};
-use crate::app::AppState;
 use crate::error::AppError;
+use crate::state::AppState;
 use crate::store::oauth::StateRow;
 
 /// The cookie that binds a sign-in to the browser that started it.

@@ -140,7 +140,9 @@ pub(crate) trait Backend: Database + sealed::Sealed {
     fn rows_affected(result: &Self::QueryResult) -> u64;
 
     /// Applies this database's migrations.
-    fn migrate(pool: &Pool<Self>) -> impl Future<Output = anyhow::Result<()>> + Send;
+    fn migrate(
+        pool: &Pool<Self>,
+    ) -> impl Future<Output = Result<(), sqlx::migrate::MigrateError>> + Send;
 }
 
 /// The two implementations differ only in their values.
@@ -159,9 +161,8 @@ macro_rules! backend {
                 result.rows_affected()
             }
 
-            async fn migrate(pool: &Pool<Self>) -> anyhow::Result<()> {
-                sqlx::migrate!($migrations).run(pool).await?;
-                Ok(())
+            async fn migrate(pool: &Pool<Self>) -> Result<(), sqlx::migrate::MigrateError> {
+                sqlx::migrate!($migrations).run(pool).await
             }
         }
     };
@@ -268,7 +269,7 @@ where
         B::DEFAULT_WRITERS
     }
 
-    pub(crate) async fn migrate(&self) -> anyhow::Result<()> {
+    pub(crate) async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
         B::migrate(&self.pool).await
     }
 

@@ -4,6 +4,7 @@
 
 mod backend;
 mod batch;
+mod error;
 pub mod forward;
 pub mod oauth;
 mod postgres;
@@ -59,6 +60,7 @@ use backend::Db;
 use rows::AnyRow;
 use sql::{Dialect, Sql};
 
+pub use error::Error;
 pub use records::*;
 pub use view::*;
 
@@ -90,43 +92,17 @@ macro_rules! dispatch {
 }
 use dispatch;
 
-/// Whether an error says the database cannot be used now (as opposed to a bad record or a
-/// bug): no connection, or a connection lost; PostgreSQL's connection exceptions (SQLSTATE
-/// class 08), insufficient resources (53) and operator intervention such as a shutdown
-/// (57); SQLite busy, locked, out of disk or unable to open its file.
-pub fn is_unavailable(err: &sqlx::Error) -> bool {
-    match err {
-        sqlx::Error::Io(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed
-        | sqlx::Error::Protocol(_) => true,
-        sqlx::Error::Database(db) => {
-            let Some(code) = db.code() else {
-                return false;
-            };
-            if let Ok(sqlite) = code.parse::<u32>() {
-                // The primary code is the low byte of an extended one.
-                return matches!(sqlite & 0xff, 5 | 6 | 10 | 13 | 14);
-            }
-            ["08", "53", "57"]
-                .iter()
-                .any(|class| code.starts_with(class))
-        }
-        _ => false,
-    }
-}
+/// The log target under which the database library logs; a log filter that names it asks
+/// for its messages.
+pub const LOG_TARGET: &str = "sqlx";
+
+/// The log directive that keeps PostgreSQL's notices (such as "relation _sqlx_migrations
+/// already exists, skipping" on every start) at warn.
+pub const QUIET_NOTICES: &str = "sqlx::postgres::notice=warn";
 
 /// sqlx logs a statement slower than a second with its whole text (7 KB for a batch) at
 /// warn; the writer says so itself in one line (`a commit is slow`), so that is debug.
 pub(crate) const SLOW_STATEMENT_LOG: tracing::log::LevelFilter = tracing::log::LevelFilter::Debug;
-
-/// SQLite's "database is locked" (SQLITE_BUSY, any extended code).
-pub(crate) fn is_busy(err: &sqlx::Error) -> bool {
-    matches!(err, sqlx::Error::Database(db)
-        if db.code().and_then(|c| c.parse::<u32>().ok()).is_some_and(|c| c & 0xff == 5))
-}
 
 /// How long the service's statements wait for SQLite's write lock: past it, the writer
 /// reports the database unavailable (docs/storage.md).
@@ -196,42 +172,39 @@ impl Store {
         &self,
         sql: &Sql,
         budget: usize,
-        read: fn(&AnyRow) -> Result<T, sqlx::Error>,
-    ) -> Result<Listed<T>, sqlx::Error> {
+        read: fn(&AnyRow) -> Result<T, Error>,
+    ) -> Result<Listed<T>, Error> {
         let (rows, cut) = self.fetch_bounded(sql, budget).await?;
         let rows = rows.iter().map(read).collect::<Result<_, _>>()?;
         Ok(Listed { rows, cut })
     }
 
-    async fn fetch_bounded(
-        &self,
-        sql: &Sql,
-        budget: usize,
-    ) -> Result<(Vec<AnyRow>, bool), sqlx::Error> {
-        dispatch!(self, db => db.fetch_bounded(sql, budget).await)
+    async fn fetch_bounded(&self, sql: &Sql, budget: usize) -> Result<(Vec<AnyRow>, bool), Error> {
+        Ok(dispatch!(self, db => db.fetch_bounded(sql, budget).await)?)
     }
 
-    async fn fetch_all(&self, sql: &Sql) -> Result<Vec<AnyRow>, sqlx::Error> {
-        dispatch!(self, db => db.fetch_all(sql).await)
+    async fn fetch_all(&self, sql: &Sql) -> Result<Vec<AnyRow>, Error> {
+        Ok(dispatch!(self, db => db.fetch_all(sql).await)?)
     }
 
-    async fn fetch_optional(&self, sql: &Sql) -> Result<Option<AnyRow>, sqlx::Error> {
-        dispatch!(self, db => db.fetch_optional(sql).await)
+    async fn fetch_optional(&self, sql: &Sql) -> Result<Option<AnyRow>, Error> {
+        Ok(dispatch!(self, db => db.fetch_optional(sql).await)?)
     }
 
-    async fn fetch_one(&self, sql: &Sql) -> Result<AnyRow, sqlx::Error> {
-        self.fetch_optional(sql)
+    async fn fetch_one(&self, sql: &Sql) -> Result<AnyRow, Error> {
+        Ok(self
+            .fetch_optional(sql)
             .await?
-            .ok_or(sqlx::Error::RowNotFound)
+            .ok_or(sqlx::Error::RowNotFound)?)
     }
 
-    async fn execute(&self, sql: &Sql) -> Result<(), sqlx::Error> {
+    async fn execute(&self, sql: &Sql) -> Result<(), Error> {
         self.execute_count(sql).await.map(|_| ())
     }
 
     /// Runs one statement; the rows it changed.
-    async fn execute_count(&self, sql: &Sql) -> Result<u64, sqlx::Error> {
-        dispatch!(self, db => db.execute(sql).await)
+    async fn execute_count(&self, sql: &Sql) -> Result<u64, Error> {
+        Ok(dispatch!(self, db => db.execute(sql).await)?)
     }
 
     /// Whether the database answers a check on a connection of its own within `within`
@@ -241,19 +214,19 @@ impl Store {
     }
 
     /// Runs the statements in one write transaction; the rows each changed, in order.
-    async fn transaction(&self, statements: &[Sql]) -> Result<Vec<u64>, sqlx::Error> {
-        dispatch!(self, db => db.transaction(statements).await)
+    async fn transaction(&self, statements: &[Sql]) -> Result<Vec<u64>, Error> {
+        Ok(dispatch!(self, db => db.transaction(statements).await)?)
     }
 
     /// Runs the statements in one write transaction when the first changes a row;
     /// otherwise changes nothing.
-    async fn transaction_if_first_changes(&self, statements: &[Sql]) -> Result<bool, sqlx::Error> {
-        dispatch!(self, db => db.transaction_if_first_changes(statements).await)
+    async fn transaction_if_first_changes(&self, statements: &[Sql]) -> Result<bool, Error> {
+        Ok(dispatch!(self, db => db.transaction_if_first_changes(statements).await)?)
     }
 
     /// Applies the migrations of this backend.
-    pub async fn migrate(&self) -> anyhow::Result<()> {
-        dispatch!(self, db => db.migrate().await)
+    pub async fn migrate(&self) -> Result<(), Error> {
+        Ok(dispatch!(self, db => db.migrate().await)?)
     }
 
     /// Starts the database's own upkeep until `stop` is cancelled: SQLite's checkpoints;
@@ -278,7 +251,7 @@ impl Store {
     }
 
     /// A cheap round trip to the database.
-    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+    pub async fn ping(&self) -> Result<(), Error> {
         self.execute(&Sql::new(self.dialect(), "select 1")).await
     }
 
@@ -290,13 +263,13 @@ impl Store {
     pub async fn write_batch(
         &self,
         records: &[NewRecord],
-    ) -> Result<(Vec<WriteOutcome>, NewIds), sqlx::Error> {
-        dispatch!(self, db => db.write_batch(records).await)
+    ) -> Result<(Vec<WriteOutcome>, NewIds), Error> {
+        Ok(dispatch!(self, db => db.write_batch(records).await)?)
     }
 
     /// One message by id, raw body and origin included. When the id is held in several
     /// origins, the app's own (origin empty) comes first, then the oldest.
-    pub async fn message(&self, id: &str) -> Result<Option<StoredMessage>, sqlx::Error> {
+    pub async fn message(&self, id: &str) -> Result<Option<StoredMessage>, Error> {
         let row = self
             .fetch_optional(&query::message(self.dialect(), id))
             .await?;
@@ -304,7 +277,7 @@ impl Store {
     }
 
     /// One conversation by id.
-    pub async fn conversation(&self, id: &str) -> Result<Option<StoredConversation>, sqlx::Error> {
+    pub async fn conversation(&self, id: &str) -> Result<Option<StoredConversation>, Error> {
         let row = self
             .fetch_optional(&query::conversation(self.dialect(), id))
             .await?;
@@ -315,7 +288,7 @@ impl Store {
     pub async fn list_conversations(
         &self,
         q: &query::ConversationQuery,
-    ) -> Result<Vec<StoredConversation>, sqlx::Error> {
+    ) -> Result<Vec<StoredConversation>, Error> {
         let rows = self
             .fetch_all(&query::conversations(self.dialect(), q))
             .await?;
@@ -327,7 +300,7 @@ impl Store {
         &self,
         q: &query::MessageQuery,
         budget: usize,
-    ) -> Result<MessageRows, sqlx::Error> {
+    ) -> Result<MessageRows, Error> {
         let (rows, cut) = self
             .fetch_bounded(&query::messages(self.dialect(), q), budget)
             .await?;
@@ -340,7 +313,7 @@ impl Store {
         &self,
         q: &query::StreamQuery,
         budget: usize,
-    ) -> Result<MessageRows, sqlx::Error> {
+    ) -> Result<MessageRows, Error> {
         let (rows, cut) = self
             .fetch_bounded(&query::stream_messages(self.dialect(), q), budget)
             .await?;
@@ -352,7 +325,7 @@ impl Store {
         &self,
         q: &query::LogQuery,
         budget: usize,
-    ) -> Result<Listed<StoredEvent>, sqlx::Error> {
+    ) -> Result<Listed<StoredEvent>, Error> {
         self.listed(&query::events(self.dialect(), q), budget, rows::event)
             .await
     }
@@ -362,13 +335,13 @@ impl Store {
         &self,
         q: &query::LogQuery,
         budget: usize,
-    ) -> Result<Listed<StoredClick>, sqlx::Error> {
+    ) -> Result<Listed<StoredClick>, Error> {
         self.listed(&query::clicks(self.dialect(), q), budget, rows::click)
             .await
     }
 
     /// Every event with its raw body, oldest first (for tests and small tools; the API pages).
-    pub async fn all_events(&self) -> Result<Vec<StoredEvent>, sqlx::Error> {
+    pub async fn all_events(&self) -> Result<Vec<StoredEvent>, Error> {
         let all = query::LogQuery {
             limit: i64::MAX,
             with_raw: true,
@@ -378,7 +351,7 @@ impl Store {
     }
 
     /// Every click with its raw body, oldest first (for tests and small tools; the API pages).
-    pub async fn all_clicks(&self) -> Result<Vec<StoredClick>, sqlx::Error> {
+    pub async fn all_clicks(&self) -> Result<Vec<StoredClick>, Error> {
         let all = query::LogQuery {
             limit: i64::MAX,
             with_raw: true,
@@ -387,16 +360,20 @@ impl Store {
         Ok(self.list_clicks(&all, usize::MAX).await?.rows)
     }
 
-    /// The highest `seq` of (message, event, click).
-    pub async fn high_water_marks(&self) -> Result<(i64, i64, i64), sqlx::Error> {
+    /// The highest `seq` of each log.
+    pub async fn high_water_marks(&self) -> Result<Positions, Error> {
         let row = self
             .fetch_one(&query::high_water_marks(self.dialect()))
             .await?;
-        Ok((row.get("message")?, row.get("event")?, row.get("click")?))
+        Ok(Positions {
+            message: row.get("message")?,
+            event: row.get("event")?,
+            click: row.get("click")?,
+        })
     }
 
     /// How many rows each table holds: (conversations, messages, events).
-    pub async fn counts(&self) -> Result<(i64, i64, i64), sqlx::Error> {
+    pub async fn counts(&self) -> Result<(i64, i64, i64), Error> {
         let row = self.fetch_one(&query::counts(self.dialect())).await?;
         Ok((
             row.get("conversations")?,
@@ -406,10 +383,7 @@ impl Store {
     }
 
     /// Stores a registration.
-    pub async fn insert_registration(
-        &self,
-        registration: &Registration,
-    ) -> Result<(), sqlx::Error> {
+    pub async fn insert_registration(&self, registration: &Registration) -> Result<(), Error> {
         self.execute(&statements::insert_registration(
             self.dialect(),
             registration,
@@ -418,13 +392,13 @@ impl Store {
     }
 
     /// Removes a registration (when Divar refused it).
-    pub async fn delete_registration(&self, id: &str) -> Result<(), sqlx::Error> {
+    pub async fn delete_registration(&self, id: &str) -> Result<(), Error> {
         self.execute(&statements::delete_registration(self.dialect(), id))
             .await
     }
 
     /// Every registration, newest first.
-    pub async fn registrations(&self) -> Result<Vec<Registration>, sqlx::Error> {
+    pub async fn registrations(&self) -> Result<Vec<Registration>, Error> {
         let rows = self
             .fetch_all(&query::registrations(self.dialect()))
             .await?;
@@ -436,7 +410,7 @@ impl Store {
         &self,
         key_digest: &str,
         post_token: &str,
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Result<bool, Error> {
         let sql = query::registration_for(self.dialect(), key_digest, post_token);
         Ok(self.fetch_optional(&sql).await?.is_some())
     }
@@ -447,7 +421,7 @@ impl Store {
         digest: &str,
         token_digest: &str,
         expires_at: DateTime<Utc>,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), Error> {
         for sql in statements::insert_stream_ticket(
             self.dialect(),
             digest,
@@ -462,7 +436,7 @@ impl Store {
 
     /// Redeems a stream ticket once: the digest of the token it was issued to, or `None`
     /// when it is unknown, used or expired.
-    pub async fn redeem_stream_ticket(&self, digest: &str) -> Result<Option<String>, sqlx::Error> {
+    pub async fn redeem_stream_ticket(&self, digest: &str) -> Result<Option<String>, Error> {
         let sql = statements::redeem_stream_ticket(self.dialect(), digest, Utc::now());
         match self.fetch_optional(&sql).await? {
             Some(row) => Ok(Some(row.get("token_digest")?)),

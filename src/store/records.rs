@@ -22,6 +22,75 @@ impl MessageSource {
     }
 }
 
+/// The three logs a stored record is in. The wire name (`as_str`) is the table's name, the
+/// `kind` of a forwarded record and of the forwarding tables, the prefix of its
+/// `webhook-id` and the live stream's event name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RecordKind {
+    /// A chat message.
+    Message,
+    /// A non-message event.
+    Event,
+    /// A button click.
+    Click,
+}
+
+impl RecordKind {
+    /// Every kind, in the order the logs are read.
+    pub const ALL: [RecordKind; 3] = [RecordKind::Message, RecordKind::Event, RecordKind::Click];
+
+    /// The wire name: `message`, `event` or `click`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordKind::Message => "message",
+            RecordKind::Event => "event",
+            RecordKind::Click => "click",
+        }
+    }
+
+    /// The kind of a wire name.
+    pub fn parse(name: &str) -> Option<RecordKind> {
+        RecordKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for RecordKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A `seq` in each log: how far each has been written, or read by an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Positions {
+    /// In the message log.
+    pub message: i64,
+    /// In the event log.
+    pub event: i64,
+    /// In the click log.
+    pub click: i64,
+}
+
+impl Positions {
+    /// The position in one log.
+    pub fn get(&self, kind: RecordKind) -> i64 {
+        match kind {
+            RecordKind::Message => self.message,
+            RecordKind::Event => self.event,
+            RecordKind::Click => self.click,
+        }
+    }
+
+    /// Moves the position in one log.
+    pub fn set(&mut self, kind: RecordKind, seq: i64) {
+        match kind {
+            RecordKind::Message => self.message = seq,
+            RecordKind::Event => self.event = seq,
+            RecordKind::Click => self.click = seq,
+        }
+    }
+}
+
 /// What is known about a message's conversation when the message arrives.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConversationFacts {

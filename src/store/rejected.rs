@@ -3,8 +3,8 @@
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use super::Store;
 use super::sql::{Param, Sql};
+use super::{Error, Store};
 
 /// A kept rejected delivery.
 #[derive(Debug, Clone, PartialEq)]
@@ -30,7 +30,7 @@ impl Store {
         body: &[u8],
         reason: &str,
         at: DateTime<Utc>,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), Error> {
         let mut sql = Sql::new(
             self.dialect(),
             "insert into rejected (digest, reason, raw_body, received_at, last_received_at) \
@@ -55,7 +55,7 @@ impl Store {
         &self,
         after_id: Option<i64>,
         limit: i64,
-    ) -> Result<Vec<Rejected>, sqlx::Error> {
+    ) -> Result<Vec<Rejected>, Error> {
         let mut sql = Sql::new(self.dialect(), "select * from rejected");
         let mut first = true;
         if let Some(id) = after_id {
@@ -80,14 +80,14 @@ impl Store {
     }
 
     /// Forgets a kept delivery (it was stored at last).
-    pub async fn delete_rejected(&self, id: i64) -> Result<(), sqlx::Error> {
+    pub async fn delete_rejected(&self, id: i64) -> Result<(), Error> {
         let mut sql = Sql::new(self.dialect(), "delete from rejected where id = ");
         sql.bind(Param::Int(id));
         self.execute(&sql).await
     }
 
     /// Records why a kept delivery is still refused.
-    pub async fn update_rejected_reason(&self, id: i64, reason: &str) -> Result<(), sqlx::Error> {
+    pub async fn update_rejected_reason(&self, id: i64, reason: &str) -> Result<(), Error> {
         let mut sql = Sql::new(self.dialect(), "update rejected set reason = ");
         sql.bind(Param::Text(reason.to_owned()))
             .push(" where id = ")

@@ -234,7 +234,7 @@ mod col {
 }
 
 /// A row selected with [`super::query::message_columns`], read in place.
-pub fn message_view(r: &AnyRow) -> Result<MessageView<'_>, sqlx::Error> {
+pub fn message_view(r: &AnyRow) -> Result<MessageView<'_>, super::Error> {
     let source: &str = r.get(col::SOURCE)?;
     Ok(MessageView {
         seq: r.get(col::SEQ)?,
@@ -263,12 +263,12 @@ pub fn message_view(r: &AnyRow) -> Result<MessageView<'_>, sqlx::Error> {
 }
 
 /// A row selected with [`super::query::message_columns`]; `raw_body` is left empty.
-pub fn message(r: &AnyRow) -> Result<StoredMessage, sqlx::Error> {
+pub fn message(r: &AnyRow) -> Result<StoredMessage, super::Error> {
     Ok(message_view(r)?.to_stored())
 }
 
 /// A row selected with [`super::query::message_columns`], `raw_body` and `origin`.
-pub fn message_with_raw(r: &AnyRow) -> Result<StoredMessage, sqlx::Error> {
+pub fn message_with_raw(r: &AnyRow) -> Result<StoredMessage, super::Error> {
     let mut stored = message(r)?;
     stored.message.raw_body = r.get(col::RAW_BODY)?;
     stored.message.origin = r.get(col::ORIGIN)?;
@@ -276,7 +276,7 @@ pub fn message_with_raw(r: &AnyRow) -> Result<StoredMessage, sqlx::Error> {
 }
 
 /// A row of `conversation`.
-pub fn conversation(r: &AnyRow) -> Result<StoredConversation, sqlx::Error> {
+pub fn conversation(r: &AnyRow) -> Result<StoredConversation, super::Error> {
     Ok(StoredConversation {
         id: r.get("id")?,
         kind: r.get("kind")?,
@@ -291,7 +291,7 @@ pub fn conversation(r: &AnyRow) -> Result<StoredConversation, sqlx::Error> {
 }
 
 /// A row selected by [`super::query::events`].
-pub fn event(r: &AnyRow) -> Result<StoredEvent, sqlx::Error> {
+pub fn event(r: &AnyRow) -> Result<StoredEvent, super::Error> {
     Ok(StoredEvent {
         seq: r.get("seq")?,
         event: NewEvent {
@@ -309,7 +309,7 @@ pub fn event(r: &AnyRow) -> Result<StoredEvent, sqlx::Error> {
 }
 
 /// A row selected by [`super::query::clicks`].
-pub fn click(r: &AnyRow) -> Result<StoredClick, sqlx::Error> {
+pub fn click(r: &AnyRow) -> Result<StoredClick, super::Error> {
     Ok(StoredClick {
         seq: r.get("seq")?,
         click: NewClick {
@@ -332,7 +332,7 @@ pub fn click(r: &AnyRow) -> Result<StoredClick, sqlx::Error> {
 }
 
 /// A row of `registration`.
-pub fn registration(r: &AnyRow) -> Result<Registration, sqlx::Error> {
+pub fn registration(r: &AnyRow) -> Result<Registration, super::Error> {
     Ok(Registration {
         id: r.get("id")?,
         post_token: r.get("post_token")?,

@@ -176,7 +176,7 @@ async fn set_wal_once(pool: &sqlx::SqlitePool, within: Duration) -> Result<(), s
             .await
         {
             Ok(_) => {}
-            Err(e) if super::is_busy(&e) && tokio::time::Instant::now() < deadline => {
+            Err(e) if super::error::is_busy(&e) && tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
             Err(e) => return Err(e),

@@ -6,7 +6,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::rows::{self, AnyRow};
-use super::{ConversationFacts, MessageSource, NewMessage, StoredMessage};
+use super::{ConversationFacts, Error, MessageSource, NewMessage, StoredMessage};
 
 impl StoredMessage {
     /// The message as a [`MessageView`] borrowing from it.
@@ -156,7 +156,7 @@ impl MessageRows {
     }
 
     /// Every row as a view borrowing from it.
-    pub fn views(&self) -> Result<Vec<MessageView<'_>>, sqlx::Error> {
+    pub fn views(&self) -> Result<Vec<MessageView<'_>>, Error> {
         self.rows.iter().map(rows::message_view).collect()
     }
 }

@@ -2,15 +2,15 @@
 
 use chrono::{DateTime, Utc};
 
-use super::super::Store;
 use super::super::sql::{Param, Sql};
+use super::super::{Error, RecordKind, Store};
 use super::{Attempt, AttemptQuery, Dead, Pending, attempt, delete_keys, insert_pending, pending};
 
 impl Store {
     /// Adds records to an endpoint's pending ones again (a record pending already stays as
     /// it is), takes them out of its dead letters, and tells the forwarder. How many were
     /// added.
-    pub async fn forward_replay(&self, name: &str, rows: &[Pending]) -> Result<u64, sqlx::Error> {
+    pub async fn forward_replay(&self, name: &str, rows: &[Pending]) -> Result<u64, Error> {
         let d = self.dialect();
         let inserts = insert_pending(d, name, rows);
         let n = inserts.len();
@@ -33,7 +33,7 @@ impl Store {
         endpoint: Option<&str>,
         after_id: Option<i64>,
         limit: i64,
-    ) -> Result<Vec<(String, Dead)>, sqlx::Error> {
+    ) -> Result<Vec<(String, Dead)>, Error> {
         let mut sql = Sql::new(
             self.dialect(),
             "select id, endpoint, kind, seq, order_key, received_at, attempts, \
@@ -66,7 +66,7 @@ impl Store {
     }
 
     /// A page of the attempt log, newest first.
-    pub async fn forward_attempts(&self, q: &AttemptQuery) -> Result<Vec<Attempt>, sqlx::Error> {
+    pub async fn forward_attempts(&self, q: &AttemptQuery) -> Result<Vec<Attempt>, Error> {
         let mut sql = Sql::new(self.dialect(), "select * from forward_attempt");
         let mut first = true;
         if let Some(e) = &q.endpoint {
@@ -87,7 +87,7 @@ impl Store {
     }
 
     /// Deletes attempts made before `before`; how many.
-    pub async fn forward_prune(&self, before: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+    pub async fn forward_prune(&self, before: DateTime<Utc>) -> Result<u64, Error> {
         let mut sql = Sql::new(self.dialect(), "delete from forward_attempt where at < ");
         sql.bind(Param::Time(before));
         Ok(self.transaction(&[sql]).await?[0])
@@ -96,22 +96,20 @@ impl Store {
     /// The arrival time of the first record of a log after `seq`.
     pub async fn forward_first_after(
         &self,
-        kind: &str,
+        kind: RecordKind,
         seq: i64,
-    ) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-        let table = match kind {
-            "message" => "message",
-            "event" => "event",
-            _ => "click",
-        };
+    ) -> Result<Option<DateTime<Utc>>, Error> {
+        // Each log's table bears its kind's name.
+        let table = kind.as_str();
         let mut sql = Sql::new(
             self.dialect(),
             &format!("select received_at from {table} where seq > "),
         );
         sql.bind(Param::Int(seq)).push(" order by seq limit 1");
-        self.fetch_optional(&sql)
+        Ok(self
+            .fetch_optional(&sql)
             .await?
             .map(|r| r.time("received_at"))
-            .transpose()
+            .transpose()?)
     }
 }

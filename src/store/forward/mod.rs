@@ -7,8 +7,8 @@ use chrono::{DateTime, Utc};
 mod lease;
 mod log;
 
-use super::Store;
 use super::rows::AnyRow;
+use super::{Error, Positions, RecordKind, Store};
 
 use super::sql::{Dialect, Param, Sql};
 pub use lease::{Lease, TRY_EVERY};
@@ -123,7 +123,7 @@ pub struct AttemptQuery {
     pub limit: i64,
 }
 
-fn state(r: &AnyRow) -> Result<EndpointState, sqlx::Error> {
+fn state(r: &AnyRow) -> Result<EndpointState, Error> {
     Ok(EndpointState {
         name: r.get("name")?,
         paused: r.get("paused")?,
@@ -137,7 +137,7 @@ fn state(r: &AnyRow) -> Result<EndpointState, sqlx::Error> {
 
 const PENDING_COLUMNS: &str = "kind, seq, order_key, received_at, attempts, next_at, body";
 
-fn pending(r: &AnyRow) -> Result<Pending, sqlx::Error> {
+fn pending(r: &AnyRow) -> Result<Pending, Error> {
     Ok(Pending {
         kind: r.get("kind")?,
         seq: r.get("seq")?,
@@ -149,7 +149,7 @@ fn pending(r: &AnyRow) -> Result<Pending, sqlx::Error> {
     })
 }
 
-fn attempt(r: &AnyRow) -> Result<Attempt, sqlx::Error> {
+fn attempt(r: &AnyRow) -> Result<Attempt, Error> {
     Ok(Attempt {
         id: r.get("id")?,
         endpoint: r.get("endpoint")?,
@@ -224,24 +224,24 @@ impl Store {
     /// Adds a state row and read positions for each endpoint not seen before. A new
     /// endpoint starts at the current end of each log: it gets what is stored from now on
     /// (older records by replay).
-    pub async fn forward_register(&self, names: &[String]) -> Result<(), sqlx::Error> {
+    pub async fn forward_register(&self, names: &[String]) -> Result<(), Error> {
         let d = self.dialect();
-        let (message, event, click) = self.high_water_marks().await?;
+        let high = self.high_water_marks().await?;
         let mut statements = Vec::new();
         for name in names {
             let mut sql = Sql::new(d, "insert into forward_endpoint (name) values (");
             sql.bind(Param::Text(name.clone()))
                 .push(") on conflict (name) do nothing");
             statements.push(sql);
-            for (kind, seq) in [("message", message), ("event", event), ("click", click)] {
+            for kind in RecordKind::ALL {
                 let mut sql = Sql::new(
                     d,
                     "insert into forward_cursor (endpoint, kind, seq) values (",
                 );
                 sql.list(vec![
                     Param::Text(name.clone()),
-                    Param::Text(kind.to_owned()),
-                    Param::Int(seq),
+                    Param::Text(kind.as_str().to_owned()),
+                    Param::Int(high.get(kind)),
                 ])
                 .push(") on conflict (endpoint, kind) do nothing");
                 statements.push(sql);
@@ -251,7 +251,7 @@ impl Store {
     }
 
     /// One endpoint's state.
-    pub async fn forward_state(&self, name: &str) -> Result<Option<EndpointState>, sqlx::Error> {
+    pub async fn forward_state(&self, name: &str) -> Result<Option<EndpointState>, Error> {
         let mut sql = Sql::new(
             self.dialect(),
             "select * from forward_endpoint where name = ",
@@ -264,21 +264,18 @@ impl Store {
             .transpose()
     }
 
-    /// Where an endpoint has read each log to: (message, event, click).
-    pub async fn forward_cursors(&self, name: &str) -> Result<(i64, i64, i64), sqlx::Error> {
+    /// Where an endpoint has read each log to.
+    pub async fn forward_cursors(&self, name: &str) -> Result<Positions, Error> {
         let mut sql = Sql::new(
             self.dialect(),
             "select kind, seq from forward_cursor where endpoint = ",
         );
         sql.bind(Param::Text(name.to_owned()));
-        let mut out = (0, 0, 0);
+        let mut out = Positions::default();
         for row in self.fetch_all(&sql).await? {
             let seq: i64 = row.get("seq")?;
-            match row.get::<&str>("kind")? {
-                "message" => out.0 = seq,
-                "event" => out.1 = seq,
-                "click" => out.2 = seq,
-                _ => {}
+            if let Some(kind) = RecordKind::parse(row.get::<&str>("kind")?) {
+                out.set(kind, seq);
             }
         }
         Ok(out)
@@ -290,18 +287,18 @@ impl Store {
     pub async fn forward_take(
         &self,
         name: &str,
-        kind: &str,
+        kind: RecordKind,
         from: i64,
         to: i64,
         rows: &[Pending],
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Result<bool, Error> {
         let d = self.dialect();
         let mut cas = Sql::new(d, "update forward_cursor set seq = ");
         cas.bind(Param::Int(to))
             .push(" where endpoint = ")
             .bind(Param::Text(name.to_owned()))
             .push(" and kind = ")
-            .bind(Param::Text(kind.to_owned()))
+            .bind(Param::Text(kind.as_str().to_owned()))
             .push(" and seq = ")
             .bind(Param::Int(from));
         let mut statements = vec![cas];
@@ -311,7 +308,7 @@ impl Store {
     }
 
     /// An endpoint's pending records, in (kind, seq) order.
-    pub async fn forward_pending(&self, name: &str) -> Result<Vec<Pending>, sqlx::Error> {
+    pub async fn forward_pending(&self, name: &str) -> Result<Vec<Pending>, Error> {
         let mut sql = Sql::new(
             self.dialect(),
             &format!("select {PENDING_COLUMNS} from forward_pending where endpoint = "),
@@ -325,7 +322,7 @@ impl Store {
     pub async fn forward_pending_summary(
         &self,
         name: &str,
-    ) -> Result<(i64, Option<DateTime<Utc>>), sqlx::Error> {
+    ) -> Result<(i64, Option<DateTime<Utc>>), Error> {
         let mut sql = Sql::new(
             self.dialect(),
             "select count(*) as n, min(received_at) as oldest from forward_pending where endpoint = ",
@@ -336,7 +333,7 @@ impl Store {
     }
 
     /// Writes what a round of deliveries changed, in one transaction.
-    pub async fn forward_progress(&self, name: &str, p: &Progress) -> Result<(), sqlx::Error> {
+    pub async fn forward_progress(&self, name: &str, p: &Progress) -> Result<(), Error> {
         let d = self.dialect();
         let text = |s: &str| Param::Text(s.to_owned());
         let mut statements = delete_keys(d, "forward_pending", name, &p.done);
@@ -425,7 +422,7 @@ impl Store {
 
     /// Pauses or resumes an endpoint; resuming also clears a 410's disabling. False when no
     /// endpoint has this name.
-    pub async fn forward_set_paused(&self, name: &str, paused: bool) -> Result<bool, sqlx::Error> {
+    pub async fn forward_set_paused(&self, name: &str, paused: bool) -> Result<bool, Error> {
         let mut sql = Sql::new(
             self.dialect(),
             if paused {
@@ -440,7 +437,7 @@ impl Store {
     }
 
     /// Disables an endpoint (its receiver answered 410).
-    pub async fn forward_disable(&self, name: &str, reason: &str) -> Result<(), sqlx::Error> {
+    pub async fn forward_disable(&self, name: &str, reason: &str) -> Result<(), Error> {
         let mut sql = Sql::new(
             self.dialect(),
             "update forward_endpoint set disabled_reason = ",

@@ -7,9 +7,9 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 
-use super::Store;
 use super::rows::AnyRow;
 use super::sql::{Param, Sql};
+use super::{Error, Store};
 
 mod sign_in;
 
@@ -100,7 +100,7 @@ fn text(s: &str) -> Param {
     Param::Text(s.to_owned())
 }
 
-fn token_row(row: &AnyRow) -> Result<TokenRow, sqlx::Error> {
+fn token_row(row: &AnyRow) -> Result<TokenRow, Error> {
     Ok(TokenRow {
         user_id: row.get("user_id")?,
         scope: row.get("scope")?,
@@ -131,7 +131,7 @@ fn opt_bytes(b: &Option<Vec<u8>>) -> Param {
 impl Store {
     /// Stores a signed-in user's tokens, replacing any earlier ones of the user (a new
     /// generation: subscriptions are made again with the new token).
-    pub async fn put_token(&self, t: &TokenRow) -> Result<(), sqlx::Error> {
+    pub async fn put_token(&self, t: &TokenRow) -> Result<(), Error> {
         let mut sql = Sql::new(self.dialect(), "insert into oauth_token (");
         sql.push(TOKEN_COLUMNS).push(") values (").list(vec![
             text(&t.user_id),
@@ -159,7 +159,7 @@ impl Store {
     }
 
     /// A user's tokens.
-    pub async fn token(&self, user_id: &str) -> Result<Option<TokenRow>, sqlx::Error> {
+    pub async fn token(&self, user_id: &str) -> Result<Option<TokenRow>, Error> {
         let mut sql = Sql::new(self.dialect(), "select ");
         sql.push(TOKEN_COLUMNS)
             .push(" from oauth_token where user_id = ")
@@ -172,7 +172,7 @@ impl Store {
     }
 
     /// Every user's tokens, by user id.
-    pub async fn tokens(&self) -> Result<Vec<TokenRow>, sqlx::Error> {
+    pub async fn tokens(&self) -> Result<Vec<TokenRow>, Error> {
         let mut sql = Sql::new(self.dialect(), "select ");
         sql.push(TOKEN_COLUMNS)
             .push(" from oauth_token order by user_id");
@@ -180,7 +180,7 @@ impl Store {
     }
 
     /// Active tokens due for a refresh at `now` and not held by a replica.
-    pub async fn due_tokens(&self, now: DateTime<Utc>) -> Result<Vec<TokenRow>, sqlx::Error> {
+    pub async fn due_tokens(&self, now: DateTime<Utc>) -> Result<Vec<TokenRow>, Error> {
         let mut sql = Sql::new(self.dialect(), "select ");
         sql.push(TOKEN_COLUMNS)
             .push(" from oauth_token where status = ")
@@ -202,7 +202,7 @@ impl Store {
         owner: &str,
         now: DateTime<Utc>,
         until: DateTime<Utc>,
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Result<bool, Error> {
         let mut sql = Sql::new(self.dialect(), "update oauth_token set lease_owner = ");
         sql.bind(text(owner))
             .push(", lease_until = ")
@@ -226,7 +226,7 @@ impl Store {
         lease: Leased<'_>,
         r: &Rotation,
         now: DateTime<Utc>,
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Result<bool, Error> {
         let mut sql = Sql::new(self.dialect(), "update oauth_token set access_token = ");
         sql.bind(Param::Bytes(r.access_token.clone()))
             .push(", refresh_token = coalesce(")
@@ -253,7 +253,7 @@ impl Store {
         dead: bool,
         error: &str,
         now: DateTime<Utc>,
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Result<bool, Error> {
         let status = if dead { STATUS_DEAD } else { STATUS_ACTIVE };
         let mut sql = Sql::new(self.dialect(), "update oauth_token set status = ");
         sql.bind(text(status))
@@ -275,7 +275,7 @@ impl Store {
         generation: i64,
         access_token: Vec<u8>,
         refresh_token: Option<Vec<u8>>,
-    ) -> Result<bool, sqlx::Error> {
+    ) -> Result<bool, Error> {
         let mut sql = Sql::new(self.dialect(), "update oauth_token set access_token = ");
         sql.bind(Param::Bytes(access_token))
             .push(", refresh_token = ")
@@ -294,7 +294,7 @@ impl Store {
         &self,
         user_id: &str,
         before: Option<DateTime<Utc>>,
-    ) -> Result<(u64, u64), sqlx::Error> {
+    ) -> Result<(u64, u64), Error> {
         let d = self.dialect();
         let mut subs = Sql::new(d, "delete from oauth_subscription where user_id = ");
         subs.bind(text(user_id));

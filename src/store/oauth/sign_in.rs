@@ -3,9 +3,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::super::Store;
 use super::super::rows::AnyRow;
 use super::super::sql::{Param, Sql};
+use super::super::{Error, Store};
 use super::{STATUS_ACTIVE, text};
 
 /// A subscription made with a user's token.
@@ -40,7 +40,7 @@ pub struct StateRow {
     pub expires_at: DateTime<Utc>,
 }
 
-fn subscription_row(row: &AnyRow) -> Result<SubscriptionRow, sqlx::Error> {
+fn subscription_row(row: &AnyRow) -> Result<SubscriptionRow, Error> {
     Ok(SubscriptionRow {
         user_id: row.get("user_id")?,
         event_type: row.get("event_type")?,
@@ -59,7 +59,7 @@ impl Store {
         &self,
         s: &SubscriptionRow,
         now: DateTime<Utc>,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), Error> {
         let mut sql = Sql::new(
             self.dialect(),
             "insert into oauth_subscription (user_id, event_type, resource_id, metadata, \
@@ -85,7 +85,7 @@ impl Store {
     }
 
     /// Every recorded subscription, by user.
-    pub async fn subscriptions(&self) -> Result<Vec<SubscriptionRow>, sqlx::Error> {
+    pub async fn subscriptions(&self) -> Result<Vec<SubscriptionRow>, Error> {
         let sql = Sql::new(
             self.dialect(),
             "select * from oauth_subscription order by user_id, event_type, resource_id",
@@ -98,7 +98,7 @@ impl Store {
     }
 
     /// Subscriptions made with an older token than their user's active one.
-    pub async fn stale_subscriptions(&self) -> Result<Vec<SubscriptionRow>, sqlx::Error> {
+    pub async fn stale_subscriptions(&self) -> Result<Vec<SubscriptionRow>, Error> {
         let mut sql = Sql::new(
             self.dialect(),
             "select s.* from oauth_subscription s join oauth_token t on t.user_id = s.user_id \
@@ -119,7 +119,7 @@ impl Store {
         s: &SubscriptionRow,
         generation: i64,
         now: DateTime<Utc>,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), Error> {
         let mut sql = Sql::new(
             self.dialect(),
             "update oauth_subscription set made_generation = ",
@@ -137,7 +137,7 @@ impl Store {
         s: &SubscriptionRow,
         error: &str,
         now: DateTime<Utc>,
-    ) -> Result<(), sqlx::Error> {
+    ) -> Result<(), Error> {
         let mut sql = Sql::new(
             self.dialect(),
             "update oauth_subscription set failures = failures + 1, last_error = ",
@@ -150,7 +150,7 @@ impl Store {
     }
 
     /// Stores a sign-in under way (by the digest of its state) and drops expired ones.
-    pub async fn put_state(&self, digest: &str, state: &StateRow) -> Result<(), sqlx::Error> {
+    pub async fn put_state(&self, digest: &str, state: &StateRow) -> Result<(), Error> {
         let d = self.dialect();
         let mut purge = Sql::new(d, "delete from oauth_state where expires_at < ");
         purge.bind(Param::Time(Utc::now()));
@@ -171,7 +171,7 @@ impl Store {
     }
 
     /// Takes a sign-in under way: deleted as it is read, so a state works once.
-    pub async fn take_state(&self, digest: &str) -> Result<Option<StateRow>, sqlx::Error> {
+    pub async fn take_state(&self, digest: &str) -> Result<Option<StateRow>, Error> {
         let mut sql = Sql::new(
             self.dialect(),
             "delete from oauth_state where state_digest = ",
@@ -193,7 +193,7 @@ impl Store {
     pub async fn revocations_after(
         &self,
         seq: i64,
-    ) -> Result<Vec<(i64, Option<String>, DateTime<Utc>)>, sqlx::Error> {
+    ) -> Result<Vec<(i64, Option<String>, DateTime<Utc>)>, Error> {
         let mut sql = Sql::new(
             self.dialect(),
             "select seq, subject_id, received_at from event where event_type = ",

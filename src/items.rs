@@ -1,4 +1,5 @@
-//! The JSON shapes of the read API.
+//! The JSON shapes of stored records and their pages: the read API answers them, the live
+//! stream sends them and forwarding pushes them.
 
 use std::borrow::Cow;
 
