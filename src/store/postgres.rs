@@ -130,25 +130,31 @@ impl Db<Postgres> {
 }
 
 async fn listen(pool: sqlx::PgPool, changes: Changes, stop: CancellationToken) {
+    // At shutdown the pool is closed while this task may be waiting on it: that is the end,
+    // not a failure to report or retry.
+    let ending = || stop.is_cancelled() || pool.is_closed();
     loop {
-        let mut listener = match PgListener::connect_with(&pool).await {
+        let connected = async {
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(NOTIFY_CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let mut listener = match connected.await {
             Ok(l) => l,
+            Err(_) if ending() => return,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot LISTEN; retrying in 1 s");
                 tokio::select! {
+                    biased;
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
                 }
             }
         };
-        if let Err(e) = listener.listen(NOTIFY_CHANNEL).await {
-            tracing::warn!(error = %e, "cannot LISTEN; retrying in 1 s");
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            continue;
-        }
         changes.notify();
         loop {
             let next = tokio::select! {
+                biased;
                 _ = stop.cancelled() => return,
                 next = listener.try_recv() => next,
             };
@@ -156,6 +162,7 @@ async fn listen(pool: sqlx::PgPool, changes: Changes, stop: CancellationToken) {
                 Ok(Some(_)) => changes.notify(),
                 // The connection dropped; the next try_recv reconnects. Re-query meanwhile.
                 Ok(None) => changes.notify(),
+                Err(_) if ending() => return,
                 Err(e) => {
                     tracing::warn!(error = %e, "LISTEN connection failed; reconnecting");
                     changes.notify();
