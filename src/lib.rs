@@ -9,7 +9,6 @@ pub mod api;
 pub mod app;
 pub mod auth;
 pub mod callback;
-pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod divar;

@@ -2,7 +2,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
-use kenar_hook::cli::{Cli, Command};
+use kenar_hook::commands::cli::{Cli, Command};
 use kenar_hook::config::Settings;
 use kenar_hook::{commands, telemetry};
 

@@ -9,6 +9,7 @@
 
 mod buttons;
 mod call;
+pub mod cli;
 pub mod forward;
 mod healthcheck;
 mod oauth;

@@ -5,7 +5,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::output::print;
-use crate::cli::ConfigCommand;
+use super::cli::ConfigCommand;
 use crate::config::Settings;
 use crate::store::{Store, Unreachable};
 use crate::{app, callback};
@@ -83,7 +83,7 @@ pub fn warn_unknown_variables(env: &std::collections::HashMap<String, String>) {
 
 /// `completions SHELL`: prints the shell's completion script for every subcommand.
 pub fn completions(shell: clap_complete::Shell) -> ExitCode {
-    let mut command = <crate::cli::Cli as clap::CommandFactory>::command();
+    let mut command = <super::cli::Cli as clap::CommandFactory>::command();
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut command, "kenar-hook", &mut script);
     print(String::from_utf8_lossy(&script).trim_end())
@@ -93,7 +93,7 @@ pub fn completions(shell: clap_complete::Shell) -> ExitCode {
 
 /// `man`: prints the man page, generated from the same definitions as `--help`.
 pub fn man() -> ExitCode {
-    let command = <crate::cli::Cli as clap::CommandFactory>::command();
+    let command = <super::cli::Cli as clap::CommandFactory>::command();
     let mut page = Vec::new();
     if let Err(e) = clap_mangen::Man::new(command).render(&mut page) {
         eprintln!("kenar-hook: cannot render the man page: {e}");

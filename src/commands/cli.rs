@@ -1,4 +1,4 @@
-//! The command line.
+//! The command line: its arguments and subcommands, parsed by clap; `main` runs them.
 
 use std::path::PathBuf;
 
@@ -61,13 +61,13 @@ pub enum Command {
     Man,
     /// Forwarding to the app's endpoints: status, replay, pause and resume.
     #[command(subcommand)]
-    Forward(crate::commands::ForwardCommand),
+    Forward(super::ForwardCommand),
     /// Deliveries refused although their key was good: run them through ingestion again.
     #[command(subcommand)]
-    Rejected(crate::commands::RejectedCommand),
+    Rejected(super::RejectedCommand),
     /// Calls to Divar's API and what was registered with it.
     #[command(flatten)]
-    Divar(crate::commands::DivarCommand),
+    Divar(super::DivarCommand),
 }
 
 /// `kenar-hook config …`.
