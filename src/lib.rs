@@ -13,7 +13,6 @@ pub mod commands;
 pub mod config;
 pub mod divar;
 pub mod error;
-pub(crate) mod extract;
 pub mod forward;
 pub(crate) mod health;
 pub mod ingest;

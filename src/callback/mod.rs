@@ -16,8 +16,8 @@ use chrono::Utc;
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
 
+use crate::auth::request::{DivarRequest, Refused};
 use crate::error::AppError;
-use crate::extract::{DivarRequest, Refused};
 use crate::state::AppState;
 use crate::store::{NewClick, NewRecord};
 use click::{Click, ClickVersion, detect_version};

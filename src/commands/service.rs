@@ -4,8 +4,8 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::process::ExitCode;
 
-use super::output::print;
 use super::cli::ConfigCommand;
+use super::output::print;
 use crate::config::Settings;
 use crate::store::{Store, Unreachable};
 use crate::{app, callback};

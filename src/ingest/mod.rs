@@ -13,10 +13,10 @@ use axum::routing::post;
 use chrono::Utc;
 use serde::Serialize;
 
+use crate::auth::request::{AnyKey, DivarRequest, Refused, Voucher};
 use crate::divar::inbound::{Delivery, classify};
 use crate::divar::json::parse_json;
 use crate::error::AppError;
-use crate::extract::{AnyKey, DivarRequest, Refused, Voucher};
 use crate::state::AppState;
 use crate::store::{NewRecord, WriteOutcome};
 use normalise::{mask_phone, normalise};
@@ -87,21 +87,17 @@ pub async fn receive(
         }
     };
     let prepared = std::time::Instant::now();
-    // A registration's key vouches for the legacy messages of its post, nothing else; any
-    // other use is answered like an unknown key.
+    let classified = classify(&request.value);
+    request.vouch_for(&state, classified.as_ref().ok())?;
     let registered = request.voucher != Voucher::App;
-    let delivery = match classify(&request.value) {
+    let delivery = match classified {
         Ok(delivery) => delivery,
-        Err(_) if registered => return Err(request.unauthorized(&state)),
         Err(e) => {
             count("UNKNOWN", "rejected", "unprocessable");
             let error = AppError::Unprocessable(e.to_string());
             return Err(keep_rejected(&state, &request.body, error).await);
         }
     };
-    if registered && !matches!(delivery, Delivery::LegacyChatMessage(_)) {
-        return Err(request.unauthorized(&state));
-    }
     let phone = match &delivery {
         Delivery::ChatMessage { message, .. } => message
             .contact_data

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::auth;
+use crate::divar::inbound::Delivery;
 use crate::divar::json::{parse_as, parse_json};
 use crate::error::AppError;
 use crate::state::AppState;
@@ -203,9 +204,21 @@ impl<K: Keys> FromRequest<AppState> for DivarRequest<K> {
 }
 
 impl<K: Keys> DivarRequest<K> {
+    /// Whether this request's key vouches for `delivery` (`None`: the body is no delivery
+    /// kenar-hook knows). The app's keys vouch for anything; a registration's key only for
+    /// the legacy chat messages of its post (the post was matched before the body was
+    /// parsed). Anything else is answered as an unknown key is.
+    pub fn vouch_for(&self, state: &AppState, delivery: Option<&Delivery>) -> Result<(), AppError> {
+        match (&self.voucher, delivery) {
+            (Voucher::App, _)
+            | (Voucher::Registration(_), Some(Delivery::LegacyChatMessage(_))) => Ok(()),
+            (Voucher::Registration(_), _) => Err(self.unauthorized(state)),
+        }
+    }
+
     /// The answer for a delivery a registration's key may not vouch for: the same 401 (or
     /// 429) as for an unknown key, counted as a failed authentication.
-    pub fn unauthorized(&self, state: &AppState) -> AppError {
+    fn unauthorized(&self, state: &AppState) -> AppError {
         tracing::warn!("a registration's key used for something other than its post's messages");
         state.failures.fail_from(
             "webhook",

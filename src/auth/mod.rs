@@ -1,0 +1,13 @@
+//! Authentication, in one room: the app's identification keys ([`keys`]), the legacy
+//! registrations' keys ([`registrations`]), failed authentications limited per client
+//! ([`limiter`]), and a Divar request's authentication decision ([`request`]): its key checked
+//! before a byte of its body is read, and what that key may vouch for once the body is known.
+
+mod keys;
+mod limiter;
+mod registrations;
+pub(crate) mod request;
+
+pub use keys::{KeySet, authorization, digest, identification_keys};
+pub use limiter::{Failures, rate_limited};
+pub use registrations::{REGISTRATION_REFRESH, RegistrationKeys};
