@@ -1,6 +1,6 @@
 //! Where PostgreSQL and SQLite differ, in one place. [`Backend`] is implemented by the two
 //! databases and holds their differences: the SQL spellings ([`Dialect`]), how a time is
-//! stored ([`Time`]), how a write transaction begins, the migrations, how many batch writers
+//! stored ([`Time`], in `time.rs`), how a write transaction begins, the migrations, how many batch writers
 //! suit them. [`Db`] is a pool of either, with every operation that is the same written
 //! once. The set-based insert forms of a batch differ too much to be spelled as data: they
 //! are `Db::write_batch` in `postgres.rs` and `sqlite.rs`.
@@ -9,14 +9,12 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use chrono::{DateTime, Utc};
-use sqlx::encode::IsNull;
-use sqlx::error::BoxDynError;
 use sqlx::query::Query;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Type};
 
 use super::rows::AnyRow;
 use super::sql::{Param, Sql};
+use super::time::Time;
 
 /// The spellings of the same SQL in each database, as data: statements are built once, for
 /// both, with these filled in. Placeholders are `$1`, `$2`, ... in both.
@@ -53,64 +51,6 @@ impl Dialect {
     /// `column` selected as JSON text, under its own name.
     pub(crate) fn json_column(&self, column: &str) -> String {
         format!("{column}{} as {column}", self.json_text)
-    }
-}
-
-/// A point in time as each database stores it: `timestamptz` in PostgreSQL, integer
-/// microseconds since the epoch in SQLite (so times sort and compare exactly).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Time(pub DateTime<Utc>);
-
-/// Time is stored as `$as` is.
-macro_rules! stored_as {
-    ($db:ty, $as:ty) => {
-        impl Type<$db> for Time {
-            fn type_info() -> <$db as Database>::TypeInfo {
-                <$as as Type<$db>>::type_info()
-            }
-
-            fn compatible(ty: &<$db as Database>::TypeInfo) -> bool {
-                <$as as Type<$db>>::compatible(ty)
-            }
-        }
-    };
-}
-
-stored_as!(sqlx::Postgres, DateTime<Utc>);
-stored_as!(sqlx::Sqlite, i64);
-
-impl Encode<'_, sqlx::Postgres> for Time {
-    fn encode_by_ref(
-        &self,
-        buf: &mut sqlx::postgres::PgArgumentBuffer,
-    ) -> Result<IsNull, BoxDynError> {
-        <DateTime<Utc> as Encode<sqlx::Postgres>>::encode_by_ref(&self.0, buf)
-    }
-}
-
-impl<'r> Decode<'r, sqlx::Postgres> for Time {
-    fn decode(value: sqlx::postgres::PgValueRef<'r>) -> Result<Self, BoxDynError> {
-        Ok(Time(<DateTime<Utc> as Decode<sqlx::Postgres>>::decode(
-            value,
-        )?))
-    }
-}
-
-impl<'q> Encode<'q, sqlx::Sqlite> for Time {
-    fn encode_by_ref(
-        &self,
-        buf: &mut Vec<sqlx::sqlite::SqliteArgumentValue<'q>>,
-    ) -> Result<IsNull, BoxDynError> {
-        <i64 as Encode<sqlx::Sqlite>>::encode(self.0.timestamp_micros(), buf)
-    }
-}
-
-impl<'r> Decode<'r, sqlx::Sqlite> for Time {
-    fn decode(value: sqlx::sqlite::SqliteValueRef<'r>) -> Result<Self, BoxDynError> {
-        let micros = <i64 as Decode<sqlx::Sqlite>>::decode(value)?;
-        Ok(Time(
-            DateTime::from_timestamp_micros(micros).unwrap_or_default(),
-        ))
     }
 }
 

@@ -15,6 +15,7 @@ mod rows;
 pub mod sql;
 mod sqlite;
 mod statements;
+mod time;
 mod view;
 
 use std::str::FromStr;

@@ -5,7 +5,7 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use super::backend::Time;
+use super::time::Time;
 use super::{
     JsonRef, MessageSource, MessageView, NewClick, NewEvent, Registration, StoredClick,
     StoredConversation, StoredEvent, StoredMessage, parse_json_column,

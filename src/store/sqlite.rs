@@ -15,12 +15,13 @@ use sqlx::{ConnectOptions, QueryBuilder, Row, Sqlite, Transaction};
 
 use std::collections::HashMap;
 
-use super::backend::{Backend, Db, Time, Writing};
+use super::backend::{Backend, Db, Writing};
 use super::batch::{
     CLICK_COLUMNS, CONVERSATION_COLUMNS, ConversationChange, EVENT_COLUMNS, Held, Item,
     MESSAGE_COLUMNS, Plan, clean, clean_opt, conversation_changes, conversation_conflict,
     message_conflict, scoped,
 };
+use super::time::Time;
 use super::{NewIds, NewRecord, WriteOutcome};
 use crate::config::SqliteSync;
 use crate::notify::Changes;
