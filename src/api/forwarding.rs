@@ -1,13 +1,15 @@
 //! `/api/v1/forwarding/...`: each endpoint's state and lag, the attempt log and the dead
 //! letters.
 
-use axum::Json;
 use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
-use super::cursor::{self, Position};
+use super::cursor::Position;
+use super::page::Keyset;
 use super::params::{At, Filters, Limit, NoParams, Text};
 use crate::error::AppError;
 use crate::forward::manage::{self, EndpointStatus};
@@ -101,16 +103,12 @@ impl DeadItem {
     }
 }
 
-fn seq_cursor(cursor: Option<Text>, list: &str, fp: &str) -> Result<Option<i64>, AppError> {
-    cursor
-        .map(|c| match cursor::decode(&c.0, list, fp)? {
-            Position::Seq(s) => Ok(s),
-            _ => Err(AppError::InvalidParameter {
-                name: "cursor".into(),
-                message: "cursor: belongs to another list".into(),
-            }),
-        })
-        .transpose()
+/// The routes of this file.
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/forwarding/endpoints", get(endpoints))
+        .route("/api/v1/forwarding/attempts", get(attempts))
+        .route("/api/v1/forwarding/dead", get(dead))
 }
 
 /// Each configured endpoint: state, lag, last success and last error.
@@ -173,30 +171,29 @@ pub async fn attempts(
             message: format!("status: {s:?} is not one of {}", OUTCOMES.join(", ")),
         });
     }
-    let fp = cursor::fingerprint(&[
-        ("endpoint", endpoint.clone()),
-        ("status", status.clone()),
-        ("since", since.map(rfc3339)),
-    ]);
-    let before_id = seq_cursor(f.cursor, "forwarding_attempts", &fp)?;
+    let keyset = Keyset::new(
+        "forwarding_attempts",
+        &[
+            ("endpoint", endpoint.clone()),
+            ("status", status.clone()),
+            ("since", since.map(rfc3339)),
+        ],
+        limit,
+    );
     let q = AttemptQuery {
         endpoint,
         outcome: status,
         since,
-        before_id,
-        limit: limit + 1,
+        before_id: keyset.after_seq(f.cursor)?,
+        limit: keyset.fetch(),
     };
-    let mut rows = state.store.forward_attempts(&q).await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = more
-        .then(|| rows.last())
-        .flatten()
-        .map(|a| cursor::encode("forwarding_attempts", &fp, &Position::Seq(a.id)));
-    Ok(Json(Page {
-        items: rows.into_iter().map(AttemptItem::from).collect(),
-        next_cursor,
-    }))
+    let rows = state.store.forward_attempts(&q).await?;
+    Ok(Json(keyset.page(
+        rows,
+        false,
+        |a| Position::Seq(a.id),
+        AttemptItem::from,
+    )))
 }
 
 /// The parameters of `GET /forwarding/dead`.
@@ -226,21 +223,16 @@ pub async fn dead(
     Filters(f): Filters<DeadFilters>,
 ) -> Result<Json<Page<DeadItem>>, AppError> {
     let (endpoint, limit) = (Text::of(f.endpoint), Limit::of(f.limit));
-    let fp = cursor::fingerprint(&[("endpoint", endpoint.clone())]);
-    let after = seq_cursor(f.cursor, "forwarding_dead", &fp)?;
-    let mut rows = state
+    let keyset = Keyset::new("forwarding_dead", &[("endpoint", endpoint.clone())], limit);
+    let after = keyset.after_seq(f.cursor)?;
+    let rows = state
         .store
-        .forward_dead(endpoint.as_deref(), after, limit + 1)
+        .forward_dead(endpoint.as_deref(), after, keyset.fetch())
         .await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = more
-        .then(|| rows.last())
-        .flatten()
-        .map(|(_, d)| cursor::encode("forwarding_dead", &fp, &Position::Seq(d.id)));
-    let items = rows
-        .into_iter()
-        .map(|(e, d)| DeadItem::new(e, d))
-        .collect::<Result<_, _>>()?;
-    Ok(Json(Page { items, next_cursor }))
+    Ok(Json(keyset.try_page(
+        rows,
+        false,
+        |(_, d)| Position::Seq(d.id),
+        |(e, d)| DeadItem::new(e, d),
+    )?))
 }

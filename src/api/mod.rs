@@ -3,12 +3,16 @@
 //! a live stream, and the OpenAPI document.
 
 pub(crate) mod access;
+mod conversations;
 pub mod cursor;
+mod events;
 mod forwarding;
-mod handlers;
 pub(crate) mod hub;
+mod messages;
 pub mod openapi;
+mod page;
 pub(crate) mod params;
+mod registrations;
 mod rejected;
 pub(crate) mod stream;
 pub mod tickets;
@@ -22,24 +26,12 @@ use crate::state::AppState;
 /// The routes of this module, behind bearer-token access.
 pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
-        .route("/api/v1/conversations", get(handlers::list_conversations))
-        .route(
-            "/api/v1/conversations/{id}",
-            get(handlers::get_conversation),
-        )
-        .route(
-            "/api/v1/conversations/{id}/messages",
-            get(handlers::conversation_messages),
-        )
-        .route("/api/v1/messages", get(handlers::list_messages))
-        .route("/api/v1/messages/{id}", get(handlers::get_message))
-        .route("/api/v1/events", get(handlers::list_events))
-        .route("/api/v1/clicks", get(handlers::list_clicks))
-        .route("/api/v1/registrations", get(handlers::list_registrations))
-        .route("/api/v1/forwarding/endpoints", get(forwarding::endpoints))
-        .route("/api/v1/forwarding/attempts", get(forwarding::attempts))
-        .route("/api/v1/forwarding/dead", get(forwarding::dead))
-        .route("/api/v1/rejected", get(rejected::list))
+        .merge(conversations::routes())
+        .merge(messages::routes())
+        .merge(events::routes())
+        .merge(registrations::routes())
+        .merge(forwarding::routes())
+        .merge(rejected::routes())
         .route("/api/v1/stream", get(stream::stream))
         .route("/api/v1/stream/tickets", post(tickets::issue))
         .route("/api/v1/openapi.json", get(openapi::serve))

@@ -7,7 +7,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::stream;
-use super::{forwarding, handlers, rejected};
+use super::{conversations, events, forwarding, messages, registrations, rejected};
 use crate::items::{
     ClickItem, ConversationItem, EventItem, MessageItem, Page, Participant, Participants,
     RegistrationItem,
@@ -25,14 +25,14 @@ use crate::items::{
         crate::oauth::routes::callback,
         crate::health::healthz,
         crate::health::readyz,
-        handlers::list_conversations,
-        handlers::get_conversation,
-        handlers::conversation_messages,
-        handlers::list_messages,
-        handlers::get_message,
-        handlers::list_events,
-        handlers::list_clicks,
-        handlers::list_registrations,
+        conversations::list_conversations,
+        conversations::get_conversation,
+        messages::conversation_messages,
+        messages::list_messages,
+        messages::get_message,
+        events::list_events,
+        events::list_clicks,
+        registrations::list_registrations,
         forwarding::endpoints,
         forwarding::attempts,
         forwarding::dead,

@@ -1,11 +1,13 @@
 //! `GET /api/v1/rejected`: deliveries that carried a good key but could not be stored.
 
-use axum::Json;
 use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
-use super::cursor::{self, Position};
+use super::cursor::Position;
+use super::page::Keyset;
 use super::params::{Filters, Limit, Text};
 use crate::error::AppError;
 use crate::items::{Page, rfc3339};
@@ -42,6 +44,11 @@ impl From<Rejected> for RejectedItem {
     }
 }
 
+/// The route of this file.
+pub(super) fn routes() -> Router<AppState> {
+    Router::new().route("/api/v1/rejected", get(list))
+}
+
 /// The parameters of `GET /rejected`.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
@@ -66,27 +73,13 @@ pub async fn list(
     State(state): State<AppState>,
     Filters(f): Filters<RejectedFilters>,
 ) -> Result<Json<Page<RejectedItem>>, AppError> {
-    let limit = Limit::of(f.limit);
-    let fp = cursor::fingerprint(&[]);
-    let after = f
-        .cursor
-        .map(|c| match cursor::decode(&c.0, "rejected", &fp)? {
-            Position::Seq(s) => Ok(s),
-            _ => Err(AppError::InvalidParameter {
-                name: "cursor".into(),
-                message: "cursor: belongs to another list".into(),
-            }),
-        })
-        .transpose()?;
-    let mut rows = state.store.list_rejected(after, limit + 1).await?;
-    let more = rows.len() as i64 > limit;
-    rows.truncate(limit as usize);
-    let next_cursor = more
-        .then(|| rows.last())
-        .flatten()
-        .map(|r| cursor::encode("rejected", &fp, &Position::Seq(r.id)));
-    Ok(Json(Page {
-        items: rows.into_iter().map(RejectedItem::from).collect(),
-        next_cursor,
-    }))
+    let keyset = Keyset::new("rejected", &[], Limit::of(f.limit));
+    let after = keyset.after_seq(f.cursor)?;
+    let rows = state.store.list_rejected(after, keyset.fetch()).await?;
+    Ok(Json(keyset.page(
+        rows,
+        false,
+        |r| Position::Seq(r.id),
+        RejectedItem::from,
+    )))
 }

@@ -1,0 +1,176 @@
+//! `/api/v1/events` and `/api/v1/clicks`: the two logs, in arrival order, keyset-paged by
+//! `seq` and cut by the byte budget.
+
+use std::future::Future;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::cursor::Position;
+use super::page::Keyset;
+use super::params::{At, EventType, Filters, Limit, Text};
+use crate::error::AppError;
+use crate::items::{ClickItem, EventItem, Page, rfc3339};
+use crate::state::AppState;
+use crate::store::Listed;
+use crate::store::query::LogQuery;
+
+/// The routes of this file.
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/events", get(list_events))
+        .route("/api/v1/clicks", get(list_clicks))
+}
+
+/// A page of a log: `q` holds the filters and the page size, `filters` their fingerprint's
+/// names and values; `fetch` reads the rows after the cursor's `seq`.
+async fn log_page<R, T, Fut>(
+    list: &'static str,
+    q: LogQuery,
+    filters: &[(&str, Option<String>)],
+    cursor: Option<Text>,
+    fetch: impl FnOnce(LogQuery) -> Fut,
+    seq: impl Fn(&R) -> i64,
+    item: impl Fn(R) -> T,
+) -> Result<Json<Page<T>>, AppError>
+where
+    Fut: Future<Output = Result<Listed<R>, crate::store::Error>>,
+{
+    let keyset = Keyset::new(list, filters, q.limit);
+    let q = LogQuery {
+        after_seq: keyset.after_seq(cursor)?,
+        limit: keyset.fetch(),
+        ..q
+    };
+    let listed = fetch(q).await?;
+    Ok(Json(keyset.page(
+        listed.rows,
+        listed.cut,
+        |r| Position::Seq(seq(r)),
+        item,
+    )))
+}
+
+/// The parameters of `GET /events`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EventFilters {
+    /// USER_ACCESS_REVOCATION, POST_UPDATE, PAYMENT_TRANSACTION, ...
+    #[serde(rename = "type")]
+    #[param(inline, rename = "type")]
+    kind: Option<EventType>,
+    /// Received at or after (RFC 3339)
+    #[param(inline)]
+    since: Option<At>,
+    /// Received before (RFC 3339)
+    #[param(inline)]
+    until: Option<At>,
+    /// 1–500, default 50
+    #[param(inline)]
+    limit: Option<Limit>,
+    /// next_cursor of the previous page
+    #[param(inline)]
+    cursor: Option<Text>,
+}
+
+/// Non-message events, in arrival order.
+#[utoipa::path(get, path = "/api/v1/events", tag = "read",
+    params(EventFilters),
+    responses((status = 200, body = Page<EventItem>), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_events(
+    State(state): State<AppState>,
+    Filters(f): Filters<EventFilters>,
+) -> Result<Json<Page<EventItem>>, AppError> {
+    let q = LogQuery {
+        event_type: f.kind.map(|t| t.0),
+        since: At::of(f.since),
+        until: At::of(f.until),
+        limit: Limit::of(f.limit),
+        ..Default::default()
+    };
+    let filters = [
+        ("type", q.event_type.clone()),
+        ("since", q.since.map(rfc3339)),
+        ("until", q.until.map(rfc3339)),
+    ];
+    let budget = state.settings.api.page_max_bytes;
+    log_page(
+        "events",
+        q,
+        &filters,
+        f.cursor,
+        |q| async move { state.store.list_events(&q, budget).await },
+        |e| e.seq,
+        EventItem::from,
+    )
+    .await
+}
+
+/// The parameters of `GET /clicks`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ClickFilters {
+    /// Only this post
+    #[param(inline)]
+    post_token: Option<Text>,
+    /// Only this conversation
+    #[param(inline)]
+    conversation_id: Option<Text>,
+    /// Received at or after (RFC 3339)
+    #[param(inline)]
+    since: Option<At>,
+    /// Received before (RFC 3339)
+    #[param(inline)]
+    until: Option<At>,
+    /// 1–500, default 50
+    #[param(inline)]
+    limit: Option<Limit>,
+    /// next_cursor of the previous page
+    #[param(inline)]
+    cursor: Option<Text>,
+}
+
+/// The click log, in arrival order.
+#[utoipa::path(get, path = "/api/v1/clicks", tag = "read",
+    params(ClickFilters),
+    responses((status = 200, body = Page<ClickItem>), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_clicks(
+    State(state): State<AppState>,
+    Filters(f): Filters<ClickFilters>,
+) -> Result<Json<Page<ClickItem>>, AppError> {
+    let q = LogQuery {
+        post_token: Text::of(f.post_token),
+        conversation_id: Text::of(f.conversation_id),
+        since: At::of(f.since),
+        until: At::of(f.until),
+        limit: Limit::of(f.limit),
+        ..Default::default()
+    };
+    let filters = [
+        ("post_token", q.post_token.clone()),
+        ("conversation_id", q.conversation_id.clone()),
+        ("since", q.since.map(rfc3339)),
+        ("until", q.until.map(rfc3339)),
+    ];
+    let budget = state.settings.api.page_max_bytes;
+    log_page(
+        "clicks",
+        q,
+        &filters,
+        f.cursor,
+        |q| async move { state.store.list_clicks(&q, budget).await },
+        |c| c.seq,
+        ClickItem::from,
+    )
+    .await
+}

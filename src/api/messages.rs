@@ -1,0 +1,196 @@
+//! `/api/v1/messages` and a conversation's messages, keyset-paged, and one message by id.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use super::cursor::{self, Position};
+use super::page::Keyset;
+use super::params::{At, Filters, Limit, MessageType, Names, SenderSide, SortOrder, Text};
+use crate::error::AppError;
+use crate::items::{MessageItem, Page};
+use crate::state::AppState;
+use crate::store::MessageRows;
+use crate::store::query::{MessageQuery, Order};
+
+/// The routes of this file.
+pub(super) fn routes() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/v1/conversations/{id}/messages",
+            get(conversation_messages),
+        )
+        .route("/api/v1/messages", get(list_messages))
+        .route("/api/v1/messages/{id}", get(get_message))
+}
+
+/// The parameters of the message lists.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct MessageFilters {
+    /// Only this post (not on a conversation's own list)
+    #[param(inline)]
+    post_token: Option<Text>,
+    /// Only this conversation (on a conversation's own list, the path's)
+    #[param(inline)]
+    conversation_id: Option<Text>,
+    /// TEXT, IMAGE, FILE, VOICE, LOCATION, VIDEO or CONTACT
+    #[serde(rename = "type")]
+    #[param(inline, rename = "type")]
+    kind: Option<MessageType>,
+    /// SELLER or BUYER (also supply or demand)
+    #[param(inline)]
+    sender_side: Option<SenderSide>,
+    /// Sent at or after (RFC 3339)
+    #[param(inline)]
+    since: Option<At>,
+    /// Sent before (RFC 3339)
+    #[param(inline)]
+    until: Option<At>,
+    /// Case-insensitive substring of the text (not on a conversation's own list)
+    #[param(inline)]
+    q: Option<Text>,
+    /// asc (default) or desc
+    #[param(inline)]
+    order: Option<SortOrder>,
+    /// 1–500, default 50
+    #[param(inline)]
+    limit: Option<Limit>,
+    /// next_cursor of the previous page
+    #[param(inline)]
+    cursor: Option<Text>,
+}
+
+/// Messages of one conversation, by `sent_at`, then id, then arrival.
+#[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "read",
+    params(("id" = String, Path, description = "Conversation id"), MessageFilters),
+    responses((status = 200, body = Page<MessageItem>), (status = 400, body = crate::error::ErrorBody),
+        (status = 404, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn conversation_messages(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Filters(mut f): Filters<MessageFilters>,
+) -> Result<Response, AppError> {
+    // The path names the conversation; a post or text filter does not apply here.
+    f.post_token = None;
+    f.q = None;
+    f.conversation_id = Some(Text(id.clone()));
+    let list = messages(&state, f).await?;
+    if list.rows.is_empty() && state.store.conversation(&id).await?.is_none() {
+        return Err(AppError::NotFound(format!("no conversation {id:?}")));
+    }
+    list.page()
+}
+
+/// Messages across conversations, by `sent_at`, then id, then arrival.
+#[utoipa::path(get, path = "/api/v1/messages", tag = "read",
+    params(MessageFilters),
+    responses((status = 200, body = Page<MessageItem>), (status = 400, body = crate::error::ErrorBody),
+        (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_messages(
+    State(state): State<AppState>,
+    Filters(f): Filters<MessageFilters>,
+) -> Result<Response, AppError> {
+    messages(&state, f).await?.page()
+}
+
+/// The fetched rows of a message list, and how to cut them to a page.
+struct MessageList {
+    rows: MessageRows,
+    keyset: Keyset,
+}
+
+impl MessageList {
+    /// The page answer. Items borrow from the rows, so it is written out here, while they
+    /// are still held.
+    fn page(&self) -> Result<Response, AppError> {
+        Ok(Json(self.keyset.page(
+            self.rows.views()?,
+            self.rows.cut,
+            |m| Position::Message(m.sent_at, m.id.to_owned(), m.seq),
+            |m| MessageItem::new(&m, None),
+        ))
+        .into_response())
+    }
+}
+
+async fn messages(state: &AppState, f: MessageFilters) -> Result<MessageList, AppError> {
+    let q = MessageQuery {
+        conversation_id: Text::of(f.conversation_id),
+        post_token: Text::of(f.post_token),
+        message_type: f.kind.map(|t| t.0),
+        sender_side: f.sender_side.map(|s| s.0),
+        since: At::of(f.since),
+        until: At::of(f.until),
+        text: Text::of(f.q),
+        order: SortOrder::of(f.order),
+        after: None,
+        limit: Limit::of(f.limit),
+    };
+    let keyset = Keyset::with_fingerprint("messages", cursor::messages_fingerprint(&q), q.limit);
+    let q = MessageQuery {
+        after: message_position(&keyset, f.cursor, q.order)?,
+        limit: keyset.fetch(),
+        ..q
+    };
+    let rows = state
+        .store
+        .list_messages(&q, state.settings.api.page_max_bytes)
+        .await?;
+    Ok(MessageList { rows, keyset })
+}
+
+/// Where a message list's cursor points: its row's (sent_at, id, seq). A cursor made before
+/// `seq` joined the sort key goes on past every row of its (sent_at, id), as it did then.
+fn message_position(
+    keyset: &Keyset,
+    cursor: Option<Text>,
+    order: Order,
+) -> Result<Option<(DateTime<Utc>, String, i64)>, AppError> {
+    let past = match order {
+        Order::Asc => i64::MAX,
+        Order::Desc => i64::MIN,
+    };
+    let position = keyset.after(cursor, |p| match p {
+        Position::Message(t, id, seq) => Some((t, id, Some(seq))),
+        Position::Time(t, id) => Some((t, id, None)),
+        Position::Seq(_) => None,
+    })?;
+    Ok(position.map(|(t, id, seq)| (t, id, seq.unwrap_or(past))))
+}
+
+/// The parameters of `GET /messages/{id}`.
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct MessageInclude {
+    /// raw: add the body as received
+    #[param(value_type = Option<String>, pattern = "^raw$")]
+    include: Option<Names>,
+}
+
+/// One message; `include=raw` adds the body exactly as received.
+#[utoipa::path(get, path = "/api/v1/messages/{id}", tag = "read",
+    params(("id" = String, Path, description = "Message id"), MessageInclude),
+    responses((status = 200, body = MessageItem), (status = 404, body = crate::error::ErrorBody),
+        (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn get_message(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Filters(f): Filters<MessageInclude>,
+) -> Result<Response, AppError> {
+    let with_raw = !Names::only(f.include, "include", &["raw"])?.is_empty();
+    let m = state.store.message(&id).await?;
+    let m = m.ok_or_else(|| AppError::NotFound(format!("no message {id:?}")))?;
+    let raw = with_raw.then_some(m.message.raw_body.as_slice());
+    Ok(Json(MessageItem::new(&m.view(), raw)).into_response())
+}

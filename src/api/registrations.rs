@@ -1,0 +1,39 @@
+//! `GET /api/v1/registrations`: legacy webhook registrations.
+
+use axum::Json;
+use axum::Router;
+use axum::extract::State;
+use axum::routing::get;
+
+use super::params::{Filters, NoParams};
+use crate::error::AppError;
+use crate::items::{Page, RegistrationItem, rfc3339};
+use crate::state::AppState;
+
+/// The route of this file.
+pub(super) fn routes() -> Router<AppState> {
+    Router::new().route("/api/v1/registrations", get(list_registrations))
+}
+
+/// Legacy webhook registrations, newest first (never their keys).
+#[utoipa::path(get, path = "/api/v1/registrations", tag = "read",
+    responses((status = 200, body = Page<RegistrationItem>), (status = 401, body = crate::error::ErrorBody)),
+    security(("bearer" = [])))]
+pub async fn list_registrations(
+    State(state): State<AppState>,
+    _: Filters<NoParams>,
+) -> Result<Json<Page<RegistrationItem>>, AppError> {
+    let rows = state.store.registrations().await?;
+    Ok(Json(Page {
+        items: rows
+            .into_iter()
+            .map(|r| RegistrationItem {
+                id: r.id,
+                post_token: r.post_token,
+                endpoint: r.endpoint,
+                created_at: rfc3339(r.created_at),
+            })
+            .collect(),
+        next_cursor: None,
+    }))
+}
