@@ -8,7 +8,7 @@ pub mod manage;
 mod metrics;
 mod queue;
 pub(crate) mod record;
-pub mod settings;
+pub use crate::config::forward as settings;
 pub(crate) mod sign;
 mod worker;
 

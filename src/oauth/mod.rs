@@ -10,7 +10,7 @@
 pub(crate) mod refresh;
 pub(crate) mod revoke;
 pub(crate) mod routes;
-pub mod settings;
+pub use crate::config::oauth as settings;
 pub(crate) mod vault;
 
 use std::fmt;

@@ -10,10 +10,11 @@ use std::fmt;
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
-use base64::Engine as _;
 use rand::RngCore as _;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
+
+pub use crate::config::oauth::decode_key;
 
 const VERSION: u8 = 1;
 const KEY_ID_LEN: usize = 4;
@@ -65,27 +66,6 @@ impl fmt::Debug for Vault {
             .field("keys", &self.keys.len())
             .finish()
     }
-}
-
-/// A key from its base64 text: 32 bytes, standard or URL-safe alphabet, padded or not.
-/// The error never shows the text.
-pub fn decode_key(text: &str) -> Result<[u8; 32], String> {
-    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
-    let text = text.trim();
-    let bytes = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
-        .iter()
-        .find_map(|engine| engine.decode(text).ok())
-        .ok_or_else(|| {
-            "not base64; expected 32 random bytes in base64, e.g. the output of \
-             `openssl rand -base64 32`"
-                .to_owned()
-        })?;
-    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
-        format!(
-            "holds {} bytes; expected 32 (e.g. the output of `openssl rand -base64 32`)",
-            bytes.len()
-        )
-    })
 }
 
 fn key_id(key: &[u8; 32]) -> [u8; KEY_ID_LEN] {
@@ -202,6 +182,7 @@ impl Vault {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::Engine as _;
 
     fn key(byte: u8) -> SecretString {
         SecretString::from(base64::engine::general_purpose::STANDARD.encode([byte; 32]))

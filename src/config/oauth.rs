@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use base64::Engine as _;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -107,7 +108,7 @@ impl OAuthSettings {
     /// shows a secret.
     pub fn validate(&self) -> Result<(), (String, String)> {
         for (i, key) in self.vault_keys.iter().enumerate() {
-            if let Err(problem) = super::vault::decode_key(key.expose_secret()) {
+            if let Err(problem) = decode_key(key.expose_secret()) {
                 return Err((format!("oauth.vault_keys[{i}]"), problem));
             }
         }
@@ -179,4 +180,25 @@ fn check_http_url(text: &str) -> Result<(), String> {
         Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => Ok(()),
         _ => Err(format!("got {text:?}; expected an http(s) URL")),
     }
+}
+
+/// A key from its base64 text: 32 bytes, standard or URL-safe alphabet, padded or not.
+/// The error never shows the text.
+pub fn decode_key(text: &str) -> Result<[u8; 32], String> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    let text = text.trim();
+    let bytes = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|engine| engine.decode(text).ok())
+        .ok_or_else(|| {
+            "not base64; expected 32 random bytes in base64, e.g. the output of \
+             `openssl rand -base64 32`"
+                .to_owned()
+        })?;
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| {
+        format!(
+            "holds {} bytes; expected 32 (e.g. the output of `openssl rand -base64 32`)",
+            bytes.len()
+        )
+    })
 }

@@ -1,0 +1,410 @@
+//! Settings: layered loading (built-in defaults, `config/default.toml`, `--config FILE`,
+//! `KENAR_HOOK__SECTION__KEY` variables, `DATABASE_URL`), secrets as secret types, and
+//! validation at start-up.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use config::{Config, Environment, File, FileFormat};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+use crate::divar::outbound::DivarClientSettings;
+
+pub mod callback;
+mod check;
+pub mod forward;
+mod keys;
+mod load;
+pub mod oauth;
+mod validate;
+
+pub use callback::{CallbackSettings, RuleSettings};
+pub use check::{Effective, masked_url};
+pub use forward::{ENDPOINT_KEYS, EndpointSettings, ForwardSettings};
+pub use keys::unknown_variables;
+pub use load::io_reason;
+pub use oauth::OAuthSettings;
+
+use check::*;
+use keys::*;
+use load::*;
+
+/// The built-in defaults: the same file that ships as `config/default.toml`, compiled in so a
+/// binary started from any directory has every key.
+pub const DEFAULTS_TOML: &str = include_str!("../../config/default.toml");
+
+/// `database.url` of the defaults: a SQLite file in the default `server.data_dir`.
+const DEFAULT_DATABASE_URL: &str = "sqlite://data/kenar-hook.db";
+
+/// Prefix of the environment variables that override settings.
+pub const ENV_PREFIX: &str = "KENAR_HOOK";
+
+/// The settings file read from the working directory, when present.
+const LOCAL_FILE: &str = "config/default.toml";
+
+/// Secret settings. Each may instead be given as the path of a file holding it: the key
+/// with `_file` appended (`divar.api_key_file`, or `KENAR_HOOK__DIVAR__API_KEY_FILE`), as
+/// compose and Kubernetes secrets are mounted. A list's file has one item per line.
+pub const SECRET_KEYS: &[&str] = &[
+    "database.url",
+    "database.password",
+    "divar.identification_keys",
+    "divar.api_key",
+    "api.tokens",
+    "callback.signing_key",
+    "oauth.client_secret",
+    "oauth.vault_keys",
+];
+
+/// Settings whose environment value is a comma-separated list.
+const LIST_KEYS: &[&str] = &[
+    "divar.identification_keys",
+    "callback.allowed_hosts",
+    "api.tokens",
+    "oauth.default_scopes",
+    "oauth.vault_keys",
+];
+
+/// All settings of the service.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    /// The HTTP listener.
+    pub server: ServerSettings,
+    /// Where messages are stored.
+    pub database: DatabaseSettings,
+    /// What Divar sends and how it authenticates.
+    pub divar: DivarSettings,
+    /// The batch writer.
+    pub ingest: IngestSettings,
+    /// Logging.
+    pub log: LogSettings,
+    /// The Prometheus listener.
+    pub metrics: MetricsSettings,
+    /// Button-click callbacks: redirect rules and signed state.
+    pub callback: CallbackSettings,
+    /// The read-only REST API.
+    pub api: ApiSettings,
+    /// Signing users in, and the token vault.
+    pub oauth: OAuthSettings,
+    /// Pushing stored records to the app's own endpoints.
+    pub forward: ForwardSettings,
+    /// The settings files read, in order; none when only the built-in defaults and the
+    /// environment were.
+    #[serde(skip)]
+    pub files: Vec<PathBuf>,
+}
+
+/// Section `api`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ApiSettings {
+    /// Accepted bearer tokens. Empty: every `/api/v1` request is answered 401.
+    #[serde(default)]
+    pub tokens: Vec<SecretString>,
+    /// Sustained requests per second allowed per token.
+    pub rate_limit_per_second: u32,
+    /// Requests a token may make at once above the sustained rate.
+    pub rate_limit_burst: u32,
+    /// Failed authentications allowed per client IP per minute.
+    pub auth_failures_per_minute: u32,
+    /// Take the client IP from the last `X-Forwarded-For` entry (behind a reverse proxy).
+    pub trust_forwarded_for: bool,
+    /// Seconds between keep-alive comments on `/api/v1/stream`.
+    pub stream_keepalive_secs: u64,
+    /// A list page stops once its rows hold this many bytes (at least one row).
+    pub page_max_bytes: usize,
+    /// Live streams open at once, in all.
+    pub max_streams: usize,
+    /// Live streams open at once per token.
+    pub max_streams_per_token: usize,
+}
+
+/// Section `server`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerSettings {
+    /// Address the HTTP API listens on.
+    #[serde(deserialize_with = "listen_address")]
+    pub listen: SocketAddr,
+    /// Largest accepted request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// A request that takes longer than this is answered 408.
+    pub request_timeout_ms: u64,
+    /// Folder for the SQLite file and the generated identification key.
+    pub data_dir: PathBuf,
+    /// How long shutdown waits for in-flight requests and the writer.
+    pub shutdown_timeout_ms: u64,
+    /// A client must send a request's headers within this time of connecting or of its
+    /// previous answer (so a kept-alive connection silent this long is closed).
+    pub header_read_timeout_ms: u64,
+    /// A connection with no traffic for this long while a request is in flight is closed.
+    pub idle_timeout_ms: u64,
+    /// Connections open at once; more wait in the listen queue.
+    pub max_connections: usize,
+}
+
+/// Section `database`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// `sqlite://path` or `postgres://user:password@host/db`. Secret: it may hold a password.
+    pub url: SecretString,
+    /// Size of the connection pool.
+    pub max_connections: u32,
+    /// How long to wait for a connection from the pool.
+    pub acquire_timeout_ms: u64,
+    /// SQLite only: when a commit reaches the disk (see [`SqliteSync`]).
+    pub sqlite_synchronous: SqliteSync,
+    /// PostgreSQL's password, apart from the URL (set into it when loading).
+    #[serde(default)]
+    pub password: Option<SecretString>,
+    /// `serve` waits this long for the database at start-up before giving up.
+    pub startup_wait_secs: u64,
+}
+
+/// SQLite's `synchronous` level in WAL mode: what a 200 promises about a stored delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum SqliteSync {
+    /// The commit is in the operating system before the 200: it survives a crash or kill of
+    /// kenar-hook, but not a power loss or kernel crash in the moments after.
+    Normal,
+    /// The commit is on the disk (fsync) before the 200: it survives a power loss too.
+    Full,
+}
+
+/// Section `divar`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(from = "DivarSection")]
+pub struct DivarSettings {
+    /// Every accepted value of the `authorization` header (more than one while rotating).
+    pub identification_keys: Vec<SecretString>,
+    /// How the client reaches Divar's API (`divar.api_key`, `divar.base_url`, timeouts,
+    /// retries): the keys sit directly in the section.
+    pub client: DivarClientSettings,
+}
+
+/// Section `divar` as written. Every field is named here (no `flatten`) so the config
+/// crate's own coercion of environment text into numbers applies.
+#[derive(Deserialize)]
+struct DivarSection {
+    #[serde(default)]
+    identification_keys: Vec<SecretString>,
+    api_key: Option<SecretString>,
+    base_url: String,
+    open_api_base_url: String,
+    legacy_register_path: String,
+    connect_timeout_ms: u64,
+    request_timeout_ms: u64,
+    retry_max_attempts: u32,
+    retry_base_delay_ms: u64,
+    retry_max_delay_ms: u64,
+    retry_deadline_ms: u64,
+}
+
+impl From<DivarSection> for DivarSettings {
+    fn from(d: DivarSection) -> Self {
+        DivarSettings {
+            identification_keys: d.identification_keys,
+            client: DivarClientSettings {
+                api_key: d.api_key,
+                base_url: d.base_url,
+                open_api_base_url: d.open_api_base_url,
+                legacy_register_path: d.legacy_register_path,
+                connect_timeout_ms: d.connect_timeout_ms,
+                request_timeout_ms: d.request_timeout_ms,
+                retry_max_attempts: d.retry_max_attempts,
+                retry_base_delay_ms: d.retry_base_delay_ms,
+                retry_max_delay_ms: d.retry_max_delay_ms,
+                retry_deadline_ms: d.retry_deadline_ms,
+            },
+        }
+    }
+}
+
+/// Section `ingest`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IngestSettings {
+    /// How many parsed deliveries may wait for the writer before new ones get 503.
+    pub queue_capacity: usize,
+    /// The most deliveries committed in one transaction.
+    pub batch_max: usize,
+    /// Writer tasks committing batches side by side; unset: 2 on PostgreSQL, 1 on SQLite.
+    #[serde(default)]
+    pub writers: Option<usize>,
+    /// Seconds a client is told to wait (`Retry-After`) when the queue is full or the
+    /// database is unavailable.
+    pub retry_after_secs: u64,
+    /// A batch not committed within this time is answered 503 and opens the breaker.
+    pub write_timeout_ms: u64,
+}
+
+/// Section `log`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    /// `pretty` for people, `json` for log collectors.
+    pub format: LogFormat,
+    /// A `tracing` filter such as `info` or `kenar_hook=debug,info`.
+    pub level: String,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Pretty,
+    /// One JSON object a line.
+    Json,
+}
+
+/// Section `metrics`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MetricsSettings {
+    /// Serve `/metrics` at all.
+    pub enabled: bool,
+    /// Address of the separate metrics listener.
+    #[serde(deserialize_with = "listen_address")]
+    pub listen: SocketAddr,
+}
+
+impl TryFrom<String> for SqliteSync {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        match value.as_str() {
+            "normal" => Ok(SqliteSync::Normal),
+            "full" => Ok(SqliteSync::Full),
+            _ => Err(format!("got {value:?}; expected normal or full")),
+        }
+    }
+}
+
+impl TryFrom<String> for LogFormat {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, String> {
+        match value.as_str() {
+            "pretty" => Ok(LogFormat::Pretty),
+            "json" => Ok(LogFormat::Json),
+            _ => Err(format!("got {value:?}; expected pretty or json")),
+        }
+    }
+}
+
+/// A listen address as `host:port`: an IP address, or a name such as `localhost` resolved
+/// once at start-up.
+fn listen_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, D::Error> {
+    use std::net::ToSocketAddrs;
+    let text = String::deserialize(d)?;
+    if let Ok(addr) = text.parse() {
+        return Ok(addr);
+    }
+    text.to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "got {text:?}; expected host:port, e.g. 0.0.0.0:8080 or localhost:8080"
+            ))
+        })
+}
+
+/// The config crate's message as `key: problem`, the way every other settings error reads:
+/// `invalid type: string "lots", expected an integer for key `x.y` in the environment`
+/// becomes `x.y: got "lots"; expected an integer (from the environment)`.
+fn readable(message: &str) -> String {
+    if let Some(field) = message
+        .strip_prefix("missing configuration field \"")
+        .and_then(|m| m.strip_suffix('"'))
+    {
+        return missing(field);
+    }
+    let Some((problem, rest)) = message.split_once(" for key `") else {
+        return message.to_owned();
+    };
+    let Some((key, tail)) = rest.split_once('`') else {
+        return message.to_owned();
+    };
+    let problem = match problem
+        .strip_prefix("invalid type: ")
+        .and_then(|p| p.split_once(", expected "))
+    {
+        Some((got, expected)) => {
+            let got = got.strip_prefix("string ").unwrap_or(got);
+            format!("got {got}; expected {expected}")
+        }
+        None => problem.to_owned(),
+    };
+    let tail = tail.trim();
+    let tail = tail.strip_prefix("in ").unwrap_or(tail);
+    if tail.is_empty() {
+        format!("{key}: {problem}")
+    } else {
+        format!("{key}: {problem} (from {tail})")
+    }
+}
+
+/// A required setting that is absent. The config crate writes the field of a list entry
+/// without its dot (`forward.endpoints[0]secret`); a secret may come from a file instead.
+fn missing(field: &str) -> String {
+    let mut key = String::with_capacity(field.len() + 2);
+    let mut after_index = false;
+    for c in field.chars() {
+        if after_index && c != '.' && c != '[' {
+            key.push('.');
+        }
+        after_index = c == ']';
+        key.push(c);
+    }
+    let leaf = key.rsplit('.').next().unwrap_or(&key);
+    let secret = SECRET_KEYS.contains(&key.as_str()) || leaf == "secret";
+    if secret {
+        format!("{key}: missing; set it, or {key}_file to the path of a file that holds it")
+    } else {
+        format!("{key}: missing")
+    }
+}
+
+/// Which database a URL selects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DatabaseKind {
+    /// An embedded SQLite file.
+    Sqlite,
+    /// A PostgreSQL server.
+    Postgres,
+}
+
+/// The shortest identification key accepted: anything shorter can be guessed.
+pub const MIN_KEY_CHARS: usize = 16;
+
+/// Why a key of `chars` characters is refused, and how to make a good one.
+pub fn weak_key(chars: usize) -> String {
+    format!(
+        "a key of {chars} characters is too easy to guess; use at least {MIN_KEY_CHARS} \
+         random characters, e.g. the output of `openssl rand -base64 32`, or leave the list \
+         empty to have a strong key generated into <server.data_dir>/identification_key"
+    )
+}
+
+/// A settings problem: one line naming the key and what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {0}")]
+pub struct ConfigError(pub String);
+
+impl Settings {
+    /// Which database `database.url` selects.
+    pub fn database_kind(&self) -> Result<DatabaseKind, String> {
+        database_kind(self.database.url.expose_secret())
+    }
+}
+
+/// Which database a URL selects, or why it selects none.
+pub fn database_kind(url: &str) -> Result<DatabaseKind, String> {
+    if url.starts_with("sqlite:") {
+        Ok(DatabaseKind::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(DatabaseKind::Postgres)
+    } else {
+        Err("must start with sqlite:// or postgres://".to_owned())
+    }
+}

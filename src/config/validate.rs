@@ -1,0 +1,108 @@
+//! Validation: what types alone cannot check.
+
+use super::*;
+
+impl Settings {
+    /// Checks what types alone cannot.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let fail = |key: &str, problem: &str| Err(ConfigError(format!("{key}: {problem}")));
+        if self.server.body_limit_bytes == 0 {
+            return fail("server.body_limit_bytes", "must be greater than 0");
+        }
+        if self.server.request_timeout_ms == 0 {
+            return fail("server.request_timeout_ms", "must be greater than 0");
+        }
+        if self.server.header_read_timeout_ms == 0 {
+            return fail("server.header_read_timeout_ms", "must be greater than 0");
+        }
+        if self.server.idle_timeout_ms == 0 {
+            return fail("server.idle_timeout_ms", "must be greater than 0");
+        }
+        if self.server.max_connections == 0 {
+            return fail("server.max_connections", "must be at least 1");
+        }
+        if self.database.max_connections == 0 {
+            return fail("database.max_connections", "must be at least 1");
+        }
+        if self.database.acquire_timeout_ms == 0 {
+            return fail("database.acquire_timeout_ms", "must be greater than 0");
+        }
+        if let Err(problem) = self.database_kind() {
+            return fail("database.url", &problem);
+        }
+        if self
+            .divar
+            .identification_keys
+            .iter()
+            .any(|k| k.expose_secret().trim().is_empty())
+        {
+            return fail("divar.identification_keys", "a key must not be empty");
+        }
+        if let Some(short) = self
+            .divar
+            .identification_keys
+            .iter()
+            .map(|k| k.expose_secret().chars().count())
+            .find(|n| *n < MIN_KEY_CHARS)
+        {
+            return fail("divar.identification_keys", &weak_key(short));
+        }
+        if self.ingest.queue_capacity == 0 {
+            return fail("ingest.queue_capacity", "must be at least 1");
+        }
+        if self.ingest.batch_max == 0 {
+            return fail("ingest.batch_max", "must be at least 1");
+        }
+        if self.ingest.write_timeout_ms == 0 {
+            return fail("ingest.write_timeout_ms", "must be greater than 0");
+        }
+        if matches!(self.ingest.writers, Some(0) | Some(17..)) {
+            return fail("ingest.writers", "must be from 1 to 16");
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return fail("log.level", &format!("not a valid filter: {e}"));
+        }
+        if self
+            .api
+            .tokens
+            .iter()
+            .any(|k| k.expose_secret().trim().is_empty())
+        {
+            return fail("api.tokens", "a token must not be empty");
+        }
+        if self.api.rate_limit_per_second == 0 || self.api.rate_limit_burst == 0 {
+            return fail(
+                "api.rate_limit_per_second",
+                "rate limits must be at least 1",
+            );
+        }
+        if self.api.page_max_bytes < 1024 {
+            return fail("api.page_max_bytes", "must be at least 1024");
+        }
+        if self.api.max_streams == 0 || self.api.max_streams_per_token == 0 {
+            return fail(
+                "api.max_streams",
+                "api.max_streams and api.max_streams_per_token must be at least 1",
+            );
+        }
+        if self.api.stream_keepalive_secs.saturating_mul(1000) >= self.server.idle_timeout_ms {
+            return fail(
+                "server.idle_timeout_ms",
+                "must be longer than api.stream_keepalive_secs, or quiet live streams are closed",
+            );
+        }
+        if self.api.stream_keepalive_secs == 0 {
+            return fail("api.stream_keepalive_secs", "must be greater than 0");
+        }
+        if let Err((key, problem)) = self.callback.validate() {
+            return fail(&key, &problem);
+        }
+        if let Err((key, problem)) = self.oauth.validate() {
+            return fail(&key, &problem);
+        }
+        if let Err((key, problem)) = self.forward.validate() {
+            return fail(&key, &problem);
+        }
+        Ok(())
+    }
+}
