@@ -100,111 +100,77 @@ impl MessageSender {
 
 /// `image_data`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ImageData {
     /// URL of the image.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
     /// Size in bytes.
-    #[serde(
-        default,
-        deserialize_with = "lenient::opt_u64",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "lenient::opt_u64")]
     pub size_bytes: Option<u64>,
     /// Height in pixels.
-    #[serde(
-        default,
-        deserialize_with = "lenient::opt_u64",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "lenient::opt_u64")]
     pub height_px: Option<u64>,
     /// Width in pixels.
-    #[serde(
-        default,
-        deserialize_with = "lenient::opt_u64",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "lenient::opt_u64")]
     pub width_px: Option<u64>,
 }
 
 /// `file_data`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct FileData {
     /// URL of the file.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
     /// File name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Size in bytes.
-    #[serde(
-        default,
-        deserialize_with = "lenient::opt_u64",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "lenient::opt_u64")]
     pub size_bytes: Option<u64>,
 }
 
 /// `voice_data`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct VoiceData {
     /// URL of the recording.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
     /// Size in bytes.
-    #[serde(
-        default,
-        deserialize_with = "lenient::opt_u64",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "lenient::opt_u64")]
     pub size_bytes: Option<u64>,
 }
 
 /// `location_data`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct LocationData {
     /// Latitude in degrees.
-    #[serde(
-        default,
-        deserialize_with = "lenient::opt_f64",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "lenient::opt_f64")]
     pub latitude: Option<f64>,
     /// Longitude in degrees.
-    #[serde(
-        default,
-        deserialize_with = "lenient::opt_f64",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "lenient::opt_f64")]
     pub longitude: Option<f64>,
 }
 
 /// `video_data`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct VideoData {
     /// URL of the video.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub link: Option<String>,
     /// URL of its thumbnail.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub thumbnail_link: Option<String>,
     /// Size in bytes.
-    #[serde(
-        default,
-        deserialize_with = "lenient::opt_u64",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(deserialize_with = "lenient::opt_u64")]
     pub size_bytes: Option<u64>,
 }
 
 /// `contact_data`. The phone number is personal data: never log it unmasked.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default)]
 pub struct ContactData {
     /// The contact's name; absent when the user has none.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Phone number, e.g. `+989123456789`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phone: Option<String>,
 }
 
@@ -213,8 +179,13 @@ impl ChatMessage {
     /// For a type this version does not know, the first `*_data` object is kept as sent.
     /// `Err` names the data field when the type requires one and it is missing.
     pub fn data(&self, path: &str, message_type: &str) -> Result<Option<Value>, WireError> {
+        // Absent fields are left out rather than written as null.
         fn some<T: Serialize>(v: &T) -> Option<Value> {
-            serde_json::to_value(v).ok()
+            let mut value = serde_json::to_value(v).ok()?;
+            if let Value::Object(fields) = &mut value {
+                fields.retain(|_, v| !v.is_null());
+            }
+            Some(value)
         }
         let (field, value) = match message_type {
             "TEXT" => return Ok(None),
@@ -236,5 +207,64 @@ impl ChatMessage {
             Some(v) => Ok(Some(v)),
             None => Err(WireError::missing(format!("{path}.{field}"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn message(body: Value) -> ChatMessage {
+        serde_json::from_value(body).unwrap()
+    }
+
+    #[test]
+    fn data_keeps_what_was_sent_with_sizes_as_numbers_and_no_nulls() {
+        let m = message(
+            json!({"image_data": {"link": "https://x/1.jpg", "size_bytes": "2048",
+            "width_px": null, "extra": 1}}),
+        );
+        assert_eq!(
+            m.data("new_message", "IMAGE").unwrap(),
+            Some(json!({"link": "https://x/1.jpg", "size_bytes": 2048}))
+        );
+        let m = message(json!({"location_data": {"latitude": "35.7", "longitude": 51.4}}));
+        assert_eq!(
+            m.data("new_message", "LOCATION").unwrap(),
+            Some(json!({"latitude": 35.7, "longitude": 51.4}))
+        );
+        let m = message(json!({"contact_data": {"phone": "+989121234567"}}));
+        assert_eq!(
+            m.data("new_message", "CONTACT").unwrap(),
+            Some(json!({"phone": "+989121234567"}))
+        );
+    }
+
+    #[test]
+    fn a_size_that_is_not_a_number_is_refused_with_what_was_expected() {
+        let err = serde_json::from_value::<ChatMessage>(json!({"file_data": {"size_bytes": "-1"}}))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("expected a non-negative integer, found \"-1\""),
+            "{err}"
+        );
+        let err = serde_json::from_value::<ChatMessage>(json!({"file_data": {"size_bytes": -1}}))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("expected a non-negative integer, found -1"),
+            "{err}"
+        );
+        let err = serde_json::from_value::<ChatMessage>(json!({"voice_data": {"size_bytes": []}}))
+            .unwrap_err();
+        assert!(err.to_string().contains("found []"), "{err}");
+    }
+
+    #[test]
+    fn data_of_a_required_type_that_is_missing_names_the_field() {
+        let err = message(json!({})).data("new_message", "VIDEO").unwrap_err();
+        assert_eq!(err.path, "new_message.video_data");
     }
 }
