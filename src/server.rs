@@ -2,12 +2,13 @@
 //! request's headers, an idle timeout for kept-alive connections, a cap on open connections,
 //! and a back-off when accepting fails (out of file descriptors).
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -67,7 +68,8 @@ pub async fn serve(
     // At the cap, kept-alive connections with no request in flight are asked to close, so
     // a client waiting in the listen queue gets a slot: otherwise clients that keep many
     // idle connections (as after a burst) would hold every slot until the idle timeout.
-    let crowded = Arc::new(tokio::sync::Notify::new());
+    let open = Arc::new(Open::default());
+    let mut next_id: u64 = 0;
     let connections = TaskTracker::new();
     let epoch = Instant::now();
     let mut backoff = Duration::ZERO;
@@ -81,7 +83,7 @@ pub async fn serve(
                 slot = &mut acquire => break Some(slot.expect("the semaphore is never closed")),
                 _ = tokio::time::sleep(CROWDED_EVERY) => {
                     metrics::counter!("kenar_crowded_total").increment(1);
-                    crowded.notify_waiters();
+                    open.close_idle();
                 }
             }
         };
@@ -108,9 +110,19 @@ pub async fn serve(
         let _ = stream.set_nodelay(true);
         let router = router.clone();
         let shutdown = shutdown.clone();
-        let crowded = crowded.clone();
+        let id = next_id;
+        next_id += 1;
+        let conn = Conn {
+            // Its own token (a child of shutdown): polling it touches no lock shared with
+            // the other connections.
+            close: shutdown.child_token(),
+            in_flight: Arc::new(AtomicU64::new(0)),
+        };
+        open.insert(id, &conn);
+        let open = open.clone();
         connections.spawn(async move {
-            serve_connection(stream, peer, router, limits, epoch, shutdown, crowded).await;
+            serve_connection(stream, peer, router, limits, epoch, shutdown, conn).await;
+            open.remove(id);
             drop(slot);
         });
     }
@@ -128,17 +140,16 @@ async fn serve_connection(
     limits: Limits,
     epoch: Instant,
     shutdown: CancellationToken,
-    crowded: Arc<tokio::sync::Notify>,
+    conn: Conn,
 ) {
     let last_active = Arc::new(AtomicU64::new(0));
-    let in_flight = Arc::new(AtomicU64::new(0));
     let io = Watched {
         inner: stream,
         epoch,
         last_active: last_active.clone(),
     };
     io.touch();
-    let handling = in_flight.clone();
+    let handling = conn.in_flight.clone();
     let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
         request.extensions_mut().insert(ConnectInfo(peer));
         let router = router.clone();
@@ -166,18 +177,14 @@ async fn serve_connection(
                 }
                 return;
             }
-            _ = shutdown.cancelled(), if !closing => {
+            // Shutdown, or asked to give up its slot while idle (a request that began since
+            // is finished first, and its answer sent: hyper closes after it).
+            _ = conn.close.cancelled(), if !closing => {
                 closing = true;
-                connection.as_mut().graceful_shutdown();
-            }
-            // Closes at once when no request is in flight (its answer may still be on its
-            // way out: hyper sends it first).
-            _ = crowded.notified(), if !closing => {
-                if in_flight.load(Ordering::Relaxed) == 0 {
-                    closing = true;
+                if !shutdown.is_cancelled() {
                     idle_deadline = Some(Instant::now() + limits.request_timeout);
-                    connection.as_mut().graceful_shutdown();
                 }
+                connection.as_mut().graceful_shutdown();
             }
             _ = tokio::time::sleep_until(idle_since + limits.idle_timeout), if !closing => {
                 let last = epoch + Duration::from_millis(last_active.load(Ordering::Relaxed));
@@ -201,6 +208,38 @@ async fn serve_connection(
 /// How often, while every connection slot is taken, kept-alive connections with no request
 /// in flight are asked to close.
 const CROWDED_EVERY: Duration = Duration::from_millis(50);
+
+/// An open connection as the accept loop sees it.
+struct Conn {
+    /// Cancelled to close the connection gracefully.
+    close: CancellationToken,
+    /// Requests being handled on it.
+    in_flight: Arc<AtomicU64>,
+}
+
+/// The open connections, so that at the cap the idle ones can be asked to close.
+#[derive(Default)]
+struct Open(Mutex<HashMap<u64, (CancellationToken, Arc<AtomicU64>)>>);
+
+impl Open {
+    fn insert(&self, id: u64, conn: &Conn) {
+        let entry = (conn.close.clone(), conn.in_flight.clone());
+        self.0.lock().expect("not poisoned").insert(id, entry);
+    }
+
+    fn remove(&self, id: u64) {
+        self.0.lock().expect("not poisoned").remove(&id);
+    }
+
+    /// Asks every connection with no request in flight to close.
+    fn close_idle(&self) {
+        for (close, in_flight) in self.0.lock().expect("not poisoned").values() {
+            if in_flight.load(Ordering::Relaxed) == 0 {
+                close.cancel();
+            }
+        }
+    }
+}
 
 /// Counts a request as in flight on its connection until its handler has answered.
 struct InFlight(Arc<AtomicU64>);
