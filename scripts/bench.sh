@@ -9,7 +9,9 @@
 #                               receiver down for 60 s under 500 messages/s
 #   scripts/bench.sh slow       1,000 messages/s on PostgreSQL while commits are stalled 1.5 s
 #                               five times (the database answering): no 503 expected
-#   scripts/bench.sh            all five
+#   scripts/bench.sh compare B  this build against another binary B, alternately: ingest /
+#                               healthz at 256 connections and the read API's CPU per page
+#   scripts/bench.sh            all five (not compare)
 # Everything targets 127.0.0.1, runs for a bounded time, and the server started here is
 # stopped by its pid. Results go to target/bench/.
 set -euo pipefail
@@ -520,12 +522,77 @@ bench_slow() {
   psql -q "$admin" -c "drop database if exists $db"
 }
 
+# --- compare ------------------------------------------------------------------------------
+# This build against another (`scripts/bench.sh compare PATH/TO/kenar-hook`), alternately,
+# three rounds, each server fresh on one copy of the 1,000,000-message database and driven by
+# this build's load generators: wrk on /healthz and on ingest at 256 connections (10 s each;
+# ratio = ingest / healthz of the same server), then the read API at 1,000 pages/s for 20 s
+# after a 5 s warm-up, with the server's CPU per page (user + system, from /proc).
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+read_pages() { # seconds -> loadgen's output
+  target/release/examples/loadgen --url "http://127.0.0.1:$port" --paths-file "$out/conversation_pages.txt" \
+    --rate 1000 --seconds "$1" --warmup-seconds 0 --header "authorization:Bearer $token"
+}
+bench_compare() { # the other build's binary
+  local other=${1:-}
+  [ -n "$other" ] && [ -x "$other" ] || { echo "usage: scripts/bench.sh compare PATH/TO/OTHER/kenar-hook" >&2; exit 2; }
+  command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
+  tune_postgres
+  seed_read_data "$(db_url kh_bench)"
+  local db=kh_bench_compare url; url=$(db_url kh_bench_compare)
+  psql -q "$admin" -c "drop database if exists $db" -c "create database $db template kh_bench"
+  rm -rf "$out/ingest-data" "$out/server-ingest.log" "$out/ingest.pids"
+  local cfg tag r build spid t0 t1 hz
+  hz=$(getconf CLK_TCK)
+  tag=$(date +%s)
+  cfg=$(ingest_config compare "$url" $port 19090 "[api]
+tokens = [\"$token\"]
+rate_limit_per_second = 1000000
+rate_limit_burst = 1000000")
+  {
+    echo "== other: $other; this: target/release/kenar-hook ($(git rev-parse --short HEAD))"
+    for r in 1 2 3; do
+      for build in other this; do
+        if [ $build = other ]; then export KENAR_HOOK_BIN=$other; else unset KENAR_HOOK_BIN; fi
+        start_ingest "$cfg" $port
+        spid=$(tail -n 1 "$out/ingest.pids")
+        wrk_run "${build}_healthz_c256" "$r" 256 2 $port "" 0 /healthz
+        wrk_run "${build}_ingest_c256" "$r" 256 2 $port "cmp$build$tag$r" 0 /webhooks/divar
+        read_pages 5 >/dev/null
+        t0=$(cpu_ticks "$spid")
+        read_pages 20 >"$out/compare-read.txt"
+        t1=$(cpu_ticks "$spid")
+        awk -v b="$build" -v r="$r" -v t=$((t1 - t0)) -v hz="$hz" '
+          /^requests/ {n=$2} /^statuses/ {ok=0; if (match($0, /200: [0-9]+/)) ok=substr($0, RSTART+5, RLENGTH-5)}
+          /^latency/ {p99=$8}
+          END {printf "%s_read run=%s pages=%d non200=%d cpu_ms_per_page=%.3f p99_ms=%s\n", b, r, n, n-ok, t*1000/hz/n, p99}' \
+          "$out/compare-read.txt"
+        stop_ingest >/dev/null
+      done
+    done
+    unset KENAR_HOOK_BIN
+  } | tee "$out/compare-runs.txt"
+  {
+    echo "== summary: mean of 3 rounds"
+    awk '$2 ~ /^run=/ {for (i=2;i<=NF;i++) {split($i,kv,"="); f[kv[1]]=kv[2]}
+        if ($1 ~ /_c256$/) {rate[$1]+=f["rate"]; bad+=f["non2xx"]+f["socket_errors"]}
+        if ($1 ~ /_read$/) {cpu[$1]+=f["cpu_ms_per_page"]; p99[$1]+=f["p99_ms"]; bad+=f["non200"]}}
+      END {split("other this", bs, " ")
+        for (i=1;i<=2;i++) {x=bs[i]
+          printf "%-5s ingest / healthz (c256) %.3f   read CPU per page %.3f ms   read p99 %.2f ms\n", x,
+            rate[x "_ingest_c256"]/rate[x "_healthz_c256"], cpu[x "_read"]/3, p99[x "_read"]/3}
+        printf "errors (non-2xx, socket errors, non-200 pages): %d\n", bad}' "$out/compare-runs.txt"
+  } | tee "$out/compare.txt"
+  psql -q "$admin" -c "drop database if exists $db"
+}
+
 case "$what" in
   clicks) bench_clicks ;;
   read) bench_read ;;
   ingest) bench_ingest ;;
   forward) bench_forward ;;
   slow) bench_slow ;;
+  compare) bench_compare "${2:-}" ;;
   all) bench_clicks; bench_read; bench_ingest; bench_forward; bench_slow ;;
-  *) echo "usage: scripts/bench.sh [clicks|read|ingest|forward|slow|all]" >&2; exit 2 ;;
+  *) echo "usage: scripts/bench.sh [clicks|read|ingest|forward|slow|all|compare OTHER-BINARY]" >&2; exit 2 ;;
 esac
