@@ -17,7 +17,7 @@ pub const VERSION: &str = concat!(
 #[derive(Debug, Parser)]
 #[command(name = "kenar-hook", version = VERSION, about)]
 pub struct Cli {
-    /// A settings file (TOML) layered over the defaults and config/default.toml.
+    /// A settings file (TOML) layered over the defaults, read instead of config/default.toml.
     #[arg(long, global = true, value_name = "FILE", env = "KENAR_HOOK_CONFIG")]
     pub config: Option<PathBuf>,
 

@@ -30,11 +30,14 @@ impl Settings {
                 )));
             }
         }
-        let mut files: Vec<PathBuf> = Vec::new();
-        if Path::new(LOCAL_FILE).is_file() {
-            files.push(PathBuf::from(LOCAL_FILE));
-        }
-        files.extend(config_file.map(Path::to_path_buf));
+        // A file named by --config (KENAR_HOOK_CONFIG) replaces the working directory's: in
+        // a container the working directory may be writable by the service, and a file
+        // planted there must not become a settings layer.
+        let files: Vec<PathBuf> = match config_file {
+            Some(path) => vec![path.to_path_buf()],
+            None if Path::new(LOCAL_FILE).is_file() => vec![PathBuf::from(LOCAL_FILE)],
+            None => Vec::new(),
+        };
         let defaults =
             Config::builder().add_source(File::from_str(DEFAULTS_TOML, FileFormat::Toml));
         let mut builder = defaults.clone();

@@ -1,4 +1,4 @@
-//! Settings: layered loading (built-in defaults, `config/default.toml`, `--config FILE`,
+//! Settings: layered loading (built-in defaults, `--config FILE` or else `config/default.toml`,
 //! `KENAR_HOOK__SECTION__KEY` variables, `DATABASE_URL`), secrets as secret types, and
 //! validation at start-up.
 
@@ -56,6 +56,7 @@ pub const SECRET_KEYS: &[&str] = &[
     "callback.signing_key",
     "oauth.client_secret",
     "oauth.vault_keys",
+    "metrics.token",
 ];
 
 /// Settings whose environment value is a comma-separated list.
@@ -265,6 +266,9 @@ pub struct MetricsSettings {
     /// Address of the separate metrics listener.
     #[serde(deserialize_with = "listen_address")]
     pub listen: SocketAddr,
+    /// When set, `/metrics` answers only `authorization: Bearer <token>`.
+    #[serde(default)]
+    pub token: Option<SecretString>,
 }
 
 impl TryFrom<String> for SqliteSync {
@@ -313,6 +317,9 @@ fn listen_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, 
 /// `invalid type: string "lots", expected an integer for key `x.y` in the environment`
 /// becomes `x.y: got "lots"; expected an integer (from the environment)`.
 fn readable(message: &str) -> String {
+    if let Some(at) = message.find("TOML parse error at ") {
+        return toml_error(&message[at..]);
+    }
     if let Some(field) = message
         .strip_prefix("missing configuration field \"")
         .and_then(|m| m.strip_suffix('"'))
@@ -325,10 +332,17 @@ fn readable(message: &str) -> String {
     let Some((key, tail)) = rest.split_once('`') else {
         return message.to_owned();
     };
+    let key = &dotted(key);
     let problem = match problem
         .strip_prefix("invalid type: ")
         .and_then(|p| p.split_once(", expected "))
     {
+        // A secret given in the wrong shape is named by its kind, never echoed: the message
+        // lands in terminals, CI output and container logs.
+        Some((got, expected)) if is_secret(key) => {
+            let kind = got.split_whitespace().next().unwrap_or(got);
+            format!("got a {kind} (not shown: a secret); expected {expected}")
+        }
         Some((got, expected)) => {
             let got = got.strip_prefix("string ").unwrap_or(got);
             format!("got {got}; expected {expected}")
@@ -344,9 +358,8 @@ fn readable(message: &str) -> String {
     }
 }
 
-/// A required setting that is absent. The config crate writes the field of a list entry
-/// without its dot (`forward.endpoints[0]secret`); a secret may come from a file instead.
-fn missing(field: &str) -> String {
+/// A key as the config crate writes it (`forward.endpoints[0]secret`) with its dots.
+fn dotted(field: &str) -> String {
     let mut key = String::with_capacity(field.len() + 2);
     let mut after_index = false;
     for c in field.chars() {
@@ -356,9 +369,51 @@ fn missing(field: &str) -> String {
         after_index = c == ']';
         key.push(c);
     }
-    let leaf = key.rsplit('.').next().unwrap_or(&key);
-    let secret = SECRET_KEYS.contains(&key.as_str()) || leaf == "secret";
-    if secret {
+    key
+}
+
+/// Whether a setting (`api.tokens[0]`, `forward.endpoints[1].secret`, ...) holds a secret.
+fn is_secret(key: &str) -> bool {
+    let mut plain = String::with_capacity(key.len());
+    let mut in_index = false;
+    for c in key.chars() {
+        match c {
+            '[' => in_index = true,
+            ']' => in_index = false,
+            _ if !in_index => plain.push(c),
+            _ => {}
+        }
+    }
+    let leaf = plain.rsplit('.').next().unwrap_or(&plain);
+    SECRET_KEYS.contains(&plain.as_str()) || leaf == "secret"
+}
+
+/// A settings file that is not valid TOML, as position and problem only: the parser quotes
+/// the offending line, which may hold a secret.
+fn toml_error(message: &str) -> String {
+    let mut lines = message.lines();
+    let at = lines.next().unwrap_or(message).trim_end();
+    // The quoted source: `  |`, `1 | tokens = [...]` and the caret line under it.
+    let quoted = |l: &str| {
+        l.split_once('|')
+            .is_some_and(|(n, _)| n.trim().chars().all(|c| c.is_ascii_digit()))
+    };
+    let problem: Vec<&str> = lines
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !quoted(l))
+        .collect();
+    if problem.is_empty() {
+        at.to_owned()
+    } else {
+        format!("{at}: {}", problem.join("; "))
+    }
+}
+
+/// A required setting that is absent. The config crate writes the field of a list entry
+/// without its dot (`forward.endpoints[0]secret`); a secret may come from a file instead.
+fn missing(field: &str) -> String {
+    let key = dotted(field);
+    if is_secret(&key) {
         format!("{key}: missing; set it, or {key}_file to the path of a file that holds it")
     } else {
         format!("{key}: missing")

@@ -674,3 +674,49 @@ fn an_endpoint_without_a_secret_names_the_key_and_secret_file() {
     );
     assert!(err.contains("forward.endpoints[0].secret_file"), "{err}");
 }
+
+#[test]
+fn a_secret_in_the_wrong_shape_or_a_broken_file_is_never_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let load = |toml: &str| {
+        let path = dir.path().join("kh.toml");
+        std::fs::write(&path, toml).unwrap();
+        Settings::load_from(Some(&path), &env(&[]))
+            .unwrap_err()
+            .to_string()
+    };
+    let secret = "supersecrettoken-4b1d7c";
+    for (toml, key) in [
+        (format!("[api]\ntokens = \"{secret}\"\n"), "api.tokens"),
+        (
+            format!("[api]\ntokens = [{{ t = \"{secret}\" }}]\n"),
+            "api.tokens",
+        ),
+        (
+            format!("[callback]\nsigning_key = [\"{secret}\"]\n"),
+            "callback.signing_key",
+        ),
+        (
+            format!("[divar]\nidentification_keys = \"{secret}\"\n"),
+            "divar.identification_keys",
+        ),
+        (
+            format!(
+                "[[forward.endpoints]]\nname = \"a\"\nurl = \"https://x.example/h\"\nsecret = [\"{secret}\"]\n"
+            ),
+            "forward.endpoints[0].secret",
+        ),
+        // Not TOML at all: the parser would quote the line.
+        (format!("[api]\ntokens = [{secret}]\n"), "line 2"),
+        (format!("[callback]\nsigning_key = \"{secret}\n"), "line 2"),
+    ] {
+        let err = load(&toml);
+        assert!(!err.contains("4b1d7c"), "the secret is echoed: {err}");
+        assert!(err.contains(key), "names {key}: {err}");
+    }
+    // Settings that are not secrets still say what was given.
+    let err = load("[log]\nformat = [\"yaml\"]\n");
+    assert!(err.contains("log.format"), "{err}");
+    let err = load("[server]\nbody_limit_bytes = \"lots\"\n");
+    assert!(err.contains("\"lots\""), "{err}");
+}

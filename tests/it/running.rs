@@ -157,6 +157,44 @@ fn the_shipped_settings_file_passes_config_check() {
 }
 
 #[test]
+fn a_named_settings_file_replaces_the_working_directorys() {
+    // A settings file planted in the working directory (writable by the service in a
+    // container) must not become a layer when the deployment names its own file.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("config")).unwrap();
+    std::fs::write(
+        dir.path().join("config/default.toml"),
+        "[server]\nlisten = \"127.0.0.1:18999\"\n",
+    )
+    .unwrap();
+    let named = dir.path().join("named.toml");
+    std::fs::write(&named, "[log]\nlevel = \"debug\"\n").unwrap();
+    let check = |args: &[&str], env: Option<&std::path::Path>| {
+        let mut command = kenar_hook(&dir);
+        command
+            .env_remove("KENAR_HOOK_CONFIG")
+            .args(["config", "check"])
+            .args(args);
+        if let Some(file) = env {
+            command.env("KENAR_HOOK_CONFIG", file);
+        }
+        let output = command.output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+        text(&output.stdout)
+    };
+    let named_arg = named.display().to_string();
+    for stdout in [
+        check(&["--config", &named_arg], None),
+        check(&[], Some(&named)),
+    ] {
+        assert!(!stdout.contains("18999"), "{stdout}");
+        assert!(stdout.contains("\"debug\""), "{stdout}");
+    }
+    // Without a named file the working directory's is read, as before.
+    assert!(check(&[], None).contains("18999"));
+}
+
+#[test]
 fn migrate_exits_4_with_the_real_cause_in_one_line() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
