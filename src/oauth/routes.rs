@@ -209,16 +209,25 @@ pub async fn callback(
             "The answer from Divar carries no state. Start the sign-in again.",
         ));
     };
-    let Some(stored) = tokens.store().take_state(&digest(&given)).await? else {
-        return Ok(page(
-            StatusCode::BAD_REQUEST,
-            "Sign-in failed",
-            "This sign-in is unknown, has expired or was already used. Start the sign-in again.",
-        ));
+    // A state is 32 random bytes in URL-safe base64: anything else is refused before the
+    // database is asked.
+    let well_formed = given.len() == 43
+        && given
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let cookie = cookie(&headers, STATE_COOKIE);
+    let cookie_matches = cookie.is_some_and(|c| bool::from(c.as_bytes().ct_eq(given.as_bytes())));
+    let stored = match well_formed {
+        true => {
+            tokens
+                .store()
+                .take_state(&digest(&given), cookie_matches)
+                .await?
+        }
+        false => None,
     };
-    if stored.bound {
-        let cookie = cookie(&headers, STATE_COOKIE).unwrap_or_default();
-        if !bool::from(cookie.as_bytes().ct_eq(given.as_bytes())) {
+    let Some(stored) = stored else {
+        if well_formed && cookie.is_some() && !cookie_matches {
             tracing::warn!("OAuth callback with a state this browser did not start; refused");
             return Ok(page(
                 StatusCode::BAD_REQUEST,
@@ -226,7 +235,12 @@ pub async fn callback(
                 "This sign-in was not started in this browser. Start the sign-in again.",
             ));
         }
-    }
+        return Ok(page(
+            StatusCode::BAD_REQUEST,
+            "Sign-in failed",
+            "This sign-in is unknown, has expired or was already used. Start the sign-in again.",
+        ));
+    };
     if stored.expires_at <= Utc::now() {
         return Ok(page(
             StatusCode::BAD_REQUEST,

@@ -171,13 +171,21 @@ impl Store {
     }
 
     /// Takes a sign-in under way: deleted as it is read, so a state works once.
-    pub async fn take_state(&self, digest: &str) -> Result<Option<StateRow>, Error> {
+    pub async fn take_state(
+        &self,
+        digest: &str,
+        cookie_matches: bool,
+    ) -> Result<Option<StateRow>, Error> {
         let mut sql = Sql::new(
             self.dialect(),
             "delete from oauth_state where state_digest = ",
         );
+        // A state bound to a browser is used up only by that browser: anyone else who saw
+        // it (it travels in URLs) cannot make the user's sign-in fail.
         sql.bind(text(digest))
-            .push(" returning bound, scope, return_to, expires_at");
+            .push(" and (bound = 0 or ")
+            .bind(Param::Int(i64::from(cookie_matches)))
+            .push(" = 1) returning bound, scope, return_to, expires_at");
         let Some(row) = self.fetch_optional(&sql).await? else {
             return Ok(None);
         };
