@@ -270,12 +270,13 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     let Some(store) = wait_for_database(&settings, &listener).await? else {
         return Ok(());
     };
+    let metrics_router = telemetry::metrics_router(settings.metrics.token.clone());
     let app = start_with(settings, listener, store).await?;
     let token = app.shutdown_token();
     if let Some(listener) = metrics {
         let token = token.clone();
         tokio::spawn(async move {
-            let _ = axum::serve(listener, telemetry::metrics_router())
+            let _ = axum::serve(listener, metrics_router)
                 .with_graceful_shutdown(token.cancelled_owned())
                 .await;
         });

@@ -1,16 +1,18 @@
 //! Logging (tracing), request spans, and Prometheus metrics on a listener of their own.
 
 use std::io::{BufWriter, IsTerminal};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request};
-use axum::http::{HeaderName, Method};
+use axum::http::{HeaderMap, HeaderName, Method, StatusCode, header};
 use axum::middleware::Next;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use secrecy::{ExposeSecret, SecretString};
+use subtle::ConstantTimeEq;
 use tracing::Span;
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
@@ -206,20 +208,39 @@ fn describe_metrics() {
 /// The Prometheus text format's content type, version included, as scrapers expect.
 pub const EXPOSITION_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// The router of the metrics listener: `GET /metrics`.
-pub fn metrics_router() -> Router {
+/// The router of the metrics listener: `GET /metrics`, for `authorization: Bearer <token>`
+/// only when a token is set.
+pub fn metrics_router(token: Option<SecretString>) -> Router {
     let handle = metrics_handle();
+    let token = token.map(|t| Arc::new(t.expose_secret().as_bytes().to_vec()));
     Router::new().route(
         "/metrics",
-        get(move || {
+        get(move |headers: HeaderMap| {
             let handle = handle.clone();
+            let token = token.clone();
             async move {
+                if let Some(want) = token {
+                    let given = headers
+                        .get(header::AUTHORIZATION)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.strip_prefix("Bearer "));
+                    if !given.is_some_and(|g| bool::from(g.as_bytes().ct_eq(want.as_slice()))) {
+                        let challenge = [(header::WWW_AUTHENTICATE, "Bearer")];
+                        return (
+                            StatusCode::UNAUTHORIZED,
+                            challenge,
+                            "metrics.token is set: send authorization: Bearer <token>\n",
+                        )
+                            .into_response();
+                    }
+                }
                 process_collector().collect();
                 handle.run_upkeep();
                 (
-                    [(axum::http::header::CONTENT_TYPE, EXPOSITION_CONTENT_TYPE)],
+                    [(header::CONTENT_TYPE, EXPOSITION_CONTENT_TYPE)],
                     handle.render(),
                 )
+                    .into_response()
             }
         }),
     )

@@ -15,6 +15,7 @@ pub(super) const OPTIONAL_KEYS: &[&str] = &[
     "oauth.client_secret",
     "oauth.redirect_url",
     "forward.endpoints",
+    "metrics.token",
 ];
 
 /// The keys of one `[[callback.rules]]` entry; `data` holds the button's own keys.

@@ -316,8 +316,10 @@ async fn spawn_with_metrics(
     dir: &tempfile::TempDir,
     port: u16,
     metrics_port: u16,
+    extra: &[(&str, &str)],
 ) -> std::process::Child {
     let child = Command::new(BIN)
+        .envs(extra.iter().copied())
         .current_dir(dir.path())
         .env("KENAR_HOOK__SERVER__LISTEN", format!("127.0.0.1:{port}"))
         .env(
@@ -334,6 +336,44 @@ async fn spawn_with_metrics(
     child
 }
 
+#[tokio::test]
+async fn with_metrics_token_set_metrics_answer_only_its_bearer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (port, metrics_port) = (free_port(), free_port());
+    let token = "metrics-token-5e0c1d9a7b3f42d8a6e1c0b9";
+    let mut child = spawn_with_metrics(
+        &dir,
+        port,
+        metrics_port,
+        &[("KENAR_HOOK__METRICS__TOKEN", token)],
+    )
+    .await;
+    let url = format!("http://127.0.0.1:{metrics_port}/metrics");
+    let client = reqwest::Client::new();
+    let get = |auth: Option<String>| {
+        let mut request = client.get(&url);
+        if let Some(auth) = auth {
+            request = request.header("authorization", auth);
+        }
+        request.send()
+    };
+    let none = get(None).await.unwrap();
+    let wrong = get(Some("Bearer metrics-token-wrong".into()))
+        .await
+        .unwrap();
+    let raw = get(Some(token.to_owned())).await.unwrap();
+    let good = get(Some(format!("Bearer {token}"))).await.unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    for refused in [none, wrong, raw] {
+        assert_eq!(refused.status(), 401);
+        assert_eq!(refused.headers()["www-authenticate"], "Bearer");
+        assert!(!refused.text().await.unwrap().contains("kenar_"));
+    }
+    assert_eq!(good.status(), 200);
+    assert!(good.text().await.unwrap().contains("kenar_"));
+}
+
 /// The value of one series in a Prometheus text page (0 when absent).
 fn metric(page: &str, series: &str) -> f64 {
     page.lines()
@@ -346,7 +386,7 @@ fn metric(page: &str, series: &str) -> f64 {
 async fn metrics_count_deliveries_by_type_and_outcome() {
     let dir = tempfile::tempdir().unwrap();
     let (port, metrics_port) = (free_port(), free_port());
-    let mut child = spawn_with_metrics(&dir, port, metrics_port).await;
+    let mut child = spawn_with_metrics(&dir, port, metrics_port, &[]).await;
     let client = reqwest::Client::new();
     let post = |key: &'static str, body: Vec<u8>| {
         client
@@ -445,7 +485,7 @@ async fn metrics_count_deliveries_by_type_and_outcome() {
 async fn ten_thousand_made_up_methods_leave_the_metrics_page_small() {
     let dir = tempfile::tempdir().unwrap();
     let (port, metrics_port) = (free_port(), free_port());
-    let mut child = spawn_with_metrics(&dir, port, metrics_port).await;
+    let mut child = spawn_with_metrics(&dir, port, metrics_port, &[]).await;
     let page = || async {
         reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
             .await
