@@ -39,7 +39,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(ingest::routes())
         .merge(callback::routes())
-        .merge(crate::oauth::routes::routes())
+        .merge(crate::oauth::routes::routes(state.clone()))
         .merge(api::routes(state.clone()))
         .merge(health::routes())
         .fallback(|method: axum::http::Method| async move {
@@ -184,6 +184,7 @@ async fn start_with(
             let tokens = crate::oauth::Tokens::new(&settings, store.clone())
                 .context("starting the token vault")?;
             tokens.spawn_refresher(shutdown.clone());
+            tokens.limiter().spawn_cleanup(shutdown.clone());
             Some(tokens)
         }
     };

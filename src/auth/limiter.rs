@@ -108,6 +108,39 @@ impl Failures {
     }
 }
 
+/// Requests per client IP on routes that need no credential (sign-in): each costs a
+/// database write, so nobody may send them without limit.
+#[derive(Debug)]
+pub struct PerClient(DefaultKeyedRateLimiter<IpAddr>);
+
+impl PerClient {
+    /// `per_minute` requests per client IP, all of them at once at most.
+    pub fn per_minute(per_minute: u32) -> Arc<Self> {
+        let quota = Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN));
+        Arc::new(PerClient(RateLimiter::keyed(quota)))
+    }
+
+    /// One more request from `ip`: 429 with `Retry-After` beyond the limit.
+    pub fn admit(&self, ip: IpAddr) -> Result<(), AppError> {
+        self.0.check_key(&ip).map_err(rate_limited)
+    }
+
+    /// Forgets quiet clients every minute until `stop`, as [`Failures::spawn_cleanup`].
+    pub fn spawn_cleanup(self: &Arc<Self>, stop: CancellationToken) {
+        let limiter = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+                }
+                limiter.0.retain_recent();
+                limiter.0.shrink_to_fit();
+            }
+        });
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,5 +9,5 @@ mod registrations;
 pub(crate) mod request;
 
 pub use keys::{KeySet, authorization, digest, identification_keys};
-pub use limiter::{Failures, rate_limited};
+pub use limiter::{Failures, PerClient, rate_limited};
 pub use registrations::{REGISTRATION_REFRESH, RegistrationKeys};

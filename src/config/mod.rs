@@ -65,6 +65,7 @@ const LIST_KEYS: &[&str] = &[
     "callback.allowed_hosts",
     "api.tokens",
     "oauth.default_scopes",
+    "oauth.allowed_scopes",
     "oauth.vault_keys",
 ];
 

@@ -25,6 +25,13 @@ pub struct OAuthSettings {
     /// `offline_access` are always added: the vault files tokens by user and refreshes them.
     #[serde(default)]
     pub default_scopes: Vec<String>,
+    /// Further scopes a `start` link may ask for; `PERMISSION.*` allows any resource id.
+    #[serde(default)]
+    pub allowed_scopes: Vec<String>,
+    /// Requests to `/oauth/*` allowed per client IP and minute.
+    pub rate_limit_per_minute: u32,
+    /// Sign-ins begun and not yet finished or expired, at most; `start` answers 503 beyond.
+    pub max_pending_sign_ins: u64,
     /// Where the OAuth server is.
     pub base_url: String,
     /// Base64 32-byte keys: the first encrypts, all decrypt.
@@ -99,6 +106,24 @@ impl OAuthSettings {
         scopes
     }
 
+    /// Whether a sign-in link may ask for `scope`: one of `default_scopes`, the required
+    /// ones, or matched by `allowed_scopes`.
+    pub fn allows(&self, scope: &str) -> bool {
+        let permission = |s: &str| {
+            let at = [s.find('.'), s.find("__")].into_iter().flatten().min();
+            at.map_or(s.len(), |at| at)
+        };
+        REQUIRED_SCOPES.contains(&scope)
+            || self.default_scopes.iter().any(|s| s == scope)
+            || self
+                .allowed_scopes
+                .iter()
+                .any(|allowed| match allowed.strip_suffix(".*") {
+                    Some(name) => scope.len() > name.len() && scope[..permission(scope)] == *name,
+                    None => allowed == scope,
+                })
+    }
+
     /// [`Self::refresh_check_ms`] as a duration.
     pub fn refresh_check(&self) -> Duration {
         Duration::from_millis(self.refresh_check_ms)
@@ -152,7 +177,27 @@ impl OAuthSettings {
                 ),
             ));
         }
+        for (i, scope) in self.allowed_scopes.iter().enumerate() {
+            let known = scope.strip_suffix(".*").map_or_else(
+                || crate::divar::scope::check_known(scope).is_ok(),
+                crate::divar::scope::takes_resource,
+            );
+            if !known {
+                return Err((
+                    format!("oauth.allowed_scopes[{i}]"),
+                    format!(
+                        "got {scope:?}; expected one of Divar's scopes, or PERMISSION.* for a \
+                         permission that takes a resource id"
+                    ),
+                ));
+            }
+        }
         for (key, value) in [
+            (
+                "rate_limit_per_minute",
+                u64::from(self.rate_limit_per_minute),
+            ),
+            ("max_pending_sign_ins", self.max_pending_sign_ins),
             ("state_ttl_secs", self.state_ttl_secs),
             ("refresh_check_ms", self.refresh_check_ms),
             ("refresh_retry_base_ms", self.refresh_retry_base_ms),

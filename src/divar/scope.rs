@@ -180,6 +180,40 @@ impl fmt::Display for Scope {
     }
 }
 
+/// Whether `permission` is one of Divar's permissions that take a resource id.
+pub fn takes_resource(permission: &str) -> bool {
+    permission == LEGACY_SEND_PERMISSION || WITH_RESOURCE.iter().any(|(p, _)| *p == permission)
+}
+
+/// Checks that `scope` is one of Divar's scopes, with a well-formed resource id where its
+/// permission takes one (letters, digits and `-_=+/:`, at most 256) and none where it does
+/// not; the reason otherwise.
+pub fn check_known(scope: &str) -> Result<Scope, String> {
+    let parsed: Scope = scope.parse().map_err(|e: ParseScopeError| e.to_string())?;
+    let (permission, resource) = match &parsed {
+        Scope::Other {
+            permission,
+            resource,
+        } if takes_resource(permission) => (permission.as_str(), resource.as_deref()),
+        Scope::Other { permission, .. } => {
+            return Err(format!("{permission} is not one of Divar's scopes"));
+        }
+        known => (known.permission(), known.resource()),
+    };
+    match resource {
+        None if takes_resource(permission) => Err(format!("{permission} needs a resource id")),
+        Some(r)
+            if r.len() > 256
+                || !r
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_=+/:".contains(&b)) =>
+        {
+            Err(format!("{permission}: the resource id is not well-formed"))
+        }
+        _ => Ok(parsed),
+    }
+}
+
 /// A scope string that cannot be a scope.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ParseScopeError {

@@ -70,6 +70,9 @@ pub enum TokenError {
     /// The database failed.
     #[error("database: {0}")]
     Store(#[from] crate::store::Error),
+    /// `oauth.max_pending_sign_ins` sign-ins are already under way.
+    #[error("too many sign-ins are under way (oauth.max_pending_sign_ins); try again later")]
+    TooManySignIns,
 }
 
 /// The vault and what it needs: the store, the keys, the OAuth server and Divar's API.
@@ -86,6 +89,8 @@ struct Inner {
     allowed_hosts: Vec<String>,
     /// Names this process's refresh leases.
     owner: String,
+    /// Requests to the sign-in routes per client IP.
+    limiter: Arc<crate::auth::PerClient>,
 }
 
 impl fmt::Debug for Tokens {
@@ -115,7 +120,13 @@ impl Tokens {
             settings: settings.oauth.clone(),
             allowed_hosts: settings.callback.allowed_hosts.clone(),
             owner: uuid::Uuid::new_v4().to_string(),
+            limiter: crate::auth::PerClient::per_minute(settings.oauth.rate_limit_per_minute),
         })))
+    }
+
+    /// The limit of requests to the sign-in routes per client IP.
+    pub fn limiter(&self) -> &Arc<crate::auth::PerClient> {
+        &self.0.limiter
     }
 
     /// The store the vault keeps its rows in.

@@ -8,8 +8,9 @@
 //! short page saying what, and nothing is stored.
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine as _;
@@ -28,10 +29,32 @@ use crate::store::oauth::StateRow;
 pub const STATE_COOKIE: &str = "kenar_oauth_state";
 
 /// The routes of this module.
-pub fn routes() -> Router<AppState> {
+pub fn routes(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/oauth/divar/start", get(start))
         .route("/oauth/divar/callback", get(callback))
+        .route_layer(middleware::from_fn_with_state(state, admit))
+}
+
+/// Before anything else: the per-IP limit, and the breaker (these routes need no credential,
+/// and each one writes to the database).
+async fn admit(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    if let Some(tokens) = &state.oauth {
+        let ip = state
+            .failures
+            .client_ip(request.headers(), request.extensions());
+        if let Err(refused) = tokens.limiter().admit(ip) {
+            return refused.into_response();
+        }
+        if state.breaker.is_open() {
+            return AppError::Unavailable {
+                message: "the database is unavailable; retry later".to_owned(),
+                retry_after_secs: crate::error::DATABASE_RETRY_AFTER_SECS,
+            }
+            .into_response();
+        }
+    }
+    next.run(request).await
 }
 
 /// A sign-in that was begun: the state to check, and the URL to send the user to.
@@ -70,7 +93,10 @@ impl Tokens {
             return_to,
             expires_at: Utc::now() + ttl,
         };
-        self.store().put_state(&digest(&state), &row).await?;
+        let max = self.settings().max_pending_sign_ins;
+        if !self.store().put_state(&digest(&state), &row, max).await? {
+            return Err(TokenError::TooManySignIns);
+        }
         let url = self.oauth().authorize_url(&scopes, &state);
         Ok(Begun {
             state: SecretString::from(state),
@@ -109,8 +135,10 @@ fn tokens(state: &AppState) -> Result<&Tokens, AppError> {
     ),
     responses(
         (status = 302, description = "To Divar's consent page, with the state cookie set"),
-        (status = 400, description = "return_to is not allowed", body = crate::error::ErrorBody),
+        (status = 400, description = "A scope or return_to that is not allowed; nothing stored", body = crate::error::ErrorBody),
         (status = 404, description = "Sign-in is off (no oauth.vault_keys); the message says why", body = crate::error::ErrorBody),
+        (status = 429, description = "Too many requests from this address (oauth.rate_limit_per_minute)", body = crate::error::ErrorBody),
+        (status = 503, description = "The database is unavailable, or oauth.max_pending_sign_ins sign-ins are under way", body = crate::error::ErrorBody),
     ))]
 pub async fn start(
     State(state): State<AppState>,
@@ -129,13 +157,7 @@ pub async fn start(
         ),
         None => None,
     };
-    let asked: Vec<String> = params
-        .scope
-        .unwrap_or_default()
-        .split([' ', ','])
-        .filter(|s| !s.is_empty())
-        .map(str::to_owned)
-        .collect();
+    let asked = asked_scopes(tokens, params.scope.unwrap_or_default())?;
     let begun = tokens
         .begin_sign_in(&asked, return_to, true)
         .await
@@ -163,6 +185,38 @@ pub async fn start(
     Ok(response)
 }
 
+/// The longest `scope` a sign-in link may carry.
+const MAX_SCOPE_CHARS: usize = 2000;
+
+/// The scopes a link asks for, each one of Divar's and allowed by the settings; nothing is
+/// stored for a link that asks for anything else.
+fn asked_scopes(tokens: &Tokens, scope: String) -> Result<Vec<String>, AppError> {
+    let refuse = |message: String| AppError::InvalidParameter {
+        name: "scope".into(),
+        message,
+    };
+    if scope.len() > MAX_SCOPE_CHARS {
+        return Err(refuse(format!(
+            "scope: longer than {MAX_SCOPE_CHARS} characters"
+        )));
+    }
+    let asked: Vec<String> = scope
+        .split([' ', ','])
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    for s in &asked {
+        crate::divar::scope::check_known(s).map_err(|why| refuse(format!("scope: {why}")))?;
+        if !tokens.settings().allows(s) {
+            return Err(refuse(format!(
+                "scope: {s} is not allowed; the app allows oauth.default_scopes and \
+                 oauth.allowed_scopes"
+            )));
+        }
+    }
+    Ok(asked)
+}
+
 fn header_value(text: &str) -> Result<HeaderValue, AppError> {
     HeaderValue::from_str(text).map_err(|e| AppError::Internal(anyhow::anyhow!("header: {e}")))
 }
@@ -170,6 +224,10 @@ fn header_value(text: &str) -> Result<HeaderValue, AppError> {
 fn internal(e: TokenError) -> AppError {
     match e {
         TokenError::Store(e) => AppError::from(e),
+        TokenError::TooManySignIns => AppError::Unavailable {
+            message: e.to_string(),
+            retry_after_secs: 60,
+        },
         other => AppError::Internal(anyhow::anyhow!("{other}")),
     }
 }

@@ -676,6 +676,27 @@ fn an_endpoint_without_a_secret_names_the_key_and_secret_file() {
 }
 
 #[test]
+fn allowed_scopes_must_be_divars() {
+    for (value, ok) in [
+        ("CONVERSATION_SEND_MESSAGE.*,USER_PHONE", true),
+        ("CHAT_POST_CONVERSATIONS_READ.AZx7Kp2Q", true),
+        ("USER_PHONE.*", false),
+        ("NOT_A_SCOPE", false),
+        ("CHAT_CONVERSATION_READ", false),
+    ] {
+        let loaded =
+            Settings::load_from(None, &env(&[("KENAR_HOOK__OAUTH__ALLOWED_SCOPES", value)]));
+        match loaded {
+            Ok(_) => assert!(ok, "{value} accepted"),
+            Err(e) => {
+                assert!(!ok, "{value}: {e}");
+                assert!(e.to_string().contains("oauth.allowed_scopes["), "{e}");
+            }
+        }
+    }
+}
+
+#[test]
 fn a_secret_in_the_wrong_shape_or_a_broken_file_is_never_echoed() {
     let dir = tempfile::tempdir().unwrap();
     let load = |toml: &str| {

@@ -149,15 +149,21 @@ impl Store {
         self.execute(&sql).await
     }
 
-    /// Stores a sign-in under way (by the digest of its state) and drops expired ones.
-    pub async fn put_state(&self, digest: &str, state: &StateRow) -> Result<(), Error> {
+    /// Stores a sign-in under way (by the digest of its state) and drops expired ones;
+    /// `false` when `max_pending` are already under way (nothing stored).
+    pub async fn put_state(
+        &self,
+        digest: &str,
+        state: &StateRow,
+        max_pending: u64,
+    ) -> Result<bool, Error> {
         let d = self.dialect();
         let mut purge = Sql::new(d, "delete from oauth_state where expires_at < ");
         purge.bind(Param::Time(Utc::now()));
         self.execute(&purge).await?;
         let mut sql = Sql::new(
             d,
-            "insert into oauth_state (state_digest, bound, scope, return_to, expires_at) values (",
+            "insert into oauth_state (state_digest, bound, scope, return_to, expires_at) select ",
         );
         sql.list(vec![
             text(digest),
@@ -166,8 +172,9 @@ impl Store {
             Param::OptText(state.return_to.clone()),
             Param::Time(state.expires_at),
         ]);
-        sql.push(")");
-        self.execute(&sql).await
+        sql.push(" where (select count(*) from oauth_state) < ")
+            .bind(Param::Int(i64::try_from(max_pending).unwrap_or(i64::MAX)));
+        Ok(self.execute_count(&sql).await? == 1)
     }
 
     /// Takes a sign-in under way: deleted as it is read, so a state works once.

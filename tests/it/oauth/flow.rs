@@ -389,6 +389,85 @@ async fn over_https_the_state_cookie_is_secure_and_start_is_not_cached(backend: 
     );
 }
 
+async fn start_refuses_scopes_it_does_not_allow_and_caps_the_sign_ins_under_way(backend: Backend) {
+    let mock = mock_divar(3600).await;
+    let app = spawn_app_with(backend, |s| {
+        oauth_on(s, &mock);
+        s.oauth.max_pending_sign_ins = 2;
+    })
+    .await;
+    let get = |query: String| {
+        browser()
+            .get(app.url(&format!("/oauth/divar/start{query}")))
+            .send()
+    };
+    for (query, says) in [
+        ("?scope=NOT_A_SCOPE".to_owned(), "not one of Divar's scopes"),
+        // Known, but a link may not ask for it (nor downgrade a user to fewer scopes than
+        // the app asks for by naming only others).
+        ("?scope=USER_PHONE".to_owned(), "USER_PHONE is not allowed"),
+        (
+            "?scope=CHAT_POST_CONVERSATIONS_READ.another".to_owned(),
+            "is not allowed",
+        ),
+        (
+            "?scope=CHAT_POST_CONVERSATIONS_READ".to_owned(),
+            "needs a resource id",
+        ),
+        (
+            "?scope=CONVERSATION_SEND_MESSAGE.%3Cscript%3E".to_owned(),
+            "not well-formed",
+        ),
+        (format!("?scope={}", "A".repeat(60_000)), "longer than 2000"),
+    ] {
+        let (status, code, message) = error_of(get(query.clone()).await.unwrap()).await;
+        assert_eq!(
+            (status, code.as_str()),
+            (400, "invalid_parameter"),
+            "{query:.80}"
+        );
+        assert!(message.contains(says), "{query:.80}: {message}");
+    }
+    // Nothing was stored for those: two sign-ins may still begin; a third waits.
+    start(&app, "?scope=CONVERSATION_SEND_MESSAGE.c9").await;
+    start(&app, "").await;
+    let response = get(String::new()).await.unwrap();
+    assert!(response.headers().contains_key("retry-after"));
+    let (status, code, message) = error_of(response).await;
+    assert_eq!((status, code.as_str()), (503, "unavailable"));
+    assert!(message.contains("oauth.max_pending_sign_ins"), "{message}");
+}
+
+async fn sign_in_routes_are_limited_per_client_address(backend: Backend) {
+    let mock = mock_divar(3600).await;
+    let app = spawn_app_with(backend, |s| {
+        oauth_on(s, &mock);
+        s.oauth.rate_limit_per_minute = 3;
+    })
+    .await;
+    start(&app, "").await;
+    let refused = callback(&app, "code=x", None).await;
+    assert_eq!(refused.status(), 400, "counted, answered as usual");
+    start(&app, "").await;
+    for limited in [
+        browser()
+            .get(app.url("/oauth/divar/start"))
+            .send()
+            .await
+            .unwrap(),
+        callback(&app, "code=x", None).await,
+    ] {
+        let retry: u64 = limited.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((1..=60).contains(&retry), "{retry}");
+        let (status, code, _) = error_of(limited).await;
+        assert_eq!((status, code.as_str()), (429, "rate_limited"));
+    }
+}
+
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
@@ -406,4 +485,6 @@ on_both_backends!(
     a_hostile_answer_of_the_code_exchange_is_escaped_on_the_page,
     every_page_of_the_callback_is_neither_cached_nor_a_referrer,
     over_https_the_state_cookie_is_secure_and_start_is_not_cached,
+    start_refuses_scopes_it_does_not_allow_and_caps_the_sign_ins_under_way,
+    sign_in_routes_are_limited_per_client_address,
 );

@@ -117,6 +117,9 @@ pub fn oauth_on(settings: &mut Settings, mock: &MockServer) {
     settings.oauth.base_url = mock.uri();
     settings.oauth.vault_keys = vec![SecretString::from(vault_key(1))];
     settings.oauth.default_scopes = vec!["CHAT_POST_CONVERSATIONS_READ.AZx7Kp2Q".to_owned()];
+    settings.oauth.allowed_scopes = vec!["CONVERSATION_SEND_MESSAGE.*".to_owned()];
+    // The tests call these routes often; the limit itself is tested on its own.
+    settings.oauth.rate_limit_per_minute = 100_000;
     settings.oauth.refresh_at_fraction = 0.5;
     settings.oauth.refresh_check_ms = 100;
     settings.oauth.refresh_retry_base_ms = 50;
