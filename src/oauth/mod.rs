@@ -25,6 +25,7 @@ use crate::divar::oauth::{Grant, OAuthClient, OAuthError};
 use crate::divar::outbound::{DivarClient, DivarError};
 use crate::store::Store;
 use crate::store::oauth::{STATUS_ACTIVE, STATUS_DEAD, TokenRow};
+pub use refresh::Refreshed;
 pub use settings::OAuthSettings;
 use vault::{TokenKind, Vault, VaultError};
 

@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio_util::sync::CancellationToken;
 
-use super::vault::TokenKind;
+use super::vault::{TokenKind, VaultError};
 use super::{TokenError, Tokens};
 use crate::divar::outbound::EventSubscription;
 use crate::store::oauth::{Leased, Rotation, STATUS_DEAD, SubscriptionRow, TokenRow};
@@ -58,8 +58,43 @@ impl Tokens {
             self.open(row, TokenKind::Refresh),
         ) {
             (Ok(access), Ok(refresh)) => self.oauth().refresh(&access, &refresh).await,
+            (
+                Err(TokenError::Vault {
+                    error: VaultError::UnknownKey,
+                    ..
+                }),
+                _,
+            )
+            | (
+                _,
+                Err(TokenError::Vault {
+                    error: VaultError::UnknownKey,
+                    ..
+                }),
+            ) => {
+                // Sealed under a key this replica does not hold yet: during a key rotation
+                // another replica may already seal with the new key. The token is alive;
+                // this replica tries again later (and says so once per token).
+                metrics::counter!("kenar_oauth_refreshes_total", "outcome" => "unknown_key")
+                    .increment(1);
+                let wait = self.backoff(row.failures);
+                if row.failures == 0 {
+                    tracing::warn!(user_id = %row.user_id, retry_in_ms = wait.as_millis() as u64, "token sealed under a vault key this replica does not hold (oauth.vault_keys); trying again later");
+                }
+                let next = now + chrono::Duration::from_std(wait).unwrap_or_default();
+                store
+                    .refresh_failed(
+                        leased,
+                        Some(next),
+                        false,
+                        &VaultError::UnknownKey.to_string(),
+                        now,
+                    )
+                    .await?;
+                return Ok(Refreshed::Retrying);
+            }
             (Err(e), _) | (_, Err(e)) => {
-                // Without its key the token cannot be refreshed by anyone; say why.
+                // A token that does not verify cannot be refreshed by anyone; say why.
                 metrics::counter!("kenar_oauth_refreshes_total", "outcome" => "refused")
                     .increment(1);
                 let error = e.to_string();

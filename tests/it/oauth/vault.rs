@@ -207,6 +207,43 @@ async fn rekey_seals_every_token_under_the_first_key(backend: Backend) {
     assert!(error.to_string().contains("no longer holds"), "{error}");
 }
 
+async fn a_replica_without_the_new_key_leaves_the_token_alive_and_tries_again(backend: Backend) {
+    let mock = mock_divar(3600).await;
+    let app = spawn_oauth_app(backend, &mock).await;
+    sign_in(&app).await;
+    mount_refresh(&mock, 1, 3600).await;
+    let with_keys = |keys: &[String]| {
+        let mut settings = app.settings.clone();
+        settings.oauth.vault_keys = keys
+            .iter()
+            .map(|k| SecretString::from(k.as_str()))
+            .collect();
+        Tokens::new(&settings, app.store.clone()).unwrap()
+    };
+    // The token is sealed under key 1; a replica that was started with key 2 only (the
+    // rotation reached it first, or its settings lag) meets it.
+    let lagging = with_keys(&[vault_key(2)]);
+    let outcome = lagging.refresh(&row(&app).await.unwrap()).await.unwrap();
+    assert_eq!(outcome, kenar_hook::oauth::Refreshed::Retrying);
+    let after = row(&app).await.unwrap();
+    assert_ne!(
+        after.status,
+        kenar_hook::store::oauth::STATUS_DEAD,
+        "the token stays alive"
+    );
+    assert!(after.refresh_due_at.is_some(), "and is tried again");
+    // A replica holding the key refreshes it as usual.
+    let current = with_keys(&[vault_key(2), vault_key(1)]);
+    assert_eq!(
+        current.refresh(&after).await.unwrap(),
+        kenar_hook::oauth::Refreshed::Rotated
+    );
+    assert_eq!(
+        current.access_token(USER).await.unwrap().expose_secret(),
+        at(2)
+    );
+}
+
 async fn a_revocation_event_deletes_the_users_tokens_and_subscriptions(backend: Backend) {
     let mock = mock_divar(3600).await;
     let app = spawn_oauth_app(backend, &mock).await;
@@ -256,6 +293,7 @@ async fn a_revocation_event_deletes_the_users_tokens_and_subscriptions(backend: 
 on_both_backends!(
     the_database_holds_no_token_in_clear_text,
     rekey_seals_every_token_under_the_first_key,
+    a_replica_without_the_new_key_leaves_the_token_alive_and_tries_again,
     a_revocation_event_deletes_the_users_tokens_and_subscriptions,
 );
 
