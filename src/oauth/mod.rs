@@ -76,6 +76,16 @@ pub enum TokenError {
     TooManySignIns,
 }
 
+/// What a sign-in did with the user's tokens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SignedIn {
+    /// The grant's tokens are stored (the user's earlier ones replaced).
+    Stored(String),
+    /// The grant covers a strict subset of the scopes of the tokens the user already holds:
+    /// those are kept, and the grant is dropped.
+    KeptBroader(String),
+}
+
 /// The vault and what it needs: the store, the keys, the OAuth server and Divar's API.
 /// Cheap to clone.
 #[derive(Clone)]
@@ -158,7 +168,7 @@ impl Tokens {
 
     /// Stores the tokens of a new grant under the user Divar names for them, and returns
     /// that user id. Earlier tokens of the user are replaced.
-    pub async fn sign_in(&self, grant: &Grant) -> Result<String, TokenError> {
+    pub async fn sign_in(&self, grant: &Grant) -> Result<SignedIn, TokenError> {
         if grant.scope.is_some() && !grant.allows("USER_ID") {
             return Err(TokenError::NoUserId);
         }
@@ -168,6 +178,22 @@ impl Tokens {
             .filter(|u| !u.is_empty())
             .ok_or(TokenError::NoUserId)?;
         let scope = grant.scope.clone().unwrap_or_default();
+        // A sign-in link can ask for fewer scopes than the user already granted; replacing
+        // the broader tokens with it would break the app's subscriptions and sends.
+        if let Some(held) = self.0.store.token(&user_id).await? {
+            let words = |s: &str| -> std::collections::BTreeSet<String> {
+                s.split_whitespace().map(str::to_owned).collect()
+            };
+            let (new, old) = (words(&scope), words(&held.scope));
+            if held.status != STATUS_DEAD
+                && grant.scope.is_some()
+                && new != old
+                && new.is_subset(&old)
+            {
+                tracing::info!(user_id = %user_id, scope = %scope, held = %held.scope, "sign-in for fewer scopes than the user's tokens hold; the tokens are kept");
+                return Ok(SignedIn::KeptBroader(user_id));
+            }
+        }
         let now = Utc::now();
         let seal = |token: &SecretString, kind| self.0.vault.seal(token, &user_id, &scope, kind);
         let row = TokenRow {
@@ -192,7 +218,7 @@ impl Tokens {
         };
         self.0.store.put_token(&row).await?;
         tracing::info!(user_id = %user_id, scope = %scope, "user signed in; tokens stored");
-        Ok(user_id)
+        Ok(SignedIn::Stored(user_id))
     }
 
     /// A usable access token of the user, with its generation. Refreshed first when it is

@@ -20,7 +20,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
-use super::{TokenError, Tokens};
+use super::{SignedIn, TokenError, Tokens};
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::store::oauth::StateRow;
@@ -326,8 +326,9 @@ pub async fn callback(
             ));
         }
     };
-    let user_id = match tokens.sign_in(&grant).await {
-        Ok(user_id) => user_id,
+    let (user_id, kept) = match tokens.sign_in(&grant).await {
+        Ok(SignedIn::Stored(user_id)) => (user_id, false),
+        Ok(SignedIn::KeptBroader(user_id)) => (user_id, true),
         Err(TokenError::Store(e)) => return Err(AppError::from(e)),
         Err(e) => {
             tracing::warn!(error = %e, "signing the user in failed");
@@ -344,6 +345,14 @@ pub async fn callback(
             r.headers_mut().insert(header::LOCATION, header_value(&to)?);
             r
         }
+        None if kept => page(
+            StatusCode::OK,
+            "Signed in",
+            &format!(
+                "You are signed in (user {user_id}). Your earlier sign-in granted more than this \
+                 one asked for, so it is kept. You can close this window."
+            ),
+        ),
         None => page(
             StatusCode::OK,
             "Signed in",

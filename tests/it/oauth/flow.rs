@@ -468,6 +468,40 @@ async fn sign_in_routes_are_limited_per_client_address(backend: Backend) {
     }
 }
 
+async fn a_narrower_sign_in_keeps_the_users_broader_tokens(backend: Backend) {
+    let mock = mock_divar(3600).await;
+    let mut narrow = token_answer(7, 3600);
+    narrow["scope"] = json!("USER_ID offline_access");
+    Mock::given(method("POST"))
+        .and(path(TOKEN_PATH))
+        .and(body_string_contains("code=narrow-code"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(narrow))
+        .mount(&mock)
+        .await;
+    let app = spawn_oauth_app(backend, &mock).await;
+    sign_in(&app).await;
+    // A link that asks for less (sent to the user by anyone) is granted less: the tokens
+    // the app relies on stay.
+    let started = start(&app, "").await;
+    let query = format!("code=narrow-code&state={}", started.state);
+    let response = callback(&app, &query, Some(&started.cookie)).await;
+    assert_eq!(response.status(), 200);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("so it is kept"), "{body}");
+    assert_eq!(row(&app).await.unwrap().scope, SCOPE);
+    assert_eq!(
+        tokens(&app)
+            .access_token(USER)
+            .await
+            .unwrap()
+            .expose_secret(),
+        at(1)
+    );
+    // A grant of the same scopes replaces them, as every sign-in did.
+    sign_in(&app).await;
+    assert_eq!(row(&app).await.unwrap().scope, SCOPE);
+}
+
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
@@ -487,4 +521,5 @@ on_both_backends!(
     over_https_the_state_cookie_is_secure_and_start_is_not_cached,
     start_refuses_scopes_it_does_not_allow_and_caps_the_sign_ins_under_way,
     sign_in_routes_are_limited_per_client_address,
+    a_narrower_sign_in_keeps_the_users_broader_tokens,
 );
