@@ -26,7 +26,7 @@ db_url() { echo "${admin%/*}/$1?sslmode=disable"; }
 cargo build --release --bin kenar-hook --example loadgen --example seed --example receiver
 
 port=18080
-key=bench-identification-key
+key=bench-identification-key-000000001
 token=bench-api-token
 pid=""
 stop_server() {

@@ -2,7 +2,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use clap::Parser;
-use kenar_hook::commands::cli::{Cli, Command};
+use kenar_hook::commands::cli::{Cli, Command, SecretCommand};
 use kenar_hook::config::Settings;
 use kenar_hook::{commands, telemetry};
 
@@ -18,6 +18,7 @@ async fn main() -> ExitCode {
         Command::Openapi => commands::openapi(),
         Command::Completions { shell } => commands::completions(shell),
         Command::Man => commands::man(),
+        Command::Secret(SecretCommand::New { whsec }) => commands::new_secret(whsec),
         Command::VerifyState { state } => match settings(config) {
             Ok(settings) => commands::verify_state(&settings, &state),
             Err(code) => code,

@@ -57,6 +57,9 @@ pub enum Command {
         /// The shell.
         shell: clap_complete::Shell,
     },
+    /// Make secrets for the settings.
+    #[command(subcommand)]
+    Secret(SecretCommand),
     /// Print the man page (roff): `kenar-hook man > /usr/local/share/man/man1/kenar-hook.1`.
     Man,
     /// Forwarding to the app's endpoints: status, replay, pause and resume.
@@ -76,4 +79,16 @@ pub enum ConfigCommand {
     /// Validate the settings and print every effective value with the layer it came from
     /// (default, file or env), secrets masked; exit 0 when valid, 2 when not.
     Check,
+}
+
+/// `secret`.
+#[derive(Debug, Subcommand)]
+pub enum SecretCommand {
+    /// Print a fresh random secret (32 random bytes, URL-safe base64): for api.tokens,
+    /// divar.identification_keys, callback.signing_key or metrics.token.
+    New {
+        /// A Standard Webhooks secret (`whsec_...`) for forward.endpoints[].secret instead.
+        #[arg(long)]
+        whsec: bool,
+    },
 }

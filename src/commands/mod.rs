@@ -36,7 +36,8 @@ pub use rejected::RejectedCommand;
 pub use scope::{ConversationScopeArgs, PostScopeArgs, ScopeCommand, SendScopeArgs};
 pub use send::{BotArgs, ConversationArgs, LegacyArgs, SendCommand};
 pub use service::{
-    completions, config, man, migrate, openapi, serve, verify_state, warn_unknown_variables,
+    completions, config, man, migrate, new_secret, openapi, serve, verify_state,
+    warn_unknown_variables,
 };
 pub use subscribe::{EventsArgs, LegacySubscribeArgs, SubscribeCommand};
 

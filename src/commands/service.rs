@@ -91,6 +91,25 @@ pub fn completions(shell: clap_complete::Shell) -> ExitCode {
         .unwrap_or(ExitCode::SUCCESS)
 }
 
+/// `secret new`: prints a fresh random secret, 32 bytes from the operating system's generator
+/// in URL-safe base64 (43 characters), or as a Standard Webhooks secret (`whsec_` and standard
+/// base64) for `forward.endpoints[].secret`.
+pub fn new_secret(whsec: bool) -> ExitCode {
+    use base64::Engine as _;
+    use rand::RngCore as _;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    let secret = if whsec {
+        format!(
+            "whsec_{}",
+            base64::engine::general_purpose::STANDARD.encode(bytes)
+        )
+    } else {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    };
+    print(&secret).err().unwrap_or(ExitCode::SUCCESS)
+}
+
 /// `man`: prints the man page, generated from the same definitions as `--help`.
 pub fn man() -> ExitCode {
     let command = <super::cli::Cli as clap::CommandFactory>::command();

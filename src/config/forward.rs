@@ -94,6 +94,9 @@ pub const ENDPOINT_KEYS: &[&str] = &[
 /// What `include` may name.
 pub const KINDS: &[&str] = &["messages", "events", "clicks"];
 
+/// The fewest random bytes a `whsec_` secret may hold.
+pub const MIN_WHSEC_BYTES: usize = 24;
+
 /// The bytes of a `whsec_` secret, or why it is not one (never showing it).
 pub fn secret_bytes(secret: &SecretString) -> Result<Vec<u8>, String> {
     let text = secret.expose_secret();
@@ -103,9 +106,10 @@ pub fn secret_bytes(secret: &SecretString) -> Result<Vec<u8>, String> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(encoded)
         .map_err(|_| "the part after whsec_ is not base64".to_owned())?;
-    if bytes.len() < 16 {
+    if bytes.len() < MIN_WHSEC_BYTES {
         return Err(format!(
-            "holds {} bytes; expected at least 16 random bytes (24 to 64 is usual)",
+            "holds {} bytes; expected at least {MIN_WHSEC_BYTES} random bytes, e.g. the output \
+             of `kenar-hook secret new --whsec`",
             bytes.len()
         ));
     }

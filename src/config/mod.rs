@@ -431,13 +431,13 @@ pub enum DatabaseKind {
 }
 
 /// The shortest identification key accepted: anything shorter can be guessed.
-pub const MIN_KEY_CHARS: usize = 16;
+pub const MIN_KEY_CHARS: usize = 32;
 
 /// Why a key of `chars` characters is refused, and how to make a good one.
 pub fn weak_key(chars: usize) -> String {
     format!(
         "a key of {chars} characters is too easy to guess; use at least {MIN_KEY_CHARS} \
-         random characters, e.g. the output of `openssl rand -base64 32`, or leave the list \
+         random characters, e.g. the output of `kenar-hook secret new`, or leave the list \
          empty to have a strong key generated into <server.data_dir>/identification_key"
     )
 }

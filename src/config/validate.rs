@@ -47,6 +47,23 @@ impl Settings {
         {
             return fail("divar.identification_keys", &weak_key(short));
         }
+        // The signed state reaches every user in a redirect URL: a short key could be
+        // found offline and claims forged for the landing page.
+        if let Some(chars) = self
+            .callback
+            .signing_key
+            .as_ref()
+            .map(|k| k.expose_secret().chars().count())
+            .filter(|n| *n < MIN_KEY_CHARS)
+        {
+            return fail(
+                "callback.signing_key",
+                &format!(
+                    "a key of {chars} characters is too easy to guess offline; use at least \
+                     {MIN_KEY_CHARS} random characters, e.g. the output of `kenar-hook secret new`"
+                ),
+            );
+        }
         if self.ingest.queue_capacity == 0 {
             return fail("ingest.queue_capacity", "must be at least 1");
         }

@@ -40,7 +40,7 @@ fn environment_overrides_with_comma_separated_lists() {
             ("KENAR_HOOK__SERVER__LISTEN", "0.0.0.0:9000"),
             (
                 "KENAR_HOOK__DIVAR__IDENTIFICATION_KEYS",
-                "key-number-one-0001,key-number-two-0002",
+                "key-number-one-0001-0123456789abcd,key-number-two-0002-0123456789abcd",
             ),
             ("KENAR_HOOK__LOG__FORMAT", "json"),
             ("KENAR_HOOK__SERVER__BODY_LIMIT_BYTES", "1024"),
@@ -54,7 +54,13 @@ fn environment_overrides_with_comma_separated_lists() {
         .iter()
         .map(|k| k.expose_secret())
         .collect();
-    assert_eq!(keys, ["key-number-one-0001", "key-number-two-0002"]);
+    assert_eq!(
+        keys,
+        [
+            "key-number-one-0001-0123456789abcd",
+            "key-number-two-0002-0123456789abcd"
+        ]
+    );
     assert_eq!(s.log.format, LogFormat::Json);
     assert_eq!(s.server.body_limit_bytes, 1024);
 }
@@ -177,14 +183,17 @@ fn debug_output_hides_secrets() {
         &env(&[
             (
                 "KENAR_HOOK__DIVAR__IDENTIFICATION_KEYS",
-                "very-secret-key-7f3a",
+                "very-secret-key-7f3a-0123456789abcdef",
             ),
             ("DATABASE_URL", "postgres://user:hunter2@db/kh"),
         ]),
     )
     .unwrap();
     let debug = format!("{s:?}");
-    assert!(!debug.contains("very-secret-key-7f3a"), "{debug}");
+    assert!(
+        !debug.contains("very-secret-key-7f3a-0123456789abcdef"),
+        "{debug}"
+    );
     assert!(!debug.contains("hunter2"), "{debug}");
 }
 
@@ -193,10 +202,16 @@ fn environment_values_that_look_like_numbers_stay_text() {
     let s = Settings::load_from(
         None,
         &env(&[
-            ("KENAR_HOOK__DIVAR__IDENTIFICATION_KEYS", "0123456789012345"),
+            (
+                "KENAR_HOOK__DIVAR__IDENTIFICATION_KEYS",
+                "01234567890123456789012345678901",
+            ),
             ("KENAR_HOOK__API__TOKENS", "007,true"),
             ("KENAR_HOOK__DIVAR__API_KEY", "000042"),
-            ("KENAR_HOOK__CALLBACK__SIGNING_KEY", "1e3"),
+            (
+                "KENAR_HOOK__CALLBACK__SIGNING_KEY",
+                "1e300000000000000000000000000000",
+            ),
             ("KENAR_HOOK__DIVAR__RETRY_MAX_ATTEMPTS", "7"),
             ("KENAR_HOOK__METRICS__ENABLED", "false"),
         ]),
@@ -207,7 +222,10 @@ fn environment_values_that_look_like_numbers_stay_text() {
             .map(|k| k.expose_secret().to_owned())
             .collect::<Vec<_>>()
     };
-    assert_eq!(text(&s.divar.identification_keys), ["0123456789012345"]);
+    assert_eq!(
+        text(&s.divar.identification_keys),
+        ["01234567890123456789012345678901"]
+    );
     assert_eq!(text(&s.api.tokens), ["007", "true"]);
     assert_eq!(
         s.divar.client.api_key.as_ref().unwrap().expose_secret(),
@@ -215,7 +233,7 @@ fn environment_values_that_look_like_numbers_stay_text() {
     );
     assert_eq!(
         s.callback.signing_key.as_ref().unwrap().expose_secret(),
-        "1e3"
+        "1e300000000000000000000000000000"
     );
     assert_eq!(s.divar.client.retry_max_attempts, 7);
     assert!(!s.metrics.enabled);
@@ -227,19 +245,57 @@ fn a_short_identification_key_stops_start_up_and_says_how_to_make_one() {
         None,
         &env(&[(
             "KENAR_HOOK__DIVAR__IDENTIFICATION_KEYS",
-            "a-good-long-key-0001,fifteen-chars-x",
+            "a-good-long-key-0001-a-good-long-key,thirty-one-characters-xxxxxxxxx",
         )]),
     )
     .unwrap_err()
     .to_string();
     assert!(err.contains("divar.identification_keys"), "{err}");
-    assert!(err.contains("15 characters"), "{err}");
-    assert!(err.contains("openssl rand"), "{err}");
+    assert!(err.contains("31 characters"), "{err}");
+    assert!(err.contains("kenar-hook secret new"), "{err}");
+    assert!(!err.contains("thirty-one"), "never the key: {err}");
     let ok = Settings::load_from(
         None,
-        &env(&[("KENAR_HOOK__DIVAR__IDENTIFICATION_KEYS", "sixteen-chars-xy")]),
+        &env(&[(
+            "KENAR_HOOK__DIVAR__IDENTIFICATION_KEYS",
+            "thirty-two-characters-xxxxxxxxxx",
+        )]),
     );
     assert!(ok.is_ok());
+}
+
+#[test]
+fn a_short_signing_key_or_webhook_secret_stops_start_up_naming_the_key_only() {
+    let err = Settings::load_from(
+        None,
+        &env(&[("KENAR_HOOK__CALLBACK__SIGNING_KEY", "a long random secret")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("callback.signing_key: a key of 20 characters"),
+        "{err}"
+    );
+    assert!(err.contains("kenar-hook secret new"), "{err}");
+    assert!(!err.contains("random secret"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kh.toml");
+    // 18 random bytes: below the 24 the settings ask for.
+    std::fs::write(
+        &path,
+        "[[forward.endpoints]]\nname = \"a\"\nurl = \"https://x.example/h\"\n\
+         secret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZI\"\n",
+    )
+    .unwrap();
+    let err = Settings::load_from(Some(&path), &env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("forward.endpoints[0].secret: holds 18 bytes"),
+        "{err}"
+    );
+    assert!(err.contains("secret new --whsec"), "{err}");
+    assert!(!err.contains("MfKQ9r8"), "{err}");
 }
 
 /// A settings file's error for `toml`, as one line.
@@ -335,7 +391,7 @@ fn every_documented_key_and_optional_setting_is_known() {
         &path,
         "[divar]\napi_key = \"k\"\n[ingest]\nwriters = 2\n[callback]\n\
          allowed_hosts = [\"app.example.ir\"]\nfallback_url = \"https://app.example.ir/\"\n\
-         signing_key = \"a long random secret\"\n\n[[callback.rules]]\nname = \"r\"\n\
+         signing_key = \"a long random secret, long enough 0\"\n\n[[callback.rules]]\nname = \"r\"\n\
          source = \"CHAT_MESSAGE_ACTION\"\nversion = \"v2\"\npost_token = \"P\"\nside = \"demand\"\n\
          data = { anything = \"goes\" }\nurl = \"https://app.example.ir/{post_token}\"\n\
          text_message = \"hi\"\n",
@@ -429,10 +485,13 @@ fn every_secret_can_be_read_from_a_file_named_in_a_file_or_the_environment() {
         std::fs::write(&path, text).unwrap();
         path.display().to_string()
     };
-    let keys = write("keys", "first-key-0123456789\n\nsecond-key-0123456789\n");
+    let keys = write(
+        "keys",
+        "first-key-0123456789-0123456789abcd\n\nsecond-key-0123456789-0123456789abc\n",
+    );
     let api_key = write("api_key", "divar-api-key\n");
     let tokens = write("tokens", "token-one\ntoken-two\n");
-    let signing = write("signing", "signing-secret\r\n");
+    let signing = write("signing", "signing-secret-0123456789abcdefghijk\r\n");
     let settings_file = dir.path().join("kh.toml");
     std::fs::write(
         &settings_file,
@@ -452,7 +511,10 @@ fn every_secret_can_be_read_from_a_file_named_in_a_file_or_the_environment() {
     };
     assert_eq!(
         exposed(&s.divar.identification_keys),
-        ["first-key-0123456789", "second-key-0123456789"],
+        [
+            "first-key-0123456789-0123456789abcd",
+            "second-key-0123456789-0123456789abc"
+        ],
         "one per line, blank lines skipped"
     );
     assert_eq!(
@@ -463,7 +525,7 @@ fn every_secret_can_be_read_from_a_file_named_in_a_file_or_the_environment() {
     assert_eq!(exposed(&s.api.tokens), ["token-one", "token-two"]);
     assert_eq!(
         s.callback.signing_key.as_ref().unwrap().expose_secret(),
-        "signing-secret"
+        "signing-secret-0123456789abcdefghijk"
     );
 }
 

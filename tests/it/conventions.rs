@@ -97,3 +97,44 @@ fn version_names_the_commit_it_was_built_from() {
         "{version}"
     );
 }
+
+#[test]
+fn secret_new_prints_a_fresh_secret_the_settings_accept() {
+    use base64::Engine as _;
+    let (code, first) = run(&["secret", "new"]);
+    assert_eq!(code, 0);
+    let (_, second) = run(&["secret", "new"]);
+    let (first, second) = (first.trim(), second.trim());
+    assert_ne!(first, second);
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(first)
+        .unwrap();
+    assert_eq!(bytes.len(), 32, "{first}");
+    let (code, whsec) = run(&["secret", "new", "--whsec"]);
+    assert_eq!(code, 0);
+    let whsec = whsec.trim();
+    let encoded = whsec.strip_prefix("whsec_").unwrap();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(encoded)
+        .unwrap();
+    assert_eq!(bytes.len(), 32, "{whsec}");
+    // Both pass the settings' strength checks where they are meant to go.
+    let env: std::collections::HashMap<String, String> = [
+        ("KENAR_HOOK__DIVAR__IDENTIFICATION_KEYS", first),
+        ("KENAR_HOOK__CALLBACK__SIGNING_KEY", second),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    kenar_hook::config::Settings::load_from(None, &env).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kh.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[[forward.endpoints]]\nname = \"a\"\nurl = \"https://x.example/h\"\nsecret = \"{whsec}\"\n"
+        ),
+    )
+    .unwrap();
+    kenar_hook::config::Settings::load_from(Some(&path), &Default::default()).unwrap();
+}

@@ -12,8 +12,8 @@ use tempfile::TempDir;
 use tokio::net::TcpListener;
 
 /// The two accepted keys of every test app (rotation: both work).
-pub const KEY: &str = "test-identification-key-1";
-pub const OTHER_KEY: &str = "test-identification-key-2";
+pub const KEY: &str = "test-identification-key-1-5f0d2c8e9a7b";
+pub const OTHER_KEY: &str = "test-identification-key-2-3b6e1a9c4d8f";
 
 /// Which database a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

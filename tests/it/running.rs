@@ -86,7 +86,11 @@ fn stop(mut child: Child) -> (Option<i32>, String) {
 #[test]
 fn config_check_prints_every_setting_with_its_layer_and_no_secret() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("keys"), "identification-key-0123456789\n").unwrap();
+    std::fs::write(
+        dir.path().join("keys"),
+        "identification-key-0123456789-abcd\n",
+    )
+    .unwrap();
     std::fs::write(
         dir.path().join("kh.toml"),
         "[server]\nlisten = \"0.0.0.0:8080\"\n[divar]\nidentification_keys_file = \"keys\"\n",
@@ -115,7 +119,7 @@ fn config_check_prints_every_setting_with_its_layer_and_no_secret() {
     for secret in [
         "api-secret-token",
         "db-password",
-        "identification-key-0123456789",
+        "identification-key-0123456789-abcd",
     ] {
         assert!(
             !stdout.contains(secret) && !stderr.contains(secret),

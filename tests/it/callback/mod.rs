@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-pub(super) const SIGNING_KEY: &str = "click-state-signing-key";
+pub(super) const SIGNING_KEY: &str = "click-state-signing-key-7d1e4b9a0c52f386";
 
 pub(super) fn rule(name: &str, url: &str) -> RuleSettings {
     RuleSettings {

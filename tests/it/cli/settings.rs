@@ -51,7 +51,7 @@ fn client_keys_are_read_from_the_environment_beside_the_identification_keys() {
         ("KENAR_HOOK__DIVAR__LEGACY_REGISTER_PATH", "/v2/x"),
         (
             "KENAR_HOOK__DIVAR__IDENTIFICATION_KEYS",
-            "key-number-one-0001,key-number-two-0002",
+            "key-number-one-0001-0123456789abcd,key-number-two-0002-0123456789abcd",
         ),
     ])
     .unwrap();
