@@ -37,8 +37,9 @@ pub fn router(state: AppState) -> Router {
     let settings = &state.settings.server;
     let request_timeout = Duration::from_millis(settings.request_timeout_ms);
     Router::new()
-        .merge(ingest::routes())
-        .merge(callback::routes())
+        .merge(ingest::routes().merge(callback::routes()).route_layer(
+            middleware::from_fn_with_state(state.clone(), auth::divar_only),
+        ))
         .merge(crate::oauth::routes::routes(state.clone()))
         .merge(api::routes(state.clone()))
         .merge(health::routes())
@@ -159,7 +160,7 @@ async fn start_with(
     registrations.spawn_refresh(store.clone(), shutdown.clone());
     let failures = Failures::new(
         settings.api.auth_failures_per_minute,
-        settings.api.trust_forwarded_for,
+        settings.server.trusted_proxies.clone(),
     );
     failures.spawn_cleanup(shutdown.clone());
     let hub = Hub::spawn(

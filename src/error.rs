@@ -12,6 +12,9 @@ pub enum AppError {
     /// The `authorization` header is missing or does not match a configured key.
     #[error("{0}")]
     Unauthorized(String),
+    /// The caller is known, or its address is, and may not do this.
+    #[error("{0}")]
+    Forbidden(String),
     /// The body is not JSON (or not UTF-8).
     #[error("{0}")]
     BadRequest(String),
@@ -89,6 +92,7 @@ impl AppError {
     pub fn status(&self) -> StatusCode {
         match self {
             AppError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::BadRequest(_) | AppError::InvalidParameter { .. } => StatusCode::BAD_REQUEST,
             AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -106,6 +110,7 @@ impl AppError {
     pub fn code(&self) -> &'static str {
         match self {
             AppError::Unauthorized(_) => "unauthorized",
+            AppError::Forbidden(_) => "forbidden",
             AppError::BadRequest(_) => "bad_request",
             AppError::InvalidParameter { .. } => "invalid_parameter",
             AppError::Unprocessable(_) => "unprocessable_entity",

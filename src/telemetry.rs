@@ -186,6 +186,10 @@ fn describe_metrics() {
          batch begins), commit (its batch's write), answer (until the handler runs again)"
     );
     describe_counter!(
+        "kenar_source_refusals_total",
+        "Requests to the routes Divar calls refused for a client outside divar.allowed_sources"
+    );
+    describe_counter!(
         "kenar_crowded_total",
         "Times every connection slot (server.max_connections) was taken while a client \
          waited, and kept-alive connections with no request in flight were asked to close"

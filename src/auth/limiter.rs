@@ -9,6 +9,7 @@ use axum::extract::ConnectInfo;
 use axum::http::{Extensions, HeaderMap};
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use ipnet::IpNet;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::AppError;
@@ -27,40 +28,52 @@ pub fn rate_limited(not_until: governor::NotUntil<governor::clock::QuantaInstant
 #[derive(Debug)]
 pub struct Failures {
     limiter: DefaultKeyedRateLimiter<IpAddr>,
-    trust_forwarded_for: bool,
+    trusted_proxies: Vec<IpNet>,
 }
 
 impl Failures {
-    /// `per_minute` failures allowed per client IP; with `trust_forwarded_for`, the client IP
-    /// is the one the nearest proxy added to `X-Forwarded-For`.
-    pub fn new(per_minute: u32, trust_forwarded_for: bool) -> Arc<Self> {
+    /// `per_minute` failures allowed per client IP; the client IP as
+    /// [`Failures::client_ip`] finds it behind `trusted_proxies`.
+    pub fn new(per_minute: u32, trusted_proxies: Vec<IpNet>) -> Arc<Self> {
         let quota = Quota::per_minute(NonZeroU32::new(per_minute).unwrap_or(NonZeroU32::MIN));
         Arc::new(Failures {
             limiter: RateLimiter::keyed(quota),
-            trust_forwarded_for,
+            trusted_proxies,
         })
     }
 
-    /// The client's address. Behind a trusted proxy it is the last `X-Forwarded-For` entry
-    /// of the last such header line: the one the proxy itself added. Entries before it were
-    /// written by the client and prove nothing.
+    /// The client's address: the peer's, unless the peer is a trusted proxy; then the
+    /// rightmost address of `X-Forwarded-For` (all its lines, in order) that is not a trusted
+    /// proxy. Entries left of it were written by the client, or by proxies it chose, and
+    /// prove nothing; so does the header of a peer that is not trusted.
     pub fn client_ip(&self, headers: &HeaderMap, extensions: &Extensions) -> IpAddr {
-        if self.trust_forwarded_for {
-            let forwarded = headers
-                .get_all("x-forwarded-for")
-                .iter()
-                .next_back()
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.rsplit(',').next())
-                .and_then(|ip| ip.trim().parse().ok());
-            if let Some(ip) = forwarded {
-                return ip;
-            }
-        }
-        extensions
+        let peer = extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0.ip())
-            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let trusted = |ip: &IpAddr| self.trusted_proxies.iter().any(|net| net.contains(ip));
+        if !trusted(&peer) {
+            return peer;
+        }
+        let lines: Vec<&str> = headers
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .collect();
+        let mut client = peer;
+        for entry in lines.iter().rev().flat_map(|line| line.rsplit(',')) {
+            match entry.trim().parse::<IpAddr>() {
+                Ok(ip) => {
+                    client = ip;
+                    if !trusted(&ip) {
+                        break;
+                    }
+                }
+                // Not an address: nothing left of it can be believed.
+                Err(_) => break,
+            }
+        }
+        client
     }
 
     /// Counts one failed authentication of `route`: the error to answer is 401 (`refusal`),
@@ -146,35 +159,46 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_client_address_is_the_one_the_trusted_proxy_added() {
+    fn the_client_is_the_rightmost_address_that_is_not_a_trusted_proxy() {
         use axum::http::HeaderValue;
-        let mut headers = HeaderMap::new();
-        // The client wrote the first line; the proxy appended its own line.
-        headers.append(
-            "x-forwarded-for",
-            HeaderValue::from_static("6.6.6.6, 7.7.7.7"),
-        );
-        headers.append(
-            "x-forwarded-for",
-            HeaderValue::from_static("10.0.0.1, 203.0.113.9"),
-        );
-        let mut extensions = Extensions::new();
-        extensions.insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 5000))));
-        let trusted = Failures::new(10, true);
+        let at = |lines: &[&'static str], peer: [u8; 4]| {
+            let mut headers = HeaderMap::new();
+            for line in lines {
+                headers.append("x-forwarded-for", HeaderValue::from_static(line));
+            }
+            let mut extensions = Extensions::new();
+            extensions.insert(ConnectInfo(SocketAddr::from((peer, 5000))));
+            (headers, extensions)
+        };
+        let proxies = vec![
+            "127.0.0.1/32".parse().unwrap(),
+            "10.0.0.0/8".parse().unwrap(),
+        ];
+        let failures = Failures::new(10, proxies);
+        let client = |lines: &[&'static str], peer: [u8; 4]| {
+            let (headers, extensions) = at(lines, peer);
+            failures.client_ip(&headers, &extensions).to_string()
+        };
+        // The client wrote the first line; the proxies appended theirs.
+        let lines = ["6.6.6.6, 7.7.7.7", "203.0.113.9, 10.0.0.1"];
+        assert_eq!(client(&lines, [127, 0, 0, 1]), "203.0.113.9");
         assert_eq!(
-            trusted.client_ip(&headers, &extensions).to_string(),
+            client(&["6.6.6.6, 203.0.113.9"], [10, 1, 2, 3]),
             "203.0.113.9"
         );
-        let direct = Failures::new(10, false);
+        // A peer that is not a proxy: its header proves nothing.
+        assert_eq!(client(&lines, [192, 0, 2, 1]), "192.0.2.1");
+        // Nothing readable from the proxy: the proxy itself.
+        assert_eq!(client(&["not-an-ip"], [127, 0, 0, 1]), "127.0.0.1");
+        assert_eq!(
+            client(&["6.6.6.6, junk, 10.0.0.2"], [127, 0, 0, 1]),
+            "10.0.0.2"
+        );
+        // No proxies trusted: always the peer.
+        let direct = Failures::new(10, Vec::new());
+        let (headers, extensions) = at(&lines, [127, 0, 0, 1]);
         assert_eq!(
             direct.client_ip(&headers, &extensions).to_string(),
-            "127.0.0.1"
-        );
-        // Nothing readable from the proxy: the peer address.
-        let mut junk = HeaderMap::new();
-        junk.append("x-forwarded-for", HeaderValue::from_static("not-an-ip"));
-        assert_eq!(
-            trusted.client_ip(&junk, &extensions).to_string(),
             "127.0.0.1"
         );
     }

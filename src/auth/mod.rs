@@ -7,7 +7,9 @@ mod keys;
 mod limiter;
 mod registrations;
 pub(crate) mod request;
+mod sources;
 
 pub use keys::{KeySet, authorization, digest, identification_keys};
 pub use limiter::{Failures, PerClient, rate_limited};
 pub use registrations::{REGISTRATION_REFRESH, RegistrationKeys};
+pub use sources::divar_only;

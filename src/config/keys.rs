@@ -18,6 +18,13 @@ pub(super) const OPTIONAL_KEYS: &[&str] = &[
     "metrics.token",
 ];
 
+/// Settings that were replaced, and what to write instead.
+const REPLACED: &[(&str, &str)] = &[(
+    "api.trust_forwarded_for",
+    "list the addresses of your reverse proxies in server.trusted_proxies instead \
+     (e.g. trusted_proxies = [\"127.0.0.1/32\"]): X-Forwarded-For is then read only from them",
+)];
+
 /// The keys of one `[[callback.rules]]` entry; `data` holds the button's own keys.
 pub(super) const RULE_KEYS: &[&str] = &[
     "name",
@@ -60,6 +67,11 @@ pub(super) fn refuse_unknown_keys(
     let Some(key) = unknown.into_iter().next() else {
         return Ok(());
     };
+    if let Some((_, instead)) = REPLACED.iter().find(|(old, _)| *old == key) {
+        return Err(ConfigError(format!(
+            "{key}: no longer a setting; {instead}"
+        )));
+    }
     // Values lose their origin on the way here: a variable of this name, else the file.
     let variable = format!("{ENV_PREFIX}__{}", key.replace('.', "__").to_uppercase());
     let from = if env.contains_key(&variable) {

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use config::{Config, Environment, File, FileFormat};
+use ipnet::IpNet;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
@@ -66,6 +67,8 @@ const LIST_KEYS: &[&str] = &[
     "api.tokens",
     "oauth.default_scopes",
     "oauth.allowed_scopes",
+    "server.trusted_proxies",
+    "divar.allowed_sources",
     "oauth.vault_keys",
 ];
 
@@ -110,8 +113,6 @@ pub struct ApiSettings {
     pub rate_limit_burst: u32,
     /// Failed authentications allowed per client IP per minute.
     pub auth_failures_per_minute: u32,
-    /// Take the client IP from the last `X-Forwarded-For` entry (behind a reverse proxy).
-    pub trust_forwarded_for: bool,
     /// Seconds between keep-alive comments on `/api/v1/stream`.
     pub stream_keepalive_secs: u64,
     /// A list page stops once its rows hold this many bytes (at least one row).
@@ -143,6 +144,9 @@ pub struct ServerSettings {
     pub idle_timeout_ms: u64,
     /// Connections open at once; more wait in the listen queue.
     pub max_connections: usize,
+    /// Reverse proxies (addresses or CIDR blocks) whose `X-Forwarded-For` is believed.
+    #[serde(default, deserialize_with = "networks")]
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 /// Section `database`.
@@ -180,6 +184,8 @@ pub enum SqliteSync {
 pub struct DivarSettings {
     /// Every accepted value of the `authorization` header (more than one while rotating).
     pub identification_keys: Vec<SecretString>,
+    /// When not empty, the routes Divar calls answer only these addresses or CIDR blocks.
+    pub allowed_sources: Vec<IpNet>,
     /// How the client reaches Divar's API (`divar.api_key`, `divar.base_url`, timeouts,
     /// retries): the keys sit directly in the section.
     pub client: DivarClientSettings,
@@ -191,6 +197,8 @@ pub struct DivarSettings {
 struct DivarSection {
     #[serde(default)]
     identification_keys: Vec<SecretString>,
+    #[serde(default, deserialize_with = "networks")]
+    allowed_sources: Vec<IpNet>,
     api_key: Option<SecretString>,
     base_url: String,
     open_api_base_url: String,
@@ -207,6 +215,7 @@ impl From<DivarSection> for DivarSettings {
     fn from(d: DivarSection) -> Self {
         DivarSettings {
             identification_keys: d.identification_keys,
+            allowed_sources: d.allowed_sources,
             client: DivarClientSettings {
                 api_key: d.api_key,
                 base_url: d.base_url,
@@ -312,6 +321,24 @@ fn listen_address<'de, D: serde::Deserializer<'de>>(d: D) -> Result<SocketAddr, 
                 "got {text:?}; expected host:port, e.g. 0.0.0.0:8080 or localhost:8080"
             ))
         })
+}
+
+/// A list of addresses (`10.0.0.7`, `::1`) and CIDR blocks (`10.0.0.0/8`, `fd00::/8`).
+fn networks<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<IpNet>, D::Error> {
+    Vec::<String>::deserialize(d)?
+        .iter()
+        .map(|text| {
+            let text = text.trim();
+            text.parse::<IpNet>()
+                .or_else(|_| text.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| {
+                    serde::de::Error::custom(format!(
+                        "got {text:?}; expected an IP address or a CIDR block such as \
+                         10.0.0.0/8 or fd00::/8"
+                    ))
+                })
+        })
+        .collect()
 }
 
 /// The config crate's message as `key: problem`, the way every other settings error reads:

@@ -738,6 +738,48 @@ fn an_endpoint_without_a_secret_names_the_key_and_secret_file() {
 }
 
 #[test]
+fn the_replaced_forwarded_for_switch_and_bad_networks_are_refused_saying_what_to_write() {
+    let err = Settings::load_from(
+        None,
+        &env(&[("KENAR_HOOK__API__TRUST_FORWARDED_FOR", "true")]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("api.trust_forwarded_for: no longer a setting"),
+        "{err}"
+    );
+    assert!(err.contains("server.trusted_proxies"), "{err}");
+    let err = Settings::load_from(
+        None,
+        &env(&[(
+            "KENAR_HOOK__SERVER__TRUSTED_PROXIES",
+            "127.0.0.1,10.0.0.0/33",
+        )]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("server.trusted_proxies"), "{err}");
+    assert!(err.contains("10.0.0.0/33"), "{err}");
+    let s = Settings::load_from(
+        None,
+        &env(&[
+            ("KENAR_HOOK__SERVER__TRUSTED_PROXIES", "127.0.0.1, fd00::/8"),
+            ("KENAR_HOOK__DIVAR__ALLOWED_SOURCES", "31.214.250.128/27"),
+        ]),
+    )
+    .unwrap();
+    let shown: Vec<String> = s
+        .server
+        .trusted_proxies
+        .iter()
+        .map(|n| n.to_string())
+        .collect();
+    assert_eq!(shown, ["127.0.0.1/32", "fd00::/8"]);
+    assert_eq!(s.divar.allowed_sources[0].to_string(), "31.214.250.128/27");
+}
+
+#[test]
 fn allowed_scopes_must_be_divars() {
     for (value, ok) in [
         ("CONVERSATION_SEND_MESSAGE.*,USER_PHONE", true),

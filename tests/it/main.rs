@@ -19,6 +19,7 @@ mod oauth;
 mod ops;
 mod outage;
 mod process;
+mod proxy;
 mod running;
 mod store_batch;
 mod webhook_events;
