@@ -128,6 +128,11 @@ async fn start_with(
     telemetry::metrics_handle();
     let keys = auth::identification_keys(&settings)?;
     store.migrate().await.context("applying migrations")?;
+    // Kept by the store from here on: every webhook-id holds it.
+    store
+        .installation()
+        .await
+        .context("reading the installation id")?;
     let settings = Arc::new(settings);
     let changes = Changes::new();
     let shutdown = CancellationToken::new();

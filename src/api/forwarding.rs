@@ -28,7 +28,7 @@ pub struct AttemptItem {
     pub id: i64,
     /// The endpoint.
     pub endpoint: String,
-    /// The record's `webhook-id` (`message_12`).
+    /// The record's `webhook-id` (`message_<installation>_12`).
     pub record: String,
     /// 1 for the first attempt.
     pub attempt: i64,
@@ -46,12 +46,12 @@ pub struct AttemptItem {
     pub at: String,
 }
 
-impl From<Attempt> for AttemptItem {
-    fn from(a: Attempt) -> Self {
+impl AttemptItem {
+    fn new(installation: &str, a: Attempt) -> Self {
         AttemptItem {
             id: a.id,
             endpoint: a.endpoint,
-            record: webhook_id(&a.kind, a.seq),
+            record: webhook_id(installation, &a.kind, a.seq),
             attempt: a.attempt,
             status: a.outcome,
             status_code: a.status_code,
@@ -86,14 +86,14 @@ pub struct DeadItem {
 }
 
 impl DeadItem {
-    fn new(endpoint: String, d: Dead) -> Result<Self, AppError> {
+    fn new(installation: &str, endpoint: String, d: Dead) -> Result<Self, AppError> {
         let p = d.pending;
         let body = RawValue::from_string(p.body)
             .map_err(|e| AppError::Internal(anyhow::anyhow!("a stored body is not JSON: {e}")))?;
         Ok(DeadItem {
             id: d.id,
             endpoint,
-            record: webhook_id(&p.kind, p.seq),
+            record: webhook_id(installation, &p.kind, p.seq),
             attempts: p.attempts,
             last_error: d.last_error,
             dead_at: rfc3339(d.dead_at),
@@ -188,11 +188,12 @@ pub async fn attempts(
         limit: keyset.fetch(),
     };
     let rows = state.store.forward_attempts(&q).await?;
+    let installation = state.store.installation().await?;
     Ok(Json(keyset.page(
         rows,
         false,
         |a| Position::Seq(a.id),
-        AttemptItem::from,
+        |a| AttemptItem::new(installation, a),
     )))
 }
 
@@ -229,10 +230,11 @@ pub async fn dead(
         .store
         .forward_dead(endpoint.as_deref(), after, keyset.fetch())
         .await?;
+    let installation = state.store.installation().await?;
     Ok(Json(keyset.try_page(
         rows,
         false,
         |(_, d)| Position::Seq(d.id),
-        |(e, d)| DeadItem::new(e, d),
+        |(e, d)| DeadItem::new(installation, e, d),
     )?))
 }

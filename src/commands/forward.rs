@@ -54,7 +54,8 @@ pub struct ReplayArgs {
     /// Every record it wants that arrived at or after this time (RFC 3339).
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
-    /// These records, by webhook-id (message_12, event_3, click_7).
+    /// These records, by webhook-id (message_<installation>_12; the short message_12 of
+    /// earlier versions too).
     #[arg(long, value_name = "ID", num_args = 1..)]
     pub id: Vec<String>,
     /// Print JSON.

@@ -150,20 +150,15 @@ pub async fn replay_since(
     Ok(store.forward_replay(&endpoint.name, &rows).await?)
 }
 
-/// Sends records again by their `webhook-id` (`message_12`, `event_3`, `click_7`), whatever
-/// the endpoint's filters; how many were found.
+/// Sends records again by their `webhook-id` (`message_<installation>_12`, or the short
+/// `message_12` of earlier versions), whatever the endpoint's filters; how many were found.
 pub async fn replay_ids(store: &Store, name: &str, ids: &[String]) -> anyhow::Result<u64> {
     let now = Utc::now();
+    let installation = store.installation().await?;
     let mut rows = Vec::new();
     for id in ids {
-        let (kind, seq) = id
-            .rsplit_once('_')
-            .and_then(|(k, s)| Some((RecordKind::parse(k)?, s.parse::<i64>().ok()?)))
-            .ok_or_else(|| {
-                anyhow::anyhow!(
-                    "--id {id}: expected a webhook-id such as message_12, event_3 or click_7"
-                )
-            })?;
+        let (kind, seq) = record::parse_webhook_id(installation, id)
+            .map_err(|why| anyhow::anyhow!("--id {id}: {why}"))?;
         let (read, _, _) =
             record::read(store, kind, seq - 1, 1, &Filter::everything(), now).await?;
         match read.into_iter().next().filter(|p| p.seq == seq) {

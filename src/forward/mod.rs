@@ -50,6 +50,7 @@ pub async fn spawn(
     }
     let names: Vec<String> = forward.endpoints.iter().map(|e| e.name.clone()).collect();
     store.forward_register(&names).await?;
+    let installation: Arc<str> = store.installation().await?.into();
     let shared = Arc::new(forward.clone());
     let mut tasks = Vec::new();
     for settings in &forward.endpoints {
@@ -60,6 +61,7 @@ pub async fn spawn(
             client: deliver::client(Duration::from_millis(settings.timeout_ms)),
             signer: signer(settings),
             filter: record::Filter::new(settings),
+            installation: installation.clone(),
         };
         tasks.push(tokio::spawn(run(endpoint, changes.clone(), stop.clone())));
     }

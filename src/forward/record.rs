@@ -33,9 +33,38 @@ fn body<T: Serialize>(kind: &str, item: T) -> String {
     serde_json::to_string(&Envelope { kind, item }).expect("items serialise")
 }
 
-/// The `webhook-id` of a record: the same for every attempt and replay.
-pub fn webhook_id(kind: &str, seq: i64) -> String {
-    format!("{kind}_{seq}")
+/// The `webhook-id` of a record, `<kind>_<installation>_<seq>`: the same for every attempt
+/// and replay, and never the same for two databases, whose seqs both start at 1.
+pub fn webhook_id(installation: &str, kind: &str, seq: i64) -> String {
+    format!("{kind}_{installation}_{seq}")
+}
+
+/// The record a `webhook-id` of this installation names. The short form of earlier versions,
+/// `message_12`, is read too: the seqs of a database did not change when the installation
+/// id was added to the id, so an operator's old note still names the same record.
+pub fn parse_webhook_id(installation: &str, id: &str) -> Result<(RecordKind, i64), String> {
+    let expected = || {
+        format!(
+            "expected a webhook-id such as {}",
+            webhook_id(installation, "message", 12)
+        )
+    };
+    let (kind, rest) = id.split_once('_').ok_or_else(expected)?;
+    let kind = RecordKind::parse(kind).ok_or_else(expected)?;
+    let seq = match rest.split_once('_') {
+        Some(("", _)) => return Err(expected()),
+        Some((of, _)) if of != installation => {
+            return Err(format!(
+                "a record of another installation ({of}); this database's is {installation}"
+            ));
+        }
+        Some((_, seq)) => seq,
+        None => rest,
+    };
+    match seq.parse::<i64>() {
+        Ok(seq) if seq > 0 => Ok((kind, seq)),
+        _ => Err(expected()),
+    }
 }
 
 /// Which records an endpoint wants, beyond their kind.
@@ -173,4 +202,51 @@ pub async fn read(
         }
     };
     Ok((out, last, cut || count as i64 >= limit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const INSTALLATION: &str = "0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn a_webhook_id_names_its_kind_installation_and_seq() {
+        let id = webhook_id(INSTALLATION, "message", 12);
+        assert_eq!(id, "message_0123456789abcdef0123456789abcdef_12");
+        assert_eq!(
+            parse_webhook_id(INSTALLATION, &id),
+            Ok((RecordKind::Message, 12))
+        );
+    }
+
+    #[test]
+    fn the_short_form_of_earlier_versions_is_read() {
+        assert_eq!(
+            parse_webhook_id(INSTALLATION, "click_7"),
+            Ok((RecordKind::Click, 7))
+        );
+    }
+
+    #[test]
+    fn an_id_of_another_installation_is_refused() {
+        let other = webhook_id("fedcba9876543210fedcba9876543210", "event", 3);
+        let error = parse_webhook_id(INSTALLATION, &other).unwrap_err();
+        assert!(error.contains("another installation"), "{error}");
+    }
+
+    #[test]
+    fn malformed_ids_are_refused() {
+        for id in [
+            "",
+            "message",
+            "message_",
+            "reply_3",
+            "message_x",
+            "message_0",
+            "message__3",
+        ] {
+            assert!(parse_webhook_id(INSTALLATION, id).is_err(), "{id}");
+        }
+    }
 }

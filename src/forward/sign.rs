@@ -67,7 +67,7 @@ mod tests {
             b"0123456789abcdef".to_vec(),
             b"fedcba9876543210".to_vec(),
         ]);
-        let value = signer.signature("message_1", 1, b"{}");
+        let value = signer.signature("message_0123456789abcdef0123456789abcdef_1", 1, b"{}");
         assert_eq!(value.split(' ').count(), 2);
         assert!(value.split(' ').all(|s| s.starts_with("v1,")));
     }

@@ -40,6 +40,8 @@ pub struct Endpoint {
     pub client: reqwest::Client,
     pub signer: Signer,
     pub filter: Filter,
+    /// The database's installation id, part of every `webhook-id`.
+    pub installation: Arc<str>,
 }
 
 type Done = (Pending, Answer);
@@ -243,8 +245,8 @@ impl Run<'_> {
             };
             let (client, signer) = (self.e.client.clone(), self.e.signer.clone());
             let url = self.e.settings.url.clone();
+            let id = record::webhook_id(&self.e.installation, &p.kind, p.seq);
             self.in_flight.spawn(async move {
-                let id = record::webhook_id(&p.kind, p.seq);
                 let answer = deliver::attempt(&client, &url, &signer, &id, &p.body).await;
                 (p, answer)
             });

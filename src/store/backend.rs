@@ -6,8 +6,8 @@
 //! are `Db::write_batch` in `postgres.rs` and `sqlite.rs`.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use sqlx::query::Query;
 use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Type};
@@ -130,6 +130,8 @@ pub(crate) struct Db<B: Backend> {
     /// Write transactions of this pool under way now, begun and not yet ended: on SQLite,
     /// while one is, the write lock is this process's own.
     pub(crate) writing: Arc<AtomicUsize>,
+    /// The installation id, once read.
+    pub(crate) installation: Arc<OnceLock<String>>,
 }
 
 impl<B: Backend> Clone for Db<B> {
@@ -137,6 +139,7 @@ impl<B: Backend> Clone for Db<B> {
         Db {
             pool: self.pool.clone(),
             writing: self.writing.clone(),
+            installation: self.installation.clone(),
         }
     }
 }
@@ -198,6 +201,7 @@ where
         Db {
             pool,
             writing: Arc::default(),
+            installation: Arc::default(),
         }
     }
 

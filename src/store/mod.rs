@@ -230,6 +230,20 @@ impl Store {
         Ok(dispatch!(self, db => db.migrate().await)?)
     }
 
+    /// This database's installation id: 32 hex digits made at random by its migrations,
+    /// never changed. Read on the first call, then kept for the life of the pool.
+    pub async fn installation(&self) -> Result<&str, Error> {
+        let kept = dispatch!(self, db => &db.installation);
+        if let Some(id) = kept.get() {
+            return Ok(id);
+        }
+        let row = self
+            .fetch_one(&Sql::new(self.dialect(), "select id from installation"))
+            .await?;
+        let id: String = row.get("id")?;
+        Ok(kept.get_or_init(|| id))
+    }
+
     /// Starts the database's own upkeep until `stop` is cancelled: SQLite's checkpoints;
     /// nothing on PostgreSQL.
     pub fn spawn_upkeep(&self, stop: tokio_util::sync::CancellationToken) {

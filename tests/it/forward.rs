@@ -3,7 +3,8 @@
 //! the test tells it, and keeps what it got. Delivery format and filters ([`delivery`]),
 //! retries, dead letters and replay ([`retries`]), ordering through an outage
 //! ([`ordering`]), processes and replicas ([`replicas`]), the read API and CLI ([`manage`]);
-//! refused deliveries kept and reprocessed ([`rejected`]).
+//! refused deliveries kept and reprocessed ([`rejected`]); `webhook-id` unique per
+//! installation ([`webhook_ids`]).
 
 mod delivery;
 mod manage;
@@ -12,6 +13,7 @@ mod rejected;
 mod replicas;
 mod retries;
 mod settings;
+mod webhook_ids;
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};

@@ -83,6 +83,12 @@ async fn messages_stored_before_scoping_keep_their_place(backend: Backend) {
 
     let store = Store::connect(&settings.database).await.unwrap();
     store.migrate().await.unwrap();
+    let installation = store.installation().await.unwrap();
+    assert_eq!(
+        installation.len(),
+        32,
+        "an existing database gets an installation id"
+    );
     let old = store.message("old-1").await.unwrap().unwrap();
     assert_eq!((old.seq, old.message.origin.as_str()), (1, ""));
     assert_eq!(old.message.text.as_deref(), Some("old"));

@@ -127,6 +127,7 @@ const TABLES: &[&str] = &[
     "forward_dead",
     "forward_endpoint",
     "forward_pending",
+    "installation",
     "message",
     "oauth_state",
     "oauth_subscription",

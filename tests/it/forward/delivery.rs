@@ -39,7 +39,11 @@ async fn a_stored_message_arrives_signed_as_the_api_item_with_its_kind(backend: 
     body.as_object_mut().unwrap().remove("kind");
     assert_eq!(body, item, "the body is the API's item");
     let seq = app.store.high_water_marks().await.unwrap().message;
-    assert_eq!(got[0].header("webhook-id"), format!("message_{seq}"));
+    let installation = app.store.installation().await.unwrap();
+    assert_eq!(
+        got[0].header("webhook-id"),
+        format!("message_{installation}_{seq}")
+    );
     assert_eq!(got[0].header("content-type"), "application/json");
     let sent_at: i64 = got[0].header("webhook-timestamp").parse().unwrap();
     assert!((chrono::Utc::now().timestamp() - sent_at).abs() < 60);
