@@ -38,6 +38,9 @@ pub enum AppError {
         /// The configured limit.
         limit_ms: u64,
     },
+    /// The credential is valid but its scopes do not cover the request.
+    #[error("{0}")]
+    Forbidden(String),
     /// No such resource.
     #[error("{0}")]
     NotFound(String),
@@ -93,6 +96,7 @@ impl AppError {
             AppError::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::RequestTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            AppError::Forbidden(_) => StatusCode::FORBIDDEN,
             AppError::NotFound(_) => StatusCode::NOT_FOUND,
             AppError::Conflict(_) => StatusCode::CONFLICT,
             AppError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
@@ -111,6 +115,7 @@ impl AppError {
             AppError::Unprocessable(_) => "unprocessable_entity",
             AppError::PayloadTooLarge { .. } => "payload_too_large",
             AppError::RequestTimeout { .. } => "request_timeout",
+            AppError::Forbidden(_) => "forbidden",
             AppError::NotFound(_) => "not_found",
             AppError::Conflict(_) => "conflict",
             AppError::MethodNotAllowed => "method_not_allowed",
