@@ -12,7 +12,8 @@ pub enum AppError {
     /// The `authorization` header is missing or does not match a configured key.
     #[error("{0}")]
     Unauthorized(String),
-    /// The caller is known, or its address is, and may not do this.
+    /// The credential is valid but its scopes do not cover the request, or the client's
+    /// address may not call this route.
     #[error("{0}")]
     Forbidden(String),
     /// The body is not JSON (or not UTF-8).

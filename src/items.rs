@@ -63,12 +63,13 @@ pub struct MessageItem<'a> {
     pub source: &'static str,
     /// `CHAT_MESSAGE`, `NEW_MESSAGE` or `NEW_CHATBOT_MESSAGE`.
     pub event_type: &'a str,
-    /// The type-specific object: links and sizes, location, contact with phone number.
+    /// The type-specific object: links and sizes, location, contact with phone number
+    /// (masked without the `pii` scope).
     #[schema(value_type = Option<Object>)]
-    pub data: Option<JsonRef<'a>>,
+    pub data: Option<Shown<'a>>,
     /// The subscription's metadata echo, or the legacy post metadata.
     #[schema(value_type = Option<Object>)]
-    pub metadata: Option<JsonRef<'a>>,
+    pub metadata: Option<Shown<'a>>,
     /// The body exactly as received; only with `include=raw`.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
@@ -100,9 +101,61 @@ impl<'a> MessageItem<'a> {
             received_at: rfc3339(m.received_at),
             source: m.source.as_str(),
             event_type: m.event_type,
-            data: m.data,
-            metadata: m.metadata,
+            data: m.data.map(Shown::Stored),
+            metadata: m.metadata.map(Shown::Stored),
             raw: raw_body.map(String::from_utf8_lossy),
+        }
+    }
+
+    /// This item with its phone numbers and contact names masked (and no raw body).
+    pub fn without_pii(mut self) -> Self {
+        self.data = self.data.map(Shown::masked);
+        self.metadata = self.metadata.map(Shown::masked);
+        self.raw = None;
+        self
+    }
+
+    /// This item as a reader sees it: whole with `pii`, masked without.
+    pub fn for_reader(self, pii: bool) -> Self {
+        if pii { self } else { self.without_pii() }
+    }
+}
+
+/// A JSON column of a message as shown: as stored, or with its personal data masked.
+#[derive(Debug)]
+pub enum Shown<'a> {
+    /// As stored.
+    Stored(JsonRef<'a>),
+    /// Masked by [`crate::pii::mask`].
+    Masked(Value),
+}
+
+impl Shown<'_> {
+    fn masked(self) -> Self {
+        let Shown::Stored(stored) = self else {
+            return self;
+        };
+        if let JsonRef::Raw(raw) = stored {
+            if !crate::pii::may_hold_phone(raw.get()) {
+                return self;
+            }
+        }
+        let Some(mut value) = stored.to_value() else {
+            return self;
+        };
+        if crate::pii::mask(&mut value) {
+            Shown::Masked(value)
+        } else {
+            self
+        }
+    }
+}
+
+impl Serialize for Shown<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Shown::Stored(stored) => stored.serialize(serializer),
+            Shown::Masked(value) => value.serialize(serializer),
         }
     }
 }
@@ -180,6 +233,22 @@ pub struct EventItem {
     pub received_at: String,
 }
 
+impl EventItem {
+    /// This item with its phone numbers masked.
+    pub fn without_pii(mut self) -> Self {
+        crate::pii::mask(&mut self.payload);
+        if let Some(m) = &mut self.metadata {
+            crate::pii::mask(m);
+        }
+        self
+    }
+
+    /// This item as a reader sees it: whole with `pii`, masked without.
+    pub fn for_reader(self, pii: bool) -> Self {
+        if pii { self } else { self.without_pii() }
+    }
+}
+
 impl From<StoredEvent> for EventItem {
     fn from(e: StoredEvent) -> Self {
         EventItem {
@@ -225,6 +294,19 @@ pub struct ClickItem {
     pub outcome: String,
     /// When it arrived (RFC 3339, UTC).
     pub received_at: String,
+}
+
+impl ClickItem {
+    /// This item with its phone numbers masked.
+    pub fn without_pii(mut self) -> Self {
+        crate::pii::mask(&mut self.provider_data);
+        self
+    }
+
+    /// This item as a reader sees it: whole with `pii`, masked without.
+    pub fn for_reader(self, pii: bool) -> Self {
+        if pii { self } else { self.without_pii() }
+    }
 }
 
 impl From<StoredClick> for ClickItem {

@@ -19,6 +19,7 @@ pub mod ingest;
 pub(crate) mod items;
 pub mod notify;
 pub mod oauth;
+pub mod pii;
 pub(crate) mod server;
 pub mod state;
 pub mod store;

@@ -254,7 +254,7 @@ pub fn metrics_router(token: Option<SecretString>) -> Router {
 pub static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// The span of one request: method, path, request id, and (recorded once routing has
-/// happened) the matched route; a webhook delivery adds its type, key, outcome and masked
+/// happened) the matched route and the read API's client by name; a webhook delivery adds its type, key, outcome and masked
 /// contact phone, so the one line logged per request says all of it. Header values are
 /// never recorded.
 pub fn request_span(request: &Request) -> Span {
@@ -269,6 +269,7 @@ pub fn request_span(request: &Request) -> Span {
         path = %request.uri().path(),
         request_id = %request_id,
         route = tracing::field::Empty,
+        client = tracing::field::Empty,
         event_type = tracing::field::Empty,
         record_id = tracing::field::Empty,
         outcome = tracing::field::Empty,

@@ -1,33 +1,31 @@
-//! Who may read: bearer tokens from `api.tokens`, compared in constant time, rate-limited per
-//! token; failed authentications rate-limited per client IP.
+//! Who may read: the clients of `api.tokens` and `api.clients`, known by their bearer
+//! tokens (compared in constant time), each held to its scopes and rate-limited; failed
+//! authentications rate-limited per client IP.
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use crate::auth::KeySet;
+use crate::auth::{Client, KeySet, Scope};
 use crate::config::ApiSettings;
 use crate::error::AppError;
 use crate::state::AppState;
 
-/// The API's tokens and rate limiters.
+/// The API's clients, their tokens and rate limiters.
 #[derive(Debug)]
 pub struct ApiAccess {
     tokens: KeySet,
+    clients: Vec<Arc<Client>>,
     per_token: DefaultKeyedRateLimiter<usize>,
     streams: Arc<Semaphore>,
     streams_per_token: Vec<Arc<Semaphore>>,
 }
-
-/// Which configured token a request presented (its position in `api.tokens`).
-#[derive(Debug, Clone, Copy)]
-pub struct TokenId(pub usize);
 
 /// A live stream's places in the global and the per-token limit, given back when it ends.
 #[derive(Debug)]
@@ -45,25 +43,37 @@ impl ApiAccess {
     pub fn new(settings: &ApiSettings) -> Arc<Self> {
         let per_token = Quota::per_second(non_zero(settings.rate_limit_per_second))
             .allow_burst(non_zero(settings.rate_limit_burst));
+        let clients = crate::config::clients::effective(&settings.tokens, &settings.clients);
+        let tokens: Vec<_> = clients.iter().map(|c| c.token.clone()).collect();
         Arc::new(ApiAccess {
-            tokens: KeySet::new(&settings.tokens),
+            tokens: KeySet::new(&tokens),
+            clients: clients
+                .iter()
+                .enumerate()
+                .map(|(i, c)| Arc::new(Client::new(i, c)))
+                .collect(),
             per_token: RateLimiter::keyed(per_token),
             streams: Arc::new(Semaphore::new(settings.max_streams)),
-            streams_per_token: settings
-                .tokens
+            streams_per_token: clients
                 .iter()
                 .map(|_| Arc::new(Semaphore::new(settings.max_streams_per_token)))
                 .collect(),
         })
     }
 
-    /// The hex digest of a token, as stored with its stream tickets.
-    pub fn token_digest(&self, token: TokenId) -> Option<String> {
-        self.tokens.digest_hex(token.0)
+    /// The hex digest of a client's token, as stored with its stream tickets.
+    pub fn token_digest(&self, client: &Client) -> Option<String> {
+        self.tokens.digest_hex(client.index)
     }
 
-    /// A place for one more live stream of `token`, or 429 naming the limit that is full.
-    pub fn open_stream(&self, token: TokenId) -> Result<StreamSlot, AppError> {
+    /// The client whose token has this hex digest.
+    fn client_of_digest(&self, digest: &str) -> Option<Arc<Client>> {
+        let i = self.tokens.position_of_digest(digest)?;
+        self.clients.get(i).cloned()
+    }
+
+    /// A place for one more live stream of `client`, or 429 naming the limit that is full.
+    pub fn open_stream(&self, client: &Client) -> Result<StreamSlot, AppError> {
         let full = |setting: &str| {
             metrics::counter!("kenar_stream_refusals_total", "limit" => setting.to_owned())
                 .increment(1);
@@ -73,7 +83,7 @@ impl ApiAccess {
         };
         let token = self
             .streams_per_token
-            .get(token.0)
+            .get(client.index)
             .ok_or_else(|| full("api.max_streams_per_token"))?
             .clone()
             .try_acquire_owned()
@@ -109,7 +119,7 @@ async fn checked(state: AppState, request: Request, next: Next) -> Response {
     let access = &state.api;
     if access.tokens.is_empty() {
         return AppError::Unauthorized(
-            "the read API is disabled: set api.tokens (KENAR_HOOK__API__TOKENS) to enable it"
+            "the read API is disabled: set api.tokens (KENAR_HOOK__API__TOKENS) or api.clients to enable it"
                 .to_owned(),
         )
         .into_response();
@@ -117,9 +127,13 @@ async fn checked(state: AppState, request: Request, next: Next) -> Response {
     if request.headers().get(header::AUTHORIZATION).is_none() {
         if let Some(ticket) = stream_ticket(&request) {
             return match redeem(&state, &ticket).await {
-                Ok(Some(token)) => {
+                Ok(Some((client, filters))) => {
+                    if let Err(e) = in_scope(&client, &request) {
+                        return e.into_response();
+                    }
                     let mut request = request;
-                    request.extensions_mut().insert(token);
+                    request.extensions_mut().insert(client);
+                    request.extensions_mut().insert(filters);
                     next.run(request).await
                 }
                 Ok(None) => state
@@ -145,8 +159,12 @@ async fn checked(state: AppState, request: Request, next: Next) -> Response {
             let (scheme, token) = v.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         });
-    match access.tokens.position(bearer.map(str::as_bytes)) {
-        Some(token) => match access.per_token.check_key(&token) {
+    let client = access
+        .tokens
+        .position(bearer.map(str::as_bytes))
+        .and_then(|i| access.clients.get(i).cloned());
+    match client {
+        Some(client) => match access.per_token.check_key(&client.index) {
             // While the database is known to be down, a read would only wait for its timeout.
             Ok(()) if state.breaker.is_open() => AppError::Unavailable {
                 message: "the database is unavailable; retry later".to_owned(),
@@ -154,8 +172,11 @@ async fn checked(state: AppState, request: Request, next: Next) -> Response {
             }
             .into_response(),
             Ok(()) => {
+                if let Err(e) = in_scope(&client, &request) {
+                    return e.into_response();
+                }
                 let mut request = request;
-                request.extensions_mut().insert(TokenId(token));
+                request.extensions_mut().insert(client);
                 next.run(request).await
             }
             Err(not_until) => crate::auth::rate_limited(not_until).into_response(),
@@ -172,6 +193,33 @@ async fn checked(state: AppState, request: Request, next: Next) -> Response {
     }
 }
 
+/// Names the client on the request's log line, and refuses a route outside its scopes.
+fn in_scope(client: &Client, request: &Request) -> Result<(), AppError> {
+    tracing::Span::current().record("client", client.name.as_str());
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(request.uri().path(), |p| p.as_str());
+    match route_scope(route) {
+        Some(scope) => client.require(scope, route),
+        None => Ok(()),
+    }
+}
+
+/// The scope a route needs; `None` for the OpenAPI document.
+pub fn route_scope(route: &str) -> Option<Scope> {
+    let rest = route.strip_prefix("/api/v1/")?;
+    let first = rest.split('/').next().unwrap_or(rest);
+    match first {
+        "conversations" | "messages" | "registrations" | "stream" => Some(Scope::Messages),
+        "events" => Some(Scope::Events),
+        "clicks" => Some(Scope::Clicks),
+        "forwarding" => Some(Scope::Forwarding),
+        "rejected" => Some(Scope::Rejected),
+        _ => None,
+    }
+}
+
 /// The `ticket` query parameter of a `GET /api/v1/stream`; tickets open streams only.
 fn stream_ticket(request: &Request) -> Option<String> {
     if request.uri().path() != "/api/v1/stream" {
@@ -182,17 +230,24 @@ fn stream_ticket(request: &Request) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-/// The token a ticket was issued to, once.
-async fn redeem(state: &AppState, ticket: &str) -> Result<Option<TokenId>, AppError> {
+/// The client a ticket was issued to and the filters it was issued with, once.
+async fn redeem(
+    state: &AppState,
+    ticket: &str,
+) -> Result<Option<(Arc<Client>, super::tickets::TicketFilters)>, AppError> {
     // A ticket is 43 characters; anything far longer is not one and is not looked up.
     if ticket.is_empty() || ticket.len() > 128 {
         return Ok(None);
     }
     let digest = super::tickets::digest(ticket);
-    Ok(state
-        .store
-        .redeem_stream_ticket(&digest)
-        .await?
-        .and_then(|token| state.api.tokens.position_of_digest(&token))
-        .map(TokenId))
+    let Some((token, filters)) = state.store.redeem_stream_ticket(&digest).await? else {
+        return Ok(None);
+    };
+    let Some(client) = state.api.client_of_digest(&token) else {
+        return Ok(None);
+    };
+    Ok(Some((
+        client,
+        super::tickets::TicketFilters::read(filters.as_deref()),
+    )))
 }

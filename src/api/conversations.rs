@@ -1,5 +1,8 @@
 //! `/api/v1/conversations`: the conversations, newest activity first, and one by id.
 
+use std::sync::Arc;
+
+use axum::Extension;
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
@@ -10,6 +13,7 @@ use utoipa::IntoParams;
 use super::cursor::Position;
 use super::page::Keyset;
 use super::params::{At, Filters, Limit, NoParams, Text};
+use crate::auth::Client;
 use crate::error::AppError;
 use crate::items::{ConversationItem, Page, rfc3339};
 use crate::state::AppState;
@@ -52,6 +56,7 @@ pub struct ConversationFilters {
     security(("bearer" = [])))]
 pub async fn list_conversations(
     State(state): State<AppState>,
+    Extension(client): Extension<Arc<Client>>,
     Filters(f): Filters<ConversationFilters>,
 ) -> Result<Json<Page<ConversationItem>>, AppError> {
     let (post_token, since, until, limit) = (
@@ -75,6 +80,7 @@ pub async fn list_conversations(
     })?;
     let q = ConversationQuery {
         post_token,
+        post_tokens: client.posts().map(<[String]>::to_vec),
         since,
         until,
         after,
@@ -97,10 +103,13 @@ pub async fn list_conversations(
     security(("bearer" = [])))]
 pub async fn get_conversation(
     State(state): State<AppState>,
+    Extension(client): Extension<Arc<Client>>,
     Path(id): Path<String>,
     _: Filters<NoParams>,
 ) -> Result<Json<ConversationItem>, AppError> {
     let c = state.store.conversation(&id).await?;
-    c.map(|c| Json(c.into()))
+    // Another post's conversation is answered as one that does not exist.
+    c.filter(|c| client.may_see(c.post_token.as_deref()))
+        .map(|c| Json(c.into()))
         .ok_or_else(|| AppError::NotFound(format!("no conversation {id:?}")))
 }

@@ -2,7 +2,9 @@
 //! `seq` and cut by the byte budget.
 
 use std::future::Future;
+use std::sync::Arc;
 
+use axum::Extension;
 use axum::Json;
 use axum::Router;
 use axum::extract::State;
@@ -13,6 +15,7 @@ use utoipa::IntoParams;
 use super::cursor::Position;
 use super::page::Keyset;
 use super::params::{At, EventType, Filters, Limit, Text};
+use crate::auth::Client;
 use crate::error::AppError;
 use crate::items::{ClickItem, EventItem, Page, rfc3339};
 use crate::state::AppState;
@@ -86,10 +89,13 @@ pub struct EventFilters {
     security(("bearer" = [])))]
 pub async fn list_events(
     State(state): State<AppState>,
+    Extension(client): Extension<Arc<Client>>,
     Filters(f): Filters<EventFilters>,
 ) -> Result<Json<Page<EventItem>>, AppError> {
     let q = LogQuery {
         event_type: f.kind.map(|t| t.0),
+        // Events of no post are left out too: a client limited to some posts never sees them.
+        post_tokens: client.posts().map(<[String]>::to_vec),
         since: At::of(f.since),
         until: At::of(f.until),
         limit: Limit::of(f.limit),
@@ -108,7 +114,7 @@ pub async fn list_events(
         f.cursor,
         |q| async move { state.store.list_events(&q, budget).await },
         |e| e.seq,
-        EventItem::from,
+        |e| EventItem::from(e).for_reader(client.pii()),
     )
     .await
 }
@@ -146,10 +152,12 @@ pub struct ClickFilters {
     security(("bearer" = [])))]
 pub async fn list_clicks(
     State(state): State<AppState>,
+    Extension(client): Extension<Arc<Client>>,
     Filters(f): Filters<ClickFilters>,
 ) -> Result<Json<Page<ClickItem>>, AppError> {
     let q = LogQuery {
         post_token: Text::of(f.post_token),
+        post_tokens: client.posts().map(<[String]>::to_vec),
         conversation_id: Text::of(f.conversation_id),
         since: At::of(f.since),
         until: At::of(f.until),
@@ -170,7 +178,7 @@ pub async fn list_clicks(
         f.cursor,
         |q| async move { state.store.list_clicks(&q, budget).await },
         |c| c.seq,
-        ClickItem::from,
+        |c| ClickItem::from(c).for_reader(client.pii()),
     )
     .await
 }

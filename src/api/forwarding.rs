@@ -1,6 +1,9 @@
 //! `/api/v1/forwarding/...`: each endpoint's state and lag, the attempt log and the dead
 //! letters.
 
+use std::sync::Arc;
+
+use axum::Extension;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -11,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::cursor::Position;
 use super::page::Keyset;
 use super::params::{At, Filters, Limit, NoParams, Text};
+use crate::auth::Client;
 use crate::error::AppError;
 use crate::forward::manage::{self, EndpointStatus};
 use crate::forward::record::webhook_id;
@@ -86,10 +90,20 @@ pub struct DeadItem {
 }
 
 impl DeadItem {
-    fn new(installation: &str, endpoint: String, d: Dead) -> Result<Self, AppError> {
+    fn new(installation: &str, endpoint: String, d: Dead, pii: bool) -> Result<Self, AppError> {
         let p = d.pending;
-        let body = RawValue::from_string(p.body)
-            .map_err(|e| AppError::Internal(anyhow::anyhow!("a stored body is not JSON: {e}")))?;
+        let not_json = |e: serde_json::Error| {
+            AppError::Internal(anyhow::anyhow!("a stored body is not JSON: {e}"))
+        };
+        // The body that was posted is whole (forwarding goes to the app's own backend); a
+        // reader without `pii` sees it masked.
+        let body = if !pii && crate::pii::may_hold_phone(&p.body) {
+            let mut value: serde_json::Value = serde_json::from_str(&p.body).map_err(not_json)?;
+            crate::pii::mask(&mut value);
+            serde_json::value::to_raw_value(&value).map_err(not_json)?
+        } else {
+            RawValue::from_string(p.body).map_err(not_json)?
+        };
         Ok(DeadItem {
             id: d.id,
             endpoint,
@@ -221,6 +235,7 @@ pub struct DeadFilters {
     security(("bearer" = [])))]
 pub async fn dead(
     State(state): State<AppState>,
+    Extension(client): Extension<Arc<Client>>,
     Filters(f): Filters<DeadFilters>,
 ) -> Result<Json<Page<DeadItem>>, AppError> {
     let (endpoint, limit) = (Text::of(f.endpoint), Limit::of(f.limit));
@@ -235,6 +250,6 @@ pub async fn dead(
         rows,
         false,
         |(_, d)| Position::Seq(d.id),
-        |(e, d)| DeadItem::new(installation, e, d),
+        |(e, d)| DeadItem::new(installation, e, d, client.pii()),
     )?))
 }

@@ -48,6 +48,22 @@ pub struct Live {
     pub conversation_id: Option<String>,
     /// The item as JSON.
     pub json: String,
+    /// The item as JSON with its personal data masked, when that differs.
+    pub masked: Option<String>,
+}
+
+/// An item as JSON, and masked when masking changes it.
+fn both<T: serde::Serialize>(
+    item: T,
+    without_pii: impl FnOnce(T) -> T,
+) -> (String, Option<String>) {
+    let json = serde_json::to_string(&item).expect("items serialise");
+    if !crate::pii::may_hold_phone(&json) {
+        return (json, None);
+    }
+    let masked = serde_json::to_string(&without_pii(item)).expect("items serialise");
+    let masked = (masked != json).then_some(masked);
+    (json, masked)
 }
 
 /// What the hub read in one go: every row after `from` up to `to`.
@@ -158,12 +174,14 @@ impl Reader {
             .await?;
         for m in messages.views()? {
             self.position.message = m.seq;
+            let (json, masked) = both(MessageItem::new(&m, None), MessageItem::without_pii);
             rows.push(Live {
                 kind: RecordKind::Message,
                 seq: m.seq,
                 post_token: m.post_token.map(str::to_owned),
                 conversation_id: Some(m.conversation_id.to_owned()),
-                json: serde_json::to_string(&MessageItem::new(&m, None)).expect("items serialise"),
+                json,
+                masked,
             });
         }
         let log = |after| LogQuery {
@@ -178,12 +196,15 @@ impl Reader {
         for e in events.rows {
             self.position.event = e.seq;
             let post_token = e.event.post_token.clone();
+            let seq = e.seq;
+            let (json, masked) = both(EventItem::from(e), EventItem::without_pii);
             rows.push(Live {
                 kind: RecordKind::Event,
-                seq: e.seq,
+                seq,
                 post_token,
                 conversation_id: None,
-                json: serde_json::to_string(&EventItem::from(e)).expect("items serialise"),
+                json,
+                masked,
             });
         }
         let clicks = self
@@ -194,12 +215,15 @@ impl Reader {
             self.position.click = c.seq;
             let (post_token, conversation_id) =
                 (c.click.post_token.clone(), c.click.conversation_id.clone());
+            let seq = c.seq;
+            let (json, masked) = both(ClickItem::from(c), ClickItem::without_pii);
             rows.push(Live {
                 kind: RecordKind::Click,
-                seq: c.seq,
+                seq,
                 post_token,
                 conversation_id,
-                json: serde_json::to_string(&ClickItem::from(c)).expect("items serialise"),
+                json,
+                masked,
             });
         }
         Ok((!rows.is_empty()).then_some(Batch { from, rows }))

@@ -1,5 +1,8 @@
 //! `/api/v1/messages` and a conversation's messages, keyset-paged, and one message by id.
 
+use std::sync::Arc;
+
+use axum::Extension;
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
@@ -12,6 +15,7 @@ use utoipa::IntoParams;
 use super::cursor::{self, Position};
 use super::page::Keyset;
 use super::params::{At, Filters, Limit, MessageType, Names, SenderSide, SortOrder, Text};
+use crate::auth::{Client, Scope};
 use crate::error::AppError;
 use crate::items::{MessageItem, Page};
 use crate::state::AppState;
@@ -75,6 +79,7 @@ pub struct MessageFilters {
     security(("bearer" = [])))]
 pub async fn conversation_messages(
     State(state): State<AppState>,
+    Extension(client): Extension<Arc<Client>>,
     Path(id): Path<String>,
     Filters(mut f): Filters<MessageFilters>,
 ) -> Result<Response, AppError> {
@@ -82,11 +87,15 @@ pub async fn conversation_messages(
     f.post_token = None;
     f.q = None;
     f.conversation_id = Some(Text(id.clone()));
-    let list = messages(&state, f).await?;
-    if list.rows.is_empty() && state.store.conversation(&id).await?.is_none() {
-        return Err(AppError::NotFound(format!("no conversation {id:?}")));
+    let list = messages(&state, &client, f).await?;
+    if list.rows.is_empty() {
+        let conversation = state.store.conversation(&id).await?;
+        // Another post's conversation is answered as one that does not exist.
+        if !conversation.is_some_and(|c| client.may_see(c.post_token.as_deref())) {
+            return Err(AppError::NotFound(format!("no conversation {id:?}")));
+        }
     }
-    list.page()
+    list.page(client.pii())
 }
 
 /// Messages across conversations, by `sent_at`, then id, then arrival.
@@ -97,9 +106,10 @@ pub async fn conversation_messages(
     security(("bearer" = [])))]
 pub async fn list_messages(
     State(state): State<AppState>,
+    Extension(client): Extension<Arc<Client>>,
     Filters(f): Filters<MessageFilters>,
 ) -> Result<Response, AppError> {
-    messages(&state, f).await?.page()
+    messages(&state, &client, f).await?.page(client.pii())
 }
 
 /// The fetched rows of a message list, and how to cut them to a page.
@@ -111,21 +121,26 @@ struct MessageList {
 impl MessageList {
     /// The page answer. Items borrow from the rows, so it is written out here, while they
     /// are still held.
-    fn page(&self) -> Result<Response, AppError> {
+    fn page(&self, pii: bool) -> Result<Response, AppError> {
         Ok(Json(self.keyset.page(
             self.rows.views()?,
             self.rows.cut,
             |m| Position::Message(m.sent_at, m.id.to_owned(), m.seq),
-            |m| MessageItem::new(&m, None),
+            |m| MessageItem::new(&m, None).for_reader(pii),
         ))
         .into_response())
     }
 }
 
-async fn messages(state: &AppState, f: MessageFilters) -> Result<MessageList, AppError> {
+async fn messages(
+    state: &AppState,
+    client: &Client,
+    f: MessageFilters,
+) -> Result<MessageList, AppError> {
     let q = MessageQuery {
         conversation_id: Text::of(f.conversation_id),
         post_token: Text::of(f.post_token),
+        post_tokens: client.posts().map(<[String]>::to_vec),
         message_type: f.kind.map(|t| t.0),
         sender_side: f.sender_side.map(|s| s.0),
         since: At::of(f.since),
@@ -185,12 +200,21 @@ pub struct MessageInclude {
     security(("bearer" = [])))]
 pub async fn get_message(
     State(state): State<AppState>,
+    Extension(client): Extension<Arc<Client>>,
     Path(id): Path<String>,
     Filters(f): Filters<MessageInclude>,
 ) -> Result<Response, AppError> {
     let with_raw = !Names::only(f.include, "include", &["raw"])?.is_empty();
+    if with_raw {
+        // The body as received holds phone numbers unmasked.
+        client.require(Scope::Raw, "include=raw")?;
+        client.require(Scope::Pii, "include=raw")?;
+    }
     let m = state.store.message(&id).await?;
-    let m = m.ok_or_else(|| AppError::NotFound(format!("no message {id:?}")))?;
+    // Another post's message is answered as one that does not exist.
+    let m = m
+        .filter(|m| client.may_see(m.view().post_token))
+        .ok_or_else(|| AppError::NotFound(format!("no message {id:?}")))?;
     let raw = with_raw.then_some(m.message.raw_body.as_slice());
-    Ok(Json(MessageItem::new(&m.view(), raw)).into_response())
+    Ok(Json(MessageItem::new(&m.view(), raw).for_reader(client.pii())).into_response())
 }

@@ -1,5 +1,8 @@
 //! `GET /api/v1/rejected`: deliveries that carried a good key but could not be stored.
 
+use std::sync::Arc;
+
+use axum::Extension;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
@@ -9,6 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::cursor::Position;
 use super::page::Keyset;
 use super::params::{Filters, Limit, Text};
+use crate::auth::Client;
 use crate::error::AppError;
 use crate::items::{Page, rfc3339};
 use crate::state::AppState;
@@ -31,12 +35,27 @@ pub struct RejectedItem {
     pub deliveries: i64,
 }
 
-impl From<Rejected> for RejectedItem {
-    fn from(r: Rejected) -> Self {
+impl RejectedItem {
+    /// The API shape of a kept delivery; without `pii`, its phone numbers masked, and a
+    /// body that is not JSON (where they cannot be found) withheld.
+    fn new(r: Rejected, pii: bool) -> Self {
+        let body = String::from_utf8_lossy(&r.raw_body).into_owned();
+        let body = if pii || !crate::pii::may_hold_phone(&body) {
+            body
+        } else {
+            match serde_json::from_str::<serde_json::Value>(&body) {
+                Ok(mut value) => {
+                    crate::pii::mask(&mut value);
+                    value.to_string()
+                }
+                Err(_) => "(withheld: not JSON, and may hold a phone number; needs the pii scope)"
+                    .to_owned(),
+            }
+        };
         RejectedItem {
             id: r.id,
             reason: r.reason,
-            body: String::from_utf8_lossy(&r.raw_body).into_owned(),
+            body,
             received_at: rfc3339(r.received_at),
             last_received_at: rfc3339(r.last_received_at),
             deliveries: r.deliveries,
@@ -71,6 +90,7 @@ pub struct RejectedFilters {
     security(("bearer" = [])))]
 pub async fn list(
     State(state): State<AppState>,
+    Extension(client): Extension<Arc<Client>>,
     Filters(f): Filters<RejectedFilters>,
 ) -> Result<Json<Page<RejectedItem>>, AppError> {
     let keyset = Keyset::new("rejected", &[], Limit::of(f.limit));
@@ -80,6 +100,6 @@ pub async fn list(
         rows,
         false,
         |r| Position::Seq(r.id),
-        RejectedItem::from,
+        |r| RejectedItem::new(r, client.pii()),
     )))
 }

@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use axum::Extension;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderName};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
 use std::sync::Arc;
@@ -25,8 +25,10 @@ use std::sync::Arc;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
-use super::access::{StreamSlot, TokenId};
+use super::access::StreamSlot;
 use super::params::{Filters, Names, Text};
+use super::tickets::TicketFilters;
+use crate::auth::{Client, Scope};
 use crate::error::AppError;
 use crate::items::{ClickItem, EventItem, MessageItem};
 use crate::state::AppState;
@@ -86,6 +88,9 @@ struct Feed {
     store: Store,
     post_token: Option<String>,
     conversation_id: Option<String>,
+    /// The posts the client is limited to; `None`: every post.
+    posts: Option<Vec<String>>,
+    pii: bool,
     events: bool,
     clicks: bool,
     position: StreamPosition,
@@ -107,6 +112,7 @@ impl Feed {
                 &StreamQuery {
                     after_seq: self.position.message,
                     post_token: self.post_token.clone(),
+                    post_tokens: self.posts.clone(),
                     conversation_id: self.conversation_id.clone(),
                     limit: BATCH,
                 },
@@ -115,7 +121,8 @@ impl Feed {
             .await?;
         for m in messages.views()? {
             self.position.message = m.seq;
-            self.push(RecordKind::Message, &MessageItem::new(&m, None));
+            let item = MessageItem::new(&m, None).for_reader(self.pii);
+            self.push(RecordKind::Message, &item);
         }
         // Events belong to no conversation: a conversation filter leaves none.
         if self.events && self.conversation_id.is_none() {
@@ -125,7 +132,8 @@ impl Feed {
                 .await?;
             for e in events.rows {
                 self.position.event = e.seq;
-                self.push(RecordKind::Event, &EventItem::from(e));
+                let item = EventItem::from(e).for_reader(self.pii);
+                self.push(RecordKind::Event, &item);
             }
         }
         if self.clicks {
@@ -134,7 +142,8 @@ impl Feed {
             let clicks = self.store.list_clicks(&q, self.budget).await?;
             for c in clicks.rows {
                 self.position.click = c.seq;
-                self.push(RecordKind::Click, &ClickItem::from(c));
+                let item = ClickItem::from(c).for_reader(self.pii);
+                self.push(RecordKind::Click, &item);
             }
         }
         Ok(())
@@ -143,6 +152,7 @@ impl Feed {
     fn log_query(&self, after: i64) -> LogQuery {
         LogQuery {
             post_token: self.post_token.clone(),
+            post_tokens: self.posts.clone(),
             after_seq: Some(after),
             limit: BATCH,
             ..Default::default()
@@ -172,7 +182,12 @@ impl Feed {
             let matches = |filter: &Option<String>, value: &Option<String>| {
                 filter.is_none() || filter == value
             };
+            let may_see = match &self.posts {
+                None => true,
+                Some(posts) => row.post_token.as_ref().is_some_and(|p| posts.contains(p)),
+            };
             if !included
+                || !may_see
                 || row.seq <= position
                 || !matches(&self.post_token, &row.post_token)
                 || !matches(&self.conversation_id, &row.conversation_id)
@@ -188,7 +203,10 @@ impl Feed {
                 Event::default()
                     .event(row.kind.as_str())
                     .id(self.position.id())
-                    .data(&row.json),
+                    .data(match (&row.masked, self.pii) {
+                        (Some(masked), false) => masked,
+                        _ => &row.json,
+                    }),
             );
         }
     }
@@ -228,27 +246,40 @@ impl Feed {
     }
 }
 
-/// The query parameters of the live stream.
+/// The query parameters of the live stream (and of a ticket for it).
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct StreamFilters {
     /// events,clicks: also stream those
     #[param(value_type = Option<String>, pattern = "^(events|clicks)(,(events|clicks))?$")]
-    include: Option<Names>,
+    pub(super) include: Option<Names>,
     /// Only this post
     #[param(inline)]
-    post_token: Option<Text>,
+    pub(super) post_token: Option<Text>,
     /// Only this conversation
     #[param(inline)]
-    conversation_id: Option<Text>,
+    pub(super) conversation_id: Option<Text>,
     /// Where to start when no Last-Event-ID is sent: `start` replays everything stored, or an event id `m<seq>.e<seq>.c<seq>`; default: only what is stored from now on
     #[param(value_type = Option<String>, pattern = r"^(start|m\d+\.e\d+\.c\d+)$")]
-    from: Option<Text>,
-    /// A ticket from POST /api/v1/stream/tickets, instead of the Authorization header (for a browser's EventSource); single use
+    pub(super) from: Option<Text>,
+    /// A ticket from POST /api/v1/stream/tickets, instead of the Authorization header (for a browser's EventSource); single use, and the only parameter beside it
     #[param(inline)]
-    #[allow(dead_code)]
-    ticket: Option<Text>,
+    pub(super) ticket: Option<Text>,
+}
+
+impl StreamFilters {
+    /// The first parameter given beside `ticket`, if any.
+    fn beside_ticket(&self) -> Option<&'static str> {
+        [
+            ("include", self.include.is_some()),
+            ("post_token", self.post_token.is_some()),
+            ("conversation_id", self.conversation_id.is_some()),
+            ("from", self.from.is_some()),
+        ]
+        .into_iter()
+        .find_map(|(name, given)| given.then_some(name))
+    }
 }
 
 /// The live stream.
@@ -259,24 +290,57 @@ pub struct StreamFilters {
     ),
     responses((status = 200, description = "text/event-stream of `message`, `event` and `click` events whose data is a MessageItem, EventItem or ClickItem", content_type = "text/event-stream", body = String),
         (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
+        (status = 403, description = "The client lacks the scope messages, or one that include= names", body = crate::error::ErrorBody),
         (status = 429, description = "api.max_streams or api.max_streams_per_token streams are open, or the token's rate limit is reached; see Retry-After", body = crate::error::ErrorBody),
         (status = 503, description = "The database is unavailable; see Retry-After", body = crate::error::ErrorBody)),
     security(("bearer" = [])))]
 pub async fn stream(
     State(state): State<AppState>,
-    Extension(token): Extension<TokenId>,
+    Extension(client): Extension<Arc<Client>>,
+    ticket: Option<Extension<TicketFilters>>,
     headers: HeaderMap,
     Filters(f): Filters<StreamFilters>,
-) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, AppError> {
-    let slot = state.api.open_stream(token)?;
+) -> Result<
+    (
+        [(HeaderName, &'static str); 1],
+        Sse<impl Stream<Item = Result<Event, Infallible>>>,
+    ),
+    AppError,
+> {
+    let last_event_id = headers.get("last-event-id").and_then(|v| v.to_str().ok());
+    let filters = match ticket {
+        // A ticket serves exactly what it was issued for: nothing may be added or widened.
+        Some(Extension(filters)) => {
+            let extra = f.beside_ticket().or(last_event_id.map(|_| "Last-Event-ID"));
+            if let Some(name) = extra {
+                return Err(AppError::InvalidParameter {
+                    name: name.into(),
+                    message: format!(
+                        "{name}: not taken beside a ticket; give it when the ticket is issued"
+                    ),
+                });
+            }
+            for name in &filters.include {
+                let scope = if name == "events" {
+                    Scope::Events
+                } else {
+                    Scope::Clicks
+                };
+                client.require(scope, &format!("include={name}"))?;
+            }
+            filters
+        }
+        None => TicketFilters::of(&client, f)?,
+    };
+    let slot = state.api.open_stream(&client)?;
     // Before the first read of the database, so no batch is missed after it.
     let hub = state.hub.subscribe();
-    let include = Names::only(f.include, "include", &["events", "clicks"])?;
+    let include = filters.include;
     // A reconnecting EventSource repeats the URL (with `from`) and adds Last-Event-ID: the
     // header is the later position, so it wins.
-    let resume = match headers.get("last-event-id").and_then(|v| v.to_str().ok()) {
+    let resume = match last_event_id {
         Some(id) => Some(("Last-Event-ID", id.to_owned())),
-        None => Text::of(f.from).map(|from| ("from", from)),
+        None => filters.from.map(|from| ("from", from)),
     };
     let position = match resume {
         Some(("from", from)) if from == "start" => StreamPosition::default(),
@@ -293,8 +357,10 @@ pub async fn stream(
     };
     let feed = Feed {
         store: state.store.clone(),
-        post_token: Text::of(f.post_token),
-        conversation_id: Text::of(f.conversation_id),
+        post_token: filters.post_token,
+        conversation_id: filters.conversation_id,
+        posts: client.posts().map(<[String]>::to_vec),
+        pii: client.pii(),
         events: include.iter().any(|i| i == "events"),
         clicks: include.iter().any(|i| i == "clicks"),
         position,
@@ -306,8 +372,10 @@ pub async fn stream(
         _slot: slot,
     };
     let keep_alive = Duration::from_secs(state.settings.api.stream_keepalive_secs);
-    Ok(Sse::new(futures_util::stream::unfold(feed, Feed::next))
-        .keep_alive(KeepAlive::new().interval(keep_alive)))
+    let sse = Sse::new(futures_util::stream::unfold(feed, Feed::next))
+        .keep_alive(KeepAlive::new().interval(keep_alive));
+    // nginx passes each event on at once even where the site's settings would buffer.
+    Ok(([(HeaderName::from_static("x-accel-buffering"), "no")], sse))
 }
 
 #[cfg(test)]

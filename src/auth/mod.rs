@@ -3,12 +3,14 @@
 //! ([`limiter`]), and a Divar request's authentication decision ([`request`]): its key checked
 //! before a byte of its body is read, and what that key may vouch for once the body is known.
 
+pub mod clients;
 mod keys;
 mod limiter;
 mod registrations;
 pub(crate) mod request;
 mod sources;
 
+pub use clients::{Client, Scope};
 pub use keys::{KeySet, authorization, digest, identification_keys};
 pub use limiter::{Failures, PerClient, rate_limited};
 pub use registrations::{REGISTRATION_REFRESH, RegistrationKeys};

@@ -131,6 +131,10 @@ pub fn openapi() -> ExitCode {
         .unwrap_or(ExitCode::SUCCESS)
 }
 
+fn all_scopes() -> String {
+    crate::config::SCOPES.join(", ")
+}
+
 /// `config check`: like `nginx -t`, exit 0 with the effective settings on stdout, or 2 with
 /// the problem on stderr.
 pub fn config(file: Option<&Path>, command: ConfigCommand) -> ExitCode {
@@ -139,7 +143,7 @@ pub fn config(file: Option<&Path>, command: ConfigCommand) -> ExitCode {
             let env = std::env::vars().collect();
             warn_unknown_variables(&env);
             match Settings::load_described(file, &env) {
-                Ok((_, effective)) => {
+                Ok((settings, effective)) => {
                     let width = effective.iter().map(|e| e.key.len()).max().unwrap_or(0);
                     let value_width = effective
                         .iter()
@@ -155,6 +159,13 @@ pub fn config(file: Option<&Path>, command: ConfigCommand) -> ExitCode {
                         if let Err(code) = print(&line) {
                             return code;
                         }
+                    }
+                    for (i, _) in settings.api.tokens.iter().enumerate() {
+                        eprintln!(
+                            "kenar-hook: api.tokens[{i}] is the client token-{} with every scope ({}) and every post",
+                            i + 1,
+                            all_scopes()
+                        );
                     }
                     eprintln!("kenar-hook: the settings are valid");
                     ExitCode::SUCCESS

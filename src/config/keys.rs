@@ -15,6 +15,7 @@ pub(super) const OPTIONAL_KEYS: &[&str] = &[
     "oauth.client_secret",
     "oauth.redirect_url",
     "forward.endpoints",
+    "api.clients",
     "metrics.token",
 ];
 
@@ -41,6 +42,7 @@ pub(super) const RULE_KEYS: &[&str] = &[
 pub(super) const LIST_TABLES: &[(&str, &[&str])] = &[
     ("callback.rules", RULE_KEYS),
     ("forward.endpoints", ENDPOINT_KEYS),
+    ("api.clients", clients::CLIENT_KEYS),
 ];
 
 pub(super) type Table = config::Map<String, config::Value>;

@@ -284,6 +284,32 @@ pub(super) fn secrets_from_files(config: Config, layers: &Layers) -> Result<Conf
             }
         }
     }
+    // And the tokens of `[[api.clients]]` entries.
+    if let Some(config::ValueKind::Array(entries)) = lookup(&table, "api.clients").map(|v| &v.kind)
+    {
+        for (i, entry) in entries.iter().enumerate() {
+            let config::ValueKind::Table(entry) = &entry.kind else {
+                continue;
+            };
+            let Some(path) = entry.get("token_file") else {
+                continue;
+            };
+            let key = format!("api.clients[{i}].token");
+            let (path, text) = read_secret_file(&key, path, entry.contains_key("token"))?;
+            match secret_lines(&text).as_slice() {
+                [one] => {
+                    builder = builder
+                        .set_override(&key, one.clone())
+                        .map_err(|e| ConfigError(e.to_string()))?;
+                }
+                _ => {
+                    return Err(ConfigError(format!(
+                        "{key}_file: {path} must hold the token on one line"
+                    )));
+                }
+            }
+        }
+    }
     builder.build().map_err(|e| ConfigError(e.to_string()))
 }
 
@@ -317,7 +343,7 @@ pub(super) fn secret_lines(text: &str) -> Vec<String> {
 }
 
 /// Table fields that hold secrets inside lists of tables (`[[forward.endpoints]]`).
-pub(super) const SECRET_FIELDS: &[&str] = &["secret", "previous_secrets"];
+pub(super) const SECRET_FIELDS: &[&str] = &["secret", "previous_secrets", "token"];
 
 /// An operating system error without its code number: "permission denied".
 pub fn io_reason(e: &std::io::Error) -> String {

@@ -15,6 +15,7 @@ use crate::divar::outbound::DivarClientSettings;
 
 pub mod callback;
 mod check;
+pub mod clients;
 pub mod forward;
 mod keys;
 mod load;
@@ -23,6 +24,7 @@ mod validate;
 
 pub use callback::{CallbackSettings, RuleSettings};
 pub use check::{Effective, masked_url};
+pub use clients::{ClientSettings, SCOPES};
 pub use forward::{ENDPOINT_KEYS, EndpointSettings, ForwardSettings};
 pub use keys::unknown_variables;
 pub use load::io_reason;
@@ -104,9 +106,13 @@ pub struct Settings {
 /// Section `api`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ApiSettings {
-    /// Accepted bearer tokens. Empty: every `/api/v1` request is answered 401.
+    /// Bearer tokens with every scope. With `clients` empty too, every `/api/v1` request is
+    /// answered 401.
     #[serde(default)]
     pub tokens: Vec<SecretString>,
+    /// Named clients with scopes and, optionally, posts.
+    #[serde(default)]
+    pub clients: Vec<ClientSettings>,
     /// Sustained requests per second allowed per token.
     pub rate_limit_per_second: u32,
     /// Requests a token may make at once above the sustained rate.
@@ -413,7 +419,7 @@ fn is_secret(key: &str) -> bool {
         }
     }
     let leaf = plain.rsplit('.').next().unwrap_or(&plain);
-    SECRET_KEYS.contains(&plain.as_str()) || leaf == "secret"
+    SECRET_KEYS.contains(&plain.as_str()) || SECRET_FIELDS.contains(&leaf)
 }
 
 /// A settings file that is not valid TOML, as position and problem only: the parser quotes

@@ -87,6 +87,9 @@ impl Settings {
         {
             return fail("api.tokens", "a token must not be empty");
         }
+        if let Err((key, problem)) = clients::validate(&self.api.tokens, &self.api.clients) {
+            return fail(&key, &problem);
+        }
         if self.api.rate_limit_per_second == 0 || self.api.rate_limit_burst == 0 {
             return fail(
                 "api.rate_limit_per_second",

@@ -430,17 +430,20 @@ impl Store {
         Ok(self.fetch_optional(&sql).await?.is_some())
     }
 
-    /// Keeps a stream ticket (its digest) until `expires_at`.
+    /// Keeps a stream ticket (its digest), with the filters it was issued with, until
+    /// `expires_at`.
     pub async fn insert_stream_ticket(
         &self,
         digest: &str,
         token_digest: &str,
+        filters: &str,
         expires_at: DateTime<Utc>,
     ) -> Result<(), Error> {
         for sql in statements::insert_stream_ticket(
             self.dialect(),
             digest,
             token_digest,
+            filters,
             expires_at,
             Utc::now(),
         ) {
@@ -449,12 +452,15 @@ impl Store {
         Ok(())
     }
 
-    /// Redeems a stream ticket once: the digest of the token it was issued to, or `None`
-    /// when it is unknown, used or expired.
-    pub async fn redeem_stream_ticket(&self, digest: &str) -> Result<Option<String>, Error> {
+    /// Redeems a stream ticket once: the digest of the token it was issued to and the
+    /// filters it was issued with, or `None` when it is unknown, used or expired.
+    pub async fn redeem_stream_ticket(
+        &self,
+        digest: &str,
+    ) -> Result<Option<(String, Option<String>)>, Error> {
         let sql = statements::redeem_stream_ticket(self.dialect(), digest, Utc::now());
         match self.fetch_optional(&sql).await? {
-            Some(row) => Ok(Some(row.get("token_digest")?)),
+            Some(row) => Ok(Some((row.get("token_digest")?, row.get("filters")?))),
             None => Ok(None),
         }
     }

@@ -20,6 +20,8 @@ pub enum Order {
 pub struct ConversationQuery {
     /// Only this post.
     pub post_token: Option<String>,
+    /// Only these posts (a reader limited to some posts); `None`: every post.
+    pub post_tokens: Option<Vec<String>>,
     /// Last message at or after.
     pub since: Option<DateTime<Utc>>,
     /// Last message before.
@@ -38,6 +40,8 @@ pub struct MessageQuery {
     pub conversation_id: Option<String>,
     /// Only this post.
     pub post_token: Option<String>,
+    /// Only these posts (a reader limited to some posts); `None`: every post.
+    pub post_tokens: Option<Vec<String>>,
     /// Only this message type.
     pub message_type: Option<String>,
     /// Only this sender side (`SELLER` / `BUYER`).
@@ -63,6 +67,8 @@ pub struct StreamQuery {
     pub after_seq: i64,
     /// Only this post.
     pub post_token: Option<String>,
+    /// Only these posts (a reader limited to some posts); `None`: every post.
+    pub post_tokens: Option<Vec<String>>,
     /// Only this conversation.
     pub conversation_id: Option<String>,
     /// At most this many.
@@ -80,6 +86,9 @@ pub fn stream_messages(dialect: Dialect, q: &StreamQuery) -> Sql {
     if let Some(p) = &q.post_token {
         sql.filter(&mut first, "post_token = ", Param::Text(p.clone()));
     }
+    if let Some(posts) = &q.post_tokens {
+        sql.filter_in(&mut first, "post_token", posts);
+    }
     if let Some(c) = &q.conversation_id {
         sql.filter(&mut first, "conversation_id = ", Param::Text(c.clone()));
     }
@@ -95,6 +104,8 @@ pub struct LogQuery {
     pub event_type: Option<String>,
     /// Only this post.
     pub post_token: Option<String>,
+    /// Only these posts (a reader limited to some posts); `None`: every post.
+    pub post_tokens: Option<Vec<String>>,
     /// Clicks: only this conversation.
     pub conversation_id: Option<String>,
     /// Received at or after.
@@ -136,6 +147,9 @@ pub fn conversations(dialect: Dialect, q: &ConversationQuery) -> Sql {
     if let Some(p) = &q.post_token {
         sql.filter(&mut first, "post_token = ", Param::Text(p.clone()));
     }
+    if let Some(posts) = &q.post_tokens {
+        sql.filter_in(&mut first, "post_token", posts);
+    }
     if let Some(t) = q.since {
         sql.filter(&mut first, "last_message_at >= ", Param::Time(t));
     }
@@ -166,6 +180,9 @@ pub fn messages(dialect: Dialect, q: &MessageQuery) -> Sql {
     }
     if let Some(p) = &q.post_token {
         sql.filter(&mut first, "post_token = ", Param::Text(p.clone()));
+    }
+    if let Some(posts) = &q.post_tokens {
+        sql.filter_in(&mut first, "post_token", posts);
     }
     if let Some(t) = &q.message_type {
         sql.filter(&mut first, "message_type = ", Param::Text(t.clone()));
@@ -234,6 +251,9 @@ pub fn events(dialect: Dialect, q: &LogQuery) -> Sql {
     if let Some(p) = &q.post_token {
         sql.filter(&mut first, "post_token = ", Param::Text(p.clone()));
     }
+    if let Some(posts) = &q.post_tokens {
+        sql.filter_in(&mut first, "post_token", posts);
+    }
     log_filters(&mut sql, &mut first, q);
     sql
 }
@@ -250,6 +270,9 @@ pub fn clicks(dialect: Dialect, q: &LogQuery) -> Sql {
     let mut first = true;
     if let Some(p) = &q.post_token {
         sql.filter(&mut first, "post_token = ", Param::Text(p.clone()));
+    }
+    if let Some(posts) = &q.post_tokens {
+        sql.filter_in(&mut first, "post_token", posts);
     }
     if let Some(c) = &q.conversation_id {
         sql.filter(&mut first, "conversation_id = ", Param::Text(c.clone()));

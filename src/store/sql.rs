@@ -114,6 +114,19 @@ impl Sql {
         self.push(column_op).bind(param);
     }
 
+    /// `column in (...)`; with no values, a condition no row meets.
+    pub(super) fn filter_in(&mut self, first: &mut bool, column: &str, values: &[String]) {
+        self.push(if *first { " where " } else { " and " });
+        *first = false;
+        if values.is_empty() {
+            self.push("1 = 0");
+            return;
+        }
+        self.push(column).push(" in (");
+        self.list(values.iter().cloned().map(Param::Text).collect())
+            .push(")");
+    }
+
     pub(super) fn limit(&mut self, limit: i64) {
         self.push(" limit ").bind(Param::Int(limit));
     }

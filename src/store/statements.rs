@@ -36,6 +36,7 @@ pub fn insert_stream_ticket(
     d: Dialect,
     digest: &str,
     token_digest: &str,
+    filters: &str,
     expires_at: chrono::DateTime<chrono::Utc>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> [Sql; 2] {
@@ -43,12 +44,13 @@ pub fn insert_stream_ticket(
     prune.bind(Param::Time(now));
     let mut insert = Sql::new(
         d,
-        "insert into stream_ticket (digest, token_digest, expires_at) values (",
+        "insert into stream_ticket (digest, token_digest, filters, expires_at) values (",
     );
     insert
         .list(vec![
             text(digest),
             text(token_digest),
+            text(filters),
             Param::Time(expires_at),
         ])
         .push(")");
@@ -61,7 +63,7 @@ pub fn redeem_stream_ticket(d: Dialect, digest: &str, now: chrono::DateTime<chro
     sql.bind(text(digest))
         .push(" and expires_at > ")
         .bind(Param::Time(now))
-        .push(" returning token_digest");
+        .push(" returning token_digest, filters");
     sql
 }
 

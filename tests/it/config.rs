@@ -845,3 +845,104 @@ fn a_secret_in_the_wrong_shape_or_a_broken_file_is_never_echoed() {
     let err = load("[server]\nbody_limit_bytes = \"lots\"\n");
     assert!(err.contains("\"lots\""), "{err}");
 }
+
+/// Settings from `toml` in a file of its own, or the error's text.
+fn load_toml(toml: &str) -> Result<Settings, String> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("settings.toml");
+    std::fs::write(&path, toml).unwrap();
+    Settings::load_from(Some(&path), &HashMap::new()).map_err(|e| e.to_string())
+}
+
+#[test]
+fn api_clients_take_a_token_or_token_file_scopes_and_posts() {
+    let dir = tempfile::tempdir().unwrap();
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "client-two-token\n").unwrap();
+    let s = load_toml(&format!(
+        r#"
+[api]
+tokens = ["plain-token"]
+[[api.clients]]
+name = "crm"
+token = "client-one-token"
+scopes = ["messages", "pii"]
+post_tokens = ["AZx7Kp2Q"]
+[[api.clients]]
+name = "audit"
+token_file = "{}"
+scopes = ["events", "rejected"]
+"#,
+        token_file.display()
+    ))
+    .unwrap();
+    assert_eq!(s.api.clients.len(), 2);
+    assert_eq!(s.api.clients[1].token.expose_secret(), "client-two-token");
+    let all = kenar_hook::config::clients::effective(&s.api.tokens, &s.api.clients);
+    let names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["token-1", "crm", "audit"]);
+    assert_eq!(
+        all[0].scopes.len(),
+        kenar_hook::config::SCOPES.len(),
+        "api.tokens: every scope"
+    );
+    assert_eq!(all[0].post_tokens, None);
+}
+
+#[test]
+fn an_unknown_scope_is_refused_naming_the_key_and_the_allowed_values() {
+    let error = load_toml(
+        "[[api.clients]]\nname = \"crm\"\ntoken = \"client-one-token\"\nscopes = [\"messages\", \"everything\"]\n",
+    )
+    .unwrap_err();
+    assert!(error.contains("api.clients[0].scopes"), "{error}");
+    assert!(error.contains("\"everything\""), "{error}");
+    assert!(
+        error.contains("messages, events, clicks, raw, pii, forwarding, rejected"),
+        "{error}"
+    );
+}
+
+#[test]
+fn duplicate_client_names_and_tokens_are_refused() {
+    let two = |a: (&str, &str), b: (&str, &str)| {
+        format!(
+            "[[api.clients]]\nname = \"{}\"\ntoken = \"{}\"\nscopes = [\"messages\"]\n\
+             [[api.clients]]\nname = \"{}\"\ntoken = \"{}\"\nscopes = [\"events\"]\n",
+            a.0, a.1, b.0, b.1
+        )
+    };
+    let error = load_toml(&two(("crm", "token-aaaa"), ("crm", "token-bbbb"))).unwrap_err();
+    assert!(error.contains("api.clients[1].name"), "{error}");
+    let error = load_toml(&two(("crm", "token-aaaa"), ("audit", "token-aaaa"))).unwrap_err();
+    assert!(error.contains("api.clients[1].token"), "{error}");
+    assert!(
+        !error.contains("token-aaaa"),
+        "never the token itself: {error}"
+    );
+    // Across api.tokens too, by name and by token.
+    let error = load_toml(
+        "[api]\ntokens = [\"token-aaaa\"]\n[[api.clients]]\nname = \"crm\"\ntoken = \"token-aaaa\"\nscopes = [\"messages\"]\n",
+    )
+    .unwrap_err();
+    assert!(error.contains("api.clients[0].token"), "{error}");
+    let error = load_toml(
+        "[api]\ntokens = [\"token-aaaa\"]\n[[api.clients]]\nname = \"token-1\"\ntoken = \"token-bbbb\"\nscopes = [\"messages\"]\n",
+    )
+    .unwrap_err();
+    assert!(error.contains("api.clients[0].name"), "{error}");
+}
+
+#[test]
+fn post_tokens_cannot_go_with_scopes_of_every_post() {
+    let error = load_toml(
+        "[[api.clients]]\nname = \"crm\"\ntoken = \"token-aaaa\"\nscopes = [\"messages\", \"rejected\"]\npost_tokens = [\"P\"]\n",
+    )
+    .unwrap_err();
+    assert!(error.contains("api.clients[0].scopes"), "{error}");
+    let error = load_toml(
+        "[[api.clients]]\nname = \"crm\"\ntoken = \"token-aaaa\"\nscopes = [\"messages\"]\npost_tokens = []\n",
+    )
+    .unwrap_err();
+    assert!(error.contains("api.clients[0].post_tokens"), "{error}");
+}

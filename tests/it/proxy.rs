@@ -298,6 +298,14 @@ async fn behind_nginx_with_the_shipped_configuration() {
         .await
         .unwrap();
     assert_eq!(response.status(), 200);
+    let direct = from([127, 0, 0, 6])
+        .get(app.url("/api/v1/stream"))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(direct.headers()["x-accel-buffering"], "no");
+    drop(direct);
     let mut body = response.bytes_stream();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let sent = Instant::now();

@@ -5,6 +5,7 @@
 mod access;
 mod lists;
 mod openapi;
+mod scopes;
 mod stream;
 mod tickets;
 
