@@ -5,6 +5,8 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use super::MIN_KEY_CHARS;
+
 /// What a client's `scopes` may name.
 pub const SCOPES: &[&str] = &[
     "messages",
@@ -100,6 +102,13 @@ pub fn validate(
             }
         }
     }
+    // A token reads people's chats: it must not be guessable.
+    for (i, t) in tokens.iter().enumerate() {
+        weak_token(format!("api.tokens[{i}]"), t)?;
+    }
+    for (i, c) in clients.iter().enumerate() {
+        weak_token(format!("api.clients[{i}].token"), &c.token)?;
+    }
     // Duplicate tokens would make which client a request is unknowable.
     let all: Vec<&str> = tokens
         .iter()
@@ -118,6 +127,21 @@ pub fn validate(
                 "the same token is given to another client; each needs its own".to_owned(),
             ));
         }
+    }
+    Ok(())
+}
+
+/// Refuses a token shorter than [`MIN_KEY_CHARS`], naming its key, never its value.
+fn weak_token(key: String, token: &SecretString) -> Result<(), (String, String)> {
+    let chars = token.expose_secret().chars().count();
+    if chars < MIN_KEY_CHARS {
+        return Err((
+            key,
+            format!(
+                "a token of {chars} characters is too easy to guess; use at least \
+                 {MIN_KEY_CHARS} random characters, e.g. the output of `kenar-hook secret new`"
+            ),
+        ));
     }
     Ok(())
 }

@@ -206,7 +206,10 @@ fn environment_values_that_look_like_numbers_stay_text() {
                 "KENAR_HOOK__DIVAR__IDENTIFICATION_KEYS",
                 "01234567890123456789012345678901",
             ),
-            ("KENAR_HOOK__API__TOKENS", "007,true"),
+            (
+                "KENAR_HOOK__API__TOKENS",
+                "0070000000000000000000000000000001",
+            ),
             ("KENAR_HOOK__DIVAR__API_KEY", "000042"),
             (
                 "KENAR_HOOK__CALLBACK__SIGNING_KEY",
@@ -226,7 +229,7 @@ fn environment_values_that_look_like_numbers_stay_text() {
         text(&s.divar.identification_keys),
         ["01234567890123456789012345678901"]
     );
-    assert_eq!(text(&s.api.tokens), ["007", "true"]);
+    assert_eq!(text(&s.api.tokens), ["0070000000000000000000000000000001"]);
     assert_eq!(
         s.divar.client.api_key.as_ref().unwrap().expose_secret(),
         "000042"
@@ -490,7 +493,10 @@ fn every_secret_can_be_read_from_a_file_named_in_a_file_or_the_environment() {
         "first-key-0123456789-0123456789abcd\n\nsecond-key-0123456789-0123456789abc\n",
     );
     let api_key = write("api_key", "divar-api-key\n");
-    let tokens = write("tokens", "token-one\ntoken-two\n");
+    let tokens = write(
+        "tokens",
+        "token-one-0123456789abcdefghijklmnopq\ntoken-two-0123456789abcdefghijklmnopq\n",
+    );
     let signing = write("signing", "signing-secret-0123456789abcdefghijk\r\n");
     let settings_file = dir.path().join("kh.toml");
     std::fs::write(
@@ -522,7 +528,13 @@ fn every_secret_can_be_read_from_a_file_named_in_a_file_or_the_environment() {
         "divar-api-key",
         "the trailing newline is not part of the secret"
     );
-    assert_eq!(exposed(&s.api.tokens), ["token-one", "token-two"]);
+    assert_eq!(
+        exposed(&s.api.tokens),
+        [
+            "token-one-0123456789abcdefghijklmnopq",
+            "token-two-0123456789abcdefghijklmnopq"
+        ]
+    );
     assert_eq!(
         s.callback.signing_key.as_ref().unwrap().expose_secret(),
         "signing-secret-0123456789abcdefghijk"
@@ -626,7 +638,10 @@ fn effective_settings_name_their_layer_and_mask_secrets() {
     let (_, effective) = Settings::load_described(
         Some(&path),
         &env(&[
-            ("KENAR_HOOK__API__TOKENS", "secret-token-1,secret-token-2"),
+            (
+                "KENAR_HOOK__API__TOKENS",
+                "secret-token-1-0123456789abcdefghij,secret-token-2-0123456789abcdefghij",
+            ),
             ("DATABASE_URL", "postgres://kh:db-secret@db/kh"),
         ]),
     )
@@ -858,14 +873,14 @@ fn load_toml(toml: &str) -> Result<Settings, String> {
 fn api_clients_take_a_token_or_token_file_scopes_and_posts() {
     let dir = tempfile::tempdir().unwrap();
     let token_file = dir.path().join("token");
-    std::fs::write(&token_file, "client-two-token\n").unwrap();
+    std::fs::write(&token_file, "client-two-token-0123456789abcdefgh\n").unwrap();
     let s = load_toml(&format!(
         r#"
 [api]
-tokens = ["plain-token"]
+tokens = ["plain-token-0123456789abcdefghijklm"]
 [[api.clients]]
 name = "crm"
-token = "client-one-token"
+token = "client-one-token-0123456789abcdefgh"
 scopes = ["messages", "pii"]
 post_tokens = ["AZx7Kp2Q"]
 [[api.clients]]
@@ -877,7 +892,10 @@ scopes = ["events", "rejected"]
     ))
     .unwrap();
     assert_eq!(s.api.clients.len(), 2);
-    assert_eq!(s.api.clients[1].token.expose_secret(), "client-two-token");
+    assert_eq!(
+        s.api.clients[1].token.expose_secret(),
+        "client-two-token-0123456789abcdefgh"
+    );
     let all = kenar_hook::config::clients::effective(&s.api.tokens, &s.api.clients);
     let names: Vec<&str> = all.iter().map(|c| c.name.as_str()).collect();
     assert_eq!(names, ["token-1", "crm", "audit"]);
@@ -892,7 +910,7 @@ scopes = ["events", "rejected"]
 #[test]
 fn an_unknown_scope_is_refused_naming_the_key_and_the_allowed_values() {
     let error = load_toml(
-        "[[api.clients]]\nname = \"crm\"\ntoken = \"client-one-token\"\nscopes = [\"messages\", \"everything\"]\n",
+        "[[api.clients]]\nname = \"crm\"\ntoken = \"client-one-token-0123456789abcdefgh\"\nscopes = [\"messages\", \"everything\"]\n",
     )
     .unwrap_err();
     assert!(error.contains("api.clients[0].scopes"), "{error}");
@@ -912,22 +930,30 @@ fn duplicate_client_names_and_tokens_are_refused() {
             a.0, a.1, b.0, b.1
         )
     };
-    let error = load_toml(&two(("crm", "token-aaaa"), ("crm", "token-bbbb"))).unwrap_err();
+    let error = load_toml(&two(
+        ("crm", "token-aaaa-0123456789abcdefghijklmnop"),
+        ("crm", "token-bbbb-0123456789abcdefghijklmnop"),
+    ))
+    .unwrap_err();
     assert!(error.contains("api.clients[1].name"), "{error}");
-    let error = load_toml(&two(("crm", "token-aaaa"), ("audit", "token-aaaa"))).unwrap_err();
+    let error = load_toml(&two(
+        ("crm", "token-aaaa-0123456789abcdefghijklmnop"),
+        ("audit", "token-aaaa-0123456789abcdefghijklmnop"),
+    ))
+    .unwrap_err();
     assert!(error.contains("api.clients[1].token"), "{error}");
     assert!(
-        !error.contains("token-aaaa"),
+        !error.contains("token-aaaa-0123456789abcdefghijklmnop"),
         "never the token itself: {error}"
     );
     // Across api.tokens too, by name and by token.
     let error = load_toml(
-        "[api]\ntokens = [\"token-aaaa\"]\n[[api.clients]]\nname = \"crm\"\ntoken = \"token-aaaa\"\nscopes = [\"messages\"]\n",
+        "[api]\ntokens = [\"token-aaaa-0123456789abcdefghijklmnop\"]\n[[api.clients]]\nname = \"crm\"\ntoken = \"token-aaaa-0123456789abcdefghijklmnop\"\nscopes = [\"messages\"]\n",
     )
     .unwrap_err();
     assert!(error.contains("api.clients[0].token"), "{error}");
     let error = load_toml(
-        "[api]\ntokens = [\"token-aaaa\"]\n[[api.clients]]\nname = \"token-1\"\ntoken = \"token-bbbb\"\nscopes = [\"messages\"]\n",
+        "[api]\ntokens = [\"token-aaaa-0123456789abcdefghijklmnop\"]\n[[api.clients]]\nname = \"token-1\"\ntoken = \"token-bbbb-0123456789abcdefghijklmnop\"\nscopes = [\"messages\"]\n",
     )
     .unwrap_err();
     assert!(error.contains("api.clients[0].name"), "{error}");
@@ -936,13 +962,40 @@ fn duplicate_client_names_and_tokens_are_refused() {
 #[test]
 fn post_tokens_cannot_go_with_scopes_of_every_post() {
     let error = load_toml(
-        "[[api.clients]]\nname = \"crm\"\ntoken = \"token-aaaa\"\nscopes = [\"messages\", \"rejected\"]\npost_tokens = [\"P\"]\n",
+        "[[api.clients]]\nname = \"crm\"\ntoken = \"token-aaaa-0123456789abcdefghijklmnop\"\nscopes = [\"messages\", \"rejected\"]\npost_tokens = [\"P\"]\n",
     )
     .unwrap_err();
     assert!(error.contains("api.clients[0].scopes"), "{error}");
     let error = load_toml(
-        "[[api.clients]]\nname = \"crm\"\ntoken = \"token-aaaa\"\nscopes = [\"messages\"]\npost_tokens = []\n",
+        "[[api.clients]]\nname = \"crm\"\ntoken = \"token-aaaa-0123456789abcdefghijklmnop\"\nscopes = [\"messages\"]\npost_tokens = []\n",
     )
     .unwrap_err();
     assert!(error.contains("api.clients[0].post_tokens"), "{error}");
+}
+
+#[test]
+fn a_short_api_token_stops_start_up_naming_its_key_only() {
+    let err = Settings::load_from(None, &env(&[("KENAR_HOOK__API__TOKENS", "a")]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("api.tokens[0]: a token of 1 characters"),
+        "{err}"
+    );
+    assert!(err.contains("kenar-hook secret new"), "{err}");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kh.toml");
+    std::fs::write(
+        &path,
+        "[[api.clients]]\nname = \"crm\"\ntoken = \"short-client-token-7\"\nscopes = [\"messages\"]\n",
+    )
+    .unwrap();
+    let err = Settings::load_from(Some(&path), &env(&[]))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("api.clients[0].token: a token of 20 characters"),
+        "{err}"
+    );
+    assert!(!err.contains("short-client"), "{err}");
 }

@@ -98,7 +98,10 @@ fn config_check_prints_every_setting_with_its_layer_and_no_secret() {
     .unwrap();
     let output = kenar_hook(&dir)
         .args(["config", "check", "--config", "kh.toml"])
-        .env("KENAR_HOOK__API__TOKENS", "api-secret-token")
+        .env(
+            "KENAR_HOOK__API__TOKENS",
+            "api-secret-token-0123456789abcdefgh",
+        )
         .env("DATABASE_URL", "postgres://kh:db-password@db:5432/kh")
         .output()
         .unwrap();
@@ -117,7 +120,7 @@ fn config_check_prints_every_setting_with_its_layer_and_no_secret() {
     assert!(line("database.url").contains("postgres://kh:********@db:5432/kh"));
     assert!(line("ingest.batch_max").ends_with("# default"));
     for secret in [
-        "api-secret-token",
+        "api-secret-token-0123456789abcdefgh",
         "db-password",
         "identification-key-0123456789-abcd",
     ] {
