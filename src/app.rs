@@ -202,6 +202,8 @@ async fn start_with(
     )
     .await
     .context("registering the forwarding endpoints")?;
+    let api = ApiAccess::new(&settings.api);
+    api.redemptions().spawn_cleanup(shutdown.clone());
     let state = AppState::new(Shared {
         settings: settings.clone(),
         store: store.clone(),
@@ -211,7 +213,7 @@ async fn start_with(
         failures,
         breaker,
         hub,
-        api: ApiAccess::new(&settings.api),
+        api: api.clone(),
         changes,
         shutdown: shutdown.clone(),
         oauth,

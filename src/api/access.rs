@@ -25,7 +25,12 @@ pub struct ApiAccess {
     per_token: DefaultKeyedRateLimiter<usize>,
     streams: Arc<Semaphore>,
     streams_per_token: Vec<Arc<Semaphore>>,
+    /// Stream tickets tried per client IP: each costs a database statement.
+    redemptions: Arc<crate::auth::PerClient>,
 }
+
+/// Stream tickets a client IP may try a minute (a browser redeems one per stream it opens).
+pub const TICKETS_PER_MINUTE: u32 = 120;
 
 /// A live stream's places in the global and the per-token limit, given back when it ends.
 #[derive(Debug)]
@@ -58,7 +63,13 @@ impl ApiAccess {
                 .iter()
                 .map(|_| Arc::new(Semaphore::new(settings.max_streams_per_token)))
                 .collect(),
+            redemptions: crate::auth::PerClient::per_minute(TICKETS_PER_MINUTE),
         })
+    }
+
+    /// The per-IP limit of ticket redemptions.
+    pub fn redemptions(&self) -> &Arc<crate::auth::PerClient> {
+        &self.redemptions
     }
 
     /// The hex digest of a client's token, as stored with its stream tickets.
@@ -126,6 +137,21 @@ async fn checked(state: AppState, request: Request, next: Next) -> Response {
     }
     if request.headers().get(header::AUTHORIZATION).is_none() {
         if let Some(ticket) = stream_ticket(&request) {
+            // Cheap refusals first: a ticket is looked up (and used up) in the database only
+            // when well-formed, within the client's limit, and while the database answers.
+            let ip = state
+                .failures
+                .client_ip(request.headers(), request.extensions());
+            if let Err(limited) = access.redemptions.admit(ip) {
+                return limited.into_response();
+            }
+            if state.breaker.is_open() {
+                return AppError::Unavailable {
+                    message: "the database is unavailable; retry later".to_owned(),
+                    retry_after_secs: crate::error::DATABASE_RETRY_AFTER_SECS,
+                }
+                .into_response();
+            }
             return match redeem(&state, &ticket).await {
                 Ok(Some((client, filters))) => {
                     if let Err(e) = in_scope(&client, &request) {
@@ -235,8 +261,13 @@ async fn redeem(
     state: &AppState,
     ticket: &str,
 ) -> Result<Option<(Arc<Client>, super::tickets::TicketFilters)>, AppError> {
-    // A ticket is 43 characters; anything far longer is not one and is not looked up.
-    if ticket.is_empty() || ticket.len() > 128 {
+    // A ticket is 32 random bytes in URL-safe base64: anything else is not one and is
+    // not looked up.
+    let well_formed = ticket.len() == 43
+        && ticket
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if !well_formed {
         return Ok(None);
     }
     let digest = super::tickets::digest(ticket);

@@ -3,6 +3,8 @@
 //! a live stream, and the OpenAPI document.
 
 pub(crate) mod access;
+
+pub use access::TICKETS_PER_MINUTE;
 mod conversations;
 pub mod cursor;
 mod events;

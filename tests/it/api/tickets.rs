@@ -10,7 +10,7 @@ use super::stream::SseReader;
 use crate::helpers::*;
 
 use super::TOKEN;
-const OTHER_TOKEN: &str = "api-token-2";
+const OTHER_TOKEN: &str = "api-token-2-0123456789abcdefghijklmnop";
 
 async fn app(backend: Backend) -> TestApp {
     spawn_app_with(backend, |s| {
@@ -180,7 +180,34 @@ async fn from_start_replays_everything_and_last_event_id_wins(backend: Backend) 
     assert!(message.starts_with("from:"), "{message}");
 }
 
+async fn tickets_tried_from_one_address_are_limited_before_the_database(backend: Backend) {
+    let app = spawn_app_with(backend, |s| {
+        s.api.tokens = vec![SecretString::from(TOKEN)];
+        // Failed authentications alone would not stop these.
+        s.api.auth_failures_per_minute = 1_000_000;
+    })
+    .await;
+    let mut answers = std::collections::BTreeMap::new();
+    for i in 0..kenar_hook::api::TICKETS_PER_MINUTE + 5 {
+        // Well-formed (43 characters of URL-safe base64), unknown.
+        let made_up = format!("{i:0>43}");
+        let status = get(&app, &format!("/api/v1/stream?ticket={made_up}"))
+            .await
+            .status()
+            .as_u16();
+        *answers.entry(status).or_insert(0) += 1;
+    }
+    assert_eq!(
+        answers,
+        [(401, kenar_hook::api::TICKETS_PER_MINUTE), (429, 5)].into(),
+    );
+    // Past the limit, any ticket, well-formed or not, is refused before a lookup.
+    let response = get(&app, "/api/v1/stream?ticket=not-a-ticket").await;
+    assert_eq!(response.status(), 429);
+}
+
 on_both_backends!(
+    tickets_tried_from_one_address_are_limited_before_the_database,
     a_ticket_opens_one_stream_without_a_header,
     a_ticket_opens_the_stream_only,
     an_expired_ticket_is_refused,
