@@ -178,7 +178,7 @@ async fn migrate_creates_the_schema_and_exits_0(backend: Backend) {
         .collect();
     versions.sort();
 
-    let (tables, applied): (Vec<String>, Vec<(i64, bool)>) = {
+    let (tables, applied, indexes): (Vec<String>, Vec<(i64, bool)>, Vec<String>) = {
         use sqlx::Connection;
         let applied_query = "select version, success from _sqlx_migrations order by version";
         match backend {
@@ -190,6 +190,10 @@ async fn migrate_creates_the_schema_and_exits_0(backend: Backend) {
                         .await
                         .unwrap(),
                     sqlx::query_as(applied_query)
+                        .fetch_all(&mut conn)
+                        .await
+                        .unwrap(),
+                    sqlx::query_scalar("select name from sqlite_master where type = 'index'")
                         .fetch_all(&mut conn)
                         .await
                         .unwrap(),
@@ -206,10 +210,21 @@ async fn migrate_creates_the_schema_and_exits_0(backend: Backend) {
                         .fetch_all(&mut conn)
                         .await
                         .unwrap(),
+                    sqlx::query_scalar(
+                        "select indexname::text from pg_indexes where schemaname = 'public'",
+                    )
+                    .fetch_all(&mut conn)
+                    .await
+                    .unwrap(),
                 )
             }
         }
     };
+    // Each new sign-in purges expired ones along this index.
+    assert!(
+        indexes.iter().any(|i| i == "oauth_state_expires_at"),
+        "{indexes:?}"
+    );
     for table in TABLES.iter().chain(&["_sqlx_migrations"]) {
         assert!(
             tables.iter().any(|t| t == table),
