@@ -324,6 +324,11 @@ async fn no_token_code_or_secret_reaches_the_logs() {
         .with_writer(move || writer.clone())
         .finish();
     let _logging = tracing::subscriber::set_default(subscriber);
+    // While it knows of one scoped subscriber only, tracing decides whether a log site is
+    // of interest by the default subscriber of the thread that reaches it first; another
+    // test's thread (none set) would then switch this test's sites off for good. A second
+    // subscriber makes it ask every subscriber, this one included.
+    let _second = tracing::Dispatch::new(tracing_subscriber::registry());
 
     let mock = mock_divar(2).await;
     mount_refresh(&mock, 1, 3600).await;
