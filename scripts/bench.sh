@@ -27,7 +27,7 @@ cargo build --release --bin kenar-hook --example loadgen --example seed --exampl
 
 port=18080
 key=bench-identification-key-000000001
-token=bench-api-token
+token=bench-api-token-0123456789abcdefghij
 pid=""
 stop_server() {
   if [ -n "$pid" ]; then kill -TERM "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; pid=""; fi
@@ -81,7 +81,7 @@ bench_clicks() {
 [callback]
 allowed_hosts = ["app.example-kenar.ir"]
 fallback_url = "https://app.example-kenar.ir/start?post={post_token}"
-signing_key = "bench-signing-key"
+signing_key = "bench-signing-key-0123456789abcdefghijk"
 [[callback.rules]]
 name = "buyer-order"
 data = { role = "buyer" }
@@ -539,21 +539,27 @@ bench_compare() { # the other build's binary
   command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
   tune_postgres
   seed_read_data "$(db_url kh_bench)"
-  local db=kh_bench_compare url; url=$(db_url kh_bench_compare)
-  psql -q "$admin" -c "drop database if exists $db" -c "create database $db template kh_bench"
-  rm -rf "$out/ingest-data" "$out/server-ingest.log" "$out/ingest.pids"
-  local cfg tag r build spid t0 t1 hz
-  hz=$(getconf CLK_TCK)
-  tag=$(date +%s)
-  cfg=$(ingest_config compare "$url" $port 19090 "[api]
+  # Each build on a copy of its own: the two may differ in migrations, and neither may
+  # meet the other's.
+  local build
+  for build in other this; do
+    psql -q "$admin" -c "drop database if exists kh_bench_compare_$build" \
+      -c "create database kh_bench_compare_$build template kh_bench"
+    ingest_config "compare-$build" "$(db_url "kh_bench_compare_$build")" $port 19090 "[api]
 tokens = [\"$token\"]
 rate_limit_per_second = 1000000
-rate_limit_burst = 1000000")
+rate_limit_burst = 1000000" >/dev/null
+  done
+  rm -rf "$out/ingest-data" "$out/server-ingest.log" "$out/ingest.pids"
+  local cfg tag r spid t0 t1 hz
+  hz=$(getconf CLK_TCK)
+  tag=$(date +%s)
   {
     echo "== other: $other; this: target/release/kenar-hook ($(git rev-parse --short HEAD))"
     for r in 1 2 3; do
       for build in other this; do
         if [ $build = other ]; then export KENAR_HOOK_BIN=$other; else unset KENAR_HOOK_BIN; fi
+        cfg="$out/ingest-compare-$build.toml"
         start_ingest "$cfg" $port
         spid=$(tail -n 1 "$out/ingest.pids")
         wrk_run "${build}_healthz_c256" "$r" 256 2 $port "" 0 /healthz
@@ -583,7 +589,8 @@ rate_limit_burst = 1000000")
             rate[x "_ingest_c256"]/rate[x "_healthz_c256"], cpu[x "_read"]/3, p99[x "_read"]/3}
         printf "errors (non-2xx, socket errors, non-200 pages): %d\n", bad}' "$out/compare-runs.txt"
   } | tee "$out/compare.txt"
-  psql -q "$admin" -c "drop database if exists $db"
+  psql -q "$admin" -c "drop database if exists kh_bench_compare_other" \
+    -c "drop database if exists kh_bench_compare_this"
 }
 
 case "$what" in

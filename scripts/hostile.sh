@@ -22,7 +22,7 @@ cargo build --release --bin kenar-hook --example hostile
 port=18181
 metrics_port=19191
 key=hostile-identification-key-000001
-tokens="hostile-token-a-0001,hostile-token-b-0001,hostile-token-c-0001,hostile-token-d-0001"
+tokens="hostile-token-a-0001-0123456789abcdef,hostile-token-b-0001-0123456789abcdef,hostile-token-c-0001-0123456789abcdef,hostile-token-d-0001-0123456789abcdef"
 pid=""
 frozen=""
 stop_server() {

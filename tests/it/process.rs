@@ -87,6 +87,59 @@ async fn fresh_start_generates_a_private_key_logs_its_path_and_masks_phones() {
     );
 }
 
+#[tokio::test]
+async fn the_read_apis_log_lines_name_the_client_never_its_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let token = "crm-client-token-0123456789abcdefghij";
+    std::fs::write(
+        dir.path().join("kh.toml"),
+        format!("[[api.clients]]\nname = \"crm\"\ntoken = \"{token}\"\nscopes = [\"messages\"]\n"),
+    )
+    .unwrap();
+    let mut child = Command::new(BIN)
+        .current_dir(dir.path())
+        .args(["--config", "kh.toml"])
+        .env("KENAR_HOOK__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("KENAR_HOOK__METRICS__ENABLED", "false")
+        .env("KENAR_HOOK__DIVAR__IDENTIFICATION_KEYS", KEY)
+        .env("KENAR_HOOK__LOG__FORMAT", "json")
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until_ready(port).await;
+    let response = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/api/v1/conversations"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    assert!(child.wait().unwrap().success());
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    let line = logs
+        .lines()
+        .find(|l| l.contains("/api/v1/conversations") && l.contains("finished processing"))
+        .unwrap_or_else(|| panic!("no line for the request: {logs}"));
+    assert!(line.contains("\"client\":\"crm\""), "{line}");
+    assert!(!logs.contains(token), "the token is never logged");
+}
+
 #[test]
 fn invalid_settings_stop_start_up_with_one_line_naming_the_key() {
     let output = Command::new(BIN)
