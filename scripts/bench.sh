@@ -11,6 +11,7 @@
 #                               five times (the database answering): no 503 expected
 #   scripts/bench.sh compare B  this build against another binary B, alternately: ingest /
 #                               healthz at 256 connections and the read API's CPU per page
+#                               (COMPARE_OTHER_REV=<B's commit> when B has fewer migrations)
 #   scripts/bench.sh            all five (not compare)
 # Everything targets 127.0.0.1, runs for a bounded time, and the server started here is
 # stopped by its pid. Results go to target/bench/.
@@ -545,12 +546,30 @@ bench_compare() { # the other build's binary
   for build in other this; do
     psql -q "$admin" -c "drop database if exists kh_bench_compare_$build" \
       -c "create database kh_bench_compare_$build template kh_bench"
+    # An older build refuses a database that has migrations it does not know; they only
+    # add, so its copy forgets them (COMPARE_OTHER_REV: the commit the other build is of).
+    if [ $build = other ] && [ -n "${COMPARE_OTHER_REV:-}" ]; then
+      local known
+      known=$(git ls-tree --name-only "$COMPARE_OTHER_REV" migrations/postgres/ \
+        | sed -E 's|.*/0*([0-9]+)_.*|\1|' | paste -sd, -)
+      psql -q "$(db_url kh_bench_compare_other)" \
+        -c "delete from _sqlx_migrations where version not in ($known)"
+    fi
     ingest_config "compare-$build" "$(db_url "kh_bench_compare_$build")" $port 19090 "[api]
 tokens = [\"$token\"]
 rate_limit_per_second = 1000000
 rate_limit_burst = 1000000" >/dev/null
   done
   rm -rf "$out/ingest-data" "$out/server-ingest.log" "$out/ingest.pids"
+  # The other build runs in an empty folder: an older one would read this tree's
+  # config/default.toml as a settings layer, and its newer keys as typos.
+  mkdir -p "$out/other-cwd"
+  printf '#!/bin/sh\ncd "%s" && exec "%s" "$@"\n' "$PWD/$out/other-cwd" "$(realpath "$other")" \
+    >"$out/other-bin.sh"
+  chmod +x "$out/other-bin.sh"
+  for build in other this; do
+    sed -i "s|^data_dir = \"$out/|data_dir = \"$PWD/$out/|" "$out/ingest-compare-$build.toml"
+  done
   local cfg tag r spid t0 t1 hz
   hz=$(getconf CLK_TCK)
   tag=$(date +%s)
@@ -558,8 +577,8 @@ rate_limit_burst = 1000000" >/dev/null
     echo "== other: $other; this: target/release/kenar-hook ($(git rev-parse --short HEAD))"
     for r in 1 2 3; do
       for build in other this; do
-        if [ $build = other ]; then export KENAR_HOOK_BIN=$other; else unset KENAR_HOOK_BIN; fi
-        cfg="$out/ingest-compare-$build.toml"
+        if [ $build = other ]; then export KENAR_HOOK_BIN=$out/other-bin.sh; else unset KENAR_HOOK_BIN; fi
+        cfg="$PWD/$out/ingest-compare-$build.toml"
         start_ingest "$cfg" $port
         spid=$(tail -n 1 "$out/ingest.pids")
         wrk_run "${build}_healthz_c256" "$r" 256 2 $port "" 0 /healthz
