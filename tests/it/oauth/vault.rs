@@ -151,18 +151,21 @@ fn the_clear_text_scan_finds_encoded_secrets_anywhere() {
     assert_eq!(found_in(STANDARD.encode(at(2)).as_bytes(), &secret), None);
 }
 
+/// The vault over the app's database as a replica with `keys` would open it.
+fn vault_with_keys(app: &TestApp, keys: &[String]) -> Tokens {
+    let mut settings = app.settings.clone();
+    settings.oauth.vault_keys = keys
+        .iter()
+        .map(|k| SecretString::from(k.as_str()))
+        .collect();
+    Tokens::new(&settings, app.store.clone()).unwrap()
+}
+
 async fn rekey_seals_every_token_under_the_first_key(backend: Backend) {
     let mock = mock_divar(3600).await;
     let app = spawn_oauth_app(backend, &mock).await;
     sign_in(&app).await;
-    let with_keys = |keys: &[String]| {
-        let mut settings = app.settings.clone();
-        settings.oauth.vault_keys = keys
-            .iter()
-            .map(|k| SecretString::from(k.as_str()))
-            .collect();
-        Tokens::new(&settings, app.store.clone()).unwrap()
-    };
+    let with_keys = |keys: &[String]| vault_with_keys(&app, keys);
     let (old, new) = (vault_key(1), vault_key(2));
     assert!(
         with_keys(std::slice::from_ref(&new))
@@ -212,14 +215,7 @@ async fn a_replica_without_the_new_key_leaves_the_token_alive_and_tries_again(ba
     let app = spawn_oauth_app(backend, &mock).await;
     sign_in(&app).await;
     mount_refresh(&mock, 1, 3600).await;
-    let with_keys = |keys: &[String]| {
-        let mut settings = app.settings.clone();
-        settings.oauth.vault_keys = keys
-            .iter()
-            .map(|k| SecretString::from(k.as_str()))
-            .collect();
-        Tokens::new(&settings, app.store.clone()).unwrap()
-    };
+    let with_keys = |keys: &[String]| vault_with_keys(&app, keys);
     // The token is sealed under key 1; a replica that was started with key 2 only (the
     // rotation reached it first, or its settings lag) meets it.
     let lagging = with_keys(&[vault_key(2)]);
