@@ -148,15 +148,22 @@ impl AppError {
 /// Seconds a client is told to wait after a database failure.
 pub const DATABASE_RETRY_AFTER_SECS: u64 = 5;
 
+impl AppError {
+    /// The 503 for a database that does not answer (or whose breaker is open).
+    pub fn database_unavailable() -> Self {
+        AppError::Unavailable {
+            message: "the database is unavailable; retry later".to_owned(),
+            retry_after_secs: DATABASE_RETRY_AFTER_SECS,
+        }
+    }
+}
+
 impl From<crate::store::Error> for AppError {
     /// An unavailable database is a 503 with `Retry-After`; anything else is internal.
     fn from(err: crate::store::Error) -> Self {
         if err.is_unavailable() {
             tracing::warn!(error = %err, "the database is unavailable");
-            AppError::Unavailable {
-                message: "the database is unavailable; retry later".to_owned(),
-                retry_after_secs: DATABASE_RETRY_AFTER_SECS,
-            }
+            AppError::database_unavailable()
         } else {
             AppError::Internal(err.into())
         }

@@ -146,11 +146,7 @@ async fn checked(state: AppState, request: Request, next: Next) -> Response {
                 return limited.into_response();
             }
             if state.breaker.is_open() {
-                return AppError::Unavailable {
-                    message: "the database is unavailable; retry later".to_owned(),
-                    retry_after_secs: crate::error::DATABASE_RETRY_AFTER_SECS,
-                }
-                .into_response();
+                return AppError::database_unavailable().into_response();
             }
             return match redeem(&state, &ticket).await {
                 Ok(Some((client, filters))) => {
@@ -192,11 +188,7 @@ async fn checked(state: AppState, request: Request, next: Next) -> Response {
     match client {
         Some(client) => match access.per_token.check_key(&client.index) {
             // While the database is known to be down, a read would only wait for its timeout.
-            Ok(()) if state.breaker.is_open() => AppError::Unavailable {
-                message: "the database is unavailable; retry later".to_owned(),
-                retry_after_secs: crate::error::DATABASE_RETRY_AFTER_SECS,
-            }
-            .into_response(),
+            Ok(()) if state.breaker.is_open() => AppError::database_unavailable().into_response(),
             Ok(()) => {
                 if let Err(e) = in_scope(&client, &request) {
                     return e.into_response();
@@ -263,11 +255,7 @@ async fn redeem(
 ) -> Result<Option<(Arc<Client>, super::tickets::TicketFilters)>, AppError> {
     // A ticket is 32 random bytes in URL-safe base64: anything else is not one and is
     // not looked up.
-    let well_formed = ticket.len() == 43
-        && ticket
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if !well_formed {
+    if !crate::auth::is_random_token(ticket) {
         return Ok(None);
     }
     let digest = super::tickets::digest(ticket);

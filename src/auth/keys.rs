@@ -136,6 +136,16 @@ fn load_or_create_key(path: &Path) -> anyhow::Result<SecretString> {
     Ok(SecretString::from(key))
 }
 
+/// Whether `text` has the shape of a token this service makes (sign-in states, stream
+/// tickets): 32 random bytes in URL-safe base64, 43 characters. Anything else is refused
+/// without a lookup.
+pub fn is_random_token(text: &str) -> bool {
+    text.len() == 43
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -47,11 +47,7 @@ async fn admit(State(state): State<AppState>, request: Request, next: Next) -> R
             return refused.into_response();
         }
         if state.breaker.is_open() {
-            return AppError::Unavailable {
-                message: "the database is unavailable; retry later".to_owned(),
-                retry_after_secs: crate::error::DATABASE_RETRY_AFTER_SECS,
-            }
-            .into_response();
+            return AppError::database_unavailable().into_response();
         }
     }
     next.run(request).await
@@ -269,10 +265,7 @@ pub async fn callback(
     };
     // A state is 32 random bytes in URL-safe base64: anything else is refused before the
     // database is asked.
-    let well_formed = given.len() == 43
-        && given
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    let well_formed = crate::auth::is_random_token(&given);
     let cookie = cookie(&headers, STATE_COOKIE);
     let cookie_matches = cookie.is_some_and(|c| bool::from(c.as_bytes().ct_eq(given.as_bytes())));
     let stored = match well_formed {
