@@ -210,6 +210,7 @@ async fn serve_connection(
 const CROWDED_EVERY: Duration = Duration::from_millis(50);
 
 /// An open connection as the accept loop sees it.
+#[derive(Clone)]
 struct Conn {
     /// Cancelled to close the connection gracefully.
     close: CancellationToken,
@@ -219,12 +220,14 @@ struct Conn {
 
 /// The open connections, so that at the cap the idle ones can be asked to close.
 #[derive(Default)]
-struct Open(Mutex<HashMap<u64, (CancellationToken, Arc<AtomicU64>)>>);
+struct Open(Mutex<HashMap<u64, Conn>>);
 
 impl Open {
     fn insert(&self, id: u64, conn: &Conn) {
-        let entry = (conn.close.clone(), conn.in_flight.clone());
-        self.0.lock().expect("not poisoned").insert(id, entry);
+        self.0
+            .lock()
+            .expect("not poisoned")
+            .insert(id, conn.clone());
     }
 
     fn remove(&self, id: u64) {
@@ -233,9 +236,9 @@ impl Open {
 
     /// Asks every connection with no request in flight to close.
     fn close_idle(&self) {
-        for (close, in_flight) in self.0.lock().expect("not poisoned").values() {
-            if in_flight.load(Ordering::Relaxed) == 0 {
-                close.cancel();
+        for conn in self.0.lock().expect("not poisoned").values() {
+            if conn.in_flight.load(Ordering::Relaxed) == 0 {
+                conn.close.cancel();
             }
         }
     }
