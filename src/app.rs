@@ -176,8 +176,10 @@ async fn start_with(
     )
     .await
     .context("reading where the live streams start")?;
+    crate::retention::spawn(store.clone(), &settings, shutdown.clone());
     crate::oauth::revoke::spawn_revocation_watch(
         store.clone(),
+        crate::oauth::revoke::Erase::of(&settings),
         changes.subscribe(),
         shutdown.clone(),
     );

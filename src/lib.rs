@@ -20,6 +20,7 @@ pub(crate) mod items;
 pub mod notify;
 pub mod oauth;
 pub mod pii;
+pub mod retention;
 pub(crate) mod server;
 pub mod state;
 pub mod store;

@@ -39,6 +39,18 @@ async fn main() -> ExitCode {
             Ok((settings, _log)) => commands::forward::run(&settings, command).await,
             Err(code) => code,
         },
+        Command::Prune(args) => match logged_settings(config) {
+            Ok((settings, _log)) => commands::data::prune(&settings, args).await,
+            Err(code) => code,
+        },
+        Command::Erase(args) => match logged_settings(config) {
+            Ok((settings, _log)) => commands::data::erase(&settings, args).await,
+            Err(code) => code,
+        },
+        Command::Export(args) => match logged_settings(config) {
+            Ok((settings, _log)) => commands::data::export(&settings, args).await,
+            Err(code) => code,
+        },
         Command::Rejected(command) => match logged_settings(config) {
             Ok((settings, _log)) => commands::rejected::run(&settings, command).await,
             Err(code) => code,

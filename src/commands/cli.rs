@@ -68,6 +68,13 @@ pub enum Command {
     /// Deliveries refused although their key was good: run them through ingestion again.
     #[command(subcommand)]
     Rejected(super::RejectedCommand),
+    /// Delete stored records older than a given age, as retention does (docs/operations.md).
+    Prune(super::data::PruneArgs),
+    /// Erase one user's, conversation's or post's records, with their forwarding work.
+    Erase(super::data::EraseArgs),
+    /// Write one user's, conversation's or post's records as JSON Lines (a data-access
+    /// request).
+    Export(super::data::ExportArgs),
     /// Calls to Divar's API and what was registered with it.
     #[command(flatten)]
     Divar(super::DivarCommand),

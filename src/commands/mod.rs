@@ -10,6 +10,7 @@
 mod buttons;
 mod call;
 pub mod cli;
+pub mod data;
 pub mod forward;
 mod healthcheck;
 mod oauth;

@@ -21,6 +21,7 @@ mod keys;
 mod load;
 mod messages;
 pub mod oauth;
+pub mod retention;
 mod validate;
 
 pub use callback::{CallbackSettings, RuleSettings};
@@ -30,6 +31,7 @@ pub use forward::{ENDPOINT_KEYS, EndpointSettings, ForwardSettings};
 pub use keys::unknown_variables;
 pub use load::io_reason;
 pub use oauth::OAuthSettings;
+pub use retention::{OnRevocation, PrivacySettings, RetentionSettings};
 
 use check::*;
 use keys::*;
@@ -99,6 +101,10 @@ pub struct Settings {
     pub oauth: OAuthSettings,
     /// Pushing stored records to the app's own endpoints.
     pub forward: ForwardSettings,
+    /// How long stored records are kept.
+    pub retention: RetentionSettings,
+    /// What a user's revocation of access erases.
+    pub privacy: PrivacySettings,
     /// The settings files read, in order; none when only the built-in defaults and the
     /// environment were.
     #[serde(skip)]

@@ -123,6 +123,9 @@ impl Settings {
         if let Err((key, problem)) = self.forward.validate() {
             return fail(&key, &problem);
         }
+        if let Err((key, problem)) = self.retention.validate() {
+            return fail(key, &problem);
+        }
         Ok(())
     }
 }

@@ -6,6 +6,7 @@ mod backend;
 mod batch;
 mod error;
 pub mod forward;
+pub mod lifecycle;
 pub mod oauth;
 mod postgres;
 pub mod query;

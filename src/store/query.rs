@@ -234,16 +234,33 @@ fn like_pattern(text: &str) -> String {
     out
 }
 
-/// `select ... from event ...`
-pub fn events(dialect: Dialect, q: &LogQuery) -> Sql {
-    let columns = format!(
+/// The columns of an event row, with its raw body when `raw`.
+pub(super) fn event_columns(dialect: Dialect, raw: bool) -> String {
+    format!(
         "seq, dedupe_key, event_type, subtype, subject_id, post_token, {}, {}, {}, \
          received_at",
         dialect.json_column("payload"),
         dialect.json_column("metadata"),
-        raw_body(dialect, q.with_raw)
+        raw_body(dialect, raw)
+    )
+}
+
+/// The columns of a click row, with its raw body when `raw`.
+pub(super) fn click_columns(dialect: Dialect, raw: bool) -> String {
+    format!(
+        "seq, id, version, source, post_token, conversation_id, user_id, peer_id, side, {}, \
+         rule, url, outcome, {}, received_at",
+        dialect.json_column("provider_data"),
+        raw_body(dialect, raw)
+    )
+}
+
+/// `select ... from event ...`
+pub fn events(dialect: Dialect, q: &LogQuery) -> Sql {
+    let mut sql = Sql::new(
+        dialect,
+        &format!("select {} from event", event_columns(dialect, q.with_raw)),
     );
-    let mut sql = Sql::new(dialect, &format!("select {columns} from event"));
     let mut first = true;
     if let Some(t) = &q.event_type {
         sql.filter(&mut first, "event_type = ", Param::Text(t.clone()));
@@ -260,13 +277,10 @@ pub fn events(dialect: Dialect, q: &LogQuery) -> Sql {
 
 /// `select ... from click ...`
 pub fn clicks(dialect: Dialect, q: &LogQuery) -> Sql {
-    let columns = format!(
-        "seq, id, version, source, post_token, conversation_id, user_id, peer_id, side, {}, \
-         rule, url, outcome, {}, received_at",
-        dialect.json_column("provider_data"),
-        raw_body(dialect, q.with_raw)
+    let mut sql = Sql::new(
+        dialect,
+        &format!("select {} from click", click_columns(dialect, q.with_raw)),
     );
-    let mut sql = Sql::new(dialect, &format!("select {columns} from click"));
     let mut first = true;
     if let Some(p) = &q.post_token {
         sql.filter(&mut first, "post_token = ", Param::Text(p.clone()));

@@ -424,6 +424,26 @@ fn bad_values_are_named_with_what_was_given_and_what_is_expected() {
             r#"database.sqlite_synchronous: got "off"; expected normal or full"#,
         ),
         (
+            "KENAR_HOOK__PRIVACY__ON_REVOCATION",
+            "delete",
+            r#"privacy.on_revocation: got "delete"; expected keep or erase"#,
+        ),
+        (
+            "KENAR_HOOK__RETENTION__MESSAGES_DAYS",
+            "-1",
+            "retention.messages_days",
+        ),
+        (
+            "KENAR_HOOK__RETENTION__BATCH_SIZE",
+            "0",
+            "retention.batch_size: must be from 1 to 10000",
+        ),
+        (
+            "KENAR_HOOK__RETENTION__EVENTS_DAYS",
+            "3650000",
+            "retention.events_days: 3650000 days is over 100 years; 0 keeps for ever",
+        ),
+        (
             "KENAR_HOOK__SERVER__LISTEN",
             "nonsense",
             r#"server.listen: got "nonsense"; expected host:port"#,

@@ -14,6 +14,7 @@ mod config;
 mod conventions;
 mod forward;
 mod hostile;
+mod lifecycle;
 mod migration;
 mod oauth;
 mod ops;
