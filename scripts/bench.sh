@@ -12,7 +12,9 @@
 #   scripts/bench.sh compare B  this build against another binary B, alternately: ingest /
 #                               healthz at 256 connections and the read API's CPU per page
 #                               (COMPARE_OTHER_REV=<B's commit> when B has fewer migrations)
-#   scripts/bench.sh            all five (not compare)
+#   scripts/bench.sh scale      a year of data: SCALE_MESSAGES (20,000,000) messages on
+#                               PostgreSQL; reads, ingest, pruning while ingesting, disk size
+#   scripts/bench.sh            all five (not compare, not scale)
 # Everything targets 127.0.0.1, runs for a bounded time, and the server started here is
 # stopped by its pid. Results go to target/bench/.
 set -euo pipefail
@@ -612,6 +614,155 @@ rate_limit_burst = 1000000" >/dev/null
     -c "drop database if exists kh_bench_compare_this"
 }
 
+# --- scale --------------------------------------------------------------------------------
+# A year of a busy app: SCALE_MESSAGES (20,000,000 by default) messages over 200 days,
+# half legacy and half events API, in conversations of about 20 messages (ten at a time
+# interleaved) on posts of 20 conversations, seeded with set-based SQL (indexes built after
+# the load), then measured in one run: reads at 2,000/s, ingest against the same binary's
+# /healthz beside the 1,000,000-message copy of the read benchmark, pruning the oldest
+# PRUNE_DAYS days while 1,000 deliveries/s arrive, and the size per million messages.
+scale_seed() { # database url, messages
+  psql -q "$admin" -c "drop database if exists kh_scale" -c "create database kh_scale"
+  target/release/kenar-hook --config "$(ingest_config scale "$1" $port 19090 "")" migrate
+  psql -q -v ON_ERROR_STOP=1 "$1" <<SQL
+set maintenance_work_mem = '1GB';
+alter table message drop constraint message_pkey, drop constraint message_seq_key;
+drop index message_conversation_idx, message_post_idx, message_sent_idx, message_sender_idx, message_receiver_idx;
+\timing on
+insert into message (id, origin, source, event_type, conversation_id, post_token, message_type,
+    text, sender_side, sender_type, sender_id, receiver_side, receiver_id, sent_at, sent_at_raw,
+    received_at, data, metadata, raw_body)
+select 'scale-' || g, '', s.source, case when s.source = 'legacy' then 'CHAT_MESSAGE' else 'NEW_MESSAGE' end,
+    'sc-' || c, 'SP' || (c % $(( $2 / 400 ))), 'TEXT', t,
+    case when g % 3 = 0 then 'SELLER' else 'BUYER' end, 'HUMAN',
+    case when s.source = 'legacy' then 'user-' || (c % $(( $2 / 50 ))) end,
+    case when s.source = 'legacy' then 'SELLER' end,
+    case when s.source = 'legacy' then 'seller-' || (c % $(( $2 / 400 ))) end,
+    at, null, at + interval '1 second', null, null,
+    convert_to('{"type":"NEW_MESSAGE","new_message":{"id":"scale-' || g || '","conversation":{"id":"sc-'
+      || c || '","type":"POST","post_token":"SP' || (c % $(( $2 / 400 ))) || '"},"sender":{"side":"BUYER","type":"HUMAN"},"type":"TEXT","sent_at":'
+      || (extract(epoch from at) * 1000000)::bigint || ',"text":"' || t || '"}}', 'UTF8')
+from generate_series(1, $2) g,
+  lateral (select (g / 200) * 10 + g % 10 as c,
+                  case when g % 2 = 0 then 'legacy' else 'events' end as source,
+                  now() - interval '201 days' + (g::float8 / $2) * interval '200 days' as at,
+                  (array['سلام، وقت بخیر. این ماشین هنوز فروشی هست؟', 'قیمت نهایی چنده؟ امکان معاوضه هم هست؟',
+                         'بله موجوده. فردا ساعت ۱۷ برای بازدید تشریف بیارید.', 'آدرس دقیق کجاست؟',
+                         'Is the price negotiable?', 'ممنون، فردا تماس می‌گیرم.'])[g % 6 + 1] as t) s;
+insert into conversation (id, kind, source, post_token, supply_user_id, demand_user_id,
+    first_message_at, last_message_at, message_count)
+select conversation_id, 'POST', min(source), min(post_token), min(receiver_id), min(sender_id),
+    min(sent_at), max(sent_at), count(*) from message group by conversation_id;
+alter table message add constraint message_pkey primary key (id, origin), add constraint message_seq_key unique (seq);
+create index message_conversation_idx on message (conversation_id, sent_at, id);
+create index message_post_idx on message (post_token, sent_at, id);
+create index message_sent_idx on message (sent_at, id);
+create index message_sender_idx on message (sender_id) where sender_id is not null;
+create index message_receiver_idx on message (receiver_id) where receiver_id is not null;
+vacuum analyze message, conversation;
+SQL
+}
+
+scale_sizes() { # database url, label
+  psql -qtA "$1" -c "select '$2 messages=' || count(*) || ' bytes_per_message=' ||
+      round((pg_total_relation_size('message') + pg_total_relation_size('conversation'))::numeric / count(*))
+      || ' heap+toast=' || round((pg_total_relation_size('message') - pg_indexes_size('message'))::numeric / count(*))
+      || ' message_indexes=' || round(pg_indexes_size('message')::numeric / count(*))
+      || ' conversation=' || round(pg_total_relation_size('conversation')::numeric / count(*))
+      || ' MiB_per_million=' || round((pg_total_relation_size('message') + pg_total_relation_size('conversation'))::numeric / count(*) * 1000000 / 1048576)
+    from message"
+  psql -qtA "$1" -c "select '$2 index ' || indexrelname || '=' || pg_size_pretty(pg_relation_size(indexrelid))
+    from pg_stat_user_indexes where relname = 'message' order by pg_relation_size(indexrelid) desc"
+}
+
+scale_read() { # label, paths file, rate
+  target/release/examples/loadgen --url "http://127.0.0.1:$port" --paths-file "$2" --rate "$3" \
+    --seconds 20 --warmup-seconds 5 --header "authorization:Bearer $token" \
+    | awk -v s="$1" '/^statuses/ {st=$0} /^latency/ {print "read " s " " $0 "   " st}'
+}
+
+bench_scale() {
+  command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
+  local n=${SCALE_MESSAGES:-20000000} days=${PRUNE_DAYS:-5} url small tag cfg
+  url=$(db_url kh_scale); small=$(db_url kh_scale_small); tag=$(date +%s)
+  ingest_secs=${INGEST_SECONDS:-20}
+  tune_postgres
+  seed_read_data "$(db_url kh_bench)"
+  psql -q "$admin" -c "drop database if exists kh_scale_small" -c "create database kh_scale_small template kh_bench"
+  rm -rf "$out/ingest-data" "$out/server-ingest.log" "$out/ingest.pids"
+  {
+    echo "== seeding $n messages"
+    local t0=$SECONDS
+    scale_seed "$url" "$n" 2>&1 | grep -E '^(Time|INSERT)' | paste -sd ' '
+    echo "seeded in $((SECONDS - t0)) s"
+    scale_sizes "$url" "size"
+    local api=$'[api]\ntokens = ["'"$token"$'"]\nrate_limit_per_second = 1000000\nrate_limit_burst = 1000000'
+    cfg=$(ingest_config scale "$url" $port 19090 "$api")
+    python3 - "$n" "$out" <<'PY'
+import random, sys
+n, out = int(sys.argv[1]), sys.argv[2]
+rnd = random.Random(7)
+convs, posts = n // 20, n // 400
+with open(f"{out}/scale_conversation_pages.txt", "w") as f:
+    for _ in range(20000): f.write(f"/api/v1/conversations/sc-{rnd.randrange(convs)}/messages\n")
+with open(f"{out}/scale_post_lists.txt", "w") as f:
+    for _ in range(20000): f.write(f"/api/v1/conversations?post_token=SP{rnd.randrange(posts)}\n")
+with open(f"{out}/scale_text_search.txt", "w") as f:
+    for _ in range(20000): f.write(f"/api/v1/messages?post_token=SP{rnd.randrange(posts)}&text=%D9%82%DB%8C%D9%85%D8%AA\n")
+PY
+    start_ingest "$cfg" $port
+    echo "== reads at 2,000/s for 20 s each (warm-up pass first, not counted)"
+    target/release/examples/loadgen --url "http://127.0.0.1:$port" --paths-file "$out/scale_conversation_pages.txt" \
+      --rate 2000 --seconds 10 --warmup-seconds 0 --header "authorization:Bearer $token" >/dev/null
+    scale_read conversation_page "$out/scale_conversation_pages.txt" 2000
+    scale_read post_conversations "$out/scale_post_lists.txt" 2000
+    scale_read text_search_in_post "$out/scale_text_search.txt" 2000
+    stop_ingest >/dev/null
+    echo "== ingest against the same binary's /healthz, wrk -t2 -c256, ${ingest_secs} s, 2 runs each size"
+    start_ingest "$(ingest_config small "$small" $port 19090 "")" $port
+    wrk_run warmup 0 64 2 $port "warmsm$tag" 0 /webhooks/divar >/dev/null
+    for r in 1 2; do
+      wrk_run small_healthz_c256 "$r" 256 2 $port "" 0 /healthz
+      wrk_run small_ingest_c256 "$r" 256 2 $port "sm$tag$r" 0 /webhooks/divar
+    done
+    stop_ingest >/dev/null
+    start_ingest "$cfg" $port
+    wrk_run warmup 0 64 2 $port "warmsc$tag" 0 /webhooks/divar >/dev/null
+    for r in 1 2; do
+      wrk_run scale_healthz_c256 "$r" 256 2 $port "" 0 /healthz
+      wrk_run scale_ingest_c256 "$r" 256 2 $port "sc$tag$r" 0 /webhooks/divar
+    done
+    echo "== 1,000 deliveries/s for ${ingest_secs} s: alone, then while the oldest $days days are pruned"
+    steady_run scale_steady_alone 1 $port "sa$tag"
+    local oldest cut start end
+    oldest=$(psql -qtA "$url" -c "select extract(epoch from now() - min(sent_at))::bigint from message")
+    cut=$((oldest - days * 86400))
+    start=$(date +%s.%N)
+    target/release/kenar-hook --config "$cfg" prune --older-than "${cut}s" --kind messages --json >"$out/scale-prune.jsonl" 2>"$out/scale-prune.err" &
+    local prune_pid=$!
+    steady_run scale_steady_pruning 1 $port "sp$tag"
+    wait "$prune_pid"
+    end=$(date +%s.%N)
+    tail -n 1 "$out/scale-prune.jsonl" | python3 -c "import json,sys; r=json.load(sys.stdin)['removed']['messages']; s=float(sys.argv[2])-float(sys.argv[1]); print(f'prune rows={r} seconds={s:.1f} rows_per_second={r/s:.0f}')" "$start" "$end"
+    echo "rss scale $(stop_ingest)"
+    scale_sizes "$url" "after"
+  } | tee "$out/scale-runs.txt"
+  {
+    echo "== summary"
+    grep -E '^(size|read|prune|seeded|rss)' "$out/scale-runs.txt"
+    awk '$2 ~ /^run=/ {for (i=2;i<=NF;i++) {split($i,kv,"="); f[kv[1]]=kv[2]}
+        rate[$1]+=f["rate"]; n[$1]++; p99[$1]=f["p99_ms"]}
+      END {
+        small = rate["small_ingest_c256"]/rate["small_healthz_c256"]
+        big = rate["scale_ingest_c256"]/rate["scale_healthz_c256"]
+        printf "ingest / healthz c256: 1,000,000 messages %.3f, scale %.3f, scale / 1,000,000 %.2f (target >= 0.90)\n", small, big, big/small
+        printf "steady 1,000/s p99: alone %s ms, while pruning %s ms, ratio %.2f (target <= 2)\n",
+          p99["scale_steady_alone"], p99["scale_steady_pruning"], p99["scale_steady_pruning"]/p99["scale_steady_alone"]
+      }' "$out/scale-runs.txt"
+  } | tee "$out/scale.txt"
+  psql -q "$admin" -c "drop database if exists kh_scale_small"
+}
+
 case "$what" in
   clicks) bench_clicks ;;
   read) bench_read ;;
@@ -619,6 +770,7 @@ case "$what" in
   forward) bench_forward ;;
   slow) bench_slow ;;
   compare) bench_compare "${2:-}" ;;
+  scale) bench_scale ;;
   all) bench_clicks; bench_read; bench_ingest; bench_forward; bench_slow ;;
-  *) echo "usage: scripts/bench.sh [clicks|read|ingest|forward|slow|all|compare OTHER-BINARY]" >&2; exit 2 ;;
+  *) echo "usage: scripts/bench.sh [clicks|read|ingest|forward|slow|scale|all|compare OTHER-BINARY]" >&2; exit 2 ;;
 esac

@@ -112,6 +112,34 @@ impl Queue {
         self.schedule_head(&key);
     }
 
+    /// The records held.
+    pub fn ids(&self) -> Vec<Id> {
+        self.items.keys().cloned().collect()
+    }
+
+    /// Drops a record that is no longer pending (erased or pruned from the database); one in
+    /// flight is left to its answer.
+    pub fn forget(&mut self, id: &Id) {
+        let Some((_, key)) = self.items.get(id) else {
+            return;
+        };
+        let key = key.clone();
+        let in_flight =
+            self.busy.contains(&key) && self.keys.get(&key).and_then(|q| q.first()) == Some(id);
+        if in_flight {
+            return;
+        }
+        self.items.remove(id);
+        if let Some(q) = self.keys.get_mut(&key) {
+            q.remove(id);
+            if q.is_empty() {
+                self.keys.remove(&key);
+                return;
+            }
+        }
+        self.schedule_head(&key);
+    }
+
     /// A record in flight failed: it is tried again at `next_at`, and its key waits.
     pub fn retry(&mut self, id: &Id, attempts: i64, next_at: DateTime<Utc>) {
         let Some((p, key)) = self.items.get_mut(id) else {
@@ -161,6 +189,25 @@ mod tests {
         assert_eq!(q.take_ready(now + Duration::seconds(5)).unwrap().seq, 1);
         q.done(&("message".into(), 1));
         assert_eq!(q.take_ready(now).unwrap().seq, 2);
+    }
+
+    #[test]
+    fn a_forgotten_record_is_never_taken_and_one_in_flight_stays() {
+        let mut q = Queue::default();
+        let now = Utc::now();
+        q.insert(record(1, Some("c"), now));
+        q.insert(record(2, Some("c"), now));
+        q.insert(record(3, Some("d"), now));
+        let first = q.take_ready(now).unwrap();
+        assert_eq!(first.seq, 1);
+        q.forget(&("message".into(), 1));
+        q.forget(&("message".into(), 3));
+        assert!(q.contains(&("message".into(), 1)), "in flight");
+        assert!(!q.contains(&("message".into(), 3)));
+        assert!(q.take_ready(now).is_none(), "2 waits for 1; 3 is gone");
+        q.done(&("message".into(), 1));
+        assert_eq!(q.take_ready(now).unwrap().seq, 2);
+        assert!(q.take_ready(now).is_none());
     }
 
     #[test]

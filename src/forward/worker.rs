@@ -358,7 +358,16 @@ impl Run<'_> {
             // Answers are written first, so a record delivered a moment ago is not read
             // back as pending.
             self.flush().await?;
-            for p in self.e.store.forward_pending(self.name).await? {
+            let stored = self.e.store.forward_pending(self.name).await?;
+            let kept: std::collections::HashSet<_> =
+                stored.iter().map(|p| (p.kind.clone(), p.seq)).collect();
+            // Erased or pruned records leave the queue too: they must not be sent.
+            for id in self.queue.ids() {
+                if !kept.contains(&id) {
+                    self.queue.forget(&id);
+                }
+            }
+            for p in stored {
                 let id = (p.kind.clone(), p.seq);
                 if !self.queue.contains(&id) {
                     self.queue.insert(p);

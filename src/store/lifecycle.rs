@@ -505,6 +505,18 @@ impl Store {
         delete.list(keys.clone()).push(")");
         statements.push(delete);
         if let Some(kind) = log.record_kind() {
+            // A forwarder holds its pending records in memory: a new revision makes it read
+            // them again and drop what is gone.
+            let mut bump = Sql::new(
+                d,
+                "update forward_endpoint set revision = revision + 1 where name in \
+                 (select endpoint from forward_pending where kind = ",
+            );
+            bump.bind(Param::Text(kind.as_str().into()))
+                .push(" and seq in (")
+                .list(keys.clone())
+                .push("))");
+            statements.push(bump);
             for table in ["forward_pending", "forward_dead"] {
                 let mut sql = Sql::new(
                     d,
@@ -542,12 +554,12 @@ impl Store {
         let changed = self.transaction(&statements).await?;
         let at = usize::from(d == Dialect::POSTGRES);
         let forwarding = if log.record_kind().is_some() {
-            changed[at + 1] + changed[at + 2]
+            changed[at + 2] + changed[at + 3]
         } else {
             0
         };
-        let conversations = if log == Log::Messages && changed.len() > at + 3 {
-            changed[at + 3]
+        let conversations = if log == Log::Messages && changed.len() > at + 4 {
+            changed[at + 4]
         } else {
             0
         };

@@ -556,6 +556,56 @@ async fn a_revocation_erases_the_users_records_when_asked_to(backend: Backend) {
     assert_conversations_consistent(store, &["c-mixed"]).await;
 }
 
+async fn an_erased_record_waiting_for_its_endpoint_is_never_sent(backend: Backend) {
+    use crate::forward::{Receiver, forwarding, message as delivery};
+    let receiver = Receiver::start().await;
+    receiver.answer(503, None);
+    let app = spawn_app_with(backend, |s| {
+        forwarding(s, vec![endpoint("backend", &receiver.url)]);
+    })
+    .await;
+    for (id, conversation) in [("gone-1", "conv-gone"), ("kept-1", "conv-kept")] {
+        let body = delivery(id, conversation, "POSTA", "TEXT", 1_741_508_247_515_000);
+        assert_eq!(app.post_webhook(body).await.status(), 200);
+    }
+    // Both were tried and refused: the forwarder holds them for a retry.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let bodies: Vec<String> = receiver
+            .all()
+            .iter()
+            .map(|g| String::from_utf8_lossy(&g.body).into_owned())
+            .collect();
+        if ["gone-1", "kept-1"]
+            .iter()
+            .all(|id| bodies.iter().any(|b| b.contains(id)))
+        {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "both tried");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let erased = app
+        .store
+        .erase(&erasure(Identity::Conversation("conv-gone".into())), 100)
+        .await
+        .unwrap();
+    assert_eq!((erased.messages, erased.forwarding), (1, 1), "{erased:?}");
+    // A forwarder reads its state every second; after that it holds the record no more.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    receiver.answer(200, None);
+    receiver.wait_delivered(1, Duration::from_secs(10)).await;
+    // Retries come at most 400 ms apart: an erased record still held would be sent by now.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let delivered: Vec<String> = receiver
+        .delivered()
+        .iter()
+        .map(|g| String::from_utf8_lossy(&g.body).into_owned())
+        .collect();
+    assert_eq!(delivered.len(), 1, "{delivered:?}");
+    assert!(delivered[0].contains("kept-1"), "{delivered:?}");
+}
+
 fn cli_for(app: &TestApp) -> Cli {
     use secrecy::ExposeSecret;
     Cli::new("http://127.0.0.1:9").env(
@@ -698,6 +748,7 @@ on_both_backends!(
     erasing_a_user_removes_their_records_and_their_forwarding_work,
     erasing_a_conversation_or_a_post_touches_nothing_else,
     a_revocation_erases_the_users_records_when_asked_to,
+    an_erased_record_waiting_for_its_endpoint_is_never_sent,
     prune_dry_run_counts_and_changes_nothing,
     erase_prints_its_counts_and_refuses_a_vague_identity,
     an_export_is_the_read_apis_items,
