@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Settings;
 use crate::config::forward::EndpointSettings;
-use crate::store::lifecycle::{Keep, Log, Removed};
+use crate::store::lifecycle::{Keep, Log, Removed, Walk};
 use crate::store::{Error, Store};
 
 /// How long after start-up the first round comes.
@@ -52,9 +52,10 @@ pub async fn prune(
     mut each: impl FnMut(Removed),
 ) -> Result<Removed, Error> {
     let mut total = Removed::default();
+    let mut walk = Walk::default();
     while !stop.is_cancelled() {
         let removed = store
-            .prune_batch(log, before, keep, i64::from(batch))
+            .prune_batch(log, before, keep, i64::from(batch), &mut walk)
             .await?;
         if removed.rows == 0 {
             break;

@@ -263,6 +263,28 @@ where
         Ok(changed)
     }
 
+    /// Runs the statements in one write transaction when the first changes exactly `n`
+    /// rows; otherwise rolls back and changes nothing. The rows each changed, in order.
+    pub(crate) async fn transaction_if_first_changes_exactly(
+        &self,
+        statements: &[Sql],
+        n: u64,
+    ) -> Result<Option<Vec<u64>>, sqlx::Error> {
+        let mut tx = self.pool.begin_with(B::BEGIN_WRITE).await?;
+        let _writing = Writing::begun(&self.writing);
+        let mut changed = Vec::with_capacity(statements.len());
+        for sql in statements {
+            let done = Self::bind(sql).execute(&mut *tx).await?;
+            changed.push(B::rows_affected(&done));
+            if changed.len() == 1 && changed[0] != n {
+                tx.rollback().await?;
+                return Ok(None);
+            }
+        }
+        tx.commit().await?;
+        Ok(Some(changed))
+    }
+
     /// Runs the statements in one write transaction when the first changes a row;
     /// otherwise rolls back and changes nothing.
     pub(crate) async fn transaction_if_first_changes(

@@ -8,9 +8,9 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::rows;
+use super::rows::{self, AnyRow};
 use super::sql::{Dialect, Param, Sql};
-use super::{Error, RecordKind, Store, WRITER_LOCK, query};
+use super::{Error, RecordKind, Store, query};
 
 /// A table that retention prunes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -71,6 +71,14 @@ impl Log {
         }
     }
 
+    /// The column after the age in the table's time index: the order of a walk.
+    fn tie(self) -> &'static str {
+        match self {
+            Log::Messages => "id",
+            _ => self.key(),
+        }
+    }
+
     /// The column a row's age counts from.
     fn age(self) -> &'static str {
         match self {
@@ -95,6 +103,11 @@ pub struct Keep {
     /// Delete them anyway.
     pub force: bool,
 }
+
+/// How far a walk through the expired rows of one table has come: rows before it were
+/// removed or are kept, and are not read again.
+#[derive(Debug, Clone, Default)]
+pub struct Walk(Option<(DateTime<Utc>, Param)>);
 
 /// What one removal took away.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -333,12 +346,35 @@ impl Store {
         before: DateTime<Utc>,
         keep: &Keep,
         limit: i64,
+        walk: &mut Walk,
     ) -> Result<Removed, Error> {
         let d = self.dialect();
         let mut sql = select(d, &batch_columns(log), expired_from(d, log, before, keep));
-        sql.push(&format!(" order by r.{}, r.{}", log.age(), log.key()));
+        // From where the last batch ended: the rows deleted before it stay in the index until
+        // they are vacuumed, and reading past them again would make each batch slower.
+        if let Some((t, tie)) = &walk.0 {
+            sql.push(&format!(" and (r.{}, r.{}) > (", log.age(), log.tie()))
+                .bind(Param::Time(*t))
+                .push(", ")
+                .bind(tie.clone())
+                .push(")");
+        }
+        sql.push(&format!(" order by r.{}, r.{}", log.age(), log.tie()));
         sql.limit(limit);
-        self.remove_rows(log, &sql).await
+        loop {
+            let picked = self.fetch_all(&sql).await?;
+            let Some(removed) = self.remove_picked(log, &picked).await? else {
+                continue;
+            };
+            if let Some(last) = picked.last() {
+                let tie = match log {
+                    Log::Messages => Param::Text(last.get("o")?),
+                    _ => Param::Int(last.get("o")?),
+                };
+                walk.0 = Some((last.time("t")?, tie));
+            }
+            return Ok(removed);
+        }
     }
 
     /// The time of the oldest row of `log` (by the column its age counts from).
@@ -466,44 +502,45 @@ impl Store {
             .collect()
     }
 
-    /// Reads the batch `select` picks (keys, and conversation ids for messages) and removes
-    /// those rows, their forwarding work and their emptied conversations in one transaction.
+    /// Reads the batch `select` picks and removes those rows, as [`Store::remove_picked`];
+    /// picks again while another removal took some of them first.
     async fn remove_rows(&self, log: Log, select: &Sql) -> Result<Removed, Error> {
+        loop {
+            let picked = self.fetch_all(select).await?;
+            if let Some(removed) = self.remove_picked(log, &picked).await? {
+                return Ok(removed);
+            }
+        }
+    }
+
+    /// Removes the rows picked by a batch's select (keys, and conversation ids for messages)
+    /// with their forwarding work in one transaction, and puts their conversations right:
+    /// each one's count goes down by its messages removed (an update relative to the row, as
+    /// the batch writers' are, so neither waits for the other's lock), its first and last
+    /// times are read again, and one left with no message is removed. `None`: some rows were
+    /// gone already (removed by another command), and nothing was changed.
+    async fn remove_picked(&self, log: Log, picked: &[AnyRow]) -> Result<Option<Removed>, Error> {
         let d = self.dialect();
-        let picked = self.fetch_all(select).await?;
         if picked.is_empty() {
-            return Ok(Removed::default());
+            return Ok(Some(Removed::default()));
         }
         let keys = picked
             .iter()
             .map(|r| r.get::<i64>("k").map(Param::Int))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut conversations = if log == Log::Messages {
-            picked
-                .iter()
-                .map(|r| r.get::<String>("c"))
-                .collect::<Result<Vec<_>, _>>()?
-        } else {
-            Vec::new()
-        };
-        conversations.sort_unstable();
-        conversations.dedup();
-        let conversations: Vec<Param> = conversations.into_iter().map(Param::Text).collect();
-
-        let mut statements = Vec::new();
-        if d == Dialect::POSTGRES {
-            // The batch writers take this lock too: a conversation's counters are recomputed
-            // while no writer is adding to them.
-            let mut lock = Sql::new(d, "select pg_advisory_xact_lock(");
-            lock.bind(Param::Int(WRITER_LOCK)).push(")");
-            statements.push(lock);
+        let mut per_conversation = std::collections::BTreeMap::<String, i64>::new();
+        if log == Log::Messages {
+            for r in picked {
+                *per_conversation.entry(r.get::<String>("c")?).or_default() += 1;
+            }
         }
+
         let mut delete = Sql::new(
             d,
             &format!("delete from {} where {} in (", log.table(), log.key()),
         );
         delete.list(keys.clone()).push(")");
-        statements.push(delete);
+        let mut statements = vec![delete];
         if let Some(kind) = log.record_kind() {
             // A forwarder holds its pending records in memory: a new revision makes it read
             // them again and drop what is gone.
@@ -532,49 +569,67 @@ impl Store {
                 statements.push(sql);
             }
         }
-        if !conversations.is_empty() {
+        if !per_conversation.is_empty() {
+            let mut down = Sql::new(d, "with v (id, n) as (values ");
+            for (i, (id, n)) in per_conversation.iter().enumerate() {
+                down.push(if i == 0 { "(cast(" } else { ", (cast(" })
+                    .bind(Param::Text(id.clone()))
+                    .push(" as text), cast(")
+                    .bind(Param::Int(*n))
+                    .push(" as bigint))");
+            }
+            down.push(
+                ") update conversation set message_count = message_count - v.n \
+                 from v where conversation.id = v.id",
+            );
+            statements.push(down);
+            let ids: Vec<Param> = per_conversation.into_keys().map(Param::Text).collect();
+            // Checked on the row itself, so a message a writer adds meanwhile keeps it.
             let mut empty = Sql::new(
                 d,
-                "delete from conversation where not exists \
-                 (select 1 from message m where m.conversation_id = conversation.id) and id in (",
+                "delete from conversation where message_count <= 0 and id in (",
             );
-            empty.list(conversations.clone()).push(")");
+            empty.list(ids.clone()).push(")");
             statements.push(empty);
-            let mut recount = Sql::new(
+            let mut times = Sql::new(
                 d,
                 "update conversation set \
-                 message_count = (select count(*) from message m where m.conversation_id = conversation.id), \
-                 first_message_at = (select min(m.sent_at) from message m where m.conversation_id = conversation.id), \
-                 last_message_at = (select max(m.sent_at) from message m where m.conversation_id = conversation.id) \
+                 first_message_at = coalesce((select min(m.sent_at) from message m \
+                   where m.conversation_id = conversation.id), first_message_at), \
+                 last_message_at = coalesce((select max(m.sent_at) from message m \
+                   where m.conversation_id = conversation.id), last_message_at) \
                  where id in (",
             );
-            recount.list(conversations).push(")");
-            statements.push(recount);
+            times.list(ids).push(")");
+            statements.push(times);
         }
-        let changed = self.transaction(&statements).await?;
-        let at = usize::from(d == Dialect::POSTGRES);
+        let expected = keys.len() as u64;
+        let Some(changed) = self
+            .transaction_if_first_changes_exactly(&statements, expected)
+            .await?
+        else {
+            return Ok(None);
+        };
         let forwarding = if log.record_kind().is_some() {
-            changed[at + 2] + changed[at + 3]
+            changed[2] + changed[3]
         } else {
             0
         };
-        let conversations = if log == Log::Messages && changed.len() > at + 4 {
-            changed[at + 4]
-        } else {
-            0
-        };
-        Ok(Removed {
-            rows: changed[at],
+        let conversations = if log == Log::Messages { changed[5] } else { 0 };
+        Ok(Some(Removed {
+            rows: changed[0],
             conversations,
             forwarding,
-        })
+        }))
     }
 }
 
-/// What a batch selects: the key as `k`, and for messages the conversation as `c`.
+/// What a batch selects: the key as `k`, for messages the conversation as `c`, and the
+/// age as `t` and the walk's tie as `o`.
 fn batch_columns(log: Log) -> String {
+    let walk = format!("r.{} as t, r.{} as o", log.age(), log.tie());
     match log {
-        Log::Messages => "r.seq as k, r.conversation_id as c".to_owned(),
-        _ => format!("r.{} as k", log.key()),
+        Log::Messages => format!("r.seq as k, r.conversation_id as c, {walk}"),
+        _ => format!("r.{} as k, {walk}", log.key()),
     }
 }

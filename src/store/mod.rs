@@ -220,6 +220,16 @@ impl Store {
         Ok(dispatch!(self, db => db.transaction(statements).await)?)
     }
 
+    /// Runs the statements in one write transaction when the first changes exactly `n` rows
+    /// (the rows each changed); otherwise changes nothing (`None`).
+    async fn transaction_if_first_changes_exactly(
+        &self,
+        statements: &[Sql],
+        n: u64,
+    ) -> Result<Option<Vec<u64>>, Error> {
+        Ok(dispatch!(self, db => db.transaction_if_first_changes_exactly(statements, n).await)?)
+    }
+
     /// Runs the statements in one write transaction when the first changes a row;
     /// otherwise changes nothing.
     async fn transaction_if_first_changes(&self, statements: &[Sql]) -> Result<bool, Error> {

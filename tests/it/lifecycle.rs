@@ -383,6 +383,67 @@ async fn the_service_prunes_expired_records_soon_after_start(backend: Backend) {
     assert_conversations_consistent(store, &["c-mixed", "c-new"]).await;
 }
 
+async fn pruning_while_conversations_grow_keeps_their_counts_right(backend: Backend) {
+    use kenar_hook::store::query::MessageQuery;
+    let app = spawn_app(backend).await;
+    let store = app.store.clone();
+    let conversations = ["g0", "g1", "g2", "g3", "g4"];
+    let old: Vec<NewRecord> = (0..200)
+        .map(|i| {
+            message(
+                &format!("old-{i}"),
+                conversations[i % 5],
+                "POST-G",
+                "s",
+                "b",
+                100,
+            )
+        })
+        .collect();
+    store.write_batch(&old).await.unwrap();
+    let writer = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            for round in 0..40 {
+                let batch: Vec<NewRecord> = (0..5)
+                    .map(|i| {
+                        message(
+                            &format!("new-{round}-{i}"),
+                            conversations[i],
+                            "POST-G",
+                            "s",
+                            "b",
+                            1,
+                        )
+                    })
+                    .collect();
+                store.write_batch(&batch).await.unwrap();
+            }
+        })
+    };
+    let removed = prune_all(&store, Log::Messages, &Keep::default()).await;
+    writer.await.unwrap();
+    assert_eq!(removed, 200);
+    for id in conversations {
+        let q = MessageQuery {
+            conversation_id: Some(id.into()),
+            limit: 1000,
+            ..Default::default()
+        };
+        let rows = store.list_messages(&q, usize::MAX).await.unwrap();
+        let views = rows.views().unwrap();
+        let c = store
+            .conversation(id)
+            .await
+            .unwrap()
+            .expect("kept: it has new messages");
+        assert_eq!(views.len(), 40, "{id}");
+        assert_eq!(c.message_count, 40, "{id}: {c:?}");
+        let first = views.iter().map(|m| m.sent_at).min().unwrap();
+        assert_eq!(us(c.first_message_at), us(first), "{id}");
+    }
+}
+
 fn erasure(identity: Identity) -> Erasure {
     Erasure {
         identity,
@@ -745,6 +806,7 @@ on_both_backends!(
     a_record_an_endpoint_still_waits_for_is_kept_unless_forced,
     an_interrupted_prune_leaves_whole_batches_and_a_rerun_finishes,
     the_service_prunes_expired_records_soon_after_start,
+    pruning_while_conversations_grow_keeps_their_counts_right,
     erasing_a_user_removes_their_records_and_their_forwarding_work,
     erasing_a_conversation_or_a_post_touches_nothing_else,
     a_revocation_erases_the_users_records_when_asked_to,
