@@ -208,16 +208,25 @@ type Described = (i64, std::collections::BTreeMap<String, i64>);
 /// copy itself (not from the database, which has moved on), then the final name.
 async fn copy_sqlite(store: &Store, dir: &Path) -> Result<Described, Problem> {
     let partial = dir.join(format!("{DATABASE_FILE}.partial"));
-    store.vacuum_into(&partial).await?;
-    files::sync_file(&partial)?;
-    let copy = Store::open_copy(&partial).await?;
-    let described =
-        async { Ok::<_, Problem>((copy.schema_version().await?, copy.row_counts().await?)) }.await;
-    copy.close().await;
-    let described = described?;
-    std::fs::rename(&partial, dir.join(DATABASE_FILE))
-        .map_err(|e| Problem::io(partial.display(), e))?;
-    Ok(described)
+    let copied = async {
+        store.vacuum_into(&partial).await?;
+        files::sync_file(&partial)?;
+        let copy = Store::open_copy(&partial).await?;
+        let described =
+            async { Ok::<_, Problem>((copy.schema_version().await?, copy.row_counts().await?)) }
+                .await;
+        copy.close().await;
+        let described = described?;
+        std::fs::rename(&partial, dir.join(DATABASE_FILE))
+            .map_err(|e| Problem::io(partial.display(), e))?;
+        Ok(described)
+    }
+    .await;
+    if copied.is_err() {
+        // What a failed copy left would get the folder refused as not empty next time.
+        let _ = std::fs::remove_file(&partial);
+    }
+    copied
 }
 
 /// The schema version and row counts of the live database, in the manifest beside the dump
