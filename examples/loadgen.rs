@@ -14,6 +14,11 @@
 //! body unique: `{n}` in a body becomes `RUN-0-<request number>` and `{c}` a conversation
 //! number (scripts/ingest/*.json).
 //!
+//! `--record FILE` writes one line per request as it ends: the id `{n}` stood for (else the
+//! request number), when it was due (Unix ms), its latency (ms) and its status (0: no
+//! answer). `--stop-file PATH` ends the run early once PATH exists (for a load that lasts as
+//! long as something else does).
+//!
 //! It shares the machine with the server it measures, so it is built to take little of it:
 //! one runtime thread, HTTP/1.1 keep-alive connections driven by hyper directly (a general
 //! client's per-request layers took about a fifth more CPU), and a pacing thread.
@@ -41,6 +46,8 @@ struct Args {
     paths: Vec<String>,
     method: Method,
     unique: Option<String>,
+    record: Option<String>,
+    stop_file: Option<std::path::PathBuf>,
 }
 
 fn parse_args() -> Args {
@@ -54,6 +61,8 @@ fn parse_args() -> Args {
         paths: Vec::new(),
         method: Method::GET,
         unique: None,
+        record: None,
+        stop_file: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -83,6 +92,8 @@ fn parse_args() -> Args {
                     .collect();
             }
             "--unique" => args.unique = Some(value()),
+            "--record" => args.record = Some(value()),
+            "--stop-file" => args.stop_file = Some(value().into()),
             "--method" => args.method = value().parse().expect("--method"),
             other => panic!("unknown flag {other}"),
         }
@@ -161,6 +172,9 @@ impl Connections {
 }
 
 struct Sample {
+    index: u64,
+    /// When it was due, from the start.
+    due: Duration,
     warm: bool,
     latency: Duration,
     /// 0 when no answer came: `error` says why.
@@ -211,6 +225,16 @@ async fn main() {
     let interval = Duration::from_secs_f64(1.0 / args.rate);
     let (tx, mut rx) = mpsc::unbounded_channel::<Sample>();
     let started = Instant::now();
+    let started_unix_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs_f64()
+        * 1e3;
+    let mut record = args
+        .record
+        .as_ref()
+        .map(|path| std::io::BufWriter::new(std::fs::File::create(path).expect("--record file")));
+    let stop_file = args.stop_file.clone();
     // Tokio's timer rounds every deadline up to a whole millisecond: paced by it, requests
     // went out in bursts up to 1 ms late, and that lateness was counted as the server's.
     // A thread of its own sleeps to each due time instead (to within the kernel's timer
@@ -218,6 +242,9 @@ async fn main() {
     let (pace_tx, mut pace_rx) = mpsc::unbounded_channel::<(u64, Instant)>();
     std::thread::spawn(move || {
         for i in 0..total {
+            if stop_file.as_ref().is_some_and(|p| p.exists()) {
+                break;
+            }
             let due = started + interval.mul_f64(i as f64);
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
@@ -251,6 +278,8 @@ async fn main() {
                 Err(_) => (0, Some("no answer within 10 s".to_owned())),
             };
             let _ = tx.send(Sample {
+                index: i,
+                due: due - started,
                 warm: i >= warmup,
                 latency: due.elapsed(),
                 status: status.0,
@@ -263,6 +292,21 @@ async fn main() {
     let mut statuses = std::collections::BTreeMap::<u16, u64>::new();
     let mut errors = std::collections::BTreeMap::<String, u64>::new();
     while let Some(s) = rx.recv().await {
+        if let Some(out) = record.as_mut() {
+            use std::io::Write;
+            let id = match &args.unique {
+                Some(run) => format!("{run}-0-{}", s.index),
+                None => s.index.to_string(),
+            };
+            writeln!(
+                out,
+                "{id} {:.3} {:.3} {}",
+                started_unix_ms + s.due.as_secs_f64() * 1e3,
+                s.latency.as_secs_f64() * 1e3,
+                s.status
+            )
+            .expect("--record write");
+        }
         if s.warm {
             latencies.push(s.latency);
             *statuses.entry(s.status).or_default() += 1;
@@ -270,6 +314,10 @@ async fn main() {
                 *errors.entry(e).or_default() += 1;
             }
         }
+    }
+    if let Some(mut out) = record {
+        use std::io::Write;
+        out.flush().expect("--record write");
     }
     let wall = started.elapsed().as_secs_f64() - args.warmup_seconds;
     latencies.sort();

@@ -14,7 +14,10 @@
 #                               (COMPARE_OTHER_REV=<B's commit> when B has fewer migrations)
 #   scripts/bench.sh scale      a year of data: SCALE_MESSAGES (20,000,000) messages on
 #                               PostgreSQL; reads, ingest, pruning while ingesting, disk size
-#   scripts/bench.sh            all five (not compare, not scale)
+#   scripts/bench.sh backup     ingest at 500 deliveries/s on a ~1 GiB SQLite database, without
+#                               and during `kenar-hook backup`; then the backup restored and
+#                               checked (BACKUP_SEED_MIB, BACKUP_BASE_SECONDS shorten it)
+#   scripts/bench.sh            all five (not compare, scale or backup)
 # Everything targets 127.0.0.1, runs for a bounded time, and the server started here is
 # stopped by its pid. Results go to target/bench/.
 set -euo pipefail
@@ -765,6 +768,163 @@ PY
   psql -q "$admin" -c "drop database if exists kh_scale_small"
 }
 
+# --- backup -------------------------------------------------------------------------------
+# A SQLite database of about 1 GiB (BACKUP_SEED_MIB), filled straight into the file by SQLite
+# itself (a recursive insert over the schema `kenar-hook migrate` made; kept in
+# target/bench/backup-seed.db for the next run), then 500 deliveries/s from loadgen (open
+# loop; half legacy, half NEW_MESSAGE): BACKUP_BASE_SECONDS without a backup, then again
+# while `kenar-hook backup` runs, until 3 s after it ends. loadgen records every request (id,
+# due time, latency, status), so the p99 "during" counts only requests due while the backup
+# ran. The backup is then restored into a new folder, and every delivery answered 200 before
+# the backup began is looked up in the restored copy.
+seed_backup_data() { # file, MiB
+  python3 - "$1" "$2" <<'PY'
+import os, sqlite3, sys
+path, mib = sys.argv[1], int(sys.argv[2])
+db = sqlite3.connect(path, isolation_level=None)
+# Filled alone, without the write-ahead log and fsyncs; the service switches it back to WAL.
+db.execute("pragma journal_mode = delete")
+db.execute("pragma synchronous = off")
+text = "سلام، وقت بخیر. این ماشین هنوز فروشی هست؟ قیمت نهایی چنده و امکان معاوضه با پراید هم هست؟ فردا ساعت ۱۷ می‌توانم برای بازدید بیایم."
+body = ('{"type":"CHAT_MESSAGE","timestamp":1741508209067000,"payload":{"id":"%s","type":"TEXT","sent_at":1741508209015000,'
+        '"data":{"text":"' + text + '"},"from":{"id":"8c1d2e3f-4a5b-4c6d-8e7f-%s","is_supply":false},'
+        '"to":{"id":"0f3b2c1a-7d4e-4a9b-9c2d-5e6f7a8b9c0d","is_supply":true},'
+        '"metadata":{"category":"light","post_token":"SP%s","title":"پژو ۲۰۶ تیپ ۲ مدل ۱۳۹۸"}}}')
+start = db.execute("select count(*) from message").fetchone()[0]
+chunk = 50000
+while os.path.getsize(path) < mib * 1024 * 1024:
+    db.execute("begin")
+    db.execute("""
+      with recursive n(i) as (select ? union all select i + 1 from n where i < ?)
+      insert into message (id, origin, source, event_type, conversation_id, post_token,
+          message_type, text, sender_side, sender_type, sender_id, receiver_side, receiver_id,
+          sent_at, sent_at_raw, received_at, raw_body)
+      select printf('seed-%09d', i), '', 'legacy', 'CHAT_MESSAGE',
+          printf('seed-conversation-%06d', i % 20000), printf('SP%06d', i % 1000), 'TEXT', ?,
+          'BUYER', 'USER', printf('8c1d2e3f-4a5b-4c6d-8e7f-%012d', i % 20000), 'SELLER',
+          '0f3b2c1a-7d4e-4a9b-9c2d-5e6f7a8b9c0d', 1700000000000000 + i * 1000000,
+          cast(1700000000000000 + i * 1000000 as text), 1700000000000000 + i * 1000000,
+          cast(printf(?, printf('seed-%09d', i), printf('%012d', i % 20000), printf('%06d', i % 1000)) as blob)
+      from n""", (start, start + chunk - 1, text, body))
+    db.execute("commit")
+    start += chunk
+db.execute("delete from conversation")
+db.execute("""
+  insert into conversation (id, kind, source, post_token, supply_user_id, demand_user_id,
+      first_message_at, last_message_at, message_count)
+  select conversation_id, 'POST', 'legacy', min(post_token), '0f3b2c1a-7d4e-4a9b-9c2d-5e6f7a8b9c0d',
+      min(sender_id), min(sent_at), max(sent_at), count(*)
+  from message group by conversation_id""")
+db.execute("pragma journal_mode = wal")
+db.close()
+print(f"seeded {start} messages, {os.path.getsize(path) / 2**20:.0f} MiB")
+PY
+}
+request_stats() { # record file, from (Unix ms; -N: N ms after the first request), to
+  # -> requests due in [from, to): count, non-200, p50, p99, max
+  python3 - "$@" <<'PY'
+import sys
+path, lo, hi = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+rows = [line.split() for line in open(path)]
+if lo < 0:
+    lo = min(float(r[1]) for r in rows) - lo
+lat, bad = [], 0
+for _, due, ms, status in rows:
+    if lo <= float(due) < hi:
+        lat.append(float(ms)); bad += status != "200"
+lat.sort()
+pct = lambda p: lat[max(0, min(len(lat) - 1, int(len(lat) * p + 0.999999) - 1))] if lat else float("nan")
+print(f"requests={len(lat)} non200={bad} p50_ms={pct(0.5):.2f} p99_ms={pct(0.99):.2f} max_ms={pct(1.0):.2f}")
+PY
+}
+bench_backup() {
+  local mib=${BACKUP_SEED_MIB:-1024} base=${BACKUP_BASE_SECONDS:-30}
+  local data="$out/backup-data" seed="$out/backup-seed.db" dir="$out/backup-dir" restored="$out/backup-restored"
+  local file="$out/backup-data/kenar-hook.db" cfg="$out/backup.toml" tag t0 t1 stop="$out/backup-stop"
+  port=18480
+  tag=$(date +%s)
+  rm -rf "$data" "$dir" "$restored" "$stop" "$out"/backup-*.rec "$out/backup-t0"
+  mkdir -p "$data"
+  cat >"$cfg" <<TOML
+[server]
+listen = "127.0.0.1:$port"
+data_dir = "$PWD/$data"
+[database]
+url = "sqlite://$PWD/$file"
+[divar]
+identification_keys = ["$key"]
+[metrics]
+enabled = false
+[log]
+level = "warn"
+TOML
+  if [ ! -f "$seed" ] || [ "$(stat -c %s "$seed")" -lt $((mib * 1024 * 1024)) ]; then
+    rm -f "$seed"
+    KENAR_HOOK__DATABASE__URL="sqlite://$PWD/$seed" target/release/kenar-hook --config "$cfg" migrate
+    seed_backup_data "$seed" "$mib"
+  fi
+  cp "$seed" "$file"
+  # The generated key a service without divar.identification_keys keeps here: copied too.
+  target/release/kenar-hook secret new >"$data/identification_key"
+  chmod 600 "$data/identification_key"
+  start_server "$cfg"
+  gen() { # run id, record file, seconds, warm-up seconds, extra...
+    local run=$1 rec=$2 secs=$3 warm=$4
+    shift 4
+    target/release/examples/loadgen --url "http://127.0.0.1:$port/webhooks/divar" --rate 500 \
+      --seconds "$secs" --warmup-seconds "$warm" --unique "$run" --header "authorization:$key" \
+      --header "content-type:application/json" --record "$rec" "$@" \
+      --body-file scripts/ingest/legacy.json --body-file scripts/ingest/events.json
+  }
+  {
+    echo "== SQLite, $(du -m "$file" | cut -f1) MiB, $(python3 -c "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute('select count(*) from message').fetchone()[0])" "$file") messages stored"
+    echo "== without a backup: 500 deliveries/s for $base s (after 5 s of warm-up)"
+    gen "bb$tag" "$out/backup-base.rec" "$base" 5 | grep -E '^(requests|statuses|no answer|latency)'
+    echo "== during kenar-hook backup: 500 deliveries/s from 5 s before it until 3 s after"
+    gen "bd$tag" "$out/backup-during.rec" 900 0 --stop-file "$stop" >"$out/backup-during.txt" &
+    local load=$!
+    sleep 5
+    t0=$(date +%s%3N)
+    target/release/kenar-hook --config "$cfg" backup "$dir" --json >"$out/backup.json"
+    t1=$(date +%s%3N)
+    echo "$t0" >"$out/backup-t0"
+    sleep 3
+    touch "$stop"
+    wait "$load"
+    echo "backup took $(( (t1 - t0) ))ms wall clock (the command's own figure: $(python3 -c "import json,sys; print(round(json.load(open(sys.argv[1]))['seconds'], 2))" "$out/backup.json") s), $(du -m "$dir/kenar-hook.db" | cut -f1) MiB written"
+    echo "p99 without: $(request_stats "$out/backup-base.rec" -5000 1e15 | tee "$out/backup-base.stats")"
+    echo "p99 during:  $(request_stats "$out/backup-during.rec" "$t0" "$t1" | tee "$out/backup-during.stats")"
+    python3 - "$out/backup-base.stats" "$out/backup-during.stats" <<'PY'
+import sys
+p99 = [float(dict(kv.split("=") for kv in open(f).read().split())["p99_ms"]) for f in sys.argv[1:]]
+ratio = p99[1] / p99[0]
+print(f"ratio p99 during / without {ratio:.2f} (target <= 3): {'ok' if ratio <= 3 else 'MISSED'}")
+PY
+  } 2>&1 | tee "$out/backup.txt"
+  stop_server
+  t0=$(cat "$out/backup-t0")
+  {
+    echo "== restore into a new folder, and every delivery answered 200 before the backup began looked up"
+    KENAR_HOOK__DATABASE__URL="sqlite://$PWD/$restored/kenar-hook.db" KENAR_HOOK__SERVER__DATA_DIR="$PWD/$restored" \
+      target/release/kenar-hook --config "$cfg" restore "$dir"
+    cmp -s "$data/identification_key" "$restored/identification_key" && echo "identification key: the same" \
+      || echo "identification key: FAILED, it differs"
+    python3 - "$restored/kenar-hook.db" "$t0" "$out/backup-base.rec" "$out/backup-during.rec" <<'PY'
+import sqlite3, sys
+db, t0 = sqlite3.connect(sys.argv[1]), float(sys.argv[2])
+acked = [line.split()[0] for path in sys.argv[3:] for line in open(path)
+         if line.split()[3] == "200" and float(line.split()[1]) + float(line.split()[2]) < t0]
+db.execute("create temp table acked (id text primary key)")
+db.executemany("insert or ignore into acked values (?)", ((i,) for i in acked))
+missing = db.execute("select count(*) from acked where id not in (select id from message)").fetchone()[0]
+print(f"check: {len(acked)} deliveries answered 200 before the backup began, {missing} missing "
+      f"from the restored copy: {'ok' if missing == 0 and acked else 'FAILED'}")
+PY
+  } 2>&1 | tee -a "$out/backup.txt"
+  rm -rf "$data" "$dir" "$restored"
+  ! grep -q FAILED "$out/backup.txt"
+}
+
 case "$what" in
   clicks) bench_clicks ;;
   read) bench_read ;;
@@ -773,6 +933,7 @@ case "$what" in
   slow) bench_slow ;;
   compare) bench_compare "${2:-}" ;;
   scale) bench_scale ;;
+  backup) bench_backup ;;
   all) bench_clicks; bench_read; bench_ingest; bench_forward; bench_slow ;;
-  *) echo "usage: scripts/bench.sh [clicks|read|ingest|forward|slow|scale|all|compare OTHER-BINARY]" >&2; exit 2 ;;
+  *) echo "usage: scripts/bench.sh [clicks|read|ingest|forward|slow|scale|backup|all|compare OTHER-BINARY]" >&2; exit 2 ;;
 esac

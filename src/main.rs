@@ -55,6 +55,14 @@ async fn main() -> ExitCode {
             Ok((settings, _log)) => commands::rejected::run(&settings, command).await,
             Err(code) => code,
         },
+        Command::Backup(args) => match logged_settings(config) {
+            Ok((settings, _log)) => commands::backup::backup(&settings, args).await,
+            Err(code) => code,
+        },
+        Command::Restore(args) => match logged_settings(config) {
+            Ok((settings, _log)) => commands::backup::restore(&settings, args).await,
+            Err(code) => code,
+        },
     }
 }
 

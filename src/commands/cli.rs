@@ -75,6 +75,11 @@ pub enum Command {
     /// Write one user's, conversation's or post's records as JSON Lines (a data-access
     /// request).
     Export(super::data::ExportArgs),
+    /// Write a consistent copy of the database and the key file into an empty folder, while
+    /// the service runs (PostgreSQL: print the pg_dump command).
+    Backup(super::backup::BackupArgs),
+    /// Put a backup back in place of the database and key file (SQLite; the service stopped).
+    Restore(super::backup::RestoreArgs),
     /// Calls to Divar's API and what was registered with it.
     #[command(flatten)]
     Divar(super::DivarCommand),

@@ -7,6 +7,7 @@
 //! (or the database) stayed unavailable after the retries, 5 when the call may have reached
 //! Divar but no answer confirmed it (the outcome is unknown; it was not sent again).
 
+pub mod backup;
 mod buttons;
 mod call;
 pub mod cli;

@@ -3,6 +3,7 @@
 //! both. Nothing here knows about HTTP.
 
 mod backend;
+pub mod backup;
 mod batch;
 mod error;
 pub mod forward;

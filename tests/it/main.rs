@@ -6,6 +6,7 @@ mod helpers;
 
 mod api;
 mod api_limits;
+mod backup;
 mod busy_sqlite;
 mod callback;
 mod cli;
