@@ -10,59 +10,46 @@ use kenar_hook::{commands, telemetry};
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     let config = cli.config.as_deref();
-    match cli.command.unwrap_or(Command::Serve) {
+    // The commands that need neither logging nor a database answer here.
+    let command = match cli.command.unwrap_or(Command::Serve) {
         Command::Healthcheck { ready, url } => {
-            commands::healthcheck(Settings::load(config), ready, url).await
+            return commands::healthcheck(Settings::load(config), ready, url).await;
         }
-        Command::Config(command) => commands::config(config, command),
-        Command::Openapi => commands::openapi(),
-        Command::Completions { shell } => commands::completions(shell),
-        Command::Man => commands::man(),
-        Command::Secret(SecretCommand::New { whsec }) => commands::new_secret(whsec),
-        Command::VerifyState { state } => match settings(config) {
-            Ok(settings) => commands::verify_state(&settings, &state),
-            Err(code) => code,
-        },
-        Command::Serve => match logged_settings(config) {
-            Ok((settings, _log)) => commands::serve(settings).await,
-            Err(code) => code,
-        },
-        Command::Migrate => match logged_settings(config) {
-            Ok((settings, _log)) => commands::migrate(&settings).await,
-            Err(code) => code,
-        },
-        Command::Divar(command) => match logged_settings(config) {
-            Ok((settings, _log)) => commands::run(&settings, command).await,
-            Err(code) => code,
-        },
-        Command::Forward(command) => match logged_settings(config) {
-            Ok((settings, _log)) => commands::forward::run(&settings, command).await,
-            Err(code) => code,
-        },
-        Command::Prune(args) => match logged_settings(config) {
-            Ok((settings, _log)) => commands::data::prune(&settings, args).await,
-            Err(code) => code,
-        },
-        Command::Erase(args) => match logged_settings(config) {
-            Ok((settings, _log)) => commands::data::erase(&settings, args).await,
-            Err(code) => code,
-        },
-        Command::Export(args) => match logged_settings(config) {
-            Ok((settings, _log)) => commands::data::export(&settings, args).await,
-            Err(code) => code,
-        },
-        Command::Rejected(command) => match logged_settings(config) {
-            Ok((settings, _log)) => commands::rejected::run(&settings, command).await,
-            Err(code) => code,
-        },
-        Command::Backup(args) => match logged_settings(config) {
-            Ok((settings, _log)) => commands::backup::backup(&settings, args).await,
-            Err(code) => code,
-        },
-        Command::Restore(args) => match logged_settings(config) {
-            Ok((settings, _log)) => commands::backup::restore(&settings, args).await,
-            Err(code) => code,
-        },
+        Command::Config(command) => return commands::config(config, command),
+        Command::Openapi => return commands::openapi(),
+        Command::Completions { shell } => return commands::completions(shell),
+        Command::Man => return commands::man(),
+        Command::Secret(SecretCommand::New { whsec }) => return commands::new_secret(whsec),
+        Command::VerifyState { state } => {
+            return match settings(config) {
+                Ok(settings) => commands::verify_state(&settings, &state),
+                Err(code) => code,
+            };
+        }
+        command => command,
+    };
+    let (settings, _log) = match logged_settings(config) {
+        Ok(logged) => logged,
+        Err(code) => return code,
+    };
+    match command {
+        Command::Serve => commands::serve(settings).await,
+        Command::Migrate => commands::migrate(&settings).await,
+        Command::Divar(command) => commands::run(&settings, command).await,
+        Command::Forward(command) => commands::forward::run(&settings, command).await,
+        Command::Prune(args) => commands::data::prune(&settings, args).await,
+        Command::Erase(args) => commands::data::erase(&settings, args).await,
+        Command::Export(args) => commands::data::export(&settings, args).await,
+        Command::Rejected(command) => commands::rejected::run(&settings, command).await,
+        Command::Backup(args) => commands::backup::backup(&settings, args).await,
+        Command::Restore(args) => commands::backup::restore(&settings, args).await,
+        Command::Healthcheck { .. }
+        | Command::Config(_)
+        | Command::Openapi
+        | Command::Completions { .. }
+        | Command::Man
+        | Command::Secret(_)
+        | Command::VerifyState { .. } => unreachable!("answered without logging above"),
     }
 }
 

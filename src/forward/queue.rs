@@ -98,18 +98,25 @@ impl Queue {
 
     /// A record in flight was delivered or given up: the next of its key may go.
     pub fn done(&mut self, id: &Id) {
-        let Some((_, key)) = self.items.remove(id) else {
+        let Some((_, key)) = self.items.get(id) else {
             return;
         };
+        let key = key.clone();
         self.busy.remove(&key);
-        if let Some(q) = self.keys.get_mut(&key) {
+        self.remove(id, &key);
+    }
+
+    /// Takes a record out of the queue and of its key's line; the next of the key may go.
+    fn remove(&mut self, id: &Id, key: &str) {
+        self.items.remove(id);
+        if let Some(q) = self.keys.get_mut(key) {
             q.remove(id);
             if q.is_empty() {
-                self.keys.remove(&key);
+                self.keys.remove(key);
                 return;
             }
         }
-        self.schedule_head(&key);
+        self.schedule_head(key);
     }
 
     /// The records held.
@@ -126,18 +133,9 @@ impl Queue {
         let key = key.clone();
         let in_flight =
             self.busy.contains(&key) && self.keys.get(&key).and_then(|q| q.first()) == Some(id);
-        if in_flight {
-            return;
+        if !in_flight {
+            self.remove(id, &key);
         }
-        self.items.remove(id);
-        if let Some(q) = self.keys.get_mut(&key) {
-            q.remove(id);
-            if q.is_empty() {
-                self.keys.remove(&key);
-                return;
-            }
-        }
-        self.schedule_head(&key);
     }
 
     /// A record in flight failed: it is tried again at `next_at`, and its key waits.

@@ -252,15 +252,8 @@ where
 
     /// Runs the statements in one write transaction; the rows each changed, in order.
     pub(crate) async fn transaction(&self, statements: &[Sql]) -> Result<Vec<u64>, sqlx::Error> {
-        let mut tx = self.pool.begin_with(B::BEGIN_WRITE).await?;
-        let _writing = Writing::begun(&self.writing);
-        let mut changed = Vec::with_capacity(statements.len());
-        for sql in statements {
-            let done = Self::bind(sql).execute(&mut *tx).await?;
-            changed.push(B::rows_affected(&done));
-        }
-        tx.commit().await?;
-        Ok(changed)
+        let changed = self.transaction_when(statements, |_| true).await?;
+        Ok(changed.expect("always committed"))
     }
 
     /// Runs the statements in one write transaction when the first changes exactly `n`
@@ -270,19 +263,8 @@ where
         statements: &[Sql],
         n: u64,
     ) -> Result<Option<Vec<u64>>, sqlx::Error> {
-        let mut tx = self.pool.begin_with(B::BEGIN_WRITE).await?;
-        let _writing = Writing::begun(&self.writing);
-        let mut changed = Vec::with_capacity(statements.len());
-        for sql in statements {
-            let done = Self::bind(sql).execute(&mut *tx).await?;
-            changed.push(B::rows_affected(&done));
-            if changed.len() == 1 && changed[0] != n {
-                tx.rollback().await?;
-                return Ok(None);
-            }
-        }
-        tx.commit().await?;
-        Ok(Some(changed))
+        self.transaction_when(statements, |changed| changed == n)
+            .await
     }
 
     /// Runs the statements in one write transaction when the first changes a row;
@@ -291,16 +273,31 @@ where
         &self,
         statements: &[Sql],
     ) -> Result<bool, sqlx::Error> {
+        let changed = self
+            .transaction_when(statements, |changed| changed > 0)
+            .await?;
+        Ok(changed.is_some())
+    }
+
+    /// Runs the statements in one write transaction, rolled back (`None`) unless `first`
+    /// accepts the rows the first statement changed.
+    async fn transaction_when(
+        &self,
+        statements: &[Sql],
+        first: impl Fn(u64) -> bool,
+    ) -> Result<Option<Vec<u64>>, sqlx::Error> {
         let mut tx = self.pool.begin_with(B::BEGIN_WRITE).await?;
         let _writing = Writing::begun(&self.writing);
-        for (i, sql) in statements.iter().enumerate() {
+        let mut changed = Vec::with_capacity(statements.len());
+        for sql in statements {
             let done = Self::bind(sql).execute(&mut *tx).await?;
-            if i == 0 && B::rows_affected(&done) == 0 {
+            changed.push(B::rows_affected(&done));
+            if changed.len() == 1 && !first(changed[0]) {
                 tx.rollback().await?;
-                return Ok(false);
+                return Ok(None);
             }
         }
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(changed))
     }
 }
