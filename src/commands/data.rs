@@ -152,8 +152,18 @@ fn parse_age(text: &str) -> Result<Duration, String> {
 fn interrupt() -> CancellationToken {
     let stop = CancellationToken::new();
     let token = stop.clone();
+    // Registered here, before the first batch, so that a Ctrl-C at any moment is caught.
+    #[cfg(unix)]
+    let mut signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt()).ok();
     tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
+        #[cfg(unix)]
+        let caught = match signal.as_mut() {
+            Some(signal) => signal.recv().await.is_some(),
+            None => false,
+        };
+        #[cfg(not(unix))]
+        let caught = tokio::signal::ctrl_c().await.is_ok();
+        if caught {
             token.cancel();
         }
     });

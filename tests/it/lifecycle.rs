@@ -667,6 +667,92 @@ async fn an_erased_record_waiting_for_its_endpoint_is_never_sent(backend: Backen
     assert!(delivered[0].contains("kept-1"), "{delivered:?}");
 }
 
+async fn prune_stopped_by_ctrl_c_ends_after_a_whole_batch_and_a_rerun_finishes(backend: Backend) {
+    use secrecy::ExposeSecret;
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let app = spawn_app(backend).await;
+    let old: Vec<NewRecord> = (0..3000)
+        .map(|i| {
+            message(
+                &format!("o-{i}"),
+                &format!("conv-{}", i % 100),
+                "POST-I",
+                "s",
+                "b",
+                100,
+            )
+        })
+        .collect();
+    for chunk in old.chunks(500) {
+        app.store.write_batch(chunk).await.unwrap();
+    }
+    let url = app.settings.database.url.expose_secret().to_owned();
+    let run = move || {
+        let mut child = Command::new(crate::cli::BIN)
+            .args(["prune", "--older-than", "30d", "--kind", "messages"])
+            .env_clear()
+            .env("KENAR_HOOK__DATABASE__URL", &url)
+            .env("KENAR_HOOK__RETENTION__BATCH_SIZE", "1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let first = lines.next().unwrap().unwrap();
+        let pid = child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-INT", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let rest: Vec<String> = lines.map(Result::unwrap).collect();
+        let status = child.wait().unwrap();
+        (first, rest, status.code())
+    };
+    let (first, rest, code) = tokio::task::spawn_blocking(run).await.unwrap();
+    assert_eq!(code, Some(130), "{first} {rest:?}");
+    let last: Value = serde_json::from_str(rest.last().unwrap()).unwrap();
+    assert_eq!(last["done"], false, "{last}");
+    let removed = last["removed"]["messages"].as_u64().unwrap();
+    assert_eq!(
+        rest.len() as u64,
+        removed,
+        "one line per batch of one, then the summary"
+    );
+    assert!(removed < 3000, "stopped early: {removed}");
+    let (_, messages, _) = store_counts(&app.store).await;
+    assert_eq!(messages as u64, 3000 - removed, "whole batches only");
+    let conversations = app
+        .store
+        .list_conversations(&kenar_hook::store::query::ConversationQuery {
+            limit: 1000,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let counted: i64 = conversations.iter().map(|c| c.message_count).sum();
+    assert_eq!(counted, messages, "counts agree with the messages left");
+
+    let out = cli_for(&app)
+        .run(&["prune", "--older-than", "30d", "--json"])
+        .await;
+    out.assert_code(0);
+    let summary: Value = serde_json::from_str(out.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        summary["removed"]["messages"].as_u64().unwrap(),
+        3000 - removed,
+        "{out:?}"
+    );
+    assert_eq!(store_counts(&app.store).await, (0, 0, 0));
+}
+
+async fn store_counts(store: &Store) -> (i64, i64, i64) {
+    store.counts().await.unwrap()
+}
+
 fn cli_for(app: &TestApp) -> Cli {
     use secrecy::ExposeSecret;
     Cli::new("http://127.0.0.1:9").env(
@@ -812,6 +898,7 @@ on_both_backends!(
     a_revocation_erases_the_users_records_when_asked_to,
     an_erased_record_waiting_for_its_endpoint_is_never_sent,
     prune_dry_run_counts_and_changes_nothing,
+    prune_stopped_by_ctrl_c_ends_after_a_whole_batch_and_a_rerun_finishes,
     erase_prints_its_counts_and_refuses_a_vague_identity,
     an_export_is_the_read_apis_items,
 );
