@@ -372,6 +372,20 @@ pub async fn erase(settings: &Settings, args: EraseArgs) -> ExitCode {
     finish(args.json, result)
 }
 
+/// Why an export stopped.
+enum ExportStop {
+    /// Before anything was read, or reading failed: the command's failure.
+    Failed(Failure),
+    /// Writing the output failed (a reader that went away included).
+    Write(std::io::Error),
+}
+
+impl From<Failure> for ExportStop {
+    fn from(failure: Failure) -> Self {
+        ExportStop::Failed(failure)
+    }
+}
+
 /// Runs `kenar-hook export`: JSON Lines, messages then events then clicks, each in `seq`
 /// order and in the read API's item shape, unmasked.
 pub async fn export(settings: &Settings, args: ExportArgs) -> ExitCode {
@@ -386,17 +400,36 @@ pub async fn export(settings: &Settings, args: ExportArgs) -> ExitCode {
         let written = write_export(&store, &identity, &mut out).await;
         store.close().await;
         let counts = written?;
-        out.flush().map_err(|e| write_failure(&args.output, e))?;
-        Ok(counts)
+        out.flush().map_err(ExportStop::Write)?;
+        Ok::<_, ExportStop>(counts)
     }
     .await;
+    let failed = |code: ExitCode| {
+        // A half-written file is not an export: it is removed.
+        if let Some(path) = &args.output {
+            let _ = std::fs::remove_file(path);
+        }
+        code
+    };
     match result {
         Ok([messages, events, clicks]) => {
             eprintln!("kenar-hook: exported {messages} messages, {events} events, {clicks} clicks");
             ExitCode::SUCCESS
         }
-        Err(Failure::Usage(e)) if e.is_empty() => ExitCode::SUCCESS,
-        Err(e) => finish(false, Err(e)),
+        // The reader went away (`export ... | head`): end quietly, as other Unix tools do.
+        Err(ExportStop::Write(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::SUCCESS
+        }
+        Err(ExportStop::Write(e)) => {
+            match &args.output {
+                Some(p) => eprintln!("kenar-hook: cannot write {}: {e}", p.display()),
+                None => eprintln!("kenar-hook: cannot write to stdout: {e}"),
+            }
+            failed(ExitCode::FAILURE)
+        }
+        // A file that could not be created is not ours to remove.
+        Err(ExportStop::Failed(e @ Failure::Usage(_))) => finish(false, Err(e)),
+        Err(ExportStop::Failed(e)) => failed(finish(false, Err(e))),
     }
 }
 
@@ -404,7 +437,7 @@ async fn write_export(
     store: &Store,
     identity: &Identity,
     out: &mut impl Write,
-) -> Result<[u64; 3], Failure> {
+) -> Result<[u64; 3], ExportStop> {
     let mut counts = [0u64; 3];
     for (i, kind) in RecordKind::ALL.into_iter().enumerate() {
         let mut after = 0;
@@ -427,27 +460,11 @@ async fn write_export(
                 };
                 after = seq;
                 counts[i] += 1;
-                if let Err(e) = writeln!(out, "{item}") {
-                    if e.kind() == std::io::ErrorKind::BrokenPipe {
-                        // The reader went away: end quietly, as other Unix tools do.
-                        return Err(Failure::Usage(String::new()));
-                    }
-                    return Err(Failure::Usage(format!("cannot write the export: {e}")));
-                }
+                writeln!(out, "{item}").map_err(ExportStop::Write)?;
             }
         }
     }
     Ok(counts)
-}
-
-fn write_failure(path: &Option<PathBuf>, e: std::io::Error) -> Failure {
-    if e.kind() == std::io::ErrorKind::BrokenPipe {
-        return Failure::Usage(String::new());
-    }
-    match path {
-        Some(p) => Failure::Usage(format!("cannot write {}: {e}", p.display())),
-        None => Failure::Usage(format!("cannot write to stdout: {e}")),
-    }
 }
 
 /// A new file only its owner can read: an export is one person's private data.

@@ -885,6 +885,11 @@ async fn an_export_is_the_read_apis_items(backend: Backend) {
     cli.run(&["export", "--conversation-id", "c-mixed", "--output", path])
         .await
         .assert_code(2);
+    assert_eq!(
+        std::fs::read_to_string(path).unwrap().lines().count(),
+        3,
+        "left as it was"
+    );
 }
 
 on_both_backends!(
