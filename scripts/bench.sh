@@ -14,6 +14,7 @@
 #                               (COMPARE_OTHER_REV=<B's commit> when B has fewer migrations)
 #   scripts/bench.sh scale      a year of data: SCALE_MESSAGES (20,000,000) messages on
 #                               PostgreSQL; reads, ingest, pruning while ingesting, disk size
+#                               (SCALE_REUSE=1: measure again without seeding)
 #   scripts/bench.sh backup     ingest at 500 deliveries/s on a ~1 GiB SQLite database, without
 #                               and during `kenar-hook backup`; then the backup restored and
 #                               checked (BACKUP_SEED_MIB, BACKUP_BASE_SECONDS shorten it)
@@ -696,10 +697,19 @@ bench_scale() {
   psql -q "$admin" -c "drop database if exists kh_scale_small" -c "create database kh_scale_small template kh_bench"
   rm -rf "$out/ingest-data" "$out/server-ingest.log" "$out/ingest.pids"
   {
-    echo "== seeding $n messages"
-    local t0=$SECONDS
-    scale_seed "$url" "$n" 2>&1 | grep -E '^(Time|INSERT)' | paste -sd ' '
-    echo "seeded in $((SECONDS - t0)) s"
+    local have=0
+    if [ -n "${SCALE_REUSE:-}" ]; then
+      have=$(psql -qtA "$url" -c "select count(*) from message where id like 'scale-%'" 2>/dev/null || echo 0)
+    fi
+    # SCALE_REUSE=1 measures again on the data set of an earlier run (its oldest days pruned).
+    if [ "$have" -ge "$((n * 9 / 10))" ]; then
+      echo "== reusing kh_scale: $have seeded messages left"
+    else
+      echo "== seeding $n messages"
+      local t0=$SECONDS
+      scale_seed "$url" "$n" 2>&1 | grep -E '^(Time|INSERT)' | paste -sd ' '
+      echo "seeded in $((SECONDS - t0)) s"
+    fi
     scale_sizes "$url" "size"
     local api=$'[api]\ntokens = ["'"$token"$'"]\nrate_limit_per_second = 1000000\nrate_limit_burst = 1000000'
     cfg=$(ingest_config scale "$url" $port 19090 "$api")
