@@ -12,6 +12,9 @@ use crate::config::forward::EndpointSettings;
 use crate::store::lifecycle::{Keep, Log, Removed, Walk};
 use crate::store::{Error, Store};
 
+/// The longest pause between two batches.
+const MAX_PAUSE: Duration = Duration::from_secs(1);
+
 /// How long after start-up the first round comes.
 const FIRST_ROUND: Duration = Duration::from_secs(5);
 
@@ -53,10 +56,19 @@ pub async fn prune(
 ) -> Result<Removed, Error> {
     let mut total = Removed::default();
     let mut walk = Walk::default();
+    let mut pause = Duration::ZERO;
     while !stop.is_cancelled() {
+        // After each batch, a pause as long as it took: pruning takes at most half of the
+        // database's time from the deliveries arriving meanwhile.
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            _ = tokio::time::sleep(pause) => {}
+        }
+        let started = std::time::Instant::now();
         let removed = store
             .prune_batch(log, before, keep, i64::from(batch), &mut walk)
             .await?;
+        pause = started.elapsed().min(MAX_PAUSE);
         if removed.rows == 0 {
             break;
         }
