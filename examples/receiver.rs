@@ -1,7 +1,8 @@
 //! A receiver for the forwarding benchmark (scripts/bench.sh forward): answers 200 to every
 //! `POST /hook` (or 503 while told to be down) and keeps figures: how late each record
 //! arrived (its `received_at` to now), duplicates, and whether each conversation's records
-//! came in `seq` order. Listens on loopback only.
+//! came in `seq` order; after a time down, how long after its return the last record that
+//! arrived before it was delivered. Listens on loopback only.
 //!
 //! ```text
 //! cargo run --release --example receiver -- --listen 127.0.0.1:18181
@@ -35,12 +36,16 @@ struct Figures {
     lag_ms: Vec<f64>,
     first: Option<Instant>,
     last: Option<Instant>,
+    // Records kenar-hook received before the end of the time down, delivered; the last one.
+    backlog: u64,
+    backlog_last: Option<DateTime<Utc>>,
 }
 
 #[derive(Default)]
 struct Shared {
     figures: Mutex<Figures>,
     down_until: Mutex<Option<Instant>>,
+    up_at: Mutex<Option<DateTime<Utc>>>,
 }
 
 type AppState = Arc<Shared>;
@@ -75,7 +80,12 @@ async fn hook(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Sta
         .as_str()
         .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
     {
-        let lag = Utc::now() - received.with_timezone(&Utc);
+        let received = received.with_timezone(&Utc);
+        if s.up_at.lock().unwrap().is_some_and(|up| received < up) {
+            f.backlog += 1;
+            f.backlog_last = Some(Utc::now());
+        }
+        let lag = Utc::now() - received;
         f.lag_ms
             .push(lag.num_microseconds().unwrap_or(0) as f64 / 1000.0);
     }
@@ -111,6 +121,11 @@ async fn stats(State(s): State<AppState>) -> Json<Value> {
         _ => 0.0,
     };
     let delivered = f.seen.len();
+    let up_at = *s.up_at.lock().unwrap();
+    let backlog_cleared = match (up_at, f.backlog_last) {
+        (Some(up), Some(last)) => Some((last - up).num_milliseconds() as f64 / 1000.0),
+        _ => None,
+    };
     Json(json!({
         "requests": f.requests,
         "refused_503": f.refused,
@@ -120,6 +135,8 @@ async fn stats(State(s): State<AppState>) -> Json<Value> {
         "conversations": f.last_seq.len(),
         "seconds_first_to_last": span,
         "delivered_per_second": if span > 0.0 { delivered as f64 / span } else { 0.0 },
+        "backlog_delivered": f.backlog,
+        "backlog_last_seconds_after_up": backlog_cleared,
         "lag_ms": {
             "p50": percentile(&lag, 0.50),
             "p99": percentile(&lag, 0.99),
@@ -131,11 +148,13 @@ async fn stats(State(s): State<AppState>) -> Json<Value> {
 async fn down(State(s): State<AppState>, Query(q): Query<HashMap<String, String>>) -> StatusCode {
     let seconds: u64 = q.get("seconds").and_then(|v| v.parse().ok()).unwrap_or(60);
     *s.down_until.lock().unwrap() = Some(Instant::now() + Duration::from_secs(seconds));
+    *s.up_at.lock().unwrap() = Some(Utc::now() + chrono::Duration::seconds(seconds as i64));
     StatusCode::NO_CONTENT
 }
 
 async fn reset(State(s): State<AppState>) -> StatusCode {
     *s.figures.lock().unwrap() = Figures::default();
+    *s.up_at.lock().unwrap() = None;
     StatusCode::NO_CONTENT
 }
 

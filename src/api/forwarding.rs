@@ -23,7 +23,7 @@ use crate::state::AppState;
 use crate::store::forward::{Attempt, AttemptQuery, Dead};
 
 /// Outcomes an attempt may have.
-const OUTCOMES: &[&str] = &["delivered", "failed", "dead", "gone"];
+const OUTCOMES: &[&str] = &["delivered", "failed", "probe", "dead", "gone"];
 
 /// One delivery attempt.
 #[derive(Debug, Serialize, ToSchema)]
@@ -36,7 +36,8 @@ pub struct AttemptItem {
     pub record: String,
     /// 1 for the first attempt.
     pub attempt: i64,
-    /// `delivered`, `failed`, `dead` (the last attempt failed) or `gone` (410).
+    /// `delivered`, `failed`, `probe` (an early try, not counted), `dead` (the last attempt
+    /// failed) or `gone` (410).
     pub status: String,
     /// The receiver's answer, when one came.
     pub status_code: Option<i64>,
@@ -149,7 +150,7 @@ pub struct AttemptFilters {
     /// Only this endpoint
     #[param(inline)]
     endpoint: Option<Text>,
-    /// delivered, failed, dead or gone
+    /// delivered, failed, probe, dead or gone
     #[param(inline)]
     status: Option<Text>,
     /// Made at or after (RFC 3339)

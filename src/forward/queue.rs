@@ -1,7 +1,8 @@
 //! The pending records of one endpoint, in memory: which may be sent now. Records of one
 //! order key (a conversation) go one at a time, in `seq` order: the next waits until the one
 //! before is delivered or dead, however long its retries take. Records of other keys do not
-//! wait for it.
+//! wait for it. A record may be woken to go before its own time (an endpoint that answers
+//! again after failing); its own time is kept for when such an early try fails.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
@@ -15,7 +16,9 @@ pub type Id = (String, i64);
 
 #[derive(Debug, Default)]
 pub struct Queue {
-    items: HashMap<Id, (Pending, String)>,
+    /// Each record, its order key, and when it may go: its own `next_at`, or earlier once
+    /// woken.
+    items: HashMap<Id, (Pending, String, DateTime<Utc>)>,
     keys: HashMap<String, BTreeSet<Id>>,
     busy: HashSet<String>,
     heap: BinaryHeap<Reverse<(DateTime<Utc>, Id)>>,
@@ -46,7 +49,7 @@ impl Queue {
 
     /// The oldest arrival among the records held.
     pub fn oldest_received(&self) -> Option<DateTime<Utc>> {
-        self.items.values().map(|(p, _)| p.received_at).min()
+        self.items.values().map(|(p, _, _)| p.received_at).min()
     }
 
     /// Adds a record; one held already is left as it is.
@@ -57,7 +60,8 @@ impl Queue {
         }
         let key = key_of(&p);
         self.keys.entry(key.clone()).or_default().insert(id.clone());
-        self.items.insert(id, (p, key.clone()));
+        let at = p.next_at;
+        self.items.insert(id, (p, key.clone(), at));
         self.schedule_head(&key);
     }
 
@@ -66,7 +70,7 @@ impl Queue {
             return;
         }
         if let Some(head) = self.keys.get(key).and_then(|q| q.first()) {
-            let at = self.items[head].0.next_at;
+            let at = self.items[head].2;
             self.heap.push(Reverse((at, head.clone())));
         }
     }
@@ -83,11 +87,11 @@ impl Queue {
                 return None;
             }
             let Reverse((at, id)) = self.heap.pop().expect("peeked");
-            let Some((p, key)) = self.items.get(&id) else {
+            let Some((p, key, ready_at)) = self.items.get(&id) else {
                 continue;
             };
             let is_head = self.keys.get(key).and_then(|q| q.first()) == Some(&id);
-            if p.next_at != at || !is_head || self.busy.contains(key) {
+            if *ready_at != at || !is_head || self.busy.contains(key) {
                 continue;
             }
             self.busy.insert(key.clone());
@@ -96,9 +100,31 @@ impl Queue {
         None
     }
 
+    /// The record that would go first, whether due or not: an endpoint's probe.
+    pub fn take_first(&mut self) -> Option<Pending> {
+        self.take_ready(DateTime::<Utc>::MAX_UTC)
+    }
+
+    /// Lets every record waiting for a later time go from `now`, each conversation still in
+    /// order.
+    pub fn wake(&mut self, now: DateTime<Utc>) {
+        let mut keys = Vec::new();
+        for (_, key, ready_at) in self.items.values_mut() {
+            if *ready_at > now {
+                *ready_at = now;
+                keys.push(key.clone());
+            }
+        }
+        keys.sort_unstable();
+        keys.dedup();
+        for key in keys {
+            self.schedule_head(&key);
+        }
+    }
+
     /// A record in flight was delivered or given up: the next of its key may go.
     pub fn done(&mut self, id: &Id) {
-        let Some((_, key)) = self.items.get(id) else {
+        let Some((_, key, _)) = self.items.get(id) else {
             return;
         };
         let key = key.clone();
@@ -127,7 +153,7 @@ impl Queue {
     /// Drops a record that is no longer pending (erased or pruned from the database); one in
     /// flight is left to its answer.
     pub fn forget(&mut self, id: &Id) {
-        let Some((_, key)) = self.items.get(id) else {
+        let Some((_, key, _)) = self.items.get(id) else {
             return;
         };
         let key = key.clone();
@@ -140,11 +166,12 @@ impl Queue {
 
     /// A record in flight failed: it is tried again at `next_at`, and its key waits.
     pub fn retry(&mut self, id: &Id, attempts: i64, next_at: DateTime<Utc>) {
-        let Some((p, key)) = self.items.get_mut(id) else {
+        let Some((p, key, ready_at)) = self.items.get_mut(id) else {
             return;
         };
         p.attempts = attempts;
         p.next_at = next_at;
+        *ready_at = next_at;
         let key = key.clone();
         self.busy.remove(&key);
         self.schedule_head(&key);
@@ -206,6 +233,28 @@ mod tests {
         q.done(&("message".into(), 1));
         assert_eq!(q.take_ready(now).unwrap().seq, 2);
         assert!(q.take_ready(now).is_none());
+    }
+
+    #[test]
+    fn woken_records_go_now_in_order_and_keep_their_own_time() {
+        let now = Utc::now();
+        let later = now + Duration::seconds(60);
+        let mut q = Queue::default();
+        q.insert(record(1, Some("e"), later));
+        q.insert(record(2, Some("e"), later));
+        q.insert(record(3, Some("f"), later + Duration::seconds(1)));
+        assert!(q.take_ready(now).is_none(), "nothing due yet");
+        let probe = q.take_first().unwrap();
+        assert_eq!(probe.seq, 1, "the earliest goes first");
+        q.retry(&("message".into(), 1), 0, later);
+        q.wake(now);
+        let first = q.take_ready(now).unwrap();
+        let second = q.take_ready(now).unwrap();
+        assert_eq!((first.seq, second.seq), (1, 3));
+        assert_eq!(first.next_at, later, "its own time is kept");
+        assert!(q.take_ready(now).is_none(), "2 waits for 1");
+        q.done(&("message".into(), 1));
+        assert_eq!(q.take_ready(now).unwrap().seq, 2, "woken with the rest");
     }
 
     #[test]

@@ -1,6 +1,12 @@
 //! The forwarder of one endpoint while this process holds its lease: reads new records into
 //! pending ones (position and pending rows move in one transaction), sends those the queue
 //! lets go, and writes what the answers changed in small batches.
+//!
+//! After `FAILING_AFTER` failed answers in a row, of more than one record (one record that
+//! fails alone keeps its own schedule), the endpoint is probed: one record at a time, one
+//! request every `retry_base_delay_ms` (at most `PROBE_EVERY`), instead of every conversation
+//! retrying on its own. The first delivery after that wakes every waiting record, so the
+//! backlog goes at once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,6 +36,10 @@ const STATE_EVERY: Duration = Duration::from_secs(1);
 const RETRY_AFTER_MAX: Duration = Duration::from_secs(3600);
 /// Without a wake-up, the logs are read this often.
 const POLL: Duration = Duration::from_secs(2);
+/// Failed answers in a row, of more than one record, after which the endpoint is probed.
+const FAILING_AFTER: u32 = 3;
+/// While probed, one request at least this often.
+const PROBE_EVERY: Duration = Duration::from_secs(2);
 
 /// What one endpoint's forwarder needs.
 #[derive(Clone)]
@@ -44,7 +54,8 @@ pub struct Endpoint {
     pub installation: Arc<str>,
 }
 
-type Done = (Pending, Answer);
+/// A record's answer, and whether it went before its own time (a probe, or woken).
+type Done = (Pending, Answer, bool);
 
 struct Run<'a> {
     e: &'a Endpoint,
@@ -56,6 +67,14 @@ struct Run<'a> {
     waiting: usize,
     hold_until: Option<Instant>,
     in_flight: JoinSet<Done>,
+    /// Failed answers since the last delivery, the first of them, and whether another
+    /// record failed too.
+    failures: u32,
+    first_failed: Option<Id>,
+    others_failed: bool,
+    /// Whether the endpoint is being probed, and when its last answer came.
+    probing: bool,
+    last_answer: Instant,
 }
 
 impl Endpoint {
@@ -99,9 +118,24 @@ impl Endpoint {
             waiting: 0,
             hold_until: None,
             in_flight: JoinSet::new(),
+            failures: 0,
+            first_failed: None,
+            others_failed: false,
+            probing: false,
+            last_answer: Instant::now(),
         };
+        let mut retried = 0;
         for p in self.store.forward_pending(name).await? {
+            retried += usize::from(p.attempts > 0);
             run.queue.insert(p);
+        }
+        // Records waiting after failures were left by a process that saw the endpoint
+        // failing: it is probed at once, and the waiting go as soon as it answers.
+        run.probing = retried > 1;
+        if run.probing {
+            run.last_answer = Instant::now()
+                .checked_sub(run.probe_every())
+                .unwrap_or(run.last_answer);
         }
         tracing::info!(endpoint = name, pending = run.queue.len(), "forwarding");
         let result = run.drive(changes, stop, lost).await;
@@ -165,9 +199,7 @@ impl Run<'_> {
             if self.waiting > 0 {
                 wake = wake.min(last_flush + FLUSH_EVERY);
             }
-            if let Some(at) = self.queue.next_wake() {
-                let until = (at - Utc::now()).to_std().unwrap_or_default();
-                let mut due = Instant::now() + until;
+            if let Some(mut due) = self.next_send() {
                 if let Some(hold) = self.hold_until {
                     due = due.max(hold);
                 }
@@ -233,32 +265,89 @@ impl Run<'_> {
         Ok(more)
     }
 
+    fn probe_every(&self) -> Duration {
+        Duration::from_millis(self.e.forward.retry_base_delay_ms).min(PROBE_EVERY)
+    }
+
+    /// When the next record may be sent: while probed, a probe's time once nothing is in
+    /// flight.
+    fn next_send(&self) -> Option<Instant> {
+        if self.probing {
+            return (self.in_flight.is_empty() && !self.queue.is_empty())
+                .then_some(self.last_answer + self.probe_every());
+        }
+        let at = self.queue.next_wake()?;
+        Some(Instant::now() + (at - Utc::now()).to_std().unwrap_or_default())
+    }
+
     fn dispatch(&mut self) {
         if !self.active() || self.hold_until.is_some_and(|h| Instant::now() < h) {
             return;
         }
         self.hold_until = None;
         let now = Utc::now();
-        while self.in_flight.len() < self.e.settings.max_in_flight {
-            let Some(p) = self.queue.take_ready(now) else {
-                break;
-            };
-            let (client, signer) = (self.e.client.clone(), self.e.signer.clone());
-            let url = self.e.settings.url.clone();
-            let id = record::webhook_id(&self.e.installation, &p.kind, p.seq);
-            self.in_flight.spawn(async move {
-                let answer = deliver::attempt(&client, &url, &signer, &id, &p.body).await;
-                (p, answer)
-            });
+        if self.probing {
+            if self.in_flight.is_empty() && self.last_answer.elapsed() >= self.probe_every() {
+                if let Some(p) = self.queue.take_first() {
+                    self.send(p, now);
+                }
+            }
+        } else {
+            while self.in_flight.len() < self.e.settings.max_in_flight {
+                let Some(p) = self.queue.take_ready(now) else {
+                    break;
+                };
+                self.send(p, now);
+            }
         }
         super::metrics::in_flight(self.name, self.in_flight.len());
     }
 
-    async fn answered(&mut self, (p, answer): Done) -> anyhow::Result<()> {
+    fn send(&mut self, p: Pending, now: DateTime<Utc>) {
+        let (client, signer) = (self.e.client.clone(), self.e.signer.clone());
+        let url = self.e.settings.url.clone();
+        let id = record::webhook_id(&self.e.installation, &p.kind, p.seq);
+        let early = p.next_at > now;
+        self.in_flight.spawn(async move {
+            let answer = deliver::attempt(&client, &url, &signer, &id, &p.body).await;
+            (p, answer, early)
+        });
+    }
+
+    async fn answered(&mut self, (p, answer, early): Done) -> anyhow::Result<()> {
         let now = Utc::now();
+        self.last_answer = Instant::now();
         let id: Id = (p.kind.clone(), p.seq);
         let attempts = p.attempts + 1;
         let max = i64::from(self.e.settings.max_attempts);
+        if answer.verdict == Verdict::Delivered {
+            self.failures = 0;
+            self.first_failed = None;
+            self.others_failed = false;
+            if self.probing {
+                self.probing = false;
+                self.queue.wake(now);
+                tracing::info!(
+                    endpoint = self.name,
+                    "answering again; the waiting records go now"
+                );
+            }
+        } else {
+            self.failures = self.failures.saturating_add(1);
+            match &self.first_failed {
+                None => self.first_failed = Some(id.clone()),
+                Some(first) => self.others_failed |= *first != id,
+            }
+            if !self.probing && self.failures >= FAILING_AFTER && self.others_failed {
+                self.probing = true;
+                tracing::warn!(
+                    endpoint = self.name,
+                    failures = self.failures,
+                    "failing; probing it with one record every {} ms",
+                    self.probe_every().as_millis()
+                );
+            }
+        }
         let outcome = match &answer.verdict {
             Verdict::Delivered => {
                 self.queue.done(&id);
@@ -280,6 +369,15 @@ impl Run<'_> {
                 self.e.store.forward_disable(self.name, &reason).await?;
                 self.state.disabled_reason = Some(reason);
                 "gone"
+            }
+            // Before its own time the record was only a probe: its failure is not counted,
+            // and its own schedule stands.
+            Verdict::Failed { retry_after } if early => {
+                if let Some(asked) = retry_after {
+                    self.hold_until = Some(Instant::now() + (*asked).min(RETRY_AFTER_MAX));
+                }
+                self.queue.retry(&id, p.attempts, p.next_at);
+                "probe"
             }
             Verdict::Failed { .. } if attempts >= max => {
                 self.queue.done(&id);

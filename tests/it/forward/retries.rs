@@ -234,3 +234,68 @@ on_both_backends!(
     a_redirect_is_a_failure_and_is_not_followed,
     attempts_older_than_the_retention_are_pruned,
 );
+
+async fn a_failing_endpoint_is_probed_and_its_return_sends_the_backlog_at_once(backend: Backend) {
+    let receiver = Receiver::start().await;
+    receiver.answer(503, None);
+    let app = spawn_app_with(backend, |s| {
+        forwarding(s, vec![endpoint("backend", &receiver.url)]);
+        // Each record's own next try would come 24 to 36 s after its failure.
+        s.forward.retry_base_delay_ms = 30_000;
+        s.forward.retry_max_delay_ms = 600_000;
+    })
+    .await;
+    post_messages(&app, "m", 12, 4).await;
+    receiver.wait_requests(4, Duration::from_secs(10)).await;
+    // Failing: one probe every 2 s, whatever is waiting.
+    tokio::time::sleep(Duration::from_millis(4_500)).await;
+    let down = receiver.all();
+    assert!(down.iter().all(|g| g.status == 503));
+    assert!(
+        (5..=7).contains(&down.len()),
+        "the four firsts, then a probe every 2 s: {} requests",
+        down.len()
+    );
+    let firsts = ["m-0", "m-1", "m-2", "m-3"];
+    assert!(
+        down.iter()
+            .all(|g| firsts.contains(&g.json()["id"].as_str().unwrap())),
+        "only each conversation's first is tried"
+    );
+
+    receiver.answer(200, None);
+    let back = std::time::Instant::now();
+    let got = receiver.wait_delivered(12, Duration::from_secs(20)).await;
+    let took = back.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "the backlog took {took:?} after the endpoint answered again"
+    );
+    wait_caught_up(&app).await;
+    assert_eq!(receiver.delivered().len(), 12, "each record once");
+    for (conversation, ids) in ids_by_conversation(&got) {
+        let c: usize = conversation[1..].parse().unwrap();
+        let expected: Vec<String> = (0..12)
+            .filter(|i| i % 4 == c)
+            .map(|i| format!("m-{i}"))
+            .collect();
+        assert_eq!(ids, expected, "order of {conversation}");
+    }
+
+    // The early probes that failed were not counted: no record's count reached 3.
+    let refused = receiver.all().iter().filter(|g| g.status == 503).count();
+    let attempts = wait_attempts_stored(&app, refused + 12).await;
+    let probes = attempts.iter().filter(|a| a.outcome == "probe").count();
+    let failed = attempts.iter().filter(|a| a.outcome == "failed").count();
+    assert_eq!(probes + failed, refused, "{attempts:?}");
+    assert!(probes >= 1, "{attempts:?}");
+    assert!(
+        attempts
+            .iter()
+            .filter(|a| a.outcome != "delivered")
+            .all(|a| a.attempt <= 2),
+        "{attempts:?}"
+    );
+}
+
+on_both_backends!(a_failing_endpoint_is_probed_and_its_return_sends_the_backlog_at_once);
