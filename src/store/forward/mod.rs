@@ -336,7 +336,32 @@ impl Store {
     pub async fn forward_progress(&self, name: &str, p: &Progress) -> Result<(), Error> {
         let d = self.dialect();
         let text = |s: &str| Param::Text(s.to_owned());
-        let mut statements = delete_keys(d, "forward_pending", name, &p.done);
+        if p.done.is_empty()
+            && p.retries.is_empty()
+            && p.dead.is_empty()
+            && p.attempts.is_empty()
+            && p.success_at.is_none()
+            && p.error.is_none()
+        {
+            return Ok(());
+        }
+        // The endpoint's row first: a prune or an erasure locks it before the pending rows
+        // it deletes, and taking the two in the other order deadlocks PostgreSQL.
+        let (error, error_at) = match &p.error {
+            Some((error, at)) => (Some(error.clone()), Some(*at)),
+            None => (None, None),
+        };
+        let mut endpoint = Sql::new(d, "update forward_endpoint set last_success_at = coalesce(");
+        endpoint
+            .bind(Param::OptTime(p.success_at))
+            .push(", last_success_at), last_error = coalesce(")
+            .bind(Param::OptText(error))
+            .push(", last_error), last_error_at = coalesce(")
+            .bind(Param::OptTime(error_at))
+            .push(", last_error_at) where name = ")
+            .bind(text(name));
+        let mut statements = vec![endpoint];
+        statements.extend(delete_keys(d, "forward_pending", name, &p.done));
         for (kind, seq, attempts, next_at) in &p.retries {
             let mut sql = Sql::new(d, "update forward_pending set attempts = ");
             sql.bind(Param::Int(*attempts))
@@ -397,25 +422,6 @@ impl Store {
                 sql.push(")");
             }
             statements.push(sql);
-        }
-        if let Some(at) = p.success_at {
-            let mut sql = Sql::new(d, "update forward_endpoint set last_success_at = ");
-            sql.bind(Param::Time(at))
-                .push(" where name = ")
-                .bind(text(name));
-            statements.push(sql);
-        }
-        if let Some((error, at)) = &p.error {
-            let mut sql = Sql::new(d, "update forward_endpoint set last_error = ");
-            sql.bind(text(error))
-                .push(", last_error_at = ")
-                .bind(Param::Time(*at))
-                .push(" where name = ")
-                .bind(text(name));
-            statements.push(sql);
-        }
-        if statements.is_empty() {
-            return Ok(());
         }
         self.transaction(&statements).await.map(|_| ())
     }
