@@ -21,6 +21,8 @@ pub struct Queue {
     items: HashMap<Id, (Pending, String, DateTime<Utc>)>,
     keys: HashMap<String, BTreeSet<Id>>,
     busy: HashSet<String>,
+    /// In flight when forgotten: dropped, not retried, when the answer fails.
+    forgotten: HashSet<Id>,
     heap: BinaryHeap<Reverse<(DateTime<Utc>, Id)>>,
 }
 
@@ -124,6 +126,7 @@ impl Queue {
 
     /// A record in flight was delivered or given up: the next of its key may go.
     pub fn done(&mut self, id: &Id) {
+        self.forgotten.remove(id);
         let Some((_, key, _)) = self.items.get(id) else {
             return;
         };
@@ -151,7 +154,7 @@ impl Queue {
     }
 
     /// Drops a record that is no longer pending (erased or pruned from the database); one in
-    /// flight is left to its answer.
+    /// flight is dropped when its answer comes, whatever it is.
     pub fn forget(&mut self, id: &Id) {
         let Some((_, key, _)) = self.items.get(id) else {
             return;
@@ -159,15 +162,27 @@ impl Queue {
         let key = key.clone();
         let in_flight =
             self.busy.contains(&key) && self.keys.get(&key).and_then(|q| q.first()) == Some(id);
-        if !in_flight {
+        if in_flight {
+            self.forgotten.insert(id.clone());
+        } else {
             self.remove(id, &key);
         }
     }
 
-    /// A record in flight failed: it is tried again at `next_at`, and its key waits.
-    pub fn retry(&mut self, id: &Id, attempts: i64, next_at: DateTime<Utc>) {
+    /// Whether a record in flight was forgotten.
+    pub fn is_forgotten(&self, id: &Id) -> bool {
+        self.forgotten.contains(id)
+    }
+
+    /// A record in flight failed: it is tried again at `next_at`, and its key waits; one
+    /// forgotten meanwhile is dropped instead. Whether it is still held.
+    pub fn retry(&mut self, id: &Id, attempts: i64, next_at: DateTime<Utc>) -> bool {
+        if self.forgotten.remove(id) {
+            self.done(id);
+            return false;
+        }
         let Some((p, key, ready_at)) = self.items.get_mut(id) else {
-            return;
+            return false;
         };
         p.attempts = attempts;
         p.next_at = next_at;
@@ -175,6 +190,7 @@ impl Queue {
         let key = key.clone();
         self.busy.remove(&key);
         self.schedule_head(&key);
+        true
     }
 }
 
@@ -233,6 +249,29 @@ mod tests {
         q.done(&("message".into(), 1));
         assert_eq!(q.take_ready(now).unwrap().seq, 2);
         assert!(q.take_ready(now).is_none());
+    }
+
+    #[test]
+    fn a_record_forgotten_in_flight_is_dropped_when_its_try_fails() {
+        let mut q = Queue::default();
+        let now = Utc::now();
+        q.insert(record(1, Some("c"), now));
+        q.insert(record(2, Some("c"), now));
+        let id: Id = ("message".into(), 1);
+        assert_eq!(q.take_ready(now).unwrap().seq, 1);
+        q.forget(&id);
+        assert!(q.is_forgotten(&id));
+        assert!(!q.retry(&id, 1, now), "not held for a retry");
+        assert!(!q.contains(&id) && !q.is_forgotten(&id));
+        assert_eq!(
+            q.take_first().unwrap().seq,
+            2,
+            "the next of its conversation goes"
+        );
+        assert!(q.take_first().is_none());
+        // One not forgotten is held.
+        assert!(q.retry(&("message".into(), 2), 1, now));
+        assert_eq!(q.take_ready(now).unwrap().seq, 2);
     }
 
     #[test]

@@ -348,6 +348,7 @@ impl Run<'_> {
                 );
             }
         }
+        let forgotten = self.queue.is_forgotten(&id);
         let outcome = match &answer.verdict {
             Verdict::Delivered => {
                 self.queue.done(&id);
@@ -357,10 +358,11 @@ impl Run<'_> {
             }
             Verdict::Gone => {
                 // The record stays pending, first in line when the endpoint is resumed.
-                self.queue.retry(&id, attempts, now);
-                self.progress
-                    .retries
-                    .push((p.kind.clone(), p.seq, attempts, now));
+                if self.queue.retry(&id, attempts, now) {
+                    self.progress
+                        .retries
+                        .push((p.kind.clone(), p.seq, attempts, now));
+                }
                 let reason = format!("the receiver answered 410 Gone at {}", now.to_rfc3339());
                 tracing::warn!(
                     endpoint = self.name,
@@ -369,6 +371,11 @@ impl Run<'_> {
                 self.e.store.forward_disable(self.name, &reason).await?;
                 self.state.disabled_reason = Some(reason);
                 "gone"
+            }
+            // Erased or pruned while in flight: there is nothing left to retry or to keep.
+            Verdict::Failed { .. } if forgotten => {
+                self.queue.done(&id);
+                "failed"
             }
             // Before its own time the record was only a probe: its failure is not counted,
             // and its own schedule stands.
@@ -409,10 +416,11 @@ impl Run<'_> {
                     ),
                 };
                 let next_at = now + chrono::Duration::from_std(wait).unwrap_or_default();
-                self.queue.retry(&id, attempts, next_at);
-                self.progress
-                    .retries
-                    .push((p.kind.clone(), p.seq, attempts, next_at));
+                if self.queue.retry(&id, attempts, next_at) {
+                    self.progress
+                        .retries
+                        .push((p.kind.clone(), p.seq, attempts, next_at));
+                }
                 "failed"
             }
         };
