@@ -196,9 +196,17 @@ async fn start_with(
             Some(tokens)
         }
     };
+    let outbox = crate::outbox::send::Sender::new(
+        store.clone(),
+        crate::divar::outbound::DivarClient::new(settings.divar.client.clone())
+            .map_err(|e| e.to_string()),
+        oauth.clone(),
+        settings.oauth.why_off().unwrap_or_default(),
+    );
     let forwarders = crate::forward::spawn(
         store.clone(),
         &settings.forward,
+        outbox,
         changes.subscribe(),
         shutdown.clone(),
     )

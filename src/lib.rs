@@ -19,6 +19,7 @@ pub mod ingest;
 pub(crate) mod items;
 pub mod notify;
 pub mod oauth;
+pub mod outbox;
 pub mod pii;
 pub mod retention;
 pub(crate) mod server;

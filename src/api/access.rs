@@ -232,7 +232,7 @@ pub fn route_scope(route: &str) -> Option<Scope> {
         "conversations" | "messages" | "registrations" | "stream" => Some(Scope::Messages),
         "events" => Some(Scope::Events),
         "clicks" => Some(Scope::Clicks),
-        "forwarding" => Some(Scope::Forwarding),
+        "forwarding" | "outbox" => Some(Scope::Forwarding),
         "rejected" => Some(Scope::Rejected),
         _ => None,
     }

@@ -12,6 +12,7 @@ mod forwarding;
 pub(crate) mod hub;
 mod messages;
 pub mod openapi;
+mod outbox;
 mod page;
 pub(crate) mod params;
 mod registrations;
@@ -33,6 +34,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .merge(events::routes())
         .merge(registrations::routes())
         .merge(forwarding::routes())
+        .merge(outbox::routes())
         .merge(rejected::routes())
         .route("/api/v1/stream", get(stream::stream))
         .route("/api/v1/stream/tickets", post(tickets::issue))

@@ -7,7 +7,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::stream;
-use super::{conversations, events, forwarding, messages, registrations, rejected};
+use super::{conversations, events, forwarding, messages, outbox, registrations, rejected};
 use crate::items::{
     ClickItem, ConversationItem, EventItem, MessageItem, Page, Participant, Participants,
     RegistrationItem,
@@ -36,6 +36,7 @@ use crate::items::{
         forwarding::endpoints,
         forwarding::attempts,
         forwarding::dead,
+        outbox::list,
         rejected::list,
         stream::stream,
         super::tickets::issue,
@@ -46,7 +47,7 @@ use crate::items::{
         Page<MessageItem>, MessageItem, Participant, ConversationItem, Participants,
         EventItem, ClickItem, RegistrationItem, super::tickets::Ticket,
         crate::forward::manage::EndpointStatus, forwarding::AttemptItem, forwarding::DeadItem,
-        rejected::RejectedItem,
+        rejected::RejectedItem, outbox::OutboxItem,
     )),
     modifiers(&Security),
     tags(

@@ -65,6 +65,9 @@ pub enum Command {
     /// Forwarding to the app's endpoints: status, replay, pause and resume.
     #[command(subcommand)]
     Forward(super::ForwardCommand),
+    /// Replies endpoints answered pushes with: their status, and sending one again.
+    #[command(subcommand)]
+    Outbox(super::outbox::OutboxCommand),
     /// Deliveries refused although their key was good: run them through ingestion again.
     #[command(subcommand)]
     Rejected(super::RejectedCommand),

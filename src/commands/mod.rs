@@ -15,6 +15,7 @@ pub mod data;
 pub mod forward;
 mod healthcheck;
 mod oauth;
+pub mod outbox;
 mod output;
 mod registrations;
 pub mod rejected;

@@ -9,6 +9,8 @@ use super::sign::Signer;
 
 /// Bytes of an answer kept in the attempt log.
 const RESPONSE_KEPT: usize = 1024;
+/// The largest JSON answer read for a reply.
+pub const REPLY_MAX: usize = 64 * 1024;
 
 /// How an attempt ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,6 +38,29 @@ pub struct Answer {
     pub response: Option<String>,
     /// Time from sending to the end of the answer (or the error).
     pub latency: Duration,
+    /// The body of a `200` answer with `content-type: application/json`, which may hold a
+    /// reply.
+    pub json: Option<JsonBody>,
+}
+
+/// The JSON body of a `200` answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JsonBody {
+    /// Read whole.
+    Whole(Vec<u8>),
+    /// Longer than [`REPLY_MAX`]: not read.
+    TooLarge,
+}
+
+/// Whether an answer's body may hold a reply: a `200` with a JSON content type.
+fn may_reply(response: &reqwest::Response) -> bool {
+    response.status() == reqwest::StatusCode::OK
+        && response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"))
 }
 
 /// The HTTP client of an endpoint: redirects are never followed (a 3xx is a failure).
@@ -81,6 +106,7 @@ pub async fn attempt(
                 error: Some(describe(&e)),
                 response: None,
                 latency: started.elapsed(),
+                json: None,
             };
         }
     };
@@ -90,14 +116,20 @@ pub async fn attempt(
         .flatten()
         .and_then(|v| v.to_str().ok())
         .and_then(|v| backoff::retry_after(v, Utc::now()));
-    let mut kept = Vec::new();
+    // A body that may hold a reply is read whole (up to REPLY_MAX); any other, its first KiB.
+    let limit = if may_reply(&response) {
+        REPLY_MAX + 1
+    } else {
+        RESPONSE_KEPT
+    };
+    let mut read = Vec::new();
     let mut read_error = None;
     loop {
         match response.chunk().await {
             Ok(Some(chunk)) => {
-                let room = RESPONSE_KEPT - kept.len();
-                kept.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                if kept.len() >= RESPONSE_KEPT {
+                let room = limit - read.len();
+                read.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if read.len() >= limit {
                     break;
                 }
             }
@@ -108,7 +140,15 @@ pub async fn attempt(
             }
         }
     }
-    let text = (!kept.is_empty()).then(|| String::from_utf8_lossy(&kept).into_owned());
+    let json = (limit > RESPONSE_KEPT && read_error.is_none()).then(|| {
+        if read.len() > REPLY_MAX {
+            JsonBody::TooLarge
+        } else {
+            JsonBody::Whole(read.clone())
+        }
+    });
+    let kept = &read[..read.len().min(RESPONSE_KEPT)];
+    let text = (!kept.is_empty()).then(|| String::from_utf8_lossy(kept).into_owned());
     let (verdict, error) = if status.is_success() {
         (Verdict::Delivered, None)
     } else if status.as_u16() == 410 {
@@ -129,6 +169,7 @@ pub async fn attempt(
         error: error.or(read_error.filter(|_| !status.is_success())),
         response: text,
         latency: started.elapsed(),
+        json,
     }
 }
 

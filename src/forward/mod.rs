@@ -42,6 +42,7 @@ pub fn signer(endpoint: &settings::EndpointSettings) -> Signer {
 pub async fn spawn(
     store: Store,
     forward: &ForwardSettings,
+    outbox: crate::outbox::send::Sender,
     changes: watch::Receiver<u64>,
     stop: CancellationToken,
 ) -> Result<Vec<JoinHandle<()>>, crate::store::Error> {
@@ -62,6 +63,7 @@ pub async fn spawn(
             signer: signer(settings),
             filter: record::Filter::new(settings),
             installation: installation.clone(),
+            outbox: outbox.clone(),
         };
         tasks.push(tokio::spawn(run(endpoint, changes.clone(), stop.clone())));
     }

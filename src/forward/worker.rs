@@ -24,6 +24,7 @@ use super::record::{self, Filter, READ_BATCH};
 use super::settings::{EndpointSettings, ForwardSettings};
 use super::sign::Signer;
 use crate::store::forward::{Attempt, Dead, EndpointState, Pending, Progress};
+use crate::store::outbox::OutboxStatus;
 use crate::store::{Positions, RecordKind, Store};
 
 /// Answers are written at least this often.
@@ -52,6 +53,8 @@ pub struct Endpoint {
     pub filter: Filter,
     /// The database's installation id, part of every `webhook-id`.
     pub installation: Arc<str>,
+    /// Sends the replies the endpoint answers with.
+    pub outbox: crate::outbox::send::Sender,
 }
 
 /// A record's answer, and whether it went before its own time (a probe, or woken).
@@ -124,6 +127,16 @@ impl Endpoint {
             probing: false,
             last_answer: Instant::now(),
         };
+        // Only the lease holder sends an endpoint's replies: one left `sending` was cut off.
+        let orphans = self.store.outbox_orphans(name).await?;
+        if orphans > 0 {
+            tracing::warn!(
+                endpoint = name,
+                replies = orphans,
+                "replies cut off during their call are marked unknown, not sent again"
+            );
+        }
+        run.send_pending_replies().await?;
         let mut retried = 0;
         for p in self.store.forward_pending(name).await? {
             retried += usize::from(p.attempts > 0);
@@ -351,6 +364,20 @@ impl Run<'_> {
         let forgotten = self.queue.is_forgotten(&id);
         let outcome = match &answer.verdict {
             Verdict::Delivered => {
+                if let Some(reply) = answer
+                    .json
+                    .as_ref()
+                    .and_then(|b| crate::outbox::read(&p, b))
+                {
+                    if reply.status != OutboxStatus::Pending {
+                        tracing::warn!(
+                            endpoint = self.name,
+                            reason = reply.answer.as_deref().unwrap_or(""),
+                            "a reply in an answer is refused"
+                        );
+                    }
+                    self.progress.replies.push(reply);
+                }
                 self.queue.done(&id);
                 self.progress.done.push(id);
                 self.progress.success_at = Some(now);
@@ -451,7 +478,29 @@ impl Run<'_> {
         }
         let progress = std::mem::take(&mut self.progress);
         self.waiting = 0;
-        self.e.store.forward_progress(self.name, &progress).await?;
+        let recorded = self.e.store.forward_progress(self.name, &progress).await?;
+        // A reply recorded already for its record (a push retried or replayed) is neither
+        // counted nor sent again.
+        for (reply, _) in progress
+            .replies
+            .into_iter()
+            .zip(recorded)
+            .filter(|(_, r)| *r)
+        {
+            if reply.status == OutboxStatus::Pending {
+                self.e.outbox.spawn(self.name, reply.kind, reply.seq);
+            } else {
+                crate::outbox::send::counted(reply.status);
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends the replies waiting (left by a stop before their call, or retried by hand).
+    async fn send_pending_replies(&self) -> anyhow::Result<()> {
+        for (kind, seq) in self.e.store.outbox_pending(self.name).await? {
+            self.e.outbox.spawn(self.name, kind, seq);
+        }
         Ok(())
     }
 
@@ -479,6 +528,7 @@ impl Run<'_> {
                     self.queue.insert(p);
                 }
             }
+            self.send_pending_replies().await?;
         }
         self.state = state;
         let lag = lag_seconds(self.queue.oldest_received(), Utc::now());

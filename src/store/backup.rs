@@ -23,6 +23,7 @@ pub const COUNTED_TABLES: &[&str] = &[
     "rejected",
     "forward_pending",
     "forward_dead",
+    "outbox",
     "oauth_token",
 ];
 

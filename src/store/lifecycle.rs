@@ -603,6 +603,16 @@ impl Store {
             times.list(ids).push(")");
             statements.push(times);
         }
+        if let Some(kind) = log.record_kind() {
+            // Last, so that the counts above keep their places.
+            let mut replies = Sql::new(d, "delete from outbox where kind = ");
+            replies
+                .bind(Param::Text(kind.as_str().into()))
+                .push(" and seq in (")
+                .list(keys.clone())
+                .push(")");
+            statements.push(replies);
+        }
         let expected = keys.len() as u64;
         let Some(changed) = self
             .transaction_if_first_changes_exactly(&statements, expected)

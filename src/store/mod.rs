@@ -9,6 +9,7 @@ mod error;
 pub mod forward;
 pub mod lifecycle;
 pub mod oauth;
+pub mod outbox;
 mod postgres;
 pub mod query;
 mod records;

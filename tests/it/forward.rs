@@ -3,7 +3,8 @@
 //! the test tells it, and keeps what it got. Delivery format and filters ([`delivery`]),
 //! retries, dead letters and replay ([`retries`]), ordering through an outage
 //! ([`ordering`]), processes and replicas ([`replicas`]), the read API and CLI ([`manage`]);
-//! refused deliveries kept and reprocessed ([`rejected`]); `webhook-id` unique per
+//! refused deliveries kept and reprocessed ([`rejected`]); replies in the answer and the
+//! outbox ([`replies`]); `webhook-id` unique per
 //! installation ([`webhook_ids`]).
 
 mod delivery;
@@ -11,6 +12,7 @@ mod manage;
 mod ordering;
 mod rejected;
 mod replicas;
+mod replies;
 mod retries;
 mod settings;
 mod webhook_ids;

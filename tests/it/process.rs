@@ -185,6 +185,7 @@ const TABLES: &[&str] = &[
     "oauth_state",
     "oauth_subscription",
     "oauth_token",
+    "outbox",
     "registration",
     "rejected",
     "stream_ticket",

@@ -106,6 +106,8 @@ pub struct Progress {
     pub success_at: Option<DateTime<Utc>>,
     /// The newest error.
     pub error: Option<(String, DateTime<Utc>)>,
+    /// Replies the endpoint answered with.
+    pub replies: Vec<super::outbox::NewReply>,
 }
 
 /// Filters and page of the attempt log (newest first).
@@ -332,8 +334,9 @@ impl Store {
         Ok((row.get("n")?, row.opt_time("oldest")?))
     }
 
-    /// Writes what a round of deliveries changed, in one transaction.
-    pub async fn forward_progress(&self, name: &str, p: &Progress) -> Result<(), Error> {
+    /// Writes what a round of deliveries changed, in one transaction. Which of
+    /// `p.replies` were recorded (a reply recorded already for its record is not).
+    pub async fn forward_progress(&self, name: &str, p: &Progress) -> Result<Vec<bool>, Error> {
         let d = self.dialect();
         let text = |s: &str| Param::Text(s.to_owned());
         if p.done.is_empty()
@@ -342,8 +345,9 @@ impl Store {
             && p.attempts.is_empty()
             && p.success_at.is_none()
             && p.error.is_none()
+            && p.replies.is_empty()
         {
-            return Ok(());
+            return Ok(Vec::new());
         }
         // The endpoint's row first: a prune or an erasure locks it before the pending rows
         // it deletes, and taking the two in the other order deadlocks PostgreSQL.
@@ -423,7 +427,14 @@ impl Store {
             }
             statements.push(sql);
         }
-        self.transaction(&statements).await.map(|_| ())
+        // Last, so that their rows changed are the last counts.
+        let now = Utc::now();
+        for r in &p.replies {
+            statements.push(super::outbox::insert_reply(d, name, r, now));
+        }
+        let changed = self.transaction(&statements).await?;
+        let inserted = &changed[changed.len() - p.replies.len()..];
+        Ok(inserted.iter().map(|n| *n > 0).collect())
     }
 
     /// Pauses or resumes an endpoint; resuming also clears a 410's disabling. False when no

@@ -309,6 +309,41 @@ impl Store {
     }
 }
 
+impl Store {
+    /// The signed-in users whose message subscriptions cover a post: those naming the post
+    /// first, else those of every post of the user (`(users, of_every_post)`).
+    pub async fn message_subscribers(
+        &self,
+        post_token: &str,
+    ) -> Result<(Vec<String>, bool), Error> {
+        let mut sql = Sql::new(
+            self.dialect(),
+            "select distinct s.user_id, s.resource_id from oauth_subscription s \
+             join oauth_token t on t.user_id = s.user_id \
+             where s.event_type like '%MESSAGE%' and (s.resource_id = ",
+        );
+        sql.bind(text(post_token))
+            .push(" or s.resource_id = '') order by s.user_id");
+        let rows = self.fetch_all(&sql).await?;
+        let mut named = Vec::new();
+        let mut every = Vec::new();
+        for r in &rows {
+            let user: String = r.get("user_id")?;
+            let resource: String = r.get("resource_id")?;
+            if resource.is_empty() {
+                every.push(user);
+            } else {
+                named.push(user);
+            }
+        }
+        if named.is_empty() {
+            Ok((every, true))
+        } else {
+            Ok((named, false))
+        }
+    }
+}
+
 fn where_leased(sql: &mut Sql, lease: Leased<'_>) {
     sql.push(" where user_id = ")
         .bind(text(lease.user_id))

@@ -106,7 +106,7 @@ async fn the_api_shows_endpoints_attempts_and_dead_letters(backend: Backend) {
 /// Runs the binary against the app's database with its endpoint configured, on the blocking
 /// pool: the app under test shares this runtime and must go on answering (and committing)
 /// while the command waits for the database.
-async fn cli(app: &TestApp, receiver: &str, args: &[&str]) -> (i32, String, String) {
+pub(super) async fn cli(app: &TestApp, receiver: &str, args: &[&str]) -> (i32, String, String) {
     let config = app._dir.path().join("cli.toml");
     std::fs::write(
         &config,
