@@ -4,6 +4,12 @@
 //! came in `seq` order; after a time down, how long after its return the last record that
 //! arrived before it was delivered. Listens on loopback only.
 //!
+//! With `--reply` it answers each push `{"reply": {"text": "re: <message id> <received_at>"}}`
+//! (the reply benchmark), and stands in for Divar's chatbot send as well
+//! (`POST /v1/open-platform/chat/bot/conversations/{id}/messages`, answered 200): it counts the
+//! sends, duplicates among them, and how late each came after kenar-hook received the message
+//! it answers.
+//!
 //! ```text
 //! cargo run --release --example receiver -- --listen 127.0.0.1:18181
 //! curl -s -X POST 127.0.0.1:18181/down?seconds=60   # answer 503 for a minute
@@ -20,6 +26,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -39,10 +46,16 @@ struct Figures {
     // Records kenar-hook received before the end of the time down, delivered; the last one.
     backlog: u64,
     backlog_last: Option<DateTime<Utc>>,
+    // Replies sent to the stand-in for Divar: by the message answered, and how late.
+    sends: u64,
+    sent: HashSet<String>,
+    send_duplicates: u64,
+    send_lag_ms: Vec<f64>,
 }
 
 #[derive(Default)]
 struct Shared {
+    reply: bool,
     figures: Mutex<Figures>,
     down_until: Mutex<Option<Instant>>,
     up_at: Mutex<Option<DateTime<Utc>>>,
@@ -50,7 +63,40 @@ struct Shared {
 
 type AppState = Arc<Shared>;
 
-async fn hook(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn hook(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let status = take(&s, &headers, &body);
+    if status != StatusCode::OK || !s.reply {
+        return status.into_response();
+    }
+    let item: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let text = format!(
+        "re: {} {}",
+        item["id"].as_str().unwrap_or_default(),
+        item["received_at"].as_str().unwrap_or_default()
+    );
+    Json(json!({"reply": {"text": text}})).into_response()
+}
+
+/// The stand-in for Divar's chatbot send: counts each reply, and how late it came.
+async fn divar_send(State(s): State<AppState>, body: Bytes) -> Json<Value> {
+    let body: Value = serde_json::from_slice(&body).unwrap_or_default();
+    let text = body["text_message"].as_str().unwrap_or_default();
+    let mut words = text.split(' ').skip(1);
+    let (id, received) = (words.next().unwrap_or_default(), words.next());
+    let mut f = s.figures.lock().unwrap();
+    f.sends += 1;
+    if !f.sent.insert(id.to_owned()) {
+        f.send_duplicates += 1;
+    }
+    if let Some(received) = received.and_then(|t| DateTime::parse_from_rfc3339(t).ok()) {
+        let lag = Utc::now() - received.with_timezone(&Utc);
+        f.send_lag_ms
+            .push(lag.num_microseconds().unwrap_or(0) as f64 / 1000.0);
+    }
+    Json(json!({"conversation_id": null}))
+}
+
+fn take(s: &Shared, headers: &HeaderMap, body: &[u8]) -> StatusCode {
     let now = Instant::now();
     let mut f = s.figures.lock().unwrap();
     f.requests += 1;
@@ -73,7 +119,7 @@ async fn hook(State(s): State<AppState>, headers: HeaderMap, body: Bytes) -> Sta
     }
     f.first.get_or_insert(now);
     f.last = Some(now);
-    let Ok(item) = serde_json::from_slice::<Value>(&body) else {
+    let Ok(item) = serde_json::from_slice::<Value>(body) else {
         return StatusCode::BAD_REQUEST;
     };
     if let Some(received) = item["received_at"]
@@ -116,6 +162,8 @@ async fn stats(State(s): State<AppState>) -> Json<Value> {
     let f = s.figures.lock().unwrap();
     let mut lag = f.lag_ms.clone();
     lag.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let mut send_lag = f.send_lag_ms.clone();
+    send_lag.sort_by(|a, b| a.partial_cmp(b).unwrap());
     let span = match (f.first, f.last) {
         (Some(a), Some(b)) => (b - a).as_secs_f64(),
         _ => 0.0,
@@ -142,6 +190,16 @@ async fn stats(State(s): State<AppState>) -> Json<Value> {
             "p99": percentile(&lag, 0.99),
             "max": lag.last().copied().unwrap_or(0.0),
         },
+        "divar": {
+            "sends": f.sends,
+            "messages_answered": f.sent.len(),
+            "duplicates": f.send_duplicates,
+            "received_to_sent_ms": {
+                "p50": percentile(&send_lag, 0.50),
+                "p99": percentile(&send_lag, 0.99),
+                "max": send_lag.last().copied().unwrap_or(0.0),
+            },
+        },
     }))
 }
 
@@ -161,6 +219,7 @@ async fn reset(State(s): State<AppState>) -> StatusCode {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let mut listen: SocketAddr = "127.0.0.1:18181".parse().unwrap();
+    let mut reply = false;
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
         match flag.as_str() {
@@ -171,6 +230,7 @@ async fn main() {
                     .parse()
                     .expect("an address")
             }
+            "--reply" => reply = true,
             other => panic!("unknown flag {other}"),
         }
     }
@@ -178,12 +238,19 @@ async fn main() {
         listen.ip().is_loopback(),
         "the receiver listens on loopback only"
     );
-    let state: AppState = Arc::default();
+    let state: AppState = Arc::new(Shared {
+        reply,
+        ..Shared::default()
+    });
     let app = axum::Router::new()
         .route("/hook", post(hook))
         .route("/stats", get(stats))
         .route("/down", post(down))
         .route("/reset", post(reset))
+        .route(
+            "/v1/open-platform/chat/bot/conversations/{id}/messages",
+            post(divar_send),
+        )
         .with_state(state);
     let listener = tokio::net::TcpListener::bind(listen).await.unwrap();
     axum::serve(listener, app).await.unwrap();

@@ -7,6 +7,8 @@
 #   scripts/bench.sh forward    forwarding to a local receiver on PostgreSQL: delivery lag at
 #                               1,000 messages/s, throughput of a 100,000-record backlog, and a
 #                               receiver down for 60 s under 500 messages/s
+#   scripts/bench.sh reply      every pushed message answered with a reply, sent to a local
+#                               stand-in for Divar: 500 messages/s for 60 s on PostgreSQL
 #   scripts/bench.sh slow       1,000 messages/s on PostgreSQL while commits are stalled 1.5 s
 #                               five times (the database answering): no 503 expected
 #   scripts/bench.sh compare B  this build against another binary B, alternately: ingest /
@@ -496,6 +498,78 @@ secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"')
   psql -q "$admin" -c "drop database if exists $db"
 }
 
+# --- reply ----------------------------------------------------------------------------------
+# Replies in the answer: examples/receiver.rs --reply answers every push with a reply and also
+# stands in for Divar's chatbot send. NEW_CHATBOT_MESSAGEs at 500/s for 60 s (PostgreSQL,
+# default settings and log level), twice in one run: first the receiver answering without a
+# reply (forwarding alone), then with one. Every message must get exactly one send; the figure
+# is the time from kenar-hook receiving a message to the stand-in receiving its reply, beside
+# the push's own lag in each phase.
+reply_phase() { # label, receiver flags
+  local before after stored i
+  stop_receiver
+  target/release/examples/receiver --listen "$receiver" $2 >"$out/receiver.log" 2>&1 &
+  rpid=$!
+  sleep 0.5
+  echo "== $1: 500 chatbot messages/s for 60 s (PostgreSQL)"
+  before=$(count)
+  target/release/examples/loadgen --url "http://127.0.0.1:$port/webhooks/divar" --rate 500 \
+    --seconds 60 --warmup-seconds 0 --unique "$1$tag" --header "authorization:$key" \
+    --header "content-type:application/json" --body-file scripts/ingest/chatbot.json \
+    | grep -E '^(requests|statuses|no answer|latency)'
+  after=$(count)
+  stored=$((after - before))
+  wait_delivered "$stored" 120
+  if [ -n "$2" ]; then
+    for i in $(seq 1 120); do
+      [ "$(stat divar.sends)" -ge "$stored" ] && break
+      sleep 1
+    done
+    sleep 3 # a second send of any reply would come now
+  fi
+  python3 - "$1" "$stored" "$(curl -s "http://$receiver/stats")" <<'PY'
+import json, sys
+label, stored, s = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
+lag = s["lag_ms"]
+print(f"{label}: {stored} stored, {s['delivered']} pushed ({s['duplicates']} again); push lag "
+      f"p50 {lag['p50']:.1f} ms, p99 {lag['p99']:.1f} ms, max {lag['max']:.1f} ms")
+d = s["divar"]
+if d["sends"] or label == "replies":
+    ok = d["sends"] == stored and d["messages_answered"] == stored and d["duplicates"] == 0
+    r = d["received_to_sent_ms"]
+    print(f"check: {d['sends']} sends for {d['messages_answered']} of {stored} messages, "
+          f"{d['duplicates']} duplicates: {'ok' if ok else 'FAILED'}; received to sent "
+          f"p50 {r['p50']:.1f} ms, p99 {r['p99']:.1f} ms (target <= 1000), max {r['max']:.1f} ms")
+PY
+}
+bench_reply() {
+  local db=kh_bench_reply url cfg
+  port=18290
+  metrics_port=19291
+  url=$(db_url $db)
+  tag=$(date +%s)
+  psql -q "$admin" -c "drop database if exists $db" -c "create database $db"
+  cfg=$(config "$url" '
+[forward]
+allow_private_http = true
+[[forward.endpoints]]
+name = "bench"
+url = "http://'"$receiver"'/hook"
+secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"')
+  KENAR_HOOK__LOG__LEVEL=info KENAR_HOOK__DIVAR__API_KEY=bench-api-key \
+    KENAR_HOOK__DIVAR__OPEN_API_BASE_URL="http://$receiver" start_server "$cfg"
+  count() { psql -qtA "$url" -c "select count(*) from message"; }
+  {
+    reply_phase pushes ""
+    reply_phase replies --reply
+    psql -qtA "$url" -c "select status, count(*) from outbox group by status order by status"
+  } 2>&1 | tee "$out/reply.txt"
+  stop_server
+  stop_receiver
+  psql -q "$admin" -c "drop database if exists $db"
+  ! grep -q FAILED "$out/reply.txt"
+}
+
 # --- slow -----------------------------------------------------------------------------------
 # Slow is not down: 1,000 NEW_MESSAGEs/s for 40 s on PostgreSQL while another connection holds
 # the writers' advisory lock for 1.5 s every 8 s (five stalls), so every commit waits as in a
@@ -975,10 +1049,11 @@ case "$what" in
   read) bench_read ;;
   ingest) bench_ingest ;;
   forward) bench_forward ;;
+  reply) bench_reply ;;
   slow) bench_slow ;;
   compare) bench_compare "${2:-}" ;;
   scale) bench_scale ;;
   backup) bench_backup ;;
   all) bench_clicks; bench_read; bench_ingest; bench_forward; bench_slow ;;
-  *) echo "usage: scripts/bench.sh [clicks|read|ingest|forward|slow|scale|backup|all|compare OTHER-BINARY]" >&2; exit 2 ;;
+  *) echo "usage: scripts/bench.sh [clicks|read|ingest|forward|reply|slow|scale|backup|all|compare OTHER-BINARY]" >&2; exit 2 ;;
 esac

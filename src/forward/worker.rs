@@ -127,7 +127,9 @@ impl Endpoint {
             probing: false,
             last_answer: Instant::now(),
         };
-        // Only the lease holder sends an endpoint's replies: one left `sending` was cut off.
+        // Only the lease holder sends an endpoint's replies: once this process's own calls
+        // are written, one left `sending` was cut off.
+        self.outbox.idle(name).await;
         let orphans = self.store.outbox_orphans(name).await?;
         if orphans > 0 {
             tracing::warn!(
@@ -369,7 +371,7 @@ impl Run<'_> {
                     .as_ref()
                     .and_then(|b| crate::outbox::read(&p, b))
                 {
-                    if reply.status != OutboxStatus::Pending {
+                    if reply.status != OutboxStatus::Sending {
                         tracing::warn!(
                             endpoint = self.name,
                             reason = reply.answer.as_deref().unwrap_or(""),
@@ -487,8 +489,11 @@ impl Run<'_> {
             .zip(recorded)
             .filter(|(_, r)| *r)
         {
-            if reply.status == OutboxStatus::Pending {
-                self.e.outbox.spawn(self.name, reply.kind, reply.seq);
+            if reply.status == OutboxStatus::Sending {
+                let r = reply;
+                self.e
+                    .outbox
+                    .send(self.name, r.kind, r.seq, r.reply, r.target);
             } else {
                 crate::outbox::send::counted(reply.status);
             }
@@ -499,7 +504,7 @@ impl Run<'_> {
     /// Sends the replies waiting (left by a stop before their call, or retried by hand).
     async fn send_pending_replies(&self) -> anyhow::Result<()> {
         for (kind, seq) in self.e.store.outbox_pending(self.name).await? {
-            self.e.outbox.spawn(self.name, kind, seq);
+            self.e.outbox.send_pending(self.name, kind, seq);
         }
         Ok(())
     }

@@ -3,7 +3,7 @@
 //! reply to Divar, at most once per record and endpoint (docs/forwarding.md, "Replies").
 //!
 //! The reply is read here when the answer comes, and recorded with the push's progress:
-//! `pending` with the call that will answer it (its target), or `refused` with the reason.
+//! `sending` with the call that will answer it (its target), or `refused` with the reason.
 //! [`send::Sender`] then makes the call.
 
 pub mod send;
@@ -86,7 +86,7 @@ struct Participant {
     id: Option<String>,
 }
 
-/// The reply in a `200` JSON answer to the push of `p`, if it holds one: `pending` with its
+/// The reply in a `200` JSON answer to the push of `p`, if it holds one: `sending` with its
 /// target, or `refused` with the reason.
 pub fn read(p: &Pending, body: &JsonBody) -> Option<NewReply> {
     let record: Record = serde_json::from_str(&p.body).unwrap_or_default();
@@ -119,7 +119,7 @@ pub fn read(p: &Pending, body: &JsonBody) -> Option<NewReply> {
     new.reply = value.to_string();
     match plan(&p.kind, &record, value) {
         Ok(target) => {
-            new.status = OutboxStatus::Pending;
+            new.status = OutboxStatus::Sending;
             new.target = Some(serde_json::to_string(&target).expect("a target serializes"));
         }
         Err(reason) => new.answer = Some(reason),
@@ -290,7 +290,7 @@ mod tests {
             &reply,
         )
         .unwrap();
-        assert_eq!(r.status, OutboxStatus::Pending);
+        assert_eq!(r.status, OutboxStatus::Sending);
         assert_eq!(
             target(&r),
             Target::Chatbot {

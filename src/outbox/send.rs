@@ -1,7 +1,9 @@
-//! Making the call of a recorded reply. A reply is taken from `pending` to `sending` in one
-//! committed update before the call, so that it is made at most once: a call cut off by a
-//! stop leaves the row `sending`, and the endpoint's next forwarder marks it `unknown`
-//! instead of calling again.
+//! Making the call of a recorded reply. A reply is committed as `sending` before its call
+//! (recorded so with the push's progress, or taken from `pending` by one update), so that the
+//! call is made at most once: a call cut off by a stop leaves the row `sending`, and the
+//! endpoint's next forwarder marks it `unknown` instead of calling again. How each call ended
+//! is written in batches, every 20 ms at most, so that replies cost the database a few
+//! commits a second, not three per reply.
 //!
 //! The client tries a call again only when it provably had no effect at Divar (no
 //! connection, 429, 408, 503 with `Retry-After`), with backoff, until its deadline; such a
@@ -10,9 +12,10 @@
 //! `refused`. `failed` and `unknown` go again only by `kenar-hook outbox retry`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use secrecy::SecretString;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 
 use super::{Reply, Target};
 use crate::divar::outbound::{
@@ -20,10 +23,14 @@ use crate::divar::outbound::{
 };
 use crate::oauth::Tokens;
 use crate::store::Store;
-use crate::store::outbox::{OutboxRow, OutboxStatus, Outcome};
+use crate::store::outbox::{Finished, OutboxStatus, Outcome};
 
 /// Calls to Divar made at once, over every endpoint.
 const CONCURRENT: usize = 32;
+/// Outcomes are written at least this often...
+const FINISH_EVERY: Duration = Duration::from_millis(20);
+/// ... in transactions of at most this many.
+const FINISH_MAX: usize = 500;
 /// Bytes of Divar's answer kept on the row.
 const ANSWER_KEPT: usize = 1024;
 
@@ -36,6 +43,21 @@ pub struct Sender {
     /// Why the vault is off, when it is.
     vault_off: &'static str,
     slots: Arc<Semaphore>,
+    finished: mpsc::UnboundedSender<Finished>,
+    /// Calls under way (or not yet written) per endpoint.
+    busy: Busy,
+}
+
+type Busy = Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>;
+
+fn mark(busy: &Busy, endpoint: &str, started: bool) {
+    let mut busy = busy.lock().expect("not poisoned");
+    let n = busy.entry(endpoint.to_owned()).or_default();
+    if started {
+        *n += 1;
+    } else {
+        *n = n.saturating_sub(1);
+    }
 }
 
 impl Sender {
@@ -46,64 +68,111 @@ impl Sender {
         tokens: Option<Tokens>,
         vault_off: &'static str,
     ) -> Self {
+        let (finished, ended) = mpsc::unbounded_channel();
+        let busy = Busy::default();
+        tokio::spawn(write_outcomes(store.clone(), ended, busy.clone()));
         Self {
             store,
             client,
             tokens,
             vault_off,
             slots: Arc::new(Semaphore::new(CONCURRENT)),
+            finished,
+            busy,
         }
     }
 
-    /// Sends the pending reply to record (kind, seq) of `endpoint`, in the background.
-    pub fn spawn(&self, endpoint: &str, kind: String, seq: i64) {
+    /// Waits until every call of `endpoint` made by this process has its outcome written: a
+    /// forwarder that starts over then knows that a row still `sending` was cut off.
+    pub async fn idle(&self, endpoint: &str) {
+        loop {
+            let n = self
+                .busy
+                .lock()
+                .expect("not poisoned")
+                .get(endpoint)
+                .copied();
+            if n.unwrap_or(0) == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Makes the call of a reply just committed as `sending`, in the background.
+    pub fn send(
+        &self,
+        endpoint: &str,
+        kind: String,
+        seq: i64,
+        reply: String,
+        target: Option<String>,
+    ) {
+        mark(&self.busy, endpoint, true);
         let (this, endpoint) = (self.clone(), endpoint.to_owned());
         tokio::spawn(async move {
             let Ok(_slot) = this.slots.acquire().await else {
                 return;
             };
-            if let Err(e) = this.send(&endpoint, &kind, seq).await {
-                tracing::warn!(endpoint, kind, seq, error = %e, "a reply could not be sent or recorded");
+            let outcome = this.call(&reply, target.as_deref()).await;
+            this.ended(endpoint, kind, seq, outcome);
+        });
+    }
+
+    /// Takes the pending reply to record (kind, seq) of `endpoint` and makes its call, in the
+    /// background.
+    pub fn send_pending(&self, endpoint: &str, kind: String, seq: i64) {
+        mark(&self.busy, endpoint, true);
+        let (this, endpoint) = (self.clone(), endpoint.to_owned());
+        tokio::spawn(async move {
+            let Ok(_slot) = this.slots.acquire().await else {
+                return;
+            };
+            match this.store.outbox_claim(&endpoint, &kind, seq).await {
+                Ok(Some(row)) => {
+                    let outcome = this.call(&row.reply, row.target.as_deref()).await;
+                    this.ended(endpoint, kind, seq, outcome);
+                }
+                Ok(None) => mark(&this.busy, &endpoint, false),
+                Err(e) => {
+                    mark(&this.busy, &endpoint, false);
+                    tracing::warn!(endpoint, kind, seq, error = %e, "a pending reply could not be taken; it waits");
+                }
             }
         });
     }
 
-    async fn send(&self, endpoint: &str, kind: &str, seq: i64) -> Result<(), crate::store::Error> {
-        let Some(row) = self.store.outbox_claim(endpoint, kind, seq).await? else {
-            return Ok(());
-        };
-        let outcome = self.call(&row).await;
+    fn ended(&self, endpoint: String, kind: String, seq: i64, outcome: Outcome) {
         counted(outcome.status);
         match outcome.status {
-            OutboxStatus::Sent => tracing::info!(
-                endpoint,
-                id = row.id,
-                conversation_id = row.conversation_id.as_deref().unwrap_or(""),
-                "reply sent"
-            ),
+            OutboxStatus::Sent => tracing::debug!(endpoint, kind, seq, "reply sent"),
             status => tracing::warn!(
                 endpoint,
-                id = row.id,
+                kind,
+                seq,
                 status = status.as_str(),
                 answer = outcome.answer.as_deref().unwrap_or(""),
                 "reply not sent"
             ),
         }
-        self.store
-            .outbox_finish(endpoint, kind, seq, &outcome)
-            .await
+        let _ = self.finished.send(Finished {
+            endpoint,
+            kind,
+            seq,
+            outcome,
+        });
     }
 
-    /// Makes the call of a reply taken for sending; how it ended.
-    async fn call(&self, row: &OutboxRow) -> Outcome {
+    /// Makes the call of a reply (as recorded: JSON reply and target); how it ended.
+    async fn call(&self, reply: &str, target: Option<&str>) -> Outcome {
         let refused = |reason: String| Outcome {
             status: OutboxStatus::Refused,
             request: None,
             credential: None,
             answer: Some(reason),
         };
-        let parsed = serde_json::from_str::<Reply>(&row.reply).and_then(|r| {
-            let target = serde_json::from_str::<Target>(row.target.as_deref().unwrap_or("null"))?;
+        let parsed = serde_json::from_str::<Reply>(reply).and_then(|r| {
+            let target = serde_json::from_str::<Target>(target.unwrap_or("null"))?;
             Ok((r, target))
         });
         let (reply, target) = match parsed {
@@ -274,6 +343,38 @@ enum Prepared {
     Refused(String),
     /// The database or the OAuth server failed.
     Failed(String),
+}
+
+/// Writes how calls ended, in batches; a batch the database refuses is tried again (its rows
+/// stay `sending` meanwhile, and become `unknown` if the process stops).
+async fn write_outcomes(store: Store, mut ended: mpsc::UnboundedReceiver<Finished>, busy: Busy) {
+    let mut batch = Vec::new();
+    loop {
+        if batch.is_empty() {
+            match ended.recv().await {
+                Some(f) => batch.push(f),
+                None => return,
+            }
+        }
+        tokio::time::sleep(FINISH_EVERY).await;
+        while batch.len() < FINISH_MAX {
+            match ended.try_recv() {
+                Ok(f) => batch.push(f),
+                Err(_) => break,
+            }
+        }
+        match store.outbox_finish(&batch).await {
+            Ok(()) => {
+                for f in batch.drain(..) {
+                    mark(&busy, &f.endpoint, false);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, replies = batch.len(), "the outcomes of replies could not be written; trying again");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
 }
 
 /// Counts a reply by how it ended.

@@ -64,7 +64,8 @@ pub struct NewReply {
     pub record_id: Option<String>,
     /// The conversation, where there is one.
     pub conversation_id: Option<String>,
-    /// `Pending`, or `Refused` with the reason in `answer`.
+    /// `Sending` (its call is made right after the commit), or `Refused` with the reason in
+    /// `answer`.
     pub status: OutboxStatus,
     /// The reply as answered (JSON).
     pub reply: String,
@@ -122,6 +123,19 @@ pub struct Outcome {
     pub answer: Option<String>,
 }
 
+/// A call that ended, to be written on its reply's row.
+#[derive(Debug, Clone)]
+pub struct Finished {
+    /// The endpoint of the reply.
+    pub endpoint: String,
+    /// The kind of the record answered.
+    pub kind: String,
+    /// Its seq.
+    pub seq: i64,
+    /// How the call ended.
+    pub outcome: Outcome,
+}
+
 /// Filters and page of the outbox list (newest first).
 #[derive(Debug, Clone, Default)]
 pub struct OutboxQuery {
@@ -155,7 +169,7 @@ pub(super) fn insert_reply(d: Dialect, endpoint: &str, r: &NewReply, now: DateTi
     let mut sql = Sql::new(
         d,
         "insert into outbox (endpoint, kind, seq, record_id, conversation_id, status, reply, \
-         target, answer, created_at, updated_at) values (",
+         target, answer, attempts, created_at, updated_at) values (",
     );
     sql.list(vec![
         Param::Text(endpoint.to_owned()),
@@ -167,6 +181,7 @@ pub(super) fn insert_reply(d: Dialect, endpoint: &str, r: &NewReply, now: DateTi
         Param::Text(r.reply.clone()),
         Param::OptText(r.target.clone()),
         Param::OptText(r.answer.clone()),
+        Param::Int(i64::from(r.status == OutboxStatus::Sending)),
         Param::Time(now),
         Param::Time(now),
     ])
@@ -231,27 +246,32 @@ impl Store {
             .transpose()
     }
 
-    /// Writes how a call ended on a reply being sent.
-    pub async fn outbox_finish(
-        &self,
-        endpoint: &str,
-        kind: &str,
-        seq: i64,
-        outcome: &Outcome,
-    ) -> Result<(), Error> {
-        let mut sql = Sql::new(self.dialect(), "update outbox set status = ");
-        sql.bind(Param::Text(outcome.status.as_str().to_owned()))
-            .push(", request = ")
-            .bind(Param::OptText(outcome.request.clone()))
-            .push(", credential = ")
-            .bind(Param::OptText(outcome.credential.clone()))
-            .push(", answer = ")
-            .bind(Param::OptText(outcome.answer.clone()))
-            .push(", updated_at = ")
-            .bind(Param::Time(Utc::now()));
-        key(&mut sql, endpoint, kind, seq);
-        sql.push(" and status = 'sending'");
-        self.execute_count(&sql).await?;
+    /// Writes how calls ended on replies being sent, in one transaction.
+    pub async fn outbox_finish(&self, ended: &[Finished]) -> Result<(), Error> {
+        if ended.is_empty() {
+            return Ok(());
+        }
+        let now = Utc::now();
+        let statements: Vec<Sql> = ended
+            .iter()
+            .map(|f| {
+                let o = &f.outcome;
+                let mut sql = Sql::new(self.dialect(), "update outbox set status = ");
+                sql.bind(Param::Text(o.status.as_str().to_owned()))
+                    .push(", request = ")
+                    .bind(Param::OptText(o.request.clone()))
+                    .push(", credential = ")
+                    .bind(Param::OptText(o.credential.clone()))
+                    .push(", answer = ")
+                    .bind(Param::OptText(o.answer.clone()))
+                    .push(", updated_at = ")
+                    .bind(Param::Time(now));
+                key(&mut sql, &f.endpoint, &f.kind, f.seq);
+                sql.push(" and status = 'sending'");
+                sql
+            })
+            .collect();
+        self.transaction(&statements).await?;
         Ok(())
     }
 
