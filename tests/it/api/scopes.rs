@@ -122,6 +122,7 @@ async fn a_route_outside_the_scopes_is_403_naming_the_scope(backend: Backend) {
         ("/api/v1/forwarding/endpoints", "forwarding"),
         ("/api/v1/forwarding/attempts", "forwarding"),
         ("/api/v1/forwarding/dead", "forwarding"),
+        ("/api/v1/outbox", "forwarding"),
         ("/api/v1/rejected", "rejected"),
     ] {
         let (status, code, message) = error_of(app.as_client(EVENTS_ONLY, path).await).await;
