@@ -21,6 +21,7 @@ pub mod notify;
 pub mod oauth;
 pub mod outbox;
 pub mod pii;
+pub mod private_file;
 pub mod retention;
 pub(crate) mod server;
 pub mod state;

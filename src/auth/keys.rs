@@ -122,14 +122,7 @@ fn load_or_create_key(path: &Path) -> anyhow::Result<SecretString> {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    let mut file = options
+    let mut file = crate::private_file::create_new(Some(crate::private_file::PRIVATE))
         .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
     writeln!(file, "{key}").with_context(|| format!("writing {}", path.display()))?;

@@ -11,7 +11,7 @@ use clap::{Args, ValueEnum};
 use serde_json::{Map, Value, json};
 use tokio_util::sync::CancellationToken;
 
-use super::call::Failure;
+use super::call::{Failure, open_store};
 use super::output::{Report, finish, print};
 use crate::config::Settings;
 use crate::items::{ClickItem, EventItem, MessageItem, rfc3339};
@@ -170,17 +170,6 @@ fn interrupt() -> CancellationToken {
     stop
 }
 
-async fn open(settings: &Settings) -> Result<Store, Failure> {
-    let store = Store::connect_for_command(&settings.database)
-        .await
-        .map_err(|e| Failure::Store(e.into()))?;
-    store
-        .migrate()
-        .await
-        .map_err(|e| Failure::Store(e.into()))?;
-    Ok(store)
-}
-
 fn store_failure(e: crate::store::Error) -> Failure {
     Failure::Store(e.into())
 }
@@ -188,7 +177,7 @@ fn store_failure(e: crate::store::Error) -> Failure {
 /// Runs `kenar-hook prune`.
 pub async fn prune(settings: &Settings, args: PruneArgs) -> ExitCode {
     let lines = args.json || !std::io::stdout().is_terminal();
-    let store = match open(settings).await {
+    let store = match open_store(settings).await {
         Ok(store) => store,
         Err(e) => return finish(args.json, Err(e)),
     };
@@ -331,7 +320,7 @@ async fn run_prune(
 pub async fn erase(settings: &Settings, args: EraseArgs) -> ExitCode {
     let result = async {
         let identity = args.who.identity()?;
-        let store = open(settings).await?;
+        let store = open_store(settings).await?;
         let erasure = Erasure {
             identity,
             up_to: None,
@@ -396,7 +385,7 @@ pub async fn export(settings: &Settings, args: ExportArgs) -> ExitCode {
             None => Box::new(std::io::stdout().lock()),
         };
         let mut out = std::io::BufWriter::new(out);
-        let store = open(settings).await?;
+        let store = open_store(settings).await?;
         let written = write_export(&store, &identity, &mut out).await;
         store.close().await;
         let counts = written?;
@@ -469,13 +458,7 @@ async fn write_export(
 
 /// A new file only its owner can read: an export is one person's private data.
 fn new_private_file(path: &PathBuf) -> Result<std::fs::File, Failure> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
+    let options = crate::private_file::create_new(Some(crate::private_file::PRIVATE));
     options.open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             Failure::Usage(format!(

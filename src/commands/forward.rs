@@ -6,11 +6,10 @@ use std::process::ExitCode;
 use clap::{ArgGroup, Args, Subcommand};
 use serde_json::json;
 
-use super::call::Failure;
+use super::call::{Failure, open_store};
 use super::output::{Report, finish};
 use crate::config::Settings;
 use crate::forward::manage;
-use crate::store::Store;
 
 /// The forwarding subcommands.
 #[derive(Debug, Subcommand)]
@@ -120,19 +119,13 @@ async fn execute(settings: &Settings, command: &ForwardCommand) -> Result<Report
         }
         ForwardCommand::Status { .. } => {}
     }
-    let store = Store::connect_for_command(&settings.database)
-        .await
-        .map_err(|e| Failure::Store(e.into()))?;
+    let store = open_store(settings).await?;
     let names: Vec<String> = settings
         .forward
         .endpoints
         .iter()
         .map(|e| e.name.clone())
         .collect();
-    store
-        .migrate()
-        .await
-        .map_err(|e| Failure::Store(e.into()))?;
     store
         .forward_register(&names)
         .await

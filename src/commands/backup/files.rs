@@ -1,16 +1,14 @@
 //! Files written so that a crash leaves either the old file or the complete new one: a
 //! temporary name, fsync, rename, then fsync of the folder.
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use super::Problem;
-
-/// The mode of a key file, and of a backup folder made here: only its owner reads it.
-const PRIVATE: u32 = 0o600;
+use crate::private_file::PRIVATE;
 
 /// Makes `dir` when missing (mode 0700); refuses one that is not a folder or holds anything.
 pub(super) fn prepare_empty_dir(dir: &Path) -> Result<(), Problem> {
@@ -93,19 +91,12 @@ fn write_with(
 ) -> Result<(), Problem> {
     let partial = beside(to, ".partial");
     let _ = std::fs::remove_file(&partial);
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    if let Some(mode) = mode {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(mode);
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    let written = options.open(&partial).and_then(|mut file| {
-        fill(&mut file)?;
-        file.sync_all()
-    });
+    let written = crate::private_file::create_new(mode)
+        .open(&partial)
+        .and_then(|mut file| {
+            fill(&mut file)?;
+            file.sync_all()
+        });
     if let Err(e) = written {
         let _ = std::fs::remove_file(&partial);
         return Err(Problem::io(format!("writing {}", to.display()), e));
