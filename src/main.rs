@@ -40,6 +40,7 @@ async fn main() -> ExitCode {
         Command::Prune(args) => commands::data::prune(&settings, args).await,
         Command::Erase(args) => commands::data::erase(&settings, args).await,
         Command::Export(args) => commands::data::export(&settings, args).await,
+        Command::Tail(args) => commands::tail::run(&settings, args).await,
         Command::Outbox(command) => commands::outbox::run(&settings, command).await,
         Command::Rejected(command) => commands::rejected::run(&settings, command).await,
         Command::Backup(args) => commands::backup::backup(&settings, args).await,

@@ -75,6 +75,9 @@ pub enum Command {
     Prune(super::data::PruneArgs),
     /// Erase one user's, conversation's or post's records, with their forwarding work.
     Erase(super::data::EraseArgs),
+    /// Follow a running service's stored records as they arrive (the live stream), one line
+    /// each.
+    Tail(super::tail::TailArgs),
     /// Write one user's, conversation's or post's records as JSON Lines (a data-access
     /// request).
     Export(super::data::ExportArgs),

@@ -23,6 +23,7 @@ mod scope;
 mod send;
 mod service;
 mod subscribe;
+pub mod tail;
 
 use std::process::ExitCode;
 

@@ -534,3 +534,146 @@ async fn healthcheck_ready_checks_the_database_too() {
     assert_eq!(check(true), Some(1), "not ready while the database is away");
     stop(child);
 }
+
+/// Posts a NEW_MESSAGE with id `id` to the service on `port`.
+async fn post_message(port: u16, id: &str) {
+    let body = crate::forward::message(id, "conv-tail", "AZx7Kp2Q", "TEXT", 1_741_508_247_515_000);
+    let response = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/webhooks/divar"))
+        .header("authorization", KEY)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+/// Waits until `lines` holds messages `ids`, in this order; returns the message ids seen.
+async fn tailed(lines: &std::sync::Mutex<Vec<String>>, ids: &[&str]) -> Vec<String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let seen: Vec<String> = lines
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["event"] == "message")
+            .map(|v| v["item"]["id"].as_str().unwrap().to_owned())
+            .collect();
+        if seen.len() >= ids.len() {
+            return seen;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "tail printed {seen:?}, waiting for {ids:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn tail_follows_the_stream_and_resumes_after_a_restart_without_gaps() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tail.toml");
+    std::fs::write(
+        &config,
+        "[api]\ntokens = [\"tail-api-token-5f0d2c8e9a7b3c1d4e6f\"]\n",
+    )
+    .unwrap();
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let start = || {
+        serving(&dir, port)
+            .arg("--config")
+            .arg(&config)
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let server = start();
+    wait_for_status(&format!("{base}/readyz"), 200, Duration::from_secs(15)).await;
+    post_message(port, "before-tail").await;
+
+    // The token comes from the same settings file.
+    let mut tail = kenar_hook(&dir)
+        .arg("--config")
+        .arg(&config)
+        .args([
+            "tail",
+            "--url",
+            &base,
+            "--conversation-id",
+            "conv-tail",
+            "--from",
+            "start",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (out, kept) = (tail.stdout.take().unwrap(), lines.clone());
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(out).lines() {
+            kept.lock().unwrap().push(line.unwrap());
+        }
+    });
+    post_message(port, "m1").await;
+    assert_eq!(
+        tailed(&lines, &["before-tail", "m1"]).await,
+        ["before-tail", "m1"]
+    );
+
+    // The service restarts; messages arrive before and after tail connects again.
+    let (code, stderr) = stop(server);
+    assert_eq!(code, Some(0), "{stderr}");
+    let server = start();
+    wait_for_status(&format!("{base}/readyz"), 200, Duration::from_secs(15)).await;
+    post_message(port, "m2").await;
+    post_message(port, "m3").await;
+    let seen = tailed(&lines, &["before-tail", "m1", "m2", "m3"]).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        seen,
+        ["before-tail", "m1", "m2", "m3"],
+        "no gap, nothing twice"
+    );
+    let printed = lines.lock().unwrap().clone();
+    let first: serde_json::Value = serde_json::from_str(&printed[0]).unwrap();
+    assert!(first["id"].as_str().unwrap().starts_with('m'), "{first}");
+    assert_eq!(first["item"]["conversation_id"], "conv-tail");
+
+    tail.kill().unwrap();
+    tail.wait().unwrap();
+    let mut err = String::new();
+    tail.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert!(err.contains("connecting again"), "{err}");
+    assert!(
+        !err.contains("tail-api-token"),
+        "the token is never printed: {err}"
+    );
+    let (code, stderr) = stop(server);
+    assert_eq!(code, Some(0), "{stderr}");
+}
+
+#[test]
+fn tail_without_a_token_exits_2_saying_how_to_give_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = kenar_hook(&dir)
+        .env_remove("KENAR_HOOK_API_TOKEN")
+        .args(["tail", "--url", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("no API token"),
+        "{}",
+        text(&out.stderr)
+    );
+}
