@@ -145,6 +145,9 @@ async fn a_reply_goes_with_the_credential_its_record_calls_for(backend: Backend)
     mount_sends(&divar).await;
     let receiver = replying(|push| {
         let mut answer = echo(push);
+        if push["id"] == "as-user-1" {
+            answer["reply"]["as_user"] = json!(USER);
+        }
         if push["event_type"] == "NEW_CHATBOT_MESSAGE" {
             answer["reply"]["buttons"] = json!({"rows": [{"buttons": [{"caption": "نوبت",
                 "icon": "INFO", "action": {"open_direct_link": "https://app.example.ir/book"}}]}]});
@@ -173,11 +176,45 @@ async fn a_reply_goes_with_the_credential_its_record_calls_for(backend: Backend)
         chatbot("bot-1", "conv-bot"),
         message("v2-1", "conv-v2", POST, "TEXT", 1_741_508_247_515_000),
         legacy("legacy-1", USER),
+        // A post no subscription names: only a reply naming its user can go.
+        message(
+            "unowned-1",
+            "conv-other",
+            "OTHERPST",
+            "TEXT",
+            1_741_508_247_515_000,
+        ),
+        message(
+            "as-user-1",
+            "conv-other-2",
+            "OTHERPST",
+            "TEXT",
+            1_741_508_247_515_000,
+        ),
     ];
     for body in bodies {
         assert_eq!(app.post_webhook(body).await.status(), 200);
     }
-    let rows = settled(&app, 3).await;
+    let rows = settled(&app, 5).await;
+    let unowned = row(&rows, "unowned-1");
+    assert_eq!(unowned.status, "refused");
+    let reason = unowned.answer.as_deref().unwrap();
+    assert!(
+        reason.contains("no signed-in user's message subscription covers post OTHERPST")
+            && reason.contains("as_user"),
+        "{reason}"
+    );
+    let as_user = row(&rows, "as-user-1");
+    assert_eq!(as_user.status, "sent", "{as_user:#?}");
+    assert_eq!(
+        as_user.credential.as_deref(),
+        Some(format!("token of user {USER}").as_str())
+    );
+    let rows: Vec<_> = rows
+        .iter()
+        .filter(|r| !matches!(r.record_id.as_deref(), Some("unowned-1" | "as-user-1")))
+        .cloned()
+        .collect();
     for r in &rows {
         assert_eq!(r.status, "sent", "{r:#?}");
         assert_eq!(r.attempts, 1);
@@ -209,8 +246,19 @@ async fn a_reply_goes_with_the_credential_its_record_calls_for(backend: Backend)
         "the API key alone"
     );
 
-    let v2_sends = sends(&divar, "/v2/open-platform/conversations/").await;
+    let v2_sends: Vec<_> = sends(&divar, "/v2/open-platform/conversations/conv-v2/").await;
     assert_eq!(v2_sends.len(), 1);
+    assert_eq!(
+        sends(&divar, "/v2/open-platform/conversations/conv-other-2/")
+            .await
+            .len(),
+        1
+    );
+    assert!(
+        sends(&divar, "/v2/open-platform/conversations/conv-other/")
+            .await
+            .is_empty()
+    );
     assert_eq!(
         v2_sends[0].url.path(),
         "/v2/open-platform/conversations/conv-v2/messages"
