@@ -26,11 +26,12 @@ async fn a_failed_delivery_is_retried_with_growing_waits_and_one_id(backend: Bac
         verify(SECRET, g).unwrap();
     }
     let gaps: Vec<Duration> = all.windows(2).map(|w| w[1].at - w[0].at).collect();
-    // 50 ms, 150 ms, then 450 ms capped at 400 ms; each ±20%.
+    // 50 ms, 150 ms, then 450 ms capped at 400 ms; each ±20%. A retry never comes before its
+    // time, so these floors show the growing schedule; it may come later on a busy machine
+    // (the forwarder writes its answers between sends), so the gaps themselves need not grow.
     assert!(gaps[0] >= Duration::from_millis(38), "{gaps:?}");
     assert!(gaps[1] >= Duration::from_millis(115), "{gaps:?}");
     assert!(gaps[2] >= Duration::from_millis(315), "{gaps:?}");
-    assert!(gaps[0] < gaps[1] && gaps[1] < gaps[2], "growing: {gaps:?}");
 
     // Answers are written in batches: wait for the last one.
     wait_attempts_stored(&app, 4).await;
