@@ -10,7 +10,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use chrono::{DateTime, SecondsFormat, Utc};
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::ToSchema;
@@ -111,12 +110,7 @@ pub async fn issue(
         });
     }
     let filters = TicketFilters::of(&client, f)?;
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let ticket = {
-        use base64::Engine;
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-    };
+    let ticket = crate::auth::random_token();
     let expires_at = Utc::now() + chrono::Duration::seconds(TICKET_TTL_SECS);
     let token_digest = state.api.token_digest(&client).ok_or_else(|| {
         AppError::Internal(anyhow::anyhow!("client {} is not configured", client.index))

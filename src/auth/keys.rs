@@ -98,8 +98,6 @@ pub fn identification_keys(
 }
 
 fn load_or_create_key(path: &Path) -> anyhow::Result<SecretString> {
-    use base64::Engine;
-    use rand::RngCore;
     use std::io::Write;
 
     if path.exists() {
@@ -119,14 +117,34 @@ fn load_or_create_key(path: &Path) -> anyhow::Result<SecretString> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let key = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let key = random_token();
     let mut file = crate::private_file::create_new(Some(crate::private_file::PRIVATE))
         .open(path)
         .with_context(|| format!("creating {}", path.display()))?;
     writeln!(file, "{key}").with_context(|| format!("writing {}", path.display()))?;
     Ok(SecretString::from(key))
+}
+
+/// A new token of the shape [`is_random_token`] accepts: 32 random bytes in URL-safe
+/// base64.
+pub fn random_token() -> String {
+    use base64::Engine as _;
+    use rand::RngCore as _;
+    let mut bytes = [0u8; 32];
+    rand::rng().fill_bytes(&mut bytes);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The value of the cookie `name` among a request's `Cookie` headers.
+pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
 }
 
 /// Whether `text` has the shape of a token this service makes (sign-in states, stream

@@ -11,7 +11,9 @@ pub(crate) mod request;
 mod sources;
 
 pub use clients::{Client, Scope};
-pub use keys::{KeySet, authorization, digest, identification_keys, is_random_token};
+pub use keys::{
+    KeySet, authorization, cookie, digest, identification_keys, is_random_token, random_token,
+};
 pub use limiter::{Failures, PerClient, rate_limited};
 pub use registrations::{REGISTRATION_REFRESH, RegistrationKeys};
 pub use sources::divar_only;

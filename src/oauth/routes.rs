@@ -13,9 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use base64::Engine as _;
 use chrono::Utc;
-use rand::RngCore as _;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use subtle::ConstantTimeEq;
@@ -77,9 +75,7 @@ impl Tokens {
         bound: bool,
     ) -> Result<Begun, TokenError> {
         let scopes = self.settings().scopes(asked);
-        let mut bytes = [0u8; 32];
-        rand::rng().fill_bytes(&mut bytes);
-        let state = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        let state = crate::auth::random_token();
         let ttl = chrono::Duration::seconds(
             i64::try_from(self.settings().state_ttl_secs).unwrap_or(i64::MAX / 1_000_000),
         );
@@ -266,7 +262,7 @@ pub async fn callback(
     // A state is 32 random bytes in URL-safe base64: anything else is refused before the
     // database is asked.
     let well_formed = crate::auth::is_random_token(&given);
-    let cookie = cookie(&headers, STATE_COOKIE);
+    let cookie = crate::auth::cookie(&headers, STATE_COOKIE);
     let cookie_matches = cookie.is_some_and(|c| bool::from(c.as_bytes().ct_eq(given.as_bytes())));
     let stored = match well_formed {
         true => {
@@ -357,17 +353,6 @@ pub async fn callback(
         .headers_mut()
         .insert(header::SET_COOKIE, header_value(&clear)?);
     Ok(response)
-}
-
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
 }
 
 /// A small HTML page; the URL held the code, so it is neither cached nor sent on as a referrer.

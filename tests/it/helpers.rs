@@ -213,3 +213,20 @@ pub async fn wait_until_ready(port: u16) {
 pub fn us(t: chrono::DateTime<chrono::Utc>) -> i64 {
     t.timestamp_micros()
 }
+
+/// Sends `request(0)`, `request(1)`, ... until one is answered 429: how many were answered
+/// 401 before it. Panics on any other answer, or when 1,000 go by without a 429.
+pub async fn refused_after<F, Fut>(mut request: F) -> u32
+where
+    F: FnMut(u32) -> Fut,
+    Fut: std::future::Future<Output = reqwest::Response>,
+{
+    for i in 0..1_000u32 {
+        match request(i).await.status().as_u16() {
+            401 => {}
+            429 => return i,
+            other => panic!("answered {other}"),
+        }
+    }
+    panic!("1,000 requests without a 429")
+}
