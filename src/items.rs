@@ -181,6 +181,8 @@ pub struct ConversationItem {
     pub source: String,
     /// The post, where known.
     pub post_token: Option<String>,
+    /// The post's title, where the last message gave it (legacy messages do).
+    pub post_title: Option<String>,
     /// Participants where known (legacy messages name them; events do not).
     pub participants: Participants,
     /// Earliest `sent_at` (RFC 3339, UTC).
@@ -189,6 +191,34 @@ pub struct ConversationItem {
     pub last_message_at: String,
     /// Stored messages.
     pub message_count: i64,
+    /// The latest message, shortened, for a list of conversations.
+    pub last_message: Option<LastMessage>,
+}
+
+/// The latest message of a conversation, shortened.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LastMessage {
+    /// TEXT, IMAGE, FILE, VOICE, LOCATION, VIDEO or CONTACT.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `SELLER`, `BUYER` or `BOT` where known.
+    pub sender_side: Option<String>,
+    /// Its first 120 characters, if it has text.
+    pub text: Option<String>,
+}
+
+impl LastMessage {
+    fn parse(preview: &str) -> Option<Self> {
+        let mut parts = preview.splitn(3, ' ');
+        let kind = parts.next()?.to_owned();
+        let side = parts.next()?;
+        let text = parts.next().unwrap_or("");
+        Some(LastMessage {
+            kind,
+            sender_side: (side != "-").then(|| side.to_owned()),
+            text: (!text.is_empty()).then(|| text.to_owned()),
+        })
+    }
 }
 
 impl From<StoredConversation> for ConversationItem {
@@ -198,6 +228,7 @@ impl From<StoredConversation> for ConversationItem {
             kind: c.kind,
             source: c.source,
             post_token: c.post_token,
+            post_title: c.post_title,
             participants: Participants {
                 supply: c.supply_user_id,
                 demand: c.demand_user_id,
@@ -205,6 +236,7 @@ impl From<StoredConversation> for ConversationItem {
             first_message_at: rfc3339(c.first_message_at),
             last_message_at: rfc3339(c.last_message_at),
             message_count: c.message_count,
+            last_message: c.last_preview.as_deref().and_then(LastMessage::parse),
         }
     }
 }

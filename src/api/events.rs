@@ -14,13 +14,13 @@ use utoipa::IntoParams;
 
 use super::cursor::Position;
 use super::page::Keyset;
-use super::params::{At, EventType, Filters, Limit, Text};
+use super::params::{At, EventType, Filters, Limit, SortOrder, Text};
 use crate::auth::Client;
 use crate::error::AppError;
 use crate::items::{ClickItem, EventItem, Page, rfc3339};
 use crate::state::AppState;
 use crate::store::Listed;
-use crate::store::query::LogQuery;
+use crate::store::query::{LogQuery, Order};
 
 /// The routes of this file.
 pub(super) fn routes() -> Router<AppState> {
@@ -73,6 +73,9 @@ pub struct EventFilters {
     /// Received before (RFC 3339)
     #[param(inline)]
     until: Option<At>,
+    /// asc (default: arrival order) or desc (newest first)
+    #[param(inline)]
+    order: Option<SortOrder>,
     /// 1–500, default 50
     #[param(inline)]
     limit: Option<Limit>,
@@ -81,7 +84,7 @@ pub struct EventFilters {
     cursor: Option<Text>,
 }
 
-/// Non-message events, in arrival order.
+/// Non-message events, in arrival order (or newest first).
 #[utoipa::path(get, path = "/api/v1/events", tag = "read",
     params(EventFilters),
     responses((status = 200, body = Page<EventItem>), (status = 400, body = crate::error::ErrorBody),
@@ -99,12 +102,14 @@ pub async fn list_events(
         since: At::of(f.since),
         until: At::of(f.until),
         limit: Limit::of(f.limit),
+        newest_first: SortOrder::of(f.order) == Order::Desc,
         ..Default::default()
     };
     let filters = [
         ("type", q.event_type.clone()),
         ("since", q.since.map(rfc3339)),
         ("until", q.until.map(rfc3339)),
+        ("order", q.newest_first.then(|| "desc".to_owned())),
     ];
     let budget = state.settings.api.page_max_bytes;
     log_page(
@@ -136,6 +141,9 @@ pub struct ClickFilters {
     /// Received before (RFC 3339)
     #[param(inline)]
     until: Option<At>,
+    /// asc (default: arrival order) or desc (newest first)
+    #[param(inline)]
+    order: Option<SortOrder>,
     /// 1–500, default 50
     #[param(inline)]
     limit: Option<Limit>,
@@ -144,7 +152,7 @@ pub struct ClickFilters {
     cursor: Option<Text>,
 }
 
-/// The click log, in arrival order.
+/// The click log, in arrival order (or newest first).
 #[utoipa::path(get, path = "/api/v1/clicks", tag = "read",
     params(ClickFilters),
     responses((status = 200, body = Page<ClickItem>), (status = 400, body = crate::error::ErrorBody),
@@ -162,6 +170,7 @@ pub async fn list_clicks(
         since: At::of(f.since),
         until: At::of(f.until),
         limit: Limit::of(f.limit),
+        newest_first: SortOrder::of(f.order) == Order::Desc,
         ..Default::default()
     };
     let filters = [
@@ -169,6 +178,7 @@ pub async fn list_clicks(
         ("conversation_id", q.conversation_id.clone()),
         ("since", q.since.map(rfc3339)),
         ("until", q.until.map(rfc3339)),
+        ("order", q.newest_first.then(|| "desc".to_owned())),
     ];
     let budget = state.settings.api.page_max_bytes;
     log_page(

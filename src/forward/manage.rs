@@ -28,6 +28,8 @@ pub struct EndpointStatus {
     pub lag_seconds: f64,
     /// Records read and waiting for delivery (some may be retrying).
     pub pending: i64,
+    /// Records given up on (`GET /api/v1/forwarding/dead`).
+    pub dead: i64,
     /// The last delivery answered 2xx (RFC 3339).
     pub last_success_at: Option<String>,
     /// The last error.
@@ -49,6 +51,7 @@ pub async fn status(
             continue;
         };
         let (pending, mut oldest) = store.forward_pending_summary(&e.name).await?;
+        let dead = store.forward_dead_count(&e.name).await?;
         let cursors = store.forward_cursors(&e.name).await?;
         let mut unread = 0;
         for kind in RecordKind::ALL {
@@ -77,6 +80,7 @@ pub async fn status(
             lag_records: pending + unread,
             lag_seconds,
             pending,
+            dead,
             last_success_at: state.last_success_at.map(rfc3339),
             last_error: state.last_error,
             last_error_at: state.last_error_at.map(rfc3339),

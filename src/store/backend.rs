@@ -29,6 +29,8 @@ pub struct Dialect {
     pub(crate) json_text: &'static str,
     /// An empty byte string.
     pub(crate) empty_bytes: &'static str,
+    /// Reads a JSON column's string field as text: `{c}` the column, `{k}` the key.
+    json_field: &'static str,
 }
 
 impl Dialect {
@@ -38,6 +40,7 @@ impl Dialect {
         json_param: "::text::json",
         json_text: "::text",
         empty_bytes: "'\\x'::bytea",
+        json_field: "{c} ->> '{k}'",
     };
 
     /// SQLite's.
@@ -46,7 +49,13 @@ impl Dialect {
         json_param: "",
         json_text: "",
         empty_bytes: "x''",
+        json_field: "cast(json_extract({c}, '$.{k}') as text)",
     };
+
+    /// The text of the field `key` of the JSON in `column` (`key`: a plain name).
+    pub(crate) fn json_field(&self, column: &str, key: &str) -> String {
+        self.json_field.replace("{c}", column).replace("{k}", key)
+    }
 
     /// `column` selected as JSON text, under its own name.
     pub(crate) fn json_column(&self, column: &str) -> String {

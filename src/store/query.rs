@@ -114,6 +114,8 @@ pub struct LogQuery {
     pub until: Option<DateTime<Utc>>,
     /// Keyset: the `seq` of the last row of the previous page.
     pub after_seq: Option<i64>,
+    /// Newest first (the page goes on below `after_seq`).
+    pub newest_first: bool,
     /// Page size.
     pub limit: i64,
     /// Also select the raw bodies (lists never show them; tools and tests may).
@@ -140,9 +142,23 @@ pub fn message_columns(dialect: Dialect) -> String {
     )
 }
 
+/// A conversation with its last message's type, sender side and first 120 characters, and
+/// the post's title that message carries (legacy messages do): one index seek on
+/// `message_conversation_idx` for each.
+fn conversation_select(dialect: Dialect) -> String {
+    let last = "from message m where m.conversation_id = conversation.id \
+                order by m.sent_at desc, m.id desc limit 1";
+    let title = dialect.json_field("m.metadata", "title");
+    format!(
+        "select conversation.*, (select m.message_type || ' ' || coalesce(m.sender_side, '-') \
+         || ' ' || coalesce(substr(m.text, 1, 120), '') {last}) as last_preview, \
+         (select {title} {last}) as post_title from conversation"
+    )
+}
+
 /// `select ... from conversation ...`
 pub fn conversations(dialect: Dialect, q: &ConversationQuery) -> Sql {
-    let mut sql = Sql::new(dialect, "select * from conversation");
+    let mut sql = Sql::new(dialect, &conversation_select(dialect));
     let mut first = true;
     if let Some(p) = &q.post_token {
         sql.filter(&mut first, "post_token = ", Param::Text(p.clone()));
@@ -303,9 +319,14 @@ fn log_filters(sql: &mut Sql, first: &mut bool, q: &LogQuery) {
         sql.filter(first, "received_at < ", Param::Time(t));
     }
     if let Some(seq) = q.after_seq {
-        sql.filter(first, "seq > ", Param::Int(seq));
+        let after = if q.newest_first { "seq < " } else { "seq > " };
+        sql.filter(first, after, Param::Int(seq));
     }
-    sql.push(" order by seq asc");
+    sql.push(if q.newest_first {
+        " order by seq desc"
+    } else {
+        " order by seq asc"
+    });
     sql.limit(q.limit);
 }
 
@@ -346,7 +367,10 @@ pub fn message(dialect: Dialect, id: &str) -> Sql {
 
 /// One conversation by id.
 pub fn conversation(dialect: Dialect, id: &str) -> Sql {
-    let mut sql = Sql::new(dialect, "select * from conversation where id = ");
+    let mut sql = Sql::new(
+        dialect,
+        &format!("{} where id = ", conversation_select(dialect)),
+    );
     sql.bind(Param::Text(id.to_owned()));
     sql
 }

@@ -334,6 +334,16 @@ impl Store {
         Ok((row.get("n")?, row.opt_time("oldest")?))
     }
 
+    /// How many dead letters an endpoint holds.
+    pub async fn forward_dead_count(&self, name: &str) -> Result<i64, Error> {
+        let mut sql = Sql::new(
+            self.dialect(),
+            "select count(*) as n from forward_dead where endpoint = ",
+        );
+        sql.bind(Param::Text(name.to_owned()));
+        Ok(self.fetch_one(&sql).await?.get("n")?)
+    }
+
     /// Writes what a round of deliveries changed, in one transaction. Which of
     /// `p.replies` were recorded (a reply recorded already for its record is not).
     pub async fn forward_progress(&self, name: &str, p: &Progress) -> Result<Vec<bool>, Error> {

@@ -236,6 +236,34 @@ async fn events_and_clicks_list_with_filters(backend: Backend) {
         .collect();
     assert_eq!(types, ["PUBLISH", "ARCHIVE"]);
     assert_eq!(updates["items"][0]["payload"]["post"]["token"], "AZx7Kp2Q");
+    // Newest first, paged on below the cursor; a cursor is bound to its order.
+    let first = app.api_json("/api/v1/events?order=desc&limit=2").await;
+    let subtypes = |page: &Value| -> Vec<String> {
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["type"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(subtypes(&first), ["POST_UPDATE", "USER_ACCESS_REVOCATION"]);
+    assert_eq!(first["items"][0]["subtype"], "ARCHIVE");
+    let cursor = first["next_cursor"].as_str().unwrap();
+    let rest = app
+        .api_json(&format!(
+            "/api/v1/events?order=desc&limit=2&cursor={cursor}"
+        ))
+        .await;
+    assert_eq!(rest["items"][0]["subtype"], "PUBLISH");
+    assert_eq!(rest["next_cursor"], Value::Null);
+    let switched = app
+        .client
+        .get(app.url(&format!("/api/v1/events?limit=2&cursor={cursor}")))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(switched.status(), 400);
     let later = app
         .api_json("/api/v1/events?since=2999-01-01T00:00:00Z")
         .await;
@@ -260,6 +288,10 @@ async fn events_and_clicks_list_with_filters(backend: Backend) {
     let clicks = app.api_json("/api/v1/clicks?post_token=AZx7Kp2Q").await;
     assert_eq!(clicks["items"].as_array().unwrap().len(), 2);
     assert_eq!(clicks["items"][0]["version"], "legacy");
+    let newest = app
+        .api_json("/api/v1/clicks?post_token=AZx7Kp2Q&order=desc")
+        .await;
+    assert_eq!(newest["items"][0]["version"], "v2");
     assert_eq!(
         clicks["items"][1]["url"],
         "https://app.example-kenar.ir/start/AZx7Kp2Q"
