@@ -20,6 +20,9 @@
 #   scripts/bench.sh backup     ingest at 500 deliveries/s on a ~1 GiB SQLite database, without
 #                               and during `kenar-hook backup`; then the backup restored and
 #                               checked (BACKUP_SEED_MIB, BACKUP_BASE_SECONDS shorten it)
+#   scripts/bench.sh inbox      the web inbox in Chromium (SQLite, release build): first paint
+#                               with 1,000 conversations, page weight, delivery to visible
+#                               over 200 deliveries (needs node and chromium; tests/browser)
 #   scripts/bench.sh            all five (not compare, scale or backup)
 # Everything targets 127.0.0.1, runs for a bounded time, and the server started here is
 # stopped by its pid. Results go to target/bench/.
@@ -956,6 +959,12 @@ pct = lambda p: lat[max(0, min(len(lat) - 1, int(len(lat) * p + 0.999999) - 1))]
 print(f"requests={len(lat)} non200={bad} p50_ms={pct(0.5):.2f} p99_ms={pct(0.99):.2f} max_ms={pct(1.0):.2f}")
 PY
 }
+bench_inbox() {
+  echo "== inbox: first paint, weight, delivery to visible (Chromium)"
+  (cd tests/browser && npm ci --no-audit --no-fund >/dev/null &&
+    KENAR_HOOK_BIN="$PWD/../../target/release/kenar-hook" node bench.mjs) | tee "$out/inbox.txt"
+}
+
 bench_backup() {
   local mib=${BACKUP_SEED_MIB:-1024} base=${BACKUP_BASE_SECONDS:-30}
   local data="$out/backup-data" seed="$out/backup-seed.db" dir="$out/backup-dir" restored="$out/backup-restored"
@@ -1054,6 +1063,7 @@ case "$what" in
   compare) bench_compare "${2:-}" ;;
   scale) bench_scale ;;
   backup) bench_backup ;;
+  inbox) bench_inbox ;;
   all) bench_clicks; bench_read; bench_ingest; bench_forward; bench_slow ;;
   *) echo "usage: scripts/bench.sh [clicks|read|ingest|forward|reply|slow|scale|backup|all|compare OTHER-BINARY]" >&2; exit 2 ;;
 esac

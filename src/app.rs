@@ -42,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         ))
         .merge(crate::oauth::routes::routes(state.clone()))
         .merge(api::routes(state.clone()))
+        .merge(crate::inbox::routes(&state))
         .merge(health::routes())
         .fallback(|method: axum::http::Method| async move {
             telemetry::count_unmatched(&method);
@@ -62,6 +63,7 @@ pub fn router(state: AppState) -> Router {
         )
         .layer(SetSensitiveRequestHeadersLayer::new([
             axum::http::header::AUTHORIZATION,
+            axum::http::header::COOKIE,
         ]))
         .layer(SetRequestIdLayer::new(REQUEST_ID.clone(), MakeRequestUuid))
         .with_state(state)
@@ -214,6 +216,7 @@ async fn start_with(
     .context("registering the forwarding endpoints")?;
     let api = ApiAccess::new(&settings.api);
     api.redemptions().spawn_cleanup(shutdown.clone());
+    api.sessions().spawn_cleanup(shutdown.clone());
     let state = AppState::new(Shared {
         settings: settings.clone(),
         store: store.clone(),

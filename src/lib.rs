@@ -15,6 +15,7 @@ pub mod divar;
 pub mod error;
 pub mod forward;
 pub(crate) mod health;
+pub mod inbox;
 pub mod ingest;
 pub(crate) mod items;
 pub mod notify;

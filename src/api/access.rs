@@ -27,10 +27,16 @@ pub struct ApiAccess {
     streams_per_token: Vec<Arc<Semaphore>>,
     /// Stream tickets tried per client IP: each costs a database statement.
     redemptions: Arc<crate::auth::PerClient>,
+    /// Inbox session cookies looked up per client IP: each costs a database statement.
+    sessions: Arc<crate::auth::PerClient>,
 }
 
 /// Stream tickets a client IP may try a minute (a browser redeems one per stream it opens).
 pub const TICKETS_PER_MINUTE: u32 = 120;
+
+/// Requests with an inbox session cookie a client IP may make a minute (a page makes one
+/// per list, page of a thread or tab it shows).
+pub const SESSION_LOOKUPS_PER_MINUTE: u32 = 600;
 
 /// A live stream's places in the global and the per-token limit, given back when it ends.
 #[derive(Debug)]
@@ -64,6 +70,7 @@ impl ApiAccess {
                 .map(|_| Arc::new(Semaphore::new(settings.max_streams_per_token)))
                 .collect(),
             redemptions: crate::auth::PerClient::per_minute(TICKETS_PER_MINUTE),
+            sessions: crate::auth::PerClient::per_minute(SESSION_LOOKUPS_PER_MINUTE),
         })
     }
 
@@ -72,13 +79,31 @@ impl ApiAccess {
         &self.redemptions
     }
 
+    /// The per-IP limit of inbox session lookups.
+    pub fn sessions(&self) -> &Arc<crate::auth::PerClient> {
+        &self.sessions
+    }
+
+    /// One more request of `client` within its rate limit, or 429.
+    pub(crate) fn admit(&self, client: &Client) -> Result<(), AppError> {
+        self.per_token
+            .check_key(&client.index)
+            .map_err(crate::auth::rate_limited)
+    }
+
     /// The hex digest of a client's token, as stored with its stream tickets.
     pub fn token_digest(&self, client: &Client) -> Option<String> {
         self.tokens.digest_hex(client.index)
     }
 
+    /// The client whose token this is (compared in constant time).
+    pub(crate) fn client_of_token(&self, token: &str) -> Option<Arc<Client>> {
+        let i = self.tokens.position(Some(token.as_bytes()))?;
+        self.clients.get(i).cloned()
+    }
+
     /// The client whose token has this hex digest.
-    fn client_of_digest(&self, digest: &str) -> Option<Arc<Client>> {
+    pub(crate) fn client_of_digest(&self, digest: &str) -> Option<Arc<Client>> {
         let i = self.tokens.position_of_digest(digest)?;
         self.clients.get(i).cloned()
     }
@@ -181,10 +206,26 @@ async fn checked(state: AppState, request: Request, next: Next) -> Response {
             let (scheme, token) = v.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         });
-    let client = access
-        .tokens
-        .position(bearer.map(str::as_bytes))
-        .and_then(|i| access.clients.get(i).cloned());
+    let client = match bearer {
+        // The web inbox's session cookie stands for the client that signed in with it.
+        None if state.settings.inbox.enabled => {
+            match crate::inbox::client_of_cookie(
+                &state,
+                request.headers(),
+                request.extensions(),
+                request.method(),
+            )
+            .await
+            {
+                Ok(client) => client,
+                Err(e) => return e.into_response(),
+            }
+        }
+        _ => access
+            .tokens
+            .position(bearer.map(str::as_bytes))
+            .and_then(|i| access.clients.get(i).cloned()),
+    };
     match client {
         Some(client) => match access.per_token.check_key(&client.index) {
             // While the database is known to be down, a read would only wait for its timeout.

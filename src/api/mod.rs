@@ -4,7 +4,7 @@
 
 pub(crate) mod access;
 
-pub use access::TICKETS_PER_MINUTE;
+pub use access::{SESSION_LOOKUPS_PER_MINUTE, TICKETS_PER_MINUTE};
 mod conversations;
 pub mod cursor;
 mod events;

@@ -17,6 +17,7 @@ pub mod callback;
 mod check;
 pub mod clients;
 pub mod forward;
+pub mod inbox;
 mod keys;
 mod load;
 mod messages;
@@ -28,6 +29,7 @@ pub use callback::{CallbackSettings, RuleSettings};
 pub use check::{Effective, masked_url};
 pub use clients::{ClientSettings, SCOPES};
 pub use forward::{ENDPOINT_KEYS, EndpointSettings, ForwardSettings};
+pub use inbox::InboxSettings;
 pub use keys::unknown_variables;
 pub use load::io_reason;
 pub use oauth::OAuthSettings;
@@ -105,6 +107,8 @@ pub struct Settings {
     pub retention: RetentionSettings,
     /// What a user's revocation of access erases.
     pub privacy: PrivacySettings,
+    /// The web inbox.
+    pub inbox: InboxSettings,
     /// The settings files read, in order; none when only the built-in defaults and the
     /// environment were.
     #[serde(skip)]

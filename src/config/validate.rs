@@ -126,6 +126,10 @@ impl Settings {
         if let Err((key, problem)) = self.retention.validate() {
             return fail(key, &problem);
         }
+        let has_clients = !self.api.tokens.is_empty() || !self.api.clients.is_empty();
+        if let Err((key, problem)) = self.inbox.validate(has_clients) {
+            return fail(key, &problem);
+        }
         Ok(())
     }
 }

@@ -478,6 +478,42 @@ impl Store {
         }
     }
 
+    /// Keeps an inbox session (its digest) for the client whose token has `token_digest`,
+    /// until `expires_at`.
+    pub async fn insert_inbox_session(
+        &self,
+        digest: &str,
+        token_digest: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), Error> {
+        for sql in statements::insert_inbox_session(
+            self.dialect(),
+            digest,
+            token_digest,
+            expires_at,
+            Utc::now(),
+        ) {
+            self.execute(&sql).await?;
+        }
+        Ok(())
+    }
+
+    /// The digest of the token an inbox session was opened with, while it lasts.
+    pub async fn inbox_session(&self, digest: &str) -> Result<Option<String>, Error> {
+        let sql = statements::inbox_session(self.dialect(), digest, Utc::now());
+        match self.fetch_optional(&sql).await? {
+            Some(row) => Ok(Some(row.get("token_digest")?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Ends an inbox session.
+    pub async fn delete_inbox_session(&self, digest: &str) -> Result<(), Error> {
+        self.execute(&statements::delete_inbox_session(self.dialect(), digest))
+            .await?;
+        Ok(())
+    }
+
     /// Closes the pool, waiting for connections to be returned.
     pub async fn close(&self) {
         dispatch!(self, db => db.close().await)

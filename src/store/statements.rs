@@ -67,6 +67,46 @@ pub fn redeem_stream_ticket(d: Dialect, digest: &str, now: chrono::DateTime<chro
     sql
 }
 
+/// Stores an inbox session's digest, first removing the sessions that have expired.
+pub fn insert_inbox_session(
+    d: Dialect,
+    digest: &str,
+    token_digest: &str,
+    expires_at: chrono::DateTime<chrono::Utc>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> [Sql; 2] {
+    let mut prune = Sql::new(d, "delete from inbox_session where expires_at <= ");
+    prune.bind(Param::Time(now));
+    let mut insert = Sql::new(
+        d,
+        "insert into inbox_session (digest, token_digest, expires_at) values (",
+    );
+    insert
+        .list(vec![
+            text(digest),
+            text(token_digest),
+            Param::Time(expires_at),
+        ])
+        .push(")");
+    [prune, insert]
+}
+
+/// The token digest of a session that has not expired.
+pub fn inbox_session(d: Dialect, digest: &str, now: chrono::DateTime<chrono::Utc>) -> Sql {
+    let mut sql = Sql::new(d, "select token_digest from inbox_session where digest = ");
+    sql.bind(text(digest))
+        .push(" and expires_at > ")
+        .bind(Param::Time(now));
+    sql
+}
+
+/// Ends a session.
+pub fn delete_inbox_session(d: Dialect, digest: &str) -> Sql {
+    let mut sql = Sql::new(d, "delete from inbox_session where digest = ");
+    sql.bind(text(digest));
+    sql
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -15,6 +15,7 @@ mod config;
 mod conventions;
 mod forward;
 mod hostile;
+mod inbox;
 mod lifecycle;
 mod migration;
 mod oauth;

@@ -180,6 +180,7 @@ const TABLES: &[&str] = &[
     "forward_dead",
     "forward_endpoint",
     "forward_pending",
+    "inbox_session",
     "installation",
     "message",
     "oauth_state",
