@@ -91,7 +91,7 @@ enabled = true
     while (Date.now() < deadline) {
       if (this.child.exitCode !== null) throw new Error(`kenar-hook exited: ${this.log.join('')}`);
       try {
-        const r = await fetch(`${this.url}/readyz`);
+        const r = await fetch(`${this.url}/readyz`, { signal: AbortSignal.timeout(2000) });
         if (r.ok) return;
       } catch {
         // not listening yet
@@ -115,6 +115,7 @@ enabled = true
   // A delivery to the webhook (or to `path`), which must be answered 200.
   async post(body, path = '/webhooks/divar') {
     const r = await fetch(`${this.url}${path}`, {
+      signal: AbortSignal.timeout(10_000),
       method: 'POST',
       headers: { authorization: KEY, 'content-type': 'application/json' },
       body: JSON.stringify(body),
@@ -183,6 +184,7 @@ enabled = true
 export async function launch(chromium) {
   const userDataDir = mkdtempSync(join(tmpdir(), 'kenar-chromium-'));
   return chromium.launchPersistentContext(userDataDir, {
+    timeout: 60_000,
     executablePath: CHROMIUM,
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-dev-shm-usage'],
@@ -203,4 +205,7 @@ export const conversationId = () => randomUUID();
 // A test that throws must not leave a service behind.
 const running = new Set();
 process.on('exit', () => { for (const c of running) c.kill('SIGKILL'); });
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => process.exit(128 + (signal === 'SIGINT' ? 2 : 15)));
+}
 export function track(child) { running.add(child); child.once('exit', () => running.delete(child)); }

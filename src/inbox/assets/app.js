@@ -12,6 +12,7 @@ const state = {
   filter: { post: '', q: '' },
   current: null, // open conversation id
   shown: new Set(), // message ids in the open thread
+  early: null, // live messages of the open thread that came before its first page did
   olderCursor: null,
   streamId: null, // last stream position seen
   source: null,
@@ -275,9 +276,14 @@ async function openConversation(id) {
   const item = entry?.item;
   $('thread-title').textContent = [item?.post_title, item?.post_token && `Post ${item.post_token}`, id].filter(Boolean).join(' · ');
   $('thread').replaceChildren();
+  state.early = [];
   const page = await api(`/api/v1/conversations/${encodeURIComponent(id)}/messages?order=desc&limit=50`);
   if (state.current !== id) return;
   prepend(page);
+  // Placed after the page, so each lands in order, or waits for "Older messages".
+  const early = state.early;
+  state.early = null;
+  for (const m of early) if (!state.shown.has(m.id)) place(m);
   const scroll = $('thread-scroll');
   scroll.scrollTop = scroll.scrollHeight;
 }
@@ -337,7 +343,10 @@ function onMessage(m) {
     $('conversations').prepend(renderConversation(fresh));
     listEmpty();
   }
-  if (state.current === m.conversation_id && !state.shown.has(m.id)) place(m);
+  if (state.current === m.conversation_id && !state.shown.has(m.id)) {
+    if (state.early) state.early.push(m);
+    else place(m);
+  }
 }
 
 // A thread is in the lists' order: sent time, then id.
