@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 for tool in node npm; do
-  command -v "$tool" >/dev/null 2>&1 || { echo "browser tests: $tool is missing (apt-get install nodejs npm)" >&2; exit 1; }
+  command -v "$tool" >/dev/null 2>&1 || { echo "browser tests: $tool is missing (apt-get install nodejs)" >&2; exit 1; }
 done
 chromium="${CHROMIUM:-/usr/bin/chromium}"
 [ -x "$chromium" ] || { echo "browser tests: $chromium is missing (apt-get install chromium fonts-noto-core)" >&2; exit 1; }
