@@ -181,7 +181,8 @@ pub struct ConversationItem {
     pub source: String,
     /// The post, where known.
     pub post_token: Option<String>,
-    /// The post's title, where the last message gave it (legacy messages do).
+    /// The post's title, where the last message gave it (legacy messages do); only with
+    /// the last message.
     pub post_title: Option<String>,
     /// Participants where known (legacy messages name them; events do not).
     pub participants: Participants,
@@ -191,7 +192,8 @@ pub struct ConversationItem {
     pub last_message_at: String,
     /// Stored messages.
     pub message_count: i64,
-    /// The latest message, shortened, for a list of conversations.
+    /// The latest message, shortened: on one conversation, and on a list with
+    /// `include=last_message`.
     pub last_message: Option<LastMessage>,
 }
 
@@ -208,27 +210,34 @@ pub struct LastMessage {
 }
 
 impl LastMessage {
-    fn parse(preview: &str) -> Option<Self> {
-        let mut parts = preview.splitn(3, ' ');
-        let kind = parts.next()?.to_owned();
-        let side = parts.next()?;
+    /// The message and the post title of a stored `last_preview`.
+    fn parse(preview: &str) -> Option<(Self, Option<String>)> {
+        let mut parts = preview.splitn(3, crate::store::query::PREVIEW_SEPARATOR);
+        let (kind, side) = parts.next()?.split_once(' ')?;
+        let title = parts.next()?;
         let text = parts.next().unwrap_or("");
-        Some(LastMessage {
-            kind,
+        let message = LastMessage {
+            kind: kind.to_owned(),
             sender_side: (side != "-").then(|| side.to_owned()),
             text: (!text.is_empty()).then(|| text.to_owned()),
-        })
+        };
+        Some((message, (!title.is_empty()).then(|| title.to_owned())))
     }
 }
 
 impl From<StoredConversation> for ConversationItem {
     fn from(c: StoredConversation) -> Self {
+        let (last_message, post_title) = c
+            .last_preview
+            .as_deref()
+            .and_then(LastMessage::parse)
+            .map_or((None, None), |(m, title)| (Some(m), title));
         ConversationItem {
             id: c.id,
             kind: c.kind,
             source: c.source,
             post_token: c.post_token,
-            post_title: c.post_title,
+            post_title,
             participants: Participants {
                 supply: c.supply_user_id,
                 demand: c.demand_user_id,
@@ -236,7 +245,7 @@ impl From<StoredConversation> for ConversationItem {
             first_message_at: rfc3339(c.first_message_at),
             last_message_at: rfc3339(c.last_message_at),
             message_count: c.message_count,
-            last_message: c.last_preview.as_deref().and_then(LastMessage::parse),
+            last_message,
         }
     }
 }

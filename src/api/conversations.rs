@@ -12,7 +12,7 @@ use utoipa::IntoParams;
 
 use super::cursor::Position;
 use super::page::Keyset;
-use super::params::{At, Filters, Limit, NoParams, Text};
+use super::params::{At, Filters, Limit, Names, NoParams, Text};
 use crate::auth::Client;
 use crate::error::AppError;
 use crate::items::{ConversationItem, Page, rfc3339};
@@ -40,6 +40,9 @@ pub struct ConversationFilters {
     /// Last message before (RFC 3339)
     #[param(inline)]
     until: Option<At>,
+    /// last_message: each conversation with its last message, shortened, and its post's title
+    #[param(inline)]
+    include: Option<Names>,
     /// 1–500, default 50
     #[param(inline)]
     limit: Option<Limit>,
@@ -85,6 +88,7 @@ pub async fn list_conversations(
         until,
         after,
         limit: keyset.fetch(),
+        with_last: !Names::only(f.include, "include", &["last_message"])?.is_empty(),
     };
     let rows = state.store.list_conversations(&q).await?;
     Ok(Json(keyset.page(

@@ -30,6 +30,8 @@ pub struct ConversationQuery {
     pub after: Option<(DateTime<Utc>, String)>,
     /// Page size.
     pub limit: i64,
+    /// Also read each conversation's last message (shortened).
+    pub with_last: bool,
 }
 
 /// Filters and page of the message lists (by `sent_at`, then id, then `seq`: one id may be
@@ -142,23 +144,31 @@ pub fn message_columns(dialect: Dialect) -> String {
     )
 }
 
-/// A conversation with its last message's type, sender side and first 120 characters, and
-/// the post's title that message carries (legacy messages do): one index seek on
-/// `message_conversation_idx` for each.
-fn conversation_select(dialect: Dialect) -> String {
-    let last = "from message m where m.conversation_id = conversation.id \
-                order by m.sent_at desc, m.id desc limit 1";
+/// The separator of the parts of `last_preview`: a control character no type, side or
+/// post title holds.
+pub const PREVIEW_SEPARATOR: char = '\u{1f}';
+
+/// A conversation, and with `with_last` its last message as one text column,
+/// `<type> <sender side or -><US><post title><US><first 120 characters of its text>`: one
+/// index seek on `message_conversation_idx` a row, so only for those who ask.
+fn conversation_select(dialect: Dialect, with_last: bool) -> String {
+    if !with_last {
+        return "select conversation.*, cast(null as text) as last_preview from conversation"
+            .to_owned();
+    }
     let title = dialect.json_field("m.metadata", "title");
+    let us = PREVIEW_SEPARATOR;
     format!(
         "select conversation.*, (select m.message_type || ' ' || coalesce(m.sender_side, '-') \
-         || ' ' || coalesce(substr(m.text, 1, 120), '') {last}) as last_preview, \
-         (select {title} {last}) as post_title from conversation"
+         || '{us}' || coalesce({title}, '') || '{us}' || coalesce(substr(m.text, 1, 120), '') \
+         from message m where m.conversation_id = conversation.id \
+         order by m.sent_at desc, m.id desc limit 1) as last_preview from conversation"
     )
 }
 
 /// `select ... from conversation ...`
 pub fn conversations(dialect: Dialect, q: &ConversationQuery) -> Sql {
-    let mut sql = Sql::new(dialect, &conversation_select(dialect));
+    let mut sql = Sql::new(dialect, &conversation_select(dialect, q.with_last));
     let mut first = true;
     if let Some(p) = &q.post_token {
         sql.filter(&mut first, "post_token = ", Param::Text(p.clone()));
@@ -369,7 +379,7 @@ pub fn message(dialect: Dialect, id: &str) -> Sql {
 pub fn conversation(dialect: Dialect, id: &str) -> Sql {
     let mut sql = Sql::new(
         dialect,
-        &format!("{} where id = ", conversation_select(dialect)),
+        &format!("{} where id = ", conversation_select(dialect, true)),
     );
     sql.bind(Param::Text(id.to_owned()));
     sql

@@ -304,10 +304,8 @@ pub struct StoredConversation {
     pub last_message_at: DateTime<Utc>,
     /// How many messages are stored.
     pub message_count: i64,
-    /// The last message: `"<type> <sender side or -> <up to 120 characters of text>"`.
+    /// The last message, where read: see [`super::query::PREVIEW_SEPARATOR`].
     pub last_preview: Option<String>,
-    /// The post's title, as the last message gave it (legacy messages do).
-    pub post_title: Option<String>,
 }
 
 /// A stored event.

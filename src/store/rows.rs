@@ -288,7 +288,6 @@ pub fn conversation(r: &AnyRow) -> Result<StoredConversation, super::Error> {
         last_message_at: r.time("last_message_at")?,
         message_count: r.get("message_count")?,
         last_preview: r.get("last_preview")?,
-        post_title: r.get("post_title")?,
     })
 }
 

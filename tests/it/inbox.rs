@@ -129,7 +129,7 @@ async fn signing_in_sets_a_session_cookie_only_scripts_of_the_page_cannot_read(b
 
     app.post_webhook(fixture("event_new_message_text.json"))
         .await;
-    let list = get_with(&app, "/api/v1/conversations", &cookie).await;
+    let list = get_with(&app, "/api/v1/conversations?include=last_message", &cookie).await;
     assert_eq!(list.status(), 200);
     let list: Value = list.json().await.unwrap();
     let first = &list["items"][0];
@@ -139,6 +139,32 @@ async fn signing_in_sets_a_session_cookie_only_scripts_of_the_page_cannot_read(b
     assert_eq!(
         first["last_message"]["text"],
         "سلام، قیمت نهایی چنده؟ امکان معاوضه هم هست؟"
+    );
+    // Without asking, no message is read for the list.
+    let plain: Value = get_with(&app, "/api/v1/conversations", &cookie)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(plain["items"][0]["last_message"], Value::Null);
+    // A legacy message names its post's title.
+    app.post_webhook(fixture("legacy_chat_message_text.json"))
+        .await;
+    let list: Value = get_with(&app, "/api/v1/conversations?include=last_message", &cookie)
+        .await
+        .json()
+        .await
+        .unwrap();
+    let legacy = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["source"] == "legacy")
+        .expect("the legacy conversation");
+    assert_eq!(legacy["post_title"], "پژو ۲۰۶ تیپ ۲ مدل ۱۳۹۸");
+    assert_eq!(
+        legacy["last_message"]["text"],
+        "سلام، وقت بخیر. این ماشین هنوز فروشی هست؟"
     );
     // Only its digest is stored.
     let id = cookie.split_once('=').unwrap().1;

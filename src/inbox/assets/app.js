@@ -171,7 +171,7 @@ function listEmpty() {
 }
 
 async function loadConversations(more = false) {
-  const params = new URLSearchParams({ limit: '50' });
+  const params = new URLSearchParams({ limit: '50', include: 'last_message' });
   if (state.filter.post) params.set('post_token', state.filter.post);
   if (more && state.listCursor) params.set('cursor', state.listCursor);
   if (state.filter.q) return searchConversations();
