@@ -490,10 +490,9 @@ impl Run<'_> {
             .filter(|(_, r)| *r)
         {
             if reply.status == OutboxStatus::Sending {
-                let r = reply;
                 self.e
                     .outbox
-                    .send(self.name, r.kind, r.seq, r.reply, r.target);
+                    .send(self.name, reply.kind, reply.seq, reply.reply, reply.target);
             } else {
                 crate::outbox::send::counted(reply.status);
             }

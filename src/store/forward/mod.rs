@@ -110,6 +110,19 @@ pub struct Progress {
     pub replies: Vec<super::outbox::NewReply>,
 }
 
+impl Progress {
+    /// Whether there is nothing to write.
+    pub fn is_empty(&self) -> bool {
+        self.done.is_empty()
+            && self.retries.is_empty()
+            && self.dead.is_empty()
+            && self.attempts.is_empty()
+            && self.success_at.is_none()
+            && self.error.is_none()
+            && self.replies.is_empty()
+    }
+}
+
 /// Filters and page of the attempt log (newest first).
 #[derive(Debug, Clone, Default)]
 pub struct AttemptQuery {
@@ -349,14 +362,7 @@ impl Store {
     pub async fn forward_progress(&self, name: &str, p: &Progress) -> Result<Vec<bool>, Error> {
         let d = self.dialect();
         let text = |s: &str| Param::Text(s.to_owned());
-        if p.done.is_empty()
-            && p.retries.is_empty()
-            && p.dead.is_empty()
-            && p.attempts.is_empty()
-            && p.success_at.is_none()
-            && p.error.is_none()
-            && p.replies.is_empty()
-        {
+        if p.is_empty() {
             return Ok(Vec::new());
         }
         // The endpoint's row first: a prune or an erasure locks it before the pending rows
