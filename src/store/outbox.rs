@@ -234,13 +234,8 @@ impl Store {
         );
         claim.bind(Param::Time(Utc::now()));
         key(&mut claim, endpoint, kind, seq);
-        claim.push(" and status = 'pending'");
-        if self.execute_count(&claim).await? == 0 {
-            return Ok(None);
-        }
-        let mut read = Sql::new(d, "select * from outbox");
-        key(&mut read, endpoint, kind, seq);
-        self.fetch_optional(&read)
+        claim.push(" and status = 'pending' returning *");
+        self.fetch_optional(&claim)
             .await?
             .map(|r| row(&r))
             .transpose()
