@@ -180,12 +180,7 @@ pub async fn attempts(
         At::of(f.since),
         Limit::of(f.limit),
     );
-    if let Some(s) = status.as_deref().filter(|s| !OUTCOMES.contains(s)) {
-        return Err(AppError::InvalidParameter {
-            name: "status".into(),
-            message: format!("status: {s:?} is not one of {}", OUTCOMES.join(", ")),
-        });
-    }
+    super::params::choice("status", status.as_deref(), OUTCOMES)?;
     let keyset = Keyset::new(
         "forwarding_attempts",
         &[

@@ -140,16 +140,8 @@ pub async fn list(
         At::of(f.since),
         Limit::of(f.limit),
     );
-    if let Some(s) = status
-        .as_deref()
-        .filter(|s| OutboxStatus::parse(s).is_none())
-    {
-        let names: Vec<&str> = OutboxStatus::ALL.iter().map(|s| s.as_str()).collect();
-        return Err(AppError::InvalidParameter {
-            name: "status".into(),
-            message: format!("status: {s:?} is not one of {}", names.join(", ")),
-        });
-    }
+    let names: Vec<&str> = OutboxStatus::ALL.iter().map(|s| s.as_str()).collect();
+    super::params::choice("status", status.as_deref(), &names)?;
     let keyset = Keyset::new(
         "outbox",
         &[

@@ -273,13 +273,21 @@ impl Names {
         allowed: &[&str],
     ) -> Result<Vec<String>, AppError> {
         let names = names.unwrap_or_default().0;
-        match names.iter().find(|n| !allowed.contains(&n.as_str())) {
-            None => Ok(names),
-            Some(bad) => Err(AppError::InvalidParameter {
-                name: parameter.to_owned(),
-                message: format!("{parameter}: {bad:?} is not one of {}", allowed.join(", ")),
-            }),
+        for name in &names {
+            choice(parameter, Some(name), allowed)?;
         }
+        Ok(names)
+    }
+}
+
+/// 400 naming the choices unless `value` of `parameter`, where given, is one of `allowed`.
+pub fn choice(parameter: &str, value: Option<&str>, allowed: &[&str]) -> Result<(), AppError> {
+    match value.filter(|v| !allowed.contains(v)) {
+        None => Ok(()),
+        Some(bad) => Err(AppError::InvalidParameter {
+            name: parameter.to_owned(),
+            message: format!("{parameter}: {bad:?} is not one of {}", allowed.join(", ")),
+        }),
     }
 }
 
