@@ -131,6 +131,13 @@ test('the thread is right to left where its text is, and each type is shown mean
 
 test('a message posted to the webhook appears in the open thread, once, in order', async () => {
   const before = await bubbles();
+  // Layout shifts while messages stream in (none expected: bubbles go below the others).
+  await page.evaluate(() => {
+    window.shifts = 0;
+    new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) if (!e.hadRecentInput) window.shifts += e.value;
+    }).observe({ type: 'layout-shift' });
+  });
   const ids = [];
   for (const text of ['باشه، فردا ساعت ۱۰ میام.', 'OK, see you at 10 — ممنون']) {
     const started = Date.now();
@@ -142,6 +149,7 @@ test('a message posted to the webhook appears in the open thread, once, in order
     assert.ok(Date.now() - started < 3000, `shown after ${Date.now() - started} ms`);
   }
   assert.deepEqual(await bubbles(), [...before, ...ids]);
+  assert.ok(await page.evaluate(() => window.shifts) < 0.01, `layout shift ${await page.evaluate(() => window.shifts)}`);
   const preview = await page.textContent(`#conversations button[data-id="${CAR}"] .preview`);
   assert.equal(preview, 'OK, see you at 10 — ممنون');
 });
