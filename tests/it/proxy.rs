@@ -336,3 +336,46 @@ async fn behind_nginx_with_the_shipped_configuration() {
         sent.elapsed()
     );
 }
+
+#[tokio::test]
+async fn the_inbox_behind_nginx_is_served_whole_with_a_secure_cookie() {
+    let app = app(|s| s.inbox.enabled = true).await;
+    let nginx = Nginx::start(app.addr);
+    let browser = nginx.client([127, 0, 0, 7]);
+
+    let page = browser.get(nginx.url("/inbox")).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(
+        page.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'")
+    );
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+
+    let signed_in = browser
+        .post(nginx.url("/inbox/session"))
+        .header("x-kenar-inbox", "1")
+        .json(&serde_json::json!({ "token": TOKEN }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), 200);
+    let line = signed_in.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    // Over https through the proxy, the cookie is never sent over plain http.
+    assert!(
+        line.contains("; Secure") && line.contains("HttpOnly"),
+        "{line}"
+    );
+    let cookie = line.split(';').next().unwrap();
+    let list = browser
+        .get(nginx.url("/api/v1/conversations"))
+        .header("cookie", cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(list.status(), 200);
+}
