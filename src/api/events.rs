@@ -29,12 +29,13 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/v1/clicks", get(list_clicks))
 }
 
-/// A page of a log: `q` holds the filters and the page size, `filters` their fingerprint's
-/// names and values; `fetch` reads the rows after the cursor's `seq`.
+/// A page of a log: `q` holds the filters and the page size, `own` the names and values of
+/// the log's own filters (the time span and order are added); `fetch` reads the rows after
+/// the cursor's `seq`.
 async fn log_page<R, T, Fut>(
     list: &'static str,
     q: LogQuery,
-    filters: &[(&str, Option<String>)],
+    own: &[(&str, Option<String>)],
     cursor: Option<Text>,
     fetch: impl FnOnce(LogQuery) -> Fut,
     seq: impl Fn(&R) -> i64,
@@ -43,7 +44,13 @@ async fn log_page<R, T, Fut>(
 where
     Fut: Future<Output = Result<Listed<R>, crate::store::Error>>,
 {
-    let keyset = Keyset::new(list, filters, q.limit);
+    let mut filters = own.to_vec();
+    filters.extend([
+        ("since", q.since.map(rfc3339)),
+        ("until", q.until.map(rfc3339)),
+        ("order", q.newest_first.then(|| "desc".to_owned())),
+    ]);
+    let keyset = Keyset::new(list, &filters, q.limit);
     let q = LogQuery {
         after_seq: keyset.after_seq(cursor)?,
         limit: keyset.fetch(),
@@ -56,6 +63,24 @@ where
         |r| Position::Seq(seq(r)),
         item,
     )))
+}
+
+/// What both logs take: the client's posts, a time span of arrival, an order, a page size.
+fn span(
+    client: &Client,
+    since: Option<At>,
+    until: Option<At>,
+    order: Option<SortOrder>,
+    limit: Option<Limit>,
+) -> LogQuery {
+    LogQuery {
+        post_tokens: client.posts().map(<[String]>::to_vec),
+        since: At::of(since),
+        until: At::of(until),
+        limit: Limit::of(limit),
+        newest_first: SortOrder::of(order) == Order::Desc,
+        ..Default::default()
+    }
 }
 
 /// The parameters of `GET /events`.
@@ -98,19 +123,9 @@ pub async fn list_events(
     let q = LogQuery {
         event_type: f.kind.map(|t| t.0),
         // Events of no post are left out too: a client limited to some posts never sees them.
-        post_tokens: client.posts().map(<[String]>::to_vec),
-        since: At::of(f.since),
-        until: At::of(f.until),
-        limit: Limit::of(f.limit),
-        newest_first: SortOrder::of(f.order) == Order::Desc,
-        ..Default::default()
+        ..span(&client, f.since, f.until, f.order, f.limit)
     };
-    let filters = [
-        ("type", q.event_type.clone()),
-        ("since", q.since.map(rfc3339)),
-        ("until", q.until.map(rfc3339)),
-        ("order", q.newest_first.then(|| "desc".to_owned())),
-    ];
+    let filters = [("type", q.event_type.clone())];
     let budget = state.settings.api.page_max_bytes;
     log_page(
         "events",
@@ -165,20 +180,12 @@ pub async fn list_clicks(
 ) -> Result<Json<Page<ClickItem>>, AppError> {
     let q = LogQuery {
         post_token: Text::of(f.post_token),
-        post_tokens: client.posts().map(<[String]>::to_vec),
         conversation_id: Text::of(f.conversation_id),
-        since: At::of(f.since),
-        until: At::of(f.until),
-        limit: Limit::of(f.limit),
-        newest_first: SortOrder::of(f.order) == Order::Desc,
-        ..Default::default()
+        ..span(&client, f.since, f.until, f.order, f.limit)
     };
     let filters = [
         ("post_token", q.post_token.clone()),
         ("conversation_id", q.conversation_id.clone()),
-        ("since", q.since.map(rfc3339)),
-        ("until", q.until.map(rfc3339)),
-        ("order", q.newest_first.then(|| "desc".to_owned())),
     ];
     let budget = state.settings.api.page_max_bytes;
     log_page(
