@@ -64,6 +64,10 @@ pub(super) async fn sign_in(State(state): State<AppState>, request: Request) -> 
 async fn signed_in(state: &AppState, request: Request) -> Result<Response, AppError> {
     same_site(request.headers())?;
     let secure = secure(&request);
+    // Signing in again replaces the browser's session: the old one ends here.
+    let previous = cookie(request.headers())
+        .filter(|id| crate::auth::is_random_token(id))
+        .map(digest);
     let ip = state
         .failures
         .client_ip(request.headers(), request.extensions());
@@ -93,6 +97,9 @@ async fn signed_in(state: &AppState, request: Request) -> Result<Response, AppEr
         .store
         .insert_inbox_session(&digest(&id), &token_digest, expires_at)
         .await?;
+    if let Some(previous) = previous {
+        state.store.delete_inbox_session(&previous).await?;
+    }
     tracing::info!(client = %client.name, "inbox: signed in");
     let cookie = format!(
         "{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{}",

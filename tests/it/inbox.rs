@@ -230,7 +230,22 @@ async fn wrong_tokens_and_requests_from_other_sites_are_refused(backend: Backend
 
 async fn signing_out_and_expiry_end_a_session(backend: Backend) {
     let app = app(backend).await;
-    let (cookie, _) = sign_in(&app, &[]).await;
+    // Signing in again in the same browser ends the session it had.
+    let (first, _) = sign_in(&app, &[]).await;
+    let (cookie, _) = sign_in(&app, &[("cookie", first.as_str())]).await;
+    assert_ne!(cookie, first);
+    assert_eq!(
+        get_with(&app, "/api/v1/conversations", &first)
+            .await
+            .status(),
+        401
+    );
+    assert_eq!(
+        get_with(&app, "/api/v1/conversations", &cookie)
+            .await
+            .status(),
+        200
+    );
     let out = app
         .client
         .delete(app.url("/inbox/session"))
