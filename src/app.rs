@@ -198,10 +198,15 @@ async fn start_with(
             Some(tokens)
         }
     };
+    // The vault's client when there is one: the replies share its connections to Divar.
+    let divar = match &oauth {
+        Some(tokens) => Ok(tokens.divar().clone()),
+        None => crate::divar::outbound::DivarClient::new(settings.divar.client.clone())
+            .map_err(|e| e.to_string()),
+    };
     let outbox = crate::outbox::send::Sender::new(
         store.clone(),
-        crate::divar::outbound::DivarClient::new(settings.divar.client.clone())
-            .map_err(|e| e.to_string()),
+        divar,
         oauth.clone(),
         settings.oauth.why_off().unwrap_or_default(),
     );
