@@ -11,21 +11,12 @@ use super::*;
 const TOKEN: &str = "forward-manage-api-token";
 const BIN: &str = env!("CARGO_BIN_EXE_kenar-hook");
 
-async fn get(app: &TestApp, path: &str) -> (u16, Value) {
-    let r = app
-        .client
-        .get(app.url(path))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
-}
-
 /// Waits until the API shows `n` attempts (answers are written in small batches).
 async fn wait_attempts(app: &TestApp, n: usize) {
     for _ in 0..100 {
-        let (_, page) = get(app, "/api/v1/forwarding/attempts?limit=500").await;
+        let (_, page) = app
+            .get_as(TOKEN, "/api/v1/forwarding/attempts?limit=500")
+            .await;
         if page["items"].as_array().unwrap().len() >= n {
             return;
         }
@@ -48,7 +39,7 @@ async fn the_api_shows_endpoints_attempts_and_dead_letters(backend: Backend) {
     receiver.wait_delivered(1, Duration::from_secs(10)).await;
     wait_attempts(&app, 3).await;
 
-    let (status, page) = get(&app, "/api/v1/forwarding/endpoints").await;
+    let (status, page) = app.get_as(TOKEN, "/api/v1/forwarding/endpoints").await;
     assert_eq!(status, 200);
     let e = &page["items"][0];
     assert_eq!(e["name"], "backend");
@@ -57,11 +48,12 @@ async fn the_api_shows_endpoints_attempts_and_dead_letters(backend: Backend) {
     assert_eq!(e["last_error"], "answered 500 Internal Server Error");
     assert!(e["last_success_at"].is_string());
 
-    let (_, failed) = get(
-        &app,
-        "/api/v1/forwarding/attempts?endpoint=backend&status=failed",
-    )
-    .await;
+    let (_, failed) = app
+        .get_as(
+            TOKEN,
+            "/api/v1/forwarding/attempts?endpoint=backend&status=failed",
+        )
+        .await;
     let failed = failed["items"].as_array().unwrap().clone();
     assert_eq!(failed.len(), 1);
     assert_eq!(failed[0]["attempt"], 1);
@@ -70,14 +62,17 @@ async fn the_api_shows_endpoints_attempts_and_dead_letters(backend: Backend) {
     let first_request = &receiver.all()[0];
     assert_eq!(failed[0]["record"], first_request.header("webhook-id"));
 
-    let (_, first) = get(&app, "/api/v1/forwarding/attempts?limit=2").await;
+    let (_, first) = app
+        .get_as(TOKEN, "/api/v1/forwarding/attempts?limit=2")
+        .await;
     assert_eq!(first["items"].as_array().unwrap().len(), 2);
     let cursor = first["next_cursor"].as_str().expect("a next page");
-    let (_, second) = get(
-        &app,
-        &format!("/api/v1/forwarding/attempts?limit=2&cursor={cursor}"),
-    )
-    .await;
+    let (_, second) = app
+        .get_as(
+            TOKEN,
+            &format!("/api/v1/forwarding/attempts?limit=2&cursor={cursor}"),
+        )
+        .await;
     assert_eq!(second["items"].as_array().unwrap().len(), 1);
     assert!(second["next_cursor"].is_null());
     let ids: Vec<i64> = first["items"]
@@ -89,7 +84,9 @@ async fn the_api_shows_endpoints_attempts_and_dead_letters(backend: Backend) {
         .collect();
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
 
-    let (_, dead) = get(&app, "/api/v1/forwarding/dead?endpoint=backend").await;
+    let (_, dead) = app
+        .get_as(TOKEN, "/api/v1/forwarding/dead?endpoint=backend")
+        .await;
     let dead = dead["items"].as_array().unwrap().clone();
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0]["attempts"], 2);
@@ -97,9 +94,13 @@ async fn the_api_shows_endpoints_attempts_and_dead_letters(backend: Backend) {
     assert_eq!(dead[0]["body"]["id"], "m-0");
     assert_eq!(dead[0]["record"], first_request.header("webhook-id"));
 
-    let (status, _) = get(&app, "/api/v1/forwarding/attempts?status=lost").await;
+    let (status, _) = app
+        .get_as(TOKEN, "/api/v1/forwarding/attempts?status=lost")
+        .await;
     assert_eq!(status, 400);
-    let (status, _) = get(&app, "/api/v1/forwarding/dead?endpont=backend").await;
+    let (status, _) = app
+        .get_as(TOKEN, "/api/v1/forwarding/dead?endpont=backend")
+        .await;
     assert_eq!(status, 400);
 }
 

@@ -498,17 +498,6 @@ async fn cli(app: &TestApp, args: &[&str]) -> (i32, String, String) {
     super::manage::cli(app, &receiver, args).await
 }
 
-async fn get(app: &TestApp, path: &str) -> (u16, Value) {
-    let r = app
-        .client
-        .get(app.url(path))
-        .bearer_auth(TOKEN)
-        .send()
-        .await
-        .unwrap();
-    (r.status().as_u16(), r.json().await.unwrap())
-}
-
 async fn the_outbox_is_seen_in_the_api_and_the_cli_and_retried_by_hand(backend: Backend) {
     let divar = MockServer::start().await;
     let send = "/v1/open-platform/chat/bot/conversations/conv-down/messages";
@@ -555,7 +544,7 @@ async fn the_outbox_is_seen_in_the_api_and_the_cli_and_retried_by_hand(backend: 
         ("failed", "unknown")
     );
 
-    let (status, page) = get(&app, "/api/v1/outbox?status=failed").await;
+    let (status, page) = app.get_as(TOKEN, "/api/v1/outbox?status=failed").await;
     assert_eq!(status, 200);
     let items = page["items"].as_array().unwrap();
     assert_eq!(items.len(), 1);
@@ -565,15 +554,19 @@ async fn the_outbox_is_seen_in_the_api_and_the_cli_and_retried_by_hand(backend: 
     assert_eq!(items[0]["reply"]["text"], "re: down-1");
     assert_eq!(items[0]["credential"], "api key");
     assert!(items[0]["record"].as_str().unwrap().starts_with("message_"));
-    let (_, first) = get(&app, "/api/v1/outbox?limit=1").await;
+    let (_, first) = app.get_as(TOKEN, "/api/v1/outbox?limit=1").await;
     assert_eq!(first["items"][0]["id"], unknown.id, "newest first");
     let cursor = first["next_cursor"].as_str().unwrap();
-    let (_, second) = get(&app, &format!("/api/v1/outbox?limit=1&cursor={cursor}")).await;
+    let (_, second) = app
+        .get_as(TOKEN, &format!("/api/v1/outbox?limit=1&cursor={cursor}"))
+        .await;
     assert_eq!(second["items"][0]["id"], failed.id);
     assert!(second["next_cursor"].is_null());
-    let (_, by_conversation) = get(&app, "/api/v1/outbox?conversation_id=conv-slow").await;
+    let (_, by_conversation) = app
+        .get_as(TOKEN, "/api/v1/outbox?conversation_id=conv-slow")
+        .await;
     assert_eq!(by_conversation["items"][0]["status"], "unknown");
-    let (status, _) = get(&app, "/api/v1/outbox?status=lost").await;
+    let (status, _) = app.get_as(TOKEN, "/api/v1/outbox?status=lost").await;
     assert_eq!(status, 400);
 
     let (code, out, err) = cli(&app, &["outbox", "status", "--json"]).await;
