@@ -135,5 +135,5 @@ fn rfc3339(t: DateTime<Utc>) -> String {
 
 /// The stored form of a ticket.
 pub fn digest(ticket: &str) -> String {
-    hex::encode(crate::auth::digest(ticket.as_bytes()))
+    crate::auth::stored_digest(ticket)
 }

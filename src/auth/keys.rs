@@ -27,6 +27,12 @@ pub fn digest(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
+/// How a random token (a sign-in state, a stream ticket, an inbox session) is stored: the
+/// hex SHA-256 of its text.
+pub fn stored_digest(token: &str) -> String {
+    hex::encode(digest(token.as_bytes()))
+}
+
 impl KeySet {
     /// A key set accepting each of `keys`.
     pub fn new(keys: &[SecretString]) -> Self {

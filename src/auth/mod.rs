@@ -13,6 +13,7 @@ mod sources;
 pub use clients::{Client, Scope};
 pub use keys::{
     KeySet, authorization, cookie, digest, identification_keys, is_random_token, random_token,
+    stored_digest,
 };
 pub use limiter::{Failures, PerClient, rate_limited};
 pub use registrations::{REGISTRATION_REFRESH, RegistrationKeys};

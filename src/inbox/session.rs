@@ -13,7 +13,7 @@ use chrono::Utc;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::auth::{Client, Scope};
+use crate::auth::{Client, Scope, stored_digest};
 use crate::error::AppError;
 use crate::state::AppState;
 
@@ -67,7 +67,7 @@ async fn signed_in(state: &AppState, request: Request) -> Result<Response, AppEr
     // Signing in again replaces the browser's session: the old one ends here.
     let previous = cookie(request.headers())
         .filter(|id| crate::auth::is_random_token(id))
-        .map(digest);
+        .map(stored_digest);
     let ip = state
         .failures
         .client_ip(request.headers(), request.extensions());
@@ -95,7 +95,7 @@ async fn signed_in(state: &AppState, request: Request) -> Result<Response, AppEr
     let expires_at = Utc::now() + chrono::Duration::minutes(i64::from(minutes));
     state
         .store
-        .insert_inbox_session(&digest(&id), &token_digest, expires_at)
+        .insert_inbox_session(&stored_digest(&id), &token_digest, expires_at)
         .await?;
     if let Some(previous) = previous {
         state.store.delete_inbox_session(&previous).await?;
@@ -131,7 +131,7 @@ pub(super) async fn sign_out(State(state): State<AppState>, headers: HeaderMap) 
         return e.into_response();
     }
     if let Some(id) = cookie(&headers).filter(|id| crate::auth::is_random_token(id)) {
-        if let Err(e) = state.store.delete_inbox_session(&digest(id)).await {
+        if let Err(e) = state.store.delete_inbox_session(&stored_digest(id)).await {
             return AppError::from(e).into_response();
         }
     }
@@ -171,7 +171,7 @@ pub(crate) async fn client_of_cookie(
     if state.breaker.is_open() {
         return Err(AppError::database_unavailable());
     }
-    let Some(token_digest) = state.store.inbox_session(&digest(id)).await? else {
+    let Some(token_digest) = state.store.inbox_session(&stored_digest(id)).await? else {
         return Ok(None);
     };
     Ok(state.api.client_of_digest(&token_digest))
@@ -205,8 +205,4 @@ fn secure(request: &Request) -> bool {
         .iter()
         .any(|h| request.headers().contains_key(*h));
     !loopback || forwarded
-}
-
-fn digest(id: &str) -> String {
-    hex::encode(crate::auth::digest(id.as_bytes()))
 }

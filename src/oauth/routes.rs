@@ -19,6 +19,7 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use super::{SignedIn, TokenError, Tokens};
+use crate::auth::stored_digest;
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::store::oauth::StateRow;
@@ -60,10 +61,6 @@ pub struct Begun {
     pub url: url::Url,
 }
 
-fn digest(state: &str) -> String {
-    hex::encode(crate::auth::digest(state.as_bytes()))
-}
-
 impl Tokens {
     /// Begins a sign-in: a fresh state stored (by digest) with the scopes and `return_to`.
     /// `bound`: the callback demands the state's cookie (set by `start`; a URL printed by
@@ -86,7 +83,11 @@ impl Tokens {
             expires_at: Utc::now() + ttl,
         };
         let max = self.settings().max_pending_sign_ins;
-        if !self.store().put_state(&digest(&state), &row, max).await? {
+        if !self
+            .store()
+            .put_state(&stored_digest(&state), &row, max)
+            .await?
+        {
             return Err(TokenError::TooManySignIns);
         }
         let url = self.oauth().authorize_url(&scopes, &state);
@@ -268,7 +269,7 @@ pub async fn callback(
         true => {
             tokens
                 .store()
-                .take_state(&digest(&given), cookie_matches)
+                .take_state(&stored_digest(&given), cookie_matches)
                 .await?
         }
         false => None,
