@@ -227,7 +227,7 @@ async fn checked(state: AppState, request: Request, next: Next) -> Response {
             .and_then(|i| access.clients.get(i).cloned()),
     };
     match client {
-        Some(client) => match access.per_token.check_key(&client.index) {
+        Some(client) => match access.admit(&client) {
             // While the database is known to be down, a read would only wait for its timeout.
             Ok(()) if state.breaker.is_open() => AppError::database_unavailable().into_response(),
             Ok(()) => {
@@ -238,7 +238,7 @@ async fn checked(state: AppState, request: Request, next: Next) -> Response {
                 request.extensions_mut().insert(client);
                 next.run(request).await
             }
-            Err(not_until) => crate::auth::rate_limited(not_until).into_response(),
+            Err(limited) => limited.into_response(),
         },
         None => state
             .failures
