@@ -83,25 +83,36 @@ impl CallOptions {
 
     /// The access token from `--access-token-file` or the environment, if any.
     fn access_token(&self) -> Result<Option<SecretString>, Failure> {
-        if let Some(path) = &self.access_token_file {
-            let text = std::fs::read_to_string(path).map_err(|e| {
-                Failure::Usage(format!("--access-token-file {}: {e}", path.display()))
-            })?;
-            let token = text.trim();
-            if token.is_empty() {
-                return Err(Failure::Usage(format!(
-                    "--access-token-file {}: the file is empty",
-                    path.display()
-                )));
-            }
-            return Ok(Some(SecretString::from(token)));
-        }
-        Ok(std::env::var(ACCESS_TOKEN_ENV)
-            .ok()
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-            .map(SecretString::from))
+        token_from(
+            "--access-token-file",
+            self.access_token_file.as_deref(),
+            ACCESS_TOKEN_ENV,
+        )
+        .map_err(Failure::Usage)
     }
+}
+
+/// A token from the file a command's `flag` names (trimmed; an empty file is an error), else
+/// from the variable `env` when it is set and not blank.
+pub(super) fn token_from(
+    flag: &str,
+    file: Option<&std::path::Path>,
+    env: &str,
+) -> Result<Option<SecretString>, String> {
+    if let Some(path) = file {
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("{flag} {}: {e}", path.display()))?;
+        let token = text.trim();
+        if token.is_empty() {
+            return Err(format!("{flag} {}: the file is empty", path.display()));
+        }
+        return Ok(Some(SecretString::from(token)));
+    }
+    Ok(std::env::var(env)
+        .ok()
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .map(SecretString::from))
 }
 
 /// The database, migrated.

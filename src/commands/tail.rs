@@ -230,24 +230,10 @@ fn render(event: &SseEvent, lines: bool) -> String {
 }
 
 fn token(settings: &Settings, args: &TailArgs) -> Result<SecretString, String> {
-    if let Some(path) = &args.token_file {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("--token-file {}: {e}", path.display()))?;
-        let token = text.trim();
-        if token.is_empty() {
-            return Err(format!(
-                "--token-file {}: the file is empty",
-                path.display()
-            ));
-        }
-        return Ok(SecretString::from(token));
-    }
-    if let Some(token) = std::env::var(API_TOKEN_ENV)
-        .ok()
-        .map(|v| v.trim().to_owned())
-        .filter(|v| !v.is_empty())
+    if let Some(token) =
+        super::call::token_from("--token-file", args.token_file.as_deref(), API_TOKEN_ENV)?
     {
-        return Ok(SecretString::from(token));
+        return Ok(token);
     }
     settings
         .api
