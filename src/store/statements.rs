@@ -31,6 +31,13 @@ pub fn delete_registration(d: Dialect, id: &str) -> Sql {
     sql
 }
 
+/// Removes the rows of `table` (stream tickets, inbox sessions) whose time is up.
+fn prune_expired(d: Dialect, table: &str, now: chrono::DateTime<chrono::Utc>) -> Sql {
+    let mut prune = Sql::new(d, &format!("delete from {table} where expires_at <= "));
+    prune.bind(Param::Time(now));
+    prune
+}
+
 /// Stores a stream ticket's digest, first removing the tickets that have expired.
 pub fn insert_stream_ticket(
     d: Dialect,
@@ -40,8 +47,7 @@ pub fn insert_stream_ticket(
     expires_at: chrono::DateTime<chrono::Utc>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> [Sql; 2] {
-    let mut prune = Sql::new(d, "delete from stream_ticket where expires_at <= ");
-    prune.bind(Param::Time(now));
+    let prune = prune_expired(d, "stream_ticket", now);
     let mut insert = Sql::new(
         d,
         "insert into stream_ticket (digest, token_digest, filters, expires_at) values (",
@@ -75,8 +81,7 @@ pub fn insert_inbox_session(
     expires_at: chrono::DateTime<chrono::Utc>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> [Sql; 2] {
-    let mut prune = Sql::new(d, "delete from inbox_session where expires_at <= ");
-    prune.bind(Param::Time(now));
+    let prune = prune_expired(d, "inbox_session", now);
     let mut insert = Sql::new(
         d,
         "insert into inbox_session (digest, token_digest, expires_at) values (",
