@@ -330,13 +330,12 @@ function onMessage(m) {
     entry.item.last_message = last;
     entry.item.last_message_at = m.sent_at;
     if (m.metadata?.title) entry.item.post_title = m.metadata.title;
-    entry.item.message_count = (entry.item.message_count || 0) + 1;
     if (state.current !== m.conversation_id) entry.unread += 1;
     $('conversations').prepend(renderConversation(entry));
   } else if (!state.filter.q && (!state.filter.post || state.filter.post === m.post_token)) {
     const item = {
       id: m.conversation_id, post_token: m.post_token, post_title: m.metadata?.title || null,
-      last_message_at: m.sent_at, last_message: last, message_count: 1,
+      last_message_at: m.sent_at, last_message: last,
     };
     const fresh = { item, li: null, unread: state.current === m.conversation_id ? 0 : 1 };
     state.conversations.set(item.id, fresh);
