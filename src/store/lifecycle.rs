@@ -578,8 +578,18 @@ impl Store {
                     .bind(Param::Int(*n))
                     .push(" as bigint))");
             }
+            // One new version of each row: its count goes down and its first and last times
+            // are read again, except where no message is left and the row goes next.
             down.push(
-                ") update conversation set message_count = message_count - v.n \
+                ") update conversation set message_count = message_count - v.n, \
+                 first_message_at = case when message_count > v.n then coalesce(\
+                   (select min(m.sent_at) from message m \
+                    where m.conversation_id = conversation.id), first_message_at) \
+                   else first_message_at end, \
+                 last_message_at = case when message_count > v.n then coalesce(\
+                   (select max(m.sent_at) from message m \
+                    where m.conversation_id = conversation.id), last_message_at) \
+                   else last_message_at end \
                  from v where conversation.id = v.id",
             );
             statements.push(down);
@@ -589,19 +599,8 @@ impl Store {
                 d,
                 "delete from conversation where message_count <= 0 and id in (",
             );
-            empty.list(ids.clone()).push(")");
+            empty.list(ids).push(")");
             statements.push(empty);
-            let mut times = Sql::new(
-                d,
-                "update conversation set \
-                 first_message_at = coalesce((select min(m.sent_at) from message m \
-                   where m.conversation_id = conversation.id), first_message_at), \
-                 last_message_at = coalesce((select max(m.sent_at) from message m \
-                   where m.conversation_id = conversation.id), last_message_at) \
-                 where id in (",
-            );
-            times.list(ids).push(")");
-            statements.push(times);
         }
         if let Some(kind) = log.record_kind() {
             // Last, so that the counts above keep their places.
