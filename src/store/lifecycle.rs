@@ -351,13 +351,19 @@ impl Store {
         let d = self.dialect();
         let mut sql = select(d, &batch_columns(log), expired_from(d, log, before, keep));
         // From where the last batch ended: the rows deleted before it stay in the index until
-        // they are vacuumed, and reading past them again would make each batch slower.
+        // they are vacuumed, and reading past them again would make each batch slower. The
+        // bound is a subquery's value: a constant that low would send PostgreSQL's planner
+        // through those deleted entries to find the column's true minimum, for every batch.
         if let Some((t, tie)) = &walk.0 {
-            sql.push(&format!(" and (r.{}, r.{}) > (", log.age(), log.tie()))
-                .bind(Param::Time(*t))
-                .push(", ")
-                .bind(tie.clone())
-                .push(")");
+            sql.push(&format!(
+                " and (r.{}, r.{}) > ((select ",
+                log.age(),
+                log.tie()
+            ))
+            .bind(Param::Time(*t))
+            .push("), (select ")
+            .bind(tie.clone())
+            .push("))");
         }
         sql.push(&format!(" order by r.{}, r.{}", log.age(), log.tie()));
         sql.limit(limit);
