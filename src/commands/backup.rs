@@ -209,7 +209,10 @@ type Described = (i64, std::collections::BTreeMap<String, i64>);
 async fn copy_sqlite(store: &Store, dir: &Path) -> Result<Described, Problem> {
     let partial = dir.join(format!("{DATABASE_FILE}.partial"));
     let copied = async {
-        store.vacuum_into(&partial).await?;
+        let flushing = files::flush_while_written(&partial);
+        let copied = store.vacuum_into(&partial).await;
+        drop(flushing);
+        copied?;
         files::sync_file(&partial)?;
         let copy = Store::open_copy(&partial).await?;
         let described =

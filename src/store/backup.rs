@@ -98,8 +98,12 @@ impl Store {
     /// with `VACUUM INTO`. It reads one snapshot while the service goes on writing (WAL mode:
     /// a reader never blocks the writer), so every commit made before it began is in the
     /// copy. Nothing on PostgreSQL: that is `pg_dump`'s work.
+    ///
+    /// SQLite writes the copy without flushing it (`synchronous = off` on this connection
+    /// only): the caller flushes it as it grows, in small steps, since one flush of a whole
+    /// gigabyte at the end held up the service's commits on the same disk.
     pub async fn vacuum_into(&self, file: &Path) -> Result<(), Error> {
-        let Store::Sqlite(_) = self else {
+        let Store::Sqlite(db) = self else {
             return Err(Error::from(sqlx::Error::Configuration(
                 "VACUUM INTO is SQLite's; PostgreSQL is copied with pg_dump".into(),
             )));
@@ -107,10 +111,18 @@ impl Store {
         let path = file.to_str().ok_or_else(|| {
             sqlx::Error::Configuration(format!("{} is not valid UTF-8", file.display()).into())
         })?;
+        let mut conn = db.pool.acquire().await?;
+        // This connection's setting stays off: it is closed, never handed out again.
+        conn.close_on_drop();
+        sqlx::query("pragma synchronous = off")
+            .execute(&mut *conn)
+            .await?;
         // The file name is bound, not spliced into the statement: no quoting to get wrong.
-        let mut sql = Sql::new(self.dialect(), "vacuum into ");
-        sql.bind(Param::Text(path.to_owned()));
-        self.execute(&sql).await
+        sqlx::query("vacuum into ?")
+            .bind(path)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
     }
 
     /// Gives this database a new installation id (a restored copy must not hand out the

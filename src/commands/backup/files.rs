@@ -53,6 +53,35 @@ pub(super) fn sync_file(path: &Path) -> Result<(), Problem> {
         .map_err(|e| Problem::io(path.display(), e))
 }
 
+/// Flushes `path` to the disk every 10 ms while it is being written, until the returned
+/// guard is dropped: what a final flush has left to write stays small.
+pub(super) fn flush_while_written(path: &Path) -> impl Drop {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    struct Stop(Arc<AtomicBool>);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let (done, path) = (stop.clone(), path.to_path_buf());
+    std::thread::spawn(move || {
+        let mut file = None;
+        while !done.load(Ordering::SeqCst) {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            if file.is_none() {
+                file = File::open(&path).ok();
+            }
+            if let Some(f) = &file {
+                // A failed step is left to the final flush, which reports its error.
+                let _ = f.sync_data();
+            }
+        }
+    });
+    Stop(stop)
+}
+
 /// Flushes a folder's entries (a rename in it) to the disk.
 pub(super) fn sync_dir(dir: &Path) -> Result<(), Problem> {
     // Only Unix opens a folder as a file; elsewhere the rename is as durable as it gets.
