@@ -312,22 +312,11 @@ impl Store {
     /// A page of the outbox, newest first.
     pub async fn outbox_list(&self, q: &OutboxQuery) -> Result<Vec<OutboxRow>, Error> {
         let mut sql = Sql::new(self.dialect(), "select * from outbox");
-        let mut first = true;
-        if let Some(s) = &q.status {
-            sql.filter(&mut first, "status = ", Param::Text(s.clone()));
-        }
-        if let Some(e) = &q.endpoint {
-            sql.filter(&mut first, "endpoint = ", Param::Text(e.clone()));
-        }
-        if let Some(c) = &q.conversation_id {
-            sql.filter(&mut first, "conversation_id = ", Param::Text(c.clone()));
-        }
-        if let Some(t) = q.since {
-            sql.filter(&mut first, "created_at >= ", Param::Time(t));
-        }
-        if let Some(id) = q.before_id {
-            sql.filter(&mut first, "id < ", Param::Int(id));
-        }
+        sql.filter("status = ", q.status.as_ref());
+        sql.filter("endpoint = ", q.endpoint.as_ref());
+        sql.filter("conversation_id = ", q.conversation_id.as_ref());
+        sql.filter("created_at >= ", q.since);
+        sql.filter("id < ", q.before_id);
         sql.push(" order by id desc");
         sql.limit(q.limit);
         self.fetch_all(&sql).await?.iter().map(row).collect()

@@ -83,17 +83,10 @@ pub fn stream_messages(dialect: Dialect, q: &StreamQuery) -> Sql {
         dialect,
         &format!("select {} from message", message_columns(dialect)),
     );
-    let mut first = true;
-    sql.filter(&mut first, "seq > ", Param::Int(q.after_seq));
-    if let Some(p) = &q.post_token {
-        sql.filter(&mut first, "post_token = ", Param::Text(p.clone()));
-    }
-    if let Some(posts) = &q.post_tokens {
-        sql.filter_in(&mut first, "post_token", posts);
-    }
-    if let Some(c) = &q.conversation_id {
-        sql.filter(&mut first, "conversation_id = ", Param::Text(c.clone()));
-    }
+    sql.filter("seq > ", Some(q.after_seq));
+    sql.filter("post_token = ", q.post_token.as_ref());
+    sql.filter_in("post_token", q.post_tokens.as_deref());
+    sql.filter("conversation_id = ", q.conversation_id.as_ref());
     sql.push(" order by seq asc");
     sql.limit(q.limit);
     sql
@@ -169,21 +162,12 @@ fn conversation_select(dialect: Dialect, with_last: bool) -> String {
 /// `select ... from conversation ...`
 pub fn conversations(dialect: Dialect, q: &ConversationQuery) -> Sql {
     let mut sql = Sql::new(dialect, &conversation_select(dialect, q.with_last));
-    let mut first = true;
-    if let Some(p) = &q.post_token {
-        sql.filter(&mut first, "post_token = ", Param::Text(p.clone()));
-    }
-    if let Some(posts) = &q.post_tokens {
-        sql.filter_in(&mut first, "post_token", posts);
-    }
-    if let Some(t) = q.since {
-        sql.filter(&mut first, "last_message_at >= ", Param::Time(t));
-    }
-    if let Some(t) = q.until {
-        sql.filter(&mut first, "last_message_at < ", Param::Time(t));
-    }
+    sql.filter("post_token = ", q.post_token.as_ref());
+    sql.filter_in("post_token", q.post_tokens.as_deref());
+    sql.filter("last_message_at >= ", q.since);
+    sql.filter("last_message_at < ", q.until);
     if let Some((t, id)) = &q.after {
-        sql.push(if first { " where " } else { " and " });
+        sql.condition();
         // A row comparison is one index range condition; the equivalent `a < x or (a = x
         // and b < y)` makes PostgreSQL read and sort everything past the cursor.
         sql.push("(last_message_at, id) < (").bind(Param::Time(*t));
@@ -200,31 +184,16 @@ pub fn messages(dialect: Dialect, q: &MessageQuery) -> Sql {
         dialect,
         &format!("select {} from message", message_columns(dialect)),
     );
-    let mut first = true;
-    if let Some(c) = &q.conversation_id {
-        sql.filter(&mut first, "conversation_id = ", Param::Text(c.clone()));
-    }
-    if let Some(p) = &q.post_token {
-        sql.filter(&mut first, "post_token = ", Param::Text(p.clone()));
-    }
-    if let Some(posts) = &q.post_tokens {
-        sql.filter_in(&mut first, "post_token", posts);
-    }
-    if let Some(t) = &q.message_type {
-        sql.filter(&mut first, "message_type = ", Param::Text(t.clone()));
-    }
-    if let Some(s) = &q.sender_side {
-        sql.filter(&mut first, "sender_side = ", Param::Text(s.clone()));
-    }
-    if let Some(t) = q.since {
-        sql.filter(&mut first, "sent_at >= ", Param::Time(t));
-    }
-    if let Some(t) = q.until {
-        sql.filter(&mut first, "sent_at < ", Param::Time(t));
-    }
+    sql.filter("conversation_id = ", q.conversation_id.as_ref());
+    sql.filter("post_token = ", q.post_token.as_ref());
+    sql.filter_in("post_token", q.post_tokens.as_deref());
+    sql.filter("message_type = ", q.message_type.as_ref());
+    sql.filter("sender_side = ", q.sender_side.as_ref());
+    sql.filter("sent_at >= ", q.since);
+    sql.filter("sent_at < ", q.until);
     if let Some(text) = &q.text {
         let like = format!("text {} ", dialect.like);
-        sql.filter(&mut first, &like, Param::Text(like_pattern(text)));
+        sql.filter(&like, Some(Param::Text(like_pattern(text))));
         sql.push(" escape '\\'");
     }
     let (cmp, dir) = match q.order {
@@ -232,7 +201,7 @@ pub fn messages(dialect: Dialect, q: &MessageQuery) -> Sql {
         Order::Desc => ("<", "desc"),
     };
     if let Some((t, id, seq)) = &q.after {
-        sql.push(if first { " where " } else { " and " });
+        sql.condition();
         sql.push(&format!("(sent_at, id, seq) {cmp} ("))
             .bind(Param::Time(*t));
         sql.push(", ").bind(Param::Text(id.clone()));
@@ -287,17 +256,10 @@ pub fn events(dialect: Dialect, q: &LogQuery) -> Sql {
         dialect,
         &format!("select {} from event", event_columns(dialect, q.with_raw)),
     );
-    let mut first = true;
-    if let Some(t) = &q.event_type {
-        sql.filter(&mut first, "event_type = ", Param::Text(t.clone()));
-    }
-    if let Some(p) = &q.post_token {
-        sql.filter(&mut first, "post_token = ", Param::Text(p.clone()));
-    }
-    if let Some(posts) = &q.post_tokens {
-        sql.filter_in(&mut first, "post_token", posts);
-    }
-    log_filters(&mut sql, &mut first, q);
+    sql.filter("event_type = ", q.event_type.as_ref());
+    sql.filter("post_token = ", q.post_token.as_ref());
+    sql.filter_in("post_token", q.post_tokens.as_deref());
+    log_filters(&mut sql, q);
     sql
 }
 
@@ -307,31 +269,18 @@ pub fn clicks(dialect: Dialect, q: &LogQuery) -> Sql {
         dialect,
         &format!("select {} from click", click_columns(dialect, q.with_raw)),
     );
-    let mut first = true;
-    if let Some(p) = &q.post_token {
-        sql.filter(&mut first, "post_token = ", Param::Text(p.clone()));
-    }
-    if let Some(posts) = &q.post_tokens {
-        sql.filter_in(&mut first, "post_token", posts);
-    }
-    if let Some(c) = &q.conversation_id {
-        sql.filter(&mut first, "conversation_id = ", Param::Text(c.clone()));
-    }
-    log_filters(&mut sql, &mut first, q);
+    sql.filter("post_token = ", q.post_token.as_ref());
+    sql.filter_in("post_token", q.post_tokens.as_deref());
+    sql.filter("conversation_id = ", q.conversation_id.as_ref());
+    log_filters(&mut sql, q);
     sql
 }
 
-fn log_filters(sql: &mut Sql, first: &mut bool, q: &LogQuery) {
-    if let Some(t) = q.since {
-        sql.filter(first, "received_at >= ", Param::Time(t));
-    }
-    if let Some(t) = q.until {
-        sql.filter(first, "received_at < ", Param::Time(t));
-    }
-    if let Some(seq) = q.after_seq {
-        let after = if q.newest_first { "seq < " } else { "seq > " };
-        sql.filter(first, after, Param::Int(seq));
-    }
+fn log_filters(sql: &mut Sql, q: &LogQuery) {
+    sql.filter("received_at >= ", q.since);
+    sql.filter("received_at < ", q.until);
+    let after = if q.newest_first { "seq < " } else { "seq > " };
+    sql.filter(after, q.after_seq);
     sql.push(if q.newest_first {
         " order by seq desc"
     } else {

@@ -57,10 +57,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<Rejected>, Error> {
         let mut sql = Sql::new(self.dialect(), "select * from rejected");
-        let mut first = true;
-        if let Some(id) = after_id {
-            sql.filter(&mut first, "id > ", Param::Int(id));
-        }
+        sql.filter("id > ", after_id);
         sql.push(" order by id");
         sql.limit(limit);
         self.fetch_all(&sql)

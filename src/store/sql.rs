@@ -54,6 +54,24 @@ impl Param {
     }
 }
 
+impl From<&String> for Param {
+    fn from(s: &String) -> Self {
+        Param::Text(s.clone())
+    }
+}
+
+impl From<i64> for Param {
+    fn from(n: i64) -> Self {
+        Param::Int(n)
+    }
+}
+
+impl From<DateTime<Utc>> for Param {
+    fn from(t: DateTime<Utc>) -> Self {
+        Param::Time(t)
+    }
+}
+
 /// SQL text with its parameters.
 #[derive(Debug, Clone)]
 pub struct Sql {
@@ -62,6 +80,8 @@ pub struct Sql {
     pub text: String,
     /// Its parameters, in placeholder order.
     pub params: Vec<Param>,
+    /// Whether a `where` clause has begun.
+    filtered: bool,
 }
 
 impl Sql {
@@ -71,6 +91,7 @@ impl Sql {
             dialect,
             text: text.to_owned(),
             params: Vec::new(),
+            filtered: false,
         }
     }
 
@@ -108,23 +129,37 @@ impl Sql {
         self
     }
 
-    pub(super) fn filter(&mut self, first: &mut bool, column_op: &str, param: Param) {
-        self.push(if *first { " where " } else { " and " });
-        *first = false;
-        self.push(column_op).bind(param);
+    /// Begins the next condition of the `where` clause: ` where ` first, ` and ` after.
+    pub(super) fn condition(&mut self) -> &mut Self {
+        let joint = if self.filtered { " and " } else { " where " };
+        self.filtered = true;
+        self.push(joint)
     }
 
-    /// `column in (...)`; with no values, a condition no row meets.
-    pub(super) fn filter_in(&mut self, first: &mut bool, column: &str, values: &[String]) {
-        self.push(if *first { " where " } else { " and " });
-        *first = false;
+    /// `column_op value` as the next condition; a filter not given (`None`) adds nothing.
+    pub(super) fn filter<P: Into<Param>>(
+        &mut self,
+        column_op: &str,
+        value: Option<P>,
+    ) -> &mut Self {
+        if let Some(value) = value {
+            self.condition().push(column_op).bind(value.into());
+        }
+        self
+    }
+
+    /// `column in (...)` as the next condition; with no values, a condition no row meets.
+    pub(super) fn filter_in(&mut self, column: &str, values: Option<&[String]>) -> &mut Self {
+        let Some(values) = values else {
+            return self;
+        };
+        self.condition();
         if values.is_empty() {
-            self.push("1 = 0");
-            return;
+            return self.push("1 = 0");
         }
         self.push(column).push(" in (");
         self.list(values.iter().cloned().map(Param::Text).collect())
-            .push(")");
+            .push(")")
     }
 
     pub(super) fn limit(&mut self, limit: i64) {

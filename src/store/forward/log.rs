@@ -39,13 +39,8 @@ impl Store {
             "select id, endpoint, kind, seq, order_key, received_at, attempts, \
              dead_at as next_at, body, last_error, dead_at from forward_dead",
         );
-        let mut first = true;
-        if let Some(e) = endpoint {
-            sql.filter(&mut first, "endpoint = ", Param::Text(e.to_owned()));
-        }
-        if let Some(id) = after_id {
-            sql.filter(&mut first, "id > ", Param::Int(id));
-        }
+        sql.filter("endpoint = ", endpoint.map(|e| Param::Text(e.to_owned())));
+        sql.filter("id > ", after_id);
         sql.push(" order by id");
         sql.limit(limit);
         self.fetch_all(&sql)
@@ -68,19 +63,10 @@ impl Store {
     /// A page of the attempt log, newest first.
     pub async fn forward_attempts(&self, q: &AttemptQuery) -> Result<Vec<Attempt>, Error> {
         let mut sql = Sql::new(self.dialect(), "select * from forward_attempt");
-        let mut first = true;
-        if let Some(e) = &q.endpoint {
-            sql.filter(&mut first, "endpoint = ", Param::Text(e.clone()));
-        }
-        if let Some(o) = &q.outcome {
-            sql.filter(&mut first, "outcome = ", Param::Text(o.clone()));
-        }
-        if let Some(t) = q.since {
-            sql.filter(&mut first, "at >= ", Param::Time(t));
-        }
-        if let Some(id) = q.before_id {
-            sql.filter(&mut first, "id < ", Param::Int(id));
-        }
+        sql.filter("endpoint = ", q.endpoint.as_ref());
+        sql.filter("outcome = ", q.outcome.as_ref());
+        sql.filter("at >= ", q.since);
+        sql.filter("id < ", q.before_id);
         sql.push(" order by id desc");
         sql.limit(q.limit);
         self.fetch_all(&sql).await?.iter().map(attempt).collect()
