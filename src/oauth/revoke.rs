@@ -93,11 +93,19 @@ pub fn spawn_revocation_watch(
         loop {
             match apply_revocations(&store, erase, seq).await {
                 Ok(last) => seq = last,
+                // At shutdown the pool closes under a look in progress: nothing to retry.
+                Err(_) if stop.is_cancelled() => return,
                 Err(e) => tracing::warn!(error = %e, "reading revocations failed; retrying"),
             }
+            // Stopping wins over a change, which is always ready once its sender is gone.
             tokio::select! {
+                biased;
                 _ = stop.cancelled() => return,
-                _ = changes.changed() => {}
+                changed = changes.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
                 _ = tokio::time::sleep(POLL) => {}
             }
             // Under load every commit wakes the watch; one look per DEBOUNCE covers them all

@@ -87,6 +87,93 @@ async fn fresh_start_generates_a_private_key_logs_its_path_and_masks_phones() {
     );
 }
 
+/// A stop while deliveries keep arriving: every task that reads the database ends before the
+/// pool closes, or notices the stop, so nothing warns of a closed pool.
+#[tokio::test]
+async fn a_stop_under_deliveries_warns_of_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .current_dir(dir.path())
+        .env("KENAR_HOOK__SERVER__LISTEN", format!("127.0.0.1:{port}"))
+        .env("KENAR_HOOK__METRICS__ENABLED", "false")
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Read as it is written: a full pipe would hold the logger back and lose lines.
+    let mut stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut logs = String::new();
+        stderr.read_to_string(&mut logs).unwrap();
+        logs
+    });
+    wait_until_ready(port).await;
+    let key = std::fs::read_to_string(dir.path().join("data/identification_key")).unwrap();
+    let template = String::from_utf8(fixture("event_new_message_text.json")).unwrap();
+    let url = format!("http://127.0.0.1:{port}/webhooks/divar");
+    let senders: Vec<_> = (0..8)
+        .map(|task| {
+            let (url, key, template) = (url.clone(), key.trim().to_owned(), template.clone());
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let mut stored = 0;
+                for i in 0.. {
+                    let body = template.replace(
+                        "f02b9ab0-fcbe-11ef-9b3c-7a8b9c0d1e2f",
+                        &format!("stop-{task}-{i}"),
+                    );
+                    match client
+                        .post(&url)
+                        .header("authorization", &key)
+                        .body(body)
+                        .send()
+                        .await
+                    {
+                        Ok(r) if r.status() == 200 => stored += 1,
+                        _ => return stored,
+                    }
+                }
+                stored
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "exits within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success());
+    let mut stored = 0;
+    for sender in senders {
+        stored += sender.await.unwrap();
+    }
+    assert!(stored > 0, "deliveries were stored before the stop");
+    let logs = reader.join().unwrap();
+    let stopping = logs.find("shutting down").expect("the stop is logged");
+    let after = &logs[stopping..];
+    assert!(
+        !after.contains("WARN") && !after.contains("ERROR"),
+        "{after}"
+    );
+}
+
 #[tokio::test]
 async fn the_read_apis_log_lines_name_the_client_never_its_token() {
     let dir = tempfile::tempdir().unwrap();
