@@ -136,6 +136,11 @@ backend!(
 #[derive(Debug)]
 pub(crate) struct Db<B: Backend> {
     pub(crate) pool: Pool<B>,
+    /// Where write transactions run. On SQLite a pool of one connection of its own: the
+    /// database takes one writer at a time anyway, so writes wait their turn here instead of
+    /// in SQLite's busy handler, and the writer's page cache stays warm instead of being
+    /// dropped each time another pooled connection has written. On PostgreSQL `pool` itself.
+    pub(crate) writer: Pool<B>,
     /// Write transactions of this pool under way now, begun and not yet ended: on SQLite,
     /// while one is, the write lock is this process's own.
     pub(crate) writing: Arc<AtomicUsize>,
@@ -147,6 +152,7 @@ impl<B: Backend> Clone for Db<B> {
     fn clone(&self) -> Self {
         Db {
             pool: self.pool.clone(),
+            writer: self.writer.clone(),
             writing: self.writing.clone(),
             installation: self.installation.clone(),
         }
@@ -207,8 +213,14 @@ where
     }
 
     pub(crate) fn new(pool: Pool<B>) -> Self {
+        Db::with_writer(pool.clone(), pool)
+    }
+
+    /// A database whose write transactions run on `writer`.
+    pub(crate) fn with_writer(pool: Pool<B>, writer: Pool<B>) -> Self {
         Db {
             pool,
+            writer,
             writing: Arc::default(),
             installation: Arc::default(),
         }
@@ -227,6 +239,7 @@ where
     }
 
     pub(crate) async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await
     }
 
@@ -255,7 +268,7 @@ where
 
     /// Runs one statement; the rows it changed.
     pub(crate) async fn execute(&self, sql: &Sql) -> Result<u64, sqlx::Error> {
-        let done = Self::bind(sql).execute(&self.pool).await?;
+        let done = Self::bind(sql).execute(&self.writer).await?;
         Ok(B::rows_affected(&done))
     }
 
@@ -295,7 +308,7 @@ where
         statements: &[Sql],
         first: impl Fn(u64) -> bool,
     ) -> Result<Option<Vec<u64>>, sqlx::Error> {
-        let mut tx = self.pool.begin_with(B::BEGIN_WRITE).await?;
+        let mut tx = self.writer.begin_with(B::BEGIN_WRITE).await?;
         let _writing = Writing::begun(&self.writing);
         let mut changed = Vec::with_capacity(statements.len());
         for sql in statements {

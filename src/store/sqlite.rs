@@ -67,24 +67,26 @@ impl Db<Sqlite> {
             }
         }
         // The usual mistake is a mounted folder the service's user cannot write: say which.
-        let pool = SqlitePoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(acquire)
-            .connect_with(options)
-            .await
-            .with_context(|| {
-                format!(
-                    "opening the SQLite database {} (its folder must be writable by this user)",
-                    file.display()
-                )
-            })?;
+        let connect = |max_connections| {
+            SqlitePoolOptions::new()
+                .max_connections(max_connections)
+                .acquire_timeout(acquire)
+                .connect_with(options.clone())
+        };
+        let pool = connect(max_connections).await.with_context(|| {
+            format!(
+                "opening the SQLite database {} (its folder must be writable by this user)",
+                file.display()
+            )
+        })?;
         set_wal_once(&pool, busy).await.with_context(|| {
             format!(
                 "switching the SQLite database {} to write-ahead logging",
                 file.display()
             )
         })?;
-        Ok(Db::new(pool))
+        let writer = connect(1).await?;
+        Ok(Db::with_writer(pool, writer))
     }
 
     /// Copies the write-ahead log into the database every 250 ms from a pooled connection of its
@@ -146,7 +148,7 @@ impl Db<Sqlite> {
         let plan = Plan::new(records);
         // One writer at a time (`BEGIN_WRITE`) also keeps `seq` order equal to commit order.
         let mut tx = self
-            .pool
+            .writer
             .begin_with(<Sqlite as Backend>::BEGIN_WRITE)
             .await?;
         let _writing = Writing::begun(&self.writing);
