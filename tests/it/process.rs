@@ -8,19 +8,47 @@ use crate::helpers::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_kenar-hook");
 
-#[tokio::test]
-async fn fresh_start_generates_a_private_key_logs_its_path_and_masks_phones() {
-    let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let mut child = Command::new(BIN)
-        .current_dir(dir.path())
+/// The binary in `dir` with nothing configured but its address, logs on a pipe.
+fn spawn_fresh(dir: &std::path::Path, port: u16) -> std::process::Child {
+    Command::new(BIN)
+        .current_dir(dir)
         .env("KENAR_HOOK__SERVER__LISTEN", format!("127.0.0.1:{port}"))
         .env("KENAR_HOOK__METRICS__ENABLED", "false")
         .env_remove("DATABASE_URL")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Sends SIGTERM and waits for the exit, at most 10 s.
+async fn terminate(child: &mut std::process::Child) -> std::process::ExitStatus {
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "exits within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn fresh_start_generates_a_private_key_logs_its_path_and_masks_phones() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut child = spawn_fresh(dir.path(), port);
     wait_until_ready(port).await;
 
     let key_path = dir.path().join("data/identification_key");
@@ -47,26 +75,7 @@ async fn fresh_start_generates_a_private_key_logs_its_path_and_masks_phones() {
         .unwrap();
     assert_eq!(response.status(), 200);
 
-    let started = Instant::now();
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "exits within 10 s"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(status.success());
+    assert!(terminate(&mut child).await.success());
 
     let mut logs = String::new();
     child
@@ -93,15 +102,7 @@ async fn fresh_start_generates_a_private_key_logs_its_path_and_masks_phones() {
 async fn a_stop_under_deliveries_warns_of_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
-    let mut child = Command::new(BIN)
-        .current_dir(dir.path())
-        .env("KENAR_HOOK__SERVER__LISTEN", format!("127.0.0.1:{port}"))
-        .env("KENAR_HOOK__METRICS__ENABLED", "false")
-        .env_remove("DATABASE_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_fresh(dir.path(), port);
     // Read as it is written: a full pipe would hold the logger back and lose lines.
     let mut stderr = child.stderr.take().unwrap();
     let reader = std::thread::spawn(move || {
@@ -140,26 +141,7 @@ async fn a_stop_under_deliveries_warns_of_nothing() {
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(700)).await;
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(10),
-            "exits within 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert!(status.success());
+    assert!(terminate(&mut child).await.success());
     let mut stored = 0;
     for sender in senders {
         stored += sender.await.unwrap();
