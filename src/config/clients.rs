@@ -46,17 +46,7 @@ pub fn validate(
 ) -> Result<(), (String, String)> {
     for (i, c) in clients.iter().enumerate() {
         let key = |field: &str| format!("api.clients[{i}].{field}");
-        let name_ok = !c.name.is_empty()
-            && c.name.len() <= 64
-            && c.name
-                .chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || ch == '-' || ch == '_');
-        if !name_ok {
-            return Err((
-                key("name"),
-                format!("got {:?}; expected 1 to 64 letters, digits, - or _", c.name),
-            ));
-        }
+        super::check_name(&c.name).map_err(|p| (key("name"), p))?;
         let taken_by_token = (1..=tokens.len()).any(|n| c.name == format!("token-{n}"));
         if taken_by_token || clients[..i].iter().any(|o| o.name == c.name) {
             return Err((

@@ -137,17 +137,7 @@ impl ForwardSettings {
         }
         for (i, e) in self.endpoints.iter().enumerate() {
             let key = |field: &str| format!("forward.endpoints[{i}].{field}");
-            let name_ok = !e.name.is_empty()
-                && e.name.len() <= 64
-                && e.name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-            if !name_ok {
-                return Err((
-                    key("name"),
-                    format!("got {:?}; expected 1 to 64 letters, digits, - or _", e.name),
-                ));
-            }
+            super::check_name(&e.name).map_err(|p| (key("name"), p))?;
             if self.endpoints[..i].iter().any(|o| o.name == e.name) {
                 return Err((key("name"), format!("{:?} is used twice", e.name)));
             }
@@ -165,7 +155,7 @@ impl ForwardSettings {
             if let Some(bad) = e.include.iter().find(|k| !KINDS.contains(&k.as_str())) {
                 return Err((
                     key("include"),
-                    format!("got {bad:?}; expected messages, events or clicks"),
+                    format!("got {bad:?}; expected {}", super::one_of(KINDS)),
                 ));
             }
             if e.timeout_ms == 0 {

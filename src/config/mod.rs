@@ -13,6 +13,26 @@ use serde::Deserialize;
 
 use crate::divar::outbound::DivarClientSettings;
 
+/// `TryFrom<String>` for a setting that takes one of a few names; any other value is
+/// refused as `got "…"; expected a, b or c`.
+macro_rules! named_values {
+    ($ty:ident { $($name:literal => $variant:ident),+ $(,)? }) => {
+        impl TryFrom<String> for $ty {
+            type Error = String;
+
+            fn try_from(value: String) -> Result<Self, String> {
+                match value.as_str() {
+                    $($name => Ok($ty::$variant),)+
+                    _ => Err(format!(
+                        "got {value:?}; expected {}",
+                        $crate::config::one_of(&[$($name),+])
+                    )),
+                }
+            }
+        }
+    };
+}
+
 pub mod callback;
 mod check;
 pub mod clients;
@@ -299,27 +319,32 @@ pub struct MetricsSettings {
     pub token: Option<SecretString>,
 }
 
-impl TryFrom<String> for SqliteSync {
-    type Error = String;
+named_values!(SqliteSync { "normal" => Normal, "full" => Full });
 
-    fn try_from(value: String) -> Result<Self, String> {
-        match value.as_str() {
-            "normal" => Ok(SqliteSync::Normal),
-            "full" => Ok(SqliteSync::Full),
-            _ => Err(format!("got {value:?}; expected normal or full")),
-        }
+named_values!(LogFormat { "pretty" => Pretty, "json" => Json });
+
+/// A name a client or an endpoint goes by in logs, metrics and URLs.
+pub(crate) fn check_name(name: &str) -> Result<(), String> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "got {name:?}; expected 1 to 64 letters, digits, - or _"
+        ))
     }
 }
 
-impl TryFrom<String> for LogFormat {
-    type Error = String;
-
-    fn try_from(value: String) -> Result<Self, String> {
-        match value.as_str() {
-            "pretty" => Ok(LogFormat::Pretty),
-            "json" => Ok(LogFormat::Json),
-            _ => Err(format!("got {value:?}; expected pretty or json")),
-        }
+/// `a`, `a or b`, `a, b or c`.
+pub(crate) fn one_of(names: &[&str]) -> String {
+    match names.split_last() {
+        Some((last, [])) => (*last).to_owned(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+        None => String::new(),
     }
 }
 

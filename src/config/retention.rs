@@ -72,14 +72,4 @@ pub enum OnRevocation {
     Erase,
 }
 
-impl TryFrom<String> for OnRevocation {
-    type Error = String;
-
-    fn try_from(value: String) -> Result<Self, String> {
-        match value.as_str() {
-            "keep" => Ok(OnRevocation::Keep),
-            "erase" => Ok(OnRevocation::Erase),
-            _ => Err(format!("got {value:?}; expected keep or erase")),
-        }
-    }
-}
+named_values!(OnRevocation { "keep" => Keep, "erase" => Erase });

@@ -6,26 +6,39 @@ impl Settings {
     /// Checks what types alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
         let fail = |key: &str, problem: &str| Err(ConfigError(format!("{key}: {problem}")));
-        if self.server.body_limit_bytes == 0 {
-            return fail("server.body_limit_bytes", "must be greater than 0");
+        // Zero would turn off what each of these sizes, times or counts.
+        let sizes_and_times = [
+            (
+                "server.body_limit_bytes",
+                self.server.body_limit_bytes as u64,
+            ),
+            ("server.request_timeout_ms", self.server.request_timeout_ms),
+            (
+                "server.header_read_timeout_ms",
+                self.server.header_read_timeout_ms,
+            ),
+            ("server.idle_timeout_ms", self.server.idle_timeout_ms),
+            (
+                "database.acquire_timeout_ms",
+                self.database.acquire_timeout_ms,
+            ),
+            ("ingest.write_timeout_ms", self.ingest.write_timeout_ms),
+            ("api.stream_keepalive_secs", self.api.stream_keepalive_secs),
+        ];
+        if let Some((key, _)) = sizes_and_times.iter().find(|(_, v)| *v == 0) {
+            return fail(key, "must be greater than 0");
         }
-        if self.server.request_timeout_ms == 0 {
-            return fail("server.request_timeout_ms", "must be greater than 0");
-        }
-        if self.server.header_read_timeout_ms == 0 {
-            return fail("server.header_read_timeout_ms", "must be greater than 0");
-        }
-        if self.server.idle_timeout_ms == 0 {
-            return fail("server.idle_timeout_ms", "must be greater than 0");
-        }
-        if self.server.max_connections == 0 {
-            return fail("server.max_connections", "must be at least 1");
-        }
-        if self.database.max_connections == 0 {
-            return fail("database.max_connections", "must be at least 1");
-        }
-        if self.database.acquire_timeout_ms == 0 {
-            return fail("database.acquire_timeout_ms", "must be greater than 0");
+        let counts = [
+            ("server.max_connections", self.server.max_connections as u64),
+            (
+                "database.max_connections",
+                u64::from(self.database.max_connections),
+            ),
+            ("ingest.queue_capacity", self.ingest.queue_capacity as u64),
+            ("ingest.batch_max", self.ingest.batch_max as u64),
+        ];
+        if let Some((key, _)) = counts.iter().find(|(_, v)| *v == 0) {
+            return fail(key, "must be at least 1");
         }
         if let Err(problem) = self.database_kind() {
             return fail("database.url", &problem);
@@ -64,15 +77,6 @@ impl Settings {
                 ),
             );
         }
-        if self.ingest.queue_capacity == 0 {
-            return fail("ingest.queue_capacity", "must be at least 1");
-        }
-        if self.ingest.batch_max == 0 {
-            return fail("ingest.batch_max", "must be at least 1");
-        }
-        if self.ingest.write_timeout_ms == 0 {
-            return fail("ingest.write_timeout_ms", "must be greater than 0");
-        }
         if matches!(self.ingest.writers, Some(0) | Some(17..)) {
             return fail("ingest.writers", "must be from 1 to 16");
         }
@@ -110,9 +114,6 @@ impl Settings {
                 "server.idle_timeout_ms",
                 "must be longer than api.stream_keepalive_secs, or quiet live streams are closed",
             );
-        }
-        if self.api.stream_keepalive_secs == 0 {
-            return fail("api.stream_keepalive_secs", "must be greater than 0");
         }
         if let Err((key, problem)) = self.callback.validate() {
             return fail(&key, &problem);
