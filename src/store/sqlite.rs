@@ -53,7 +53,7 @@ impl Db<Sqlite> {
             // Checkpoints run from a task of their own (`spawn_checkpointer`), not inside
             // whichever commit crosses SQLite's 1,000-page mark.
             .pragma("wal_autocheckpoint", "0")
-            .pragma("journal_size_limit", "67108864")
+            .pragma("journal_size_limit", (2 * WAL_LIMIT_BYTES).to_string())
             // sqlx's SQLite worker reads rows ahead of the caller, 50 by default: with rows
             // of up to a body's size that is megabytes per query that a byte-bounded page
             // never takes.
@@ -93,9 +93,23 @@ impl Db<Sqlite> {
     /// own. Left to SQLite, the commit that crossed 1,000 log pages did it, fsync included,
     /// while every delivery of that batch waited for its answer (docs/benchmarks.md has the
     /// figures). A passive checkpoint never waits for readers or writers; the log restarts
-    /// from its beginning once a checkpoint has caught up, and is cut back to 64 MiB then.
+    /// from its beginning once a checkpoint has caught up.
+    ///
+    /// Beside a writer that never pauses, that checkpoint never quite catches up (the writer
+    /// has added to the log by the time it ends), so the log would grow without bound: by
+    /// gigabytes a minute under load, all of it cut back in one commit of a second or more
+    /// once the load stops. A log past [`WAL_LIMIT_BYTES`] is therefore brought back to its
+    /// beginning by [`restart_log`].
     pub(crate) fn spawn_upkeep(&self, stop: CancellationToken) {
-        let pool = self.pool.clone();
+        let (pool, writer) = (self.pool.clone(), self.writer.clone());
+        let mut wal = self
+            .pool
+            .connect_options()
+            .get_filename()
+            .as_os_str()
+            .to_owned();
+        wal.push("-wal");
+        spawn_log_flusher(wal.into(), stop.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(250));
             tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -104,10 +118,13 @@ impl Db<Sqlite> {
                     _ = stop.cancelled() => return,
                     _ = tick.tick() => {}
                 }
-                if let Err(e) = sqlx::query("pragma wal_checkpoint(passive)")
-                    .execute(&pool)
-                    .await
-                {
+                let done = match checkpoint(&pool).await {
+                    Ok(log_bytes) if log_bytes > WAL_LIMIT_BYTES => {
+                        restart_log(&pool, &writer).await
+                    }
+                    other => other,
+                };
+                if let Err(e) = done {
                     tracing::warn!(error = %e, "SQLite checkpoint failed; retrying");
                 }
             }
@@ -160,6 +177,56 @@ impl Db<Sqlite> {
         tx.commit().await?;
         Ok((outcomes, ids))
     }
+}
+
+/// The size of log past which it is brought back to its beginning. Its file is cut back to
+/// twice that when the log restarts: cut back to the limit itself, it would be cut and grown
+/// again at every restart, and growing a file waits for the file system's journal.
+const WAL_LIMIT_BYTES: i64 = 128 * 1024 * 1024;
+
+/// A passive checkpoint on a connection of `pool`; the size of the log it found.
+async fn checkpoint(pool: &sqlx::SqlitePool) -> Result<i64, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let (_, frames, _): (i64, i64, i64) = sqlx::query_as("pragma wal_checkpoint(passive)")
+        .fetch_one(&mut *conn)
+        .await?;
+    let page_size: i64 = sqlx::query_scalar("pragma page_size")
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(frames.max(0) * page_size)
+}
+
+/// Brings the log back to its beginning. Two more checkpoints beside the writer copy most of
+/// what it added meanwhile; a last one on the writer's own connection, between two batches,
+/// copies the rest while nothing can add to the log, and the next batch starts the log from
+/// its beginning. That last one is what batches wait for: 20–70 ms on the benchmark machine,
+/// about every two seconds under full load (docs/benchmarks.md).
+async fn restart_log(
+    pool: &sqlx::SqlitePool,
+    writer: &sqlx::SqlitePool,
+) -> Result<i64, sqlx::Error> {
+    checkpoint(pool).await?;
+    checkpoint(pool).await?;
+    checkpoint(writer).await
+}
+
+/// Flushes the log file to the disk every 20 ms until `stop`. A checkpoint flushes the log
+/// before it copies it; the log flushed as it is written leaves that flush little to do, and
+/// the last checkpoint of [`restart_log`] is time the writer waits.
+fn spawn_log_flusher(path: std::path::PathBuf, stop: CancellationToken) {
+    std::thread::spawn(move || {
+        let mut file = None;
+        while !stop.is_cancelled() {
+            std::thread::sleep(Duration::from_millis(20));
+            if file.is_none() {
+                file = std::fs::File::open(&path).ok();
+            }
+            if let Some(f) = &file {
+                // A failed flush is the next checkpoint's to do and to report.
+                let _ = f.sync_data();
+            }
+        }
+    });
 }
 
 /// Switches a new database file to WAL, once: the mode is kept in the file. Changing it
