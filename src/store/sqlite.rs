@@ -119,7 +119,7 @@ impl Db<Sqlite> {
                     _ = tick.tick() => {}
                 }
                 let done = match checkpoint(&pool).await {
-                    Ok(log_bytes) if log_bytes > WAL_LIMIT_BYTES => {
+                    Ok((log_bytes, _)) if log_bytes > WAL_LIMIT_BYTES => {
                         restart_log(&pool, &writer).await
                     }
                     other => other,
@@ -179,34 +179,44 @@ impl Db<Sqlite> {
     }
 }
 
-/// The size of log past which it is brought back to its beginning. Its file is cut back to
-/// twice that when the log restarts: cut back to the limit itself, it would be cut and grown
-/// again at every restart, and growing a file waits for the file system's journal.
-const WAL_LIMIT_BYTES: i64 = 128 * 1024 * 1024;
+/// The size of log past which it is brought back to its beginning: at 1,000 deliveries a
+/// second about every five seconds, each time a wait of 20–40 ms for the batches (a smaller
+/// limit makes the waits more frequent, not shorter). Its file is cut back to twice that when
+/// the log restarts: cut back to the limit itself, it would be cut and grown again at every
+/// restart, and growing a file waits for the file system's journal.
+const WAL_LIMIT_BYTES: i64 = 256 * 1024 * 1024;
 
-/// A passive checkpoint on a connection of `pool`; the size of the log it found.
-async fn checkpoint(pool: &sqlx::SqlitePool) -> Result<i64, sqlx::Error> {
+/// A passive checkpoint on a connection of `pool`: the size of the log it found, and how
+/// much of it is not yet copied into the database.
+async fn checkpoint(pool: &sqlx::SqlitePool) -> Result<(i64, i64), sqlx::Error> {
     let mut conn = pool.acquire().await?;
-    let (_, frames, _): (i64, i64, i64) = sqlx::query_as("pragma wal_checkpoint(passive)")
+    let (_, frames, copied): (i64, i64, i64) = sqlx::query_as("pragma wal_checkpoint(passive)")
         .fetch_one(&mut *conn)
         .await?;
     let page_size: i64 = sqlx::query_scalar("pragma page_size")
         .fetch_one(&mut *conn)
         .await?;
-    Ok(frames.max(0) * page_size)
+    Ok((
+        frames.max(0) * page_size,
+        (frames - copied).max(0) * page_size,
+    ))
 }
 
-/// Brings the log back to its beginning. Two more checkpoints beside the writer copy most of
-/// what it added meanwhile; a last one on the writer's own connection, between two batches,
-/// copies the rest while nothing can add to the log, and the next batch starts the log from
-/// its beginning. That last one is what batches wait for: 20–70 ms on the benchmark machine,
-/// about every two seconds under full load (docs/benchmarks.md).
+/// Brings the log back to its beginning. Checkpoints beside the writer copy what it added
+/// meanwhile, each less than the one before, until less than 1 MiB is left (eight at most);
+/// a last one on the writer's own connection, between two batches, copies the rest while
+/// nothing can add to the log, and the next batch starts the log from its beginning. That
+/// last one is what batches wait for (docs/benchmarks.md).
 async fn restart_log(
     pool: &sqlx::SqlitePool,
     writer: &sqlx::SqlitePool,
-) -> Result<i64, sqlx::Error> {
-    checkpoint(pool).await?;
-    checkpoint(pool).await?;
+) -> Result<(i64, i64), sqlx::Error> {
+    for _ in 0..8 {
+        let (_, behind) = checkpoint(pool).await?;
+        if behind < 1024 * 1024 {
+            break;
+        }
+    }
     checkpoint(writer).await
 }
 
