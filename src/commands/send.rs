@@ -12,8 +12,8 @@ use super::call::{CallOptions, Failure, client, missing_token};
 use super::output::{Report, finish};
 use crate::config::Settings;
 use crate::divar::outbound::{
-    BotMessage, BotMessageResponse, LegacyButton, LegacySendMessage, SendMessage,
-    SendMessageResponse,
+    BotMessage, BotMessageResponse, DivarClient, LegacyButton, LegacySendMessage, PreparedRequest,
+    SendMessage, SendMessageResponse,
 };
 
 /// Which API sends the message.
@@ -141,11 +141,7 @@ async fn legacy(settings: &Settings, args: LegacyArgs) -> Result<Report, Failure
         receiver_btn: args.receiver_link.or(args.receiver_direct_link),
     };
     let request = client.prepare_legacy_message(&token, &message)?;
-    if args.call.dry_run {
-        return Ok(Report::dry_run(&request));
-    }
-    let answer = client.send(&request).await?;
-    Ok(sent(&answer))
+    make(&client, &args.call, &request, sent).await
 }
 
 async fn conversation(settings: &Settings, args: ConversationArgs) -> Result<Report, Failure> {
@@ -164,11 +160,7 @@ async fn conversation(settings: &Settings, args: ConversationArgs) -> Result<Rep
         ..SendMessage::text(args.text)
     };
     let request = client.prepare_message(&token, &args.conversation_id, &message)?;
-    if args.call.dry_run {
-        return Ok(Report::dry_run(&request));
-    }
-    let answer = client.send(&request).await?;
-    Ok(sent(&answer))
+    make(&client, &args.call, &request, sent).await
 }
 
 async fn bot(settings: &Settings, args: BotArgs) -> Result<Report, Failure> {
@@ -190,21 +182,38 @@ async fn bot(settings: &Settings, args: BotArgs) -> Result<Report, Failure> {
         (None, Some(_), None) => return Err(missing_token()),
         (None, None, _) => unreachable!("clap requires --conversation-id or --user-id"),
     };
-    if args.call.dry_run {
-        return Ok(Report::dry_run(&request));
-    }
-    let answer: BotMessageResponse = client.send(&request).await?;
-    let text = match &answer.conversation_id {
-        Some(id) => format!("sent in conversation {id}"),
-        None => "sent".to_owned(),
-    };
-    Ok(Report::new(
-        text,
-        json!({"sent": true, "conversation_id": answer.conversation_id}),
-    ))
+    make(
+        &client,
+        &args.call,
+        &request,
+        |answer: BotMessageResponse| {
+            let text = match &answer.conversation_id {
+                Some(id) => format!("sent in conversation {id}"),
+                None => "sent".to_owned(),
+            };
+            Report::new(
+                text,
+                json!({"sent": true, "conversation_id": answer.conversation_id}),
+            )
+        },
+    )
+    .await
 }
 
-fn sent(answer: &SendMessageResponse) -> Report {
+/// Makes the call, or with `--dry-run` only shows it; `report` tells what Divar answered.
+async fn make<T: serde::de::DeserializeOwned + Default>(
+    client: &DivarClient,
+    call: &CallOptions,
+    request: &PreparedRequest,
+    report: impl FnOnce(T) -> Report,
+) -> Result<Report, Failure> {
+    if call.dry_run {
+        return Ok(Report::dry_run(request));
+    }
+    Ok(report(client.send(request).await?))
+}
+
+fn sent(answer: SendMessageResponse) -> Report {
     let text = match (&answer.status, &answer.message) {
         (Some(status), Some(message)) => format!("sent (Divar: {status} {message})"),
         (_, Some(message)) => format!("sent (Divar: {message})"),
