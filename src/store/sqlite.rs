@@ -102,14 +102,6 @@ impl Db<Sqlite> {
     /// beginning by [`restart_log`].
     pub(crate) fn spawn_upkeep(&self, stop: CancellationToken) {
         let (pool, writer) = (self.pool.clone(), self.writer.clone());
-        let mut wal = self
-            .pool
-            .connect_options()
-            .get_filename()
-            .as_os_str()
-            .to_owned();
-        wal.push("-wal");
-        spawn_log_flusher(wal.into(), stop.clone());
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(250));
             tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -218,25 +210,6 @@ async fn restart_log(
         }
     }
     checkpoint(writer).await
-}
-
-/// Flushes the log file to the disk every 20 ms until `stop`. A checkpoint flushes the log
-/// before it copies it; the log flushed as it is written leaves that flush little to do, and
-/// the last checkpoint of [`restart_log`] is time the writer waits.
-fn spawn_log_flusher(path: std::path::PathBuf, stop: CancellationToken) {
-    std::thread::spawn(move || {
-        let mut file = None;
-        while !stop.is_cancelled() {
-            std::thread::sleep(Duration::from_millis(20));
-            if file.is_none() {
-                file = std::fs::File::open(&path).ok();
-            }
-            if let Some(f) = &file {
-                // A failed flush is the next checkpoint's to do and to report.
-                let _ = f.sync_data();
-            }
-        }
-    });
 }
 
 /// Switches a new database file to WAL, once: the mode is kept in the file. Changing it
