@@ -50,7 +50,7 @@ impl Db<Sqlite> {
             })
             .busy_timeout(busy)
             .foreign_keys(true)
-            // Checkpoints run from a task of their own (`spawn_checkpointer`), not inside
+            // Checkpoints run from a task of their own (`spawn_upkeep`), not inside
             // whichever commit crosses SQLite's 1,000-page mark.
             .pragma("wal_autocheckpoint", "0")
             .pragma("journal_size_limit", WAL_LIMIT_BYTES.to_string())
