@@ -358,8 +358,11 @@ async fn a_retried_or_replayed_push_never_sends_a_second_reply(backend: Backend)
     assert_eq!(rows[0].status, "sent");
     let pushes = receiver.received_requests().await.unwrap();
     let webhook_id = pushes[0].headers["webhook-id"].to_str().unwrap().to_owned();
-    // The same record pushed again, and answered with the same reply, twice.
+    // The same record pushed again, and answered with the same reply, twice. Each replay
+    // waits until the push before it is written as delivered: a record still waiting is not
+    // queued a second time.
     for _ in 0..2 {
+        wait_caught_up(&app).await;
         let added = kenar_hook::forward::manage::replay_ids(
             &app.store,
             "backend",
