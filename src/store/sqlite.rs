@@ -92,14 +92,14 @@ impl Db<Sqlite> {
     /// Copies the write-ahead log into the database every 250 ms from a pooled connection of its
     /// own. Left to SQLite, the commit that crossed 1,000 log pages did it, fsync included,
     /// while every delivery of that batch waited for its answer (docs/benchmarks.md has the
-    /// figures). A passive checkpoint never waits for readers or writers; the log restarts
-    /// from its beginning once a checkpoint has caught up.
+    /// figures). A passive checkpoint never waits for readers or writers.
     ///
-    /// Beside a writer that never pauses, that checkpoint never quite catches up (the writer
-    /// has added to the log by the time it ends), so the log would grow without bound: by
-    /// gigabytes a minute under load, all of it cut back in one commit of a second or more
-    /// once the load stops. A log past [`WAL_LIMIT_BYTES`] is therefore brought back to its
-    /// beginning by [`restart_log`].
+    /// It catches up, but does not let the log start again from its beginning: measured,
+    /// only a checkpoint on the writer's own connection does, and batches wait for that one.
+    /// Under sustained writes the log would grow without bound: by gigabytes a minute under
+    /// load, all of it cut back in one commit of a second or more once the load stops. A log
+    /// past [`WAL_LIMIT_BYTES`] is therefore brought back to its beginning by
+    /// [`restart_log`].
     pub(crate) fn spawn_upkeep(&self, stop: CancellationToken) {
         let (pool, writer) = (self.pool.clone(), self.writer.clone());
         tokio::spawn(async move {
