@@ -433,7 +433,7 @@ receiver=127.0.0.1:18281
 stop_receiver() {
   if [ -n "$rpid" ]; then kill -TERM "$rpid" 2>/dev/null || true; wait "$rpid" 2>/dev/null || true; rpid=""; fi
 }
-stat() { # field of the receiver's figures (dotted path)
+receiver_stat() { # field of the receiver's figures (dotted path)
   curl -s "http://$receiver/stats" | python3 -c "import json,sys; v=json.load(sys.stdin)
 for k in sys.argv[1].split('.'): v=v[k]
 print(v)" "$1"
@@ -441,10 +441,10 @@ print(v)" "$1"
 wait_delivered() { # count, seconds at most
   local i
   for i in $(seq 1 "$2"); do
-    [ "$(stat delivered)" -ge "$1" ] && return 0
+    [ "$(receiver_stat delivered)" -ge "$1" ] && return 0
     sleep 1
   done
-  echo "only $(stat delivered) of $1 delivered within $2 s"
+  echo "only $(receiver_stat delivered) of $1 delivered within $2 s"
 }
 send_messages() { # rate, seconds, run id
   target/release/examples/loadgen --url "http://127.0.0.1:$port/webhooks/divar" --rate "$1" \
@@ -525,7 +525,7 @@ reply_phase() { # label, receiver flags
   wait_delivered "$stored" 120
   if [ -n "$2" ]; then
     for i in $(seq 1 120); do
-      [ "$(stat divar.sends)" -ge "$stored" ] && break
+      [ "$(receiver_stat divar.sends)" -ge "$stored" ] && break
       sleep 1
     done
     sleep 3 # a second send of any reply would come now
