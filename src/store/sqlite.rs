@@ -105,18 +105,24 @@ impl Db<Sqlite> {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(250));
             tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            let mut known_page = None;
             loop {
                 tokio::select! {
                     _ = stop.cancelled() => return,
                     _ = tick.tick() => {}
                 }
-                let done = match checkpoint(&pool).await {
-                    Ok((log_bytes, _)) if log_bytes > WAL_LIMIT_BYTES => {
-                        restart_log(&pool, &writer).await
+                let done = async {
+                    let page = match known_page {
+                        Some(page) => page,
+                        None => *known_page.insert(page_size(&pool).await?),
+                    };
+                    let log = checkpoint(&pool, page).await?;
+                    if log.bytes > WAL_LIMIT_BYTES {
+                        restart_log(&pool, &writer, page).await?;
                     }
-                    other => other,
+                    Ok::<_, sqlx::Error>(())
                 };
-                if let Err(e) = done {
+                if let Err(e) = done.await {
                     tracing::warn!(error = %e, "SQLite checkpoint failed; retrying");
                 }
             }
@@ -178,39 +184,65 @@ impl Db<Sqlite> {
 /// again at every restart would wait for the file system's journal.
 const WAL_LIMIT_BYTES: i64 = 1024 * 1024 * 1024;
 
-/// A passive checkpoint on a connection of `pool`: the size of the log it found, and how
-/// much of it is not yet copied into the database.
-async fn checkpoint(pool: &sqlx::SqlitePool) -> Result<(i64, i64), sqlx::Error> {
-    let mut conn = pool.acquire().await?;
+/// What a checkpoint found of the log, in bytes.
+#[derive(Debug, Clone, Copy)]
+struct Log {
+    /// Its length.
+    bytes: i64,
+    /// How much of it is not yet copied into the database.
+    behind: i64,
+}
+
+/// The database's page size, in bytes.
+async fn page_size(pool: &sqlx::SqlitePool) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("pragma page_size").fetch_one(pool).await
+}
+
+/// A passive checkpoint on a connection of `pool` (`page`: the database's page size).
+async fn checkpoint(pool: &sqlx::SqlitePool, page: i64) -> Result<Log, sqlx::Error> {
     let (_, frames, copied): (i64, i64, i64) = sqlx::query_as("pragma wal_checkpoint(passive)")
-        .fetch_one(&mut *conn)
+        .fetch_one(pool)
         .await?;
-    let page_size: i64 = sqlx::query_scalar("pragma page_size")
-        .fetch_one(&mut *conn)
-        .await?;
-    Ok((
-        frames.max(0) * page_size,
-        (frames - copied).max(0) * page_size,
-    ))
+    Ok(Log {
+        bytes: frames.max(0) * page,
+        behind: (frames - copied).max(0) * page,
+    })
 }
 
 /// Brings the log back to its beginning. Checkpoints beside the writer copy what it added
 /// meanwhile, each less than the one before, until less than 1 MiB is left (eight at most);
 /// a last one on the writer's own connection, between two batches, copies the rest while
 /// nothing can add to the log, and the next batch starts the log from its beginning. That
-/// last one is what batches wait for (docs/benchmarks.md).
+/// last one is what batches wait for (docs/benchmarks.md), so it is skipped when the log
+/// could not be caught up: a reader's older snapshot (a backup's, for its whole length)
+/// holds back what may be copied, no checkpoint gets past it, and the log cannot begin
+/// again until it ends.
 async fn restart_log(
     pool: &sqlx::SqlitePool,
     writer: &sqlx::SqlitePool,
-) -> Result<(i64, i64), sqlx::Error> {
-    for _ in 0..8 {
-        let (_, behind) = checkpoint(pool).await?;
-        if behind < 1024 * 1024 {
+    page: i64,
+) -> Result<Log, sqlx::Error> {
+    let mut log = checkpoint(pool, page).await?;
+    for _ in 1..8 {
+        if log.behind < CAUGHT_UP_BYTES {
+            break;
+        }
+        let before = log.behind;
+        log = checkpoint(pool, page).await?;
+        if log.behind >= before {
             break;
         }
     }
-    checkpoint(writer).await
+    if log.behind < CAUGHT_UP_BYTES {
+        checkpoint(writer, page).await
+    } else {
+        Ok(log)
+    }
 }
+
+/// Left behind by the checkpoints beside the writer, the rest is small enough for batches to
+/// wait while the writer's own connection copies it.
+const CAUGHT_UP_BYTES: i64 = 1024 * 1024;
 
 /// Switches a new database file to WAL, once: the mode is kept in the file. Changing it
 /// needs the file to itself, which SQLite does not wait for on the busy timeout, so a
@@ -463,15 +495,65 @@ mod tests {
             assert!(started.elapsed() < Duration::from_secs(30), "the log grows");
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        restart_log(&store.pool, &store.writer).await.unwrap();
+        let page = page_size(&store.pool).await.unwrap();
+        restart_log(&store.pool, &store.writer, page).await.unwrap();
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let (after, _) = checkpoint(&store.pool).await.unwrap();
+        let after = checkpoint(&store.pool, page).await.unwrap().bytes;
         stop.cancel();
         writing.await.unwrap();
         assert!(
             after < 4 << 20,
             "the log began again: {after} bytes of it, against 8 MiB"
         );
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn batches_never_wait_for_a_restart_that_a_reader_holds_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("r.db").display());
+        let (busy, acquire) = (Duration::from_secs(5), Duration::from_secs(3));
+        let store = Db::<Sqlite>::open(&url, 2, acquire, SqliteSync::Normal, busy)
+            .await
+            .unwrap();
+        let insert = |rows: i64| {
+            sqlx::query(
+                "insert into t select randomblob(8000) from \
+                 (with recursive n(i) as (select 1 union all select i + 1 from n where i < ?) \
+                 select i from n)",
+            )
+            .bind(rows)
+        };
+        sqlx::query("create table t (v blob)")
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        insert(10).execute(&store.writer).await.unwrap();
+        // A reader's snapshot, as a backup holds one, taken before 2 MiB more are written.
+        let mut reader = store.pool.begin().await.unwrap();
+        let _: i64 = sqlx::query_scalar("select count(*) from t")
+            .fetch_one(&mut *reader)
+            .await
+            .unwrap();
+        insert(250).execute(&store.writer).await.unwrap();
+        let page = page_size(&store.pool).await.unwrap();
+        // The writer's connection taken, as a batch in progress takes it: a checkpoint on it
+        // would fail once the pool's acquire timeout passes.
+        let batch = store.writer.acquire().await.unwrap();
+        let log = restart_log(&store.pool, &store.writer, page)
+            .await
+            .expect("no checkpoint on the writer's connection while a reader holds the log back");
+        assert!(
+            log.behind >= CAUGHT_UP_BYTES,
+            "the reader held back {log:?}"
+        );
+        drop(batch);
+        // The reader gone, the log is caught up and begins again.
+        reader.rollback().await.unwrap();
+        restart_log(&store.pool, &store.writer, page).await.unwrap();
+        insert(1).execute(&store.writer).await.unwrap();
+        let after = checkpoint(&store.pool, page).await.unwrap().bytes;
+        assert!(after < 1 << 20, "the log began again: {after} bytes");
         store.close().await;
     }
 }
