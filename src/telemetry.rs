@@ -99,6 +99,12 @@ pub fn metrics_handle() -> PrometheusHandle {
                 })
                 .and_then(|b| {
                     b.set_buckets_for_metric(
+                        Matcher::Full("kenar_sqlite_log_restart_seconds".into()),
+                        &latency_buckets,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
                         Matcher::Full("kenar_ingest_stage_seconds".into()),
                         &stage_buckets,
                     )
@@ -188,6 +194,12 @@ fn describe_metrics() {
     describe_counter!(
         "kenar_source_refusals_total",
         "Requests to the routes Divar calls refused for a client outside divar.allowed_sources"
+    );
+    describe_histogram!(
+        "kenar_sqlite_log_restart_seconds",
+        Unit::Seconds,
+        "Each time the SQLite log was brought back to its beginning: how long batches waited \
+         for the checkpoint on the writer's connection"
     );
     describe_counter!(
         "kenar_crowded_total",

@@ -233,11 +233,18 @@ async fn restart_log(
             break;
         }
     }
-    if log.behind < CAUGHT_UP_BYTES {
-        checkpoint(writer, page).await
-    } else {
-        Ok(log)
+    if log.behind >= CAUGHT_UP_BYTES {
+        return Ok(log);
     }
+    let started = std::time::Instant::now();
+    let log = checkpoint(writer, page).await?;
+    let waited = started.elapsed();
+    metrics::histogram!("kenar_sqlite_log_restart_seconds").record(waited.as_secs_f64());
+    tracing::info!(
+        waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX),
+        "SQLite log brought back to its beginning; batches waited for its last checkpoint"
+    );
+    Ok(log)
 }
 
 /// Left behind by the checkpoints beside the writer, the rest is small enough for batches to
@@ -496,7 +503,14 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         let page = page_size(&store.pool).await.unwrap();
+        let metrics = crate::telemetry::metrics_handle();
         restart_log(&store.pool, &store.writer, page).await.unwrap();
+        let restarts = metrics
+            .render()
+            .lines()
+            .find_map(|l| l.strip_prefix("kenar_sqlite_log_restart_seconds_count "))
+            .map(|n| n.trim().parse::<u64>().unwrap());
+        assert!(restarts >= Some(1), "the wait is measured: {restarts:?}");
         tokio::time::sleep(Duration::from_millis(20)).await;
         let after = checkpoint(&store.pool, page).await.unwrap().bytes;
         stop.cancel();
