@@ -316,9 +316,7 @@ impl Store {
         sql.filter("endpoint = ", q.endpoint.as_ref());
         sql.filter("conversation_id = ", q.conversation_id.as_ref());
         sql.filter("created_at >= ", q.since);
-        sql.filter("id < ", q.before_id);
-        sql.push(" order by id desc");
-        sql.limit(q.limit);
+        sql.newest_before(q.before_id, q.limit);
         self.fetch_all(&sql).await?.iter().map(row).collect()
     }
 

@@ -57,9 +57,7 @@ impl Store {
         limit: i64,
     ) -> Result<Vec<Rejected>, Error> {
         let mut sql = Sql::new(self.dialect(), "select * from rejected");
-        sql.filter("id > ", after_id);
-        sql.push(" order by id");
-        sql.limit(limit);
+        sql.oldest_after(after_id, limit);
         self.fetch_all(&sql)
             .await?
             .iter()

@@ -165,4 +165,18 @@ impl Sql {
     pub(super) fn limit(&mut self, limit: i64) {
         self.push(" limit ").bind(Param::Int(limit));
     }
+
+    /// A page of a log kept by `id`, oldest first: at most `limit` rows after `after`.
+    pub(super) fn oldest_after(&mut self, after: Option<i64>, limit: i64) {
+        self.filter("id > ", after)
+            .push(" order by id")
+            .limit(limit);
+    }
+
+    /// A page of a log kept by `id`, newest first: at most `limit` rows before `before`.
+    pub(super) fn newest_before(&mut self, before: Option<i64>, limit: i64) {
+        self.filter("id < ", before)
+            .push(" order by id desc")
+            .limit(limit);
+    }
 }

@@ -40,9 +40,7 @@ impl Store {
              dead_at as next_at, body, last_error, dead_at from forward_dead",
         );
         sql.filter("endpoint = ", endpoint.map(|e| Param::Text(e.to_owned())));
-        sql.filter("id > ", after_id);
-        sql.push(" order by id");
-        sql.limit(limit);
+        sql.oldest_after(after_id, limit);
         self.fetch_all(&sql)
             .await?
             .iter()
@@ -66,9 +64,7 @@ impl Store {
         sql.filter("endpoint = ", q.endpoint.as_ref());
         sql.filter("outcome = ", q.outcome.as_ref());
         sql.filter("at >= ", q.since);
-        sql.filter("id < ", q.before_id);
-        sql.push(" order by id desc");
-        sql.limit(q.limit);
+        sql.newest_before(q.before_id, q.limit);
         self.fetch_all(&sql).await?.iter().map(attempt).collect()
     }
 
