@@ -178,8 +178,9 @@ impl Db<Sqlite> {
 }
 
 /// The size of log past which it is brought back to its beginning: a bound on the disk it
-/// takes, reached only under writes that never pause (at 1,000 deliveries a second, about
-/// every 20 s), each time a wait of tens of milliseconds for the batches. Its file is cut back
+/// takes, reached only under writes that never pause (at 6,000 deliveries a second on a new
+/// file, every 9 s), each time a wait for the batches as long as two fsyncs (150 ms and more
+/// on a busy disk; docs/benchmarks.md). Its file is cut back
 /// to that size when the log restarts larger, and keeps its size otherwise: growing a file
 /// again at every restart would wait for the file system's journal.
 const WAL_LIMIT_BYTES: i64 = 1024 * 1024 * 1024;
