@@ -275,6 +275,10 @@ import re, sys
 def read(path):
     v = {}
     for line in open(path):
+        m = re.match(r'kenar_sqlite_log_restart_seconds_(sum|count) (\S+)$', line)
+        if m:
+            v[('restart', m.group(1), None)] = float(m.group(2))
+            continue
         m = re.match(r'(kenar_ingest_stage_seconds|http_request_duration_seconds)_(bucket|sum|count)\{(.*)\} (\S+)$', line)
         if not m: continue
         name, kind, labels, value = m.groups()
@@ -297,6 +301,10 @@ for stage in ['prepare', 'queue', 'commit', 'answer', 'request']:
     buckets = sorted((float(k[2]), c) for k, c in d.items() if k[0] == stage and k[1] == 'bucket' and k[2] != '+Inf')
     p99 = next((le * 1e3 for le, c in buckets if c >= 0.99 * n), float('inf'))
     out.append(f"{stage}_mean_ms={mean:.3f} {stage}_p99_le_ms={p99:g}")
+# SQLite: the log's restarts in the run, and how long batches waited for them in all.
+if ('restart', 'count', None) in after:
+    out.append(f"log_restarts={d[('restart', 'count', None)]:g} "
+               f"log_restart_wait_ms={d[('restart', 'sum', None)] * 1e3:.0f}")
 print(f"stages {sys.argv[1]} " + " ".join(out))
 PY
 }
