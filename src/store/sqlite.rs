@@ -118,7 +118,7 @@ impl Db<Sqlite> {
                     };
                     let log = checkpoint(&pool, page).await?;
                     if log.bytes > WAL_LIMIT_BYTES {
-                        restart_log(&pool, &writer, page).await?;
+                        restart_log(&pool, &writer, page, log).await?;
                         // The log begins again with the next batch: a tick at once, missed
                         // while this one waited, would find it still past the bound.
                         tick.reset();
@@ -213,8 +213,10 @@ async fn checkpoint(pool: &sqlx::SqlitePool, page: i64) -> Result<Log, sqlx::Err
     })
 }
 
-/// Brings the log back to its beginning. Checkpoints beside the writer copy what it added
-/// meanwhile, each less than the one before, until less than 1 MiB is left (eight at most);
+/// Brings the log back to its beginning, from what the checkpoint beside the writer that
+/// found it past its bound left (`log`). More checkpoints beside the writer copy what it added
+/// meanwhile, each less than the one before, until less than 1 MiB is left (seven more at
+/// most);
 /// a last one on the writer's own connection, between two batches, copies the rest while
 /// nothing can add to the log, and the next batch starts the log from its beginning. That
 /// last one is what batches wait for (docs/benchmarks.md), so it is skipped when the log
@@ -225,8 +227,8 @@ async fn restart_log(
     pool: &sqlx::SqlitePool,
     writer: &sqlx::SqlitePool,
     page: i64,
+    mut log: Log,
 ) -> Result<Log, sqlx::Error> {
-    let mut log = checkpoint(pool, page).await?;
     for _ in 1..8 {
         if log.behind < CAUGHT_UP_BYTES {
             break;
@@ -508,7 +510,10 @@ mod tests {
         }
         let page = page_size(&store.pool).await.unwrap();
         let metrics = crate::telemetry::metrics_handle();
-        restart_log(&store.pool, &store.writer, page).await.unwrap();
+        let log = checkpoint(&store.pool, page).await.unwrap();
+        restart_log(&store.pool, &store.writer, page, log)
+            .await
+            .unwrap();
         let restarts = metrics
             .render()
             .lines()
@@ -558,7 +563,8 @@ mod tests {
         // The writer's connection taken, as a batch in progress takes it: a checkpoint on it
         // would fail once the pool's acquire timeout passes.
         let batch = store.writer.acquire().await.unwrap();
-        let log = restart_log(&store.pool, &store.writer, page)
+        let found = checkpoint(&store.pool, page).await.unwrap();
+        let log = restart_log(&store.pool, &store.writer, page, found)
             .await
             .expect("no checkpoint on the writer's connection while a reader holds the log back");
         assert!(
@@ -568,7 +574,10 @@ mod tests {
         drop(batch);
         // The reader gone, the log is caught up and begins again.
         reader.rollback().await.unwrap();
-        restart_log(&store.pool, &store.writer, page).await.unwrap();
+        let found = checkpoint(&store.pool, page).await.unwrap();
+        restart_log(&store.pool, &store.writer, page, found)
+            .await
+            .unwrap();
         insert(1).execute(&store.writer).await.unwrap();
         let after = checkpoint(&store.pool, page).await.unwrap().bytes;
         assert!(after < 1 << 20, "the log began again: {after} bytes");
