@@ -353,7 +353,7 @@ bench_ingest() {
       wrk_run pg_healthz_c256 "$r" 256 2 $port "" 0 /healthz
       staged 19090 pg_ingest_c256 counted pg_count "$url" pg_ingest_c256 wrk_run pg_ingest_c256 "$r" 256 2 $port "u256$tag$r" 0 /webhooks/divar
       wrk_run pg_healthz_c64 "$r" 64 2 $port "" 0 /healthz
-      counted pg_count "$url" pg_ingest_c64 wrk_run pg_ingest_c64 "$r" 64 2 $port "u64$tag$r" 0 /webhooks/divar
+      staged 19090 pg_ingest_c64 counted pg_count "$url" pg_ingest_c64 wrk_run pg_ingest_c64 "$r" 64 2 $port "u64$tag$r" 0 /webhooks/divar
       counted pg_count "$url" pg_redeliver_c256 wrk_run pg_redeliver_c256 "$r" 256 2 $port "dup$tag" 2000 /webhooks/divar
       staged 19090 pg_steady_1000 counted pg_count "$url" pg_steady_1000 steady_run pg_steady_1000 "$r" $port "s$tag$r"
     done
