@@ -11,8 +11,8 @@
 //!
 //! `--body-file` may be given several times (bodies are used in turn); `--paths-file` gives one
 //! path per line, appended to `--url` in turn, for GET benchmarks. `--unique RUN` makes every
-//! body unique: `{n}` in a body becomes `RUN-0-<request number>` and `{c}` a conversation
-//! number (scripts/ingest/*.json).
+//! body unique: `{n}` in a body becomes `RUN-0-<request number>`, and `{c}` and `{p}` a
+//! conversation number and its post's (one post per conversation; scripts/ingest/*.json).
 //!
 //! `--record FILE` writes one line per request as it ends: the id `{n}` stood for (else the
 //! request number), when it was due (Unix ms), its latency (ms) and its status (0: no
@@ -182,12 +182,15 @@ struct Sample {
     error: Option<String>,
 }
 
-/// A body template with `{n}` replaced by an id unique to this run and request, and `{c}` by
-/// one of 5,000 conversation numbers (the same scheme as scripts/ingest/wrk.lua).
+/// A body template with `{n}` replaced by an id unique to this run and request, and `{c}` and
+/// `{p}` by one of 5,000 conversation numbers (the same scheme as scripts/ingest/wrk.lua with
+/// a post per conversation).
 fn unique_body(template: &Bytes, run: &str, i: u64) -> Bytes {
     let text = std::str::from_utf8(template).expect("--unique bodies are UTF-8");
+    let conversation = format!("{:06}", (i * 7) % 5000);
     text.replace("{n}", &format!("{run}-0-{i}"))
-        .replace("{c}", &format!("{:06}", (i * 7) % 5000))
+        .replace("{c}", &conversation)
+        .replace("{p}", &conversation)
         .into()
 }
 

@@ -207,7 +207,9 @@ seed_read_data() { # database url: the read benchmark's 1,000,000 messages, buil
 
 # --- ingest -------------------------------------------------------------------------------
 # wrk (closed loop, -t2) posts unique ~600-byte deliveries, half legacy CHAT_MESSAGE and half
-# NEW_MESSAGE with Persian text, built by scripts/ingest/wrk.lua. The server runs with the
+# NEW_MESSAGE with Persian text over 5,000 conversations, built by scripts/ingest/wrk.lua: a
+# post per conversation, and again (the *_posts700_* scenarios) on 700 posts, as apps receive
+# them (several conversations on each post: hotter post rows and index pages). The server runs with the
 # settings users run (log level info, pretty logs to a file, metrics on); only the listen
 # addresses, the key and the database differ. Each figure is set beside GET /healthz of the
 # same binary under the same generator in the same invocation. Afterwards every scenario's
@@ -246,8 +248,8 @@ stop_ingest() { # prints the peak RSS (MiB) of every server started, then stops 
   done
   rm -f "$out/ingest.pids"
 }
-wrk_run() { # scenario, run, connections, threads, port, run id, wrap, path -> RESULT line
-  INGEST_RUN="$6" INGEST_WRAP="$7" INGEST_PATH="$8" INGEST_KEY="$key" \
+wrk_run() { # scenario, run, connections, threads, port, run id, wrap, path[, posts] -> RESULT line
+  INGEST_RUN="$6" INGEST_WRAP="$7" INGEST_PATH="$8" INGEST_KEY="$key" INGEST_POSTS="${9:-0}" \
     wrk -t"$4" -c"$3" -d"${ingest_secs}s" --timeout 10s -s scripts/ingest/wrk.lua \
     "http://127.0.0.1:$5$8" | grep '^RESULT' | sed "s/^RESULT/$1 run=$2/"
 }
@@ -361,6 +363,8 @@ bench_ingest() {
       staged 19090 pg_ingest_c256 counted pg_count "$url" pg_ingest_c256 wrk_run pg_ingest_c256 "$r" 256 2 $port "u256$tag$r" 0 /webhooks/divar
       wrk_run pg_healthz_c64 "$r" 64 2 $port "" 0 /healthz
       staged 19090 pg_ingest_c64 counted pg_count "$url" pg_ingest_c64 wrk_run pg_ingest_c64 "$r" 64 2 $port "u64$tag$r" 0 /webhooks/divar
+      staged 19090 pg_posts700_c256 counted pg_count "$url" pg_posts700_c256 wrk_run pg_posts700_c256 "$r" 256 2 $port "p256$tag$r" 0 /webhooks/divar 700
+      staged 19090 pg_posts700_c64 counted pg_count "$url" pg_posts700_c64 wrk_run pg_posts700_c64 "$r" 64 2 $port "p64$tag$r" 0 /webhooks/divar 700
       counted pg_count "$url" pg_redeliver_c256 wrk_run pg_redeliver_c256 "$r" 256 2 $port "dup$tag" 2000 /webhooks/divar
       staged 19090 pg_steady_1000 counted pg_count "$url" pg_steady_1000 steady_run pg_steady_1000 "$r" $port "s$tag$r"
     done
@@ -399,6 +403,7 @@ bench_ingest() {
     for r in $(seq 1 "$ingest_runs"); do
       wrk_run sqlite_healthz_c64 "$r" 64 2 $port "" 0 /healthz
       staged 19090 sqlite_ingest_c64 counted sqlite_count "$file" sqlite_ingest_c64 wrk_run sqlite_ingest_c64 "$r" 64 2 $port "q64$tag$r" 0 /webhooks/divar
+      staged 19090 sqlite_posts700_c64 counted sqlite_count "$file" sqlite_posts700_c64 wrk_run sqlite_posts700_c64 "$r" 64 2 $port "qp64$tag$r" 0 /webhooks/divar 700
       staged 19090 sqlite_steady_1000 counted sqlite_count "$file" sqlite_steady_1000 steady_run sqlite_steady_1000 "$r" $port "qs$tag$r"
     done
     echo "rss sqlite $(stop_ingest)"
@@ -412,12 +417,13 @@ bench_ingest() {
           return sprintf("%s (%s-%s)", a[int((n+1)/2)], a[1], a[n])}
         END {printf "%-20s rate %-24s p50 %-20s p99 %-22s errors %d\n", s, med(rate,n), med(p50,n), med(p99,n), bad}' "$out/ingest-runs.txt"
     done
-    awk '$1 ~ /^pg_healthz_c256|^pg_ingest_c256|^pg_healthz_c64|^pg_ingest_c64|^sqlite_healthz_c64|^sqlite_ingest_c64|^pg_batch1_c256|^pg_redeliver_c256|^pg_two_replicas/ && $2 ~ /^run=/ {
+    awk '$1 ~ /^pg_healthz_c256|^pg_ingest_c256|^pg_healthz_c64|^pg_ingest_c64|^pg_posts700_|^sqlite_healthz_c64|^sqlite_ingest_c64|^sqlite_posts700_|^pg_batch1_c256|^pg_redeliver_c256|^pg_two_replicas/ && $2 ~ /^run=/ {
         split($5,kv,"="); sum[$1]+=kv[2]; n[$1]++}
       END {
         printf "ratio PostgreSQL c256 ingest / healthz     %.3f (target >= 0.33)\n", sum["pg_ingest_c256"]/n["pg_ingest_c256"] / (sum["pg_healthz_c256"]/n["pg_healthz_c256"])
         printf "ratio PostgreSQL c64 ingest / healthz      %.3f (target >= 0.25)\n", sum["pg_ingest_c64"]/n["pg_ingest_c64"] / (sum["pg_healthz_c64"]/n["pg_healthz_c64"])
         printf "ratio SQLite c64 ingest / healthz          %.3f (target >= 0.25)\n", sum["sqlite_ingest_c64"]/n["sqlite_ingest_c64"] / (sum["sqlite_healthz_c64"]/n["sqlite_healthz_c64"])
+        printf "ratio the same on 700 posts: PostgreSQL c256 %.3f, c64 %.3f, SQLite c64 %.3f\n", sum["pg_posts700_c256"]/n["pg_posts700_c256"] / (sum["pg_healthz_c256"]/n["pg_healthz_c256"]), sum["pg_posts700_c64"]/n["pg_posts700_c64"] / (sum["pg_healthz_c64"]/n["pg_healthz_c64"]), sum["sqlite_posts700_c64"]/n["sqlite_posts700_c64"] / (sum["sqlite_healthz_c64"]/n["sqlite_healthz_c64"])
         printf "ratio default / batch_max = 1 (c256)       %.1f (target >= 5)\n", sum["pg_ingest_c256"]/n["pg_ingest_c256"] / (sum["pg_batch1_c256"]/n["pg_batch1_c256"])
         printf "ratio redeliveries / first deliveries      %.2f (target >= 1)\n", sum["pg_redeliver_c256"]/n["pg_redeliver_c256"] / (sum["pg_ingest_c256"]/n["pg_ingest_c256"])
         printf "ratio two replicas / one replica (c256)    %.2f (target >= 1)\n", sum["pg_two_replicas"]/n["pg_two_replicas"] / (sum["pg_ingest_c256"]/n["pg_ingest_c256"])
@@ -426,7 +432,7 @@ bench_ingest() {
     echo "== where a delivery's time goes (server side, per run: mean, and the bucket holding p99)"
     grep '^stages' "$out/ingest-runs.txt"
     echo "== stored-row checks"
-    for s in pg_ingest_c256 pg_ingest_c64 pg_steady_1000 pg_batch1_c256 pg_two_replicas sqlite_ingest_c64 sqlite_steady_1000; do
+    for s in pg_ingest_c256 pg_ingest_c64 pg_posts700_c256 pg_posts700_c64 pg_steady_1000 pg_batch1_c256 pg_two_replicas sqlite_ingest_c64 sqlite_posts700_c64 sqlite_steady_1000; do
       rows=$(awk -v s="$s" '$1 == "rows" && $2 == s {a += $4 - $3} END {print a+0}' "$out/ingest-runs.txt")
       check_count "$s" "$rows" unique
     done
