@@ -209,9 +209,9 @@ seed_read_data() { # database url: the read benchmark's 1,000,000 messages, buil
 # wrk (closed loop, -t2) posts unique ~600-byte deliveries, half legacy CHAT_MESSAGE and half
 # NEW_MESSAGE with Persian text over 5,000 conversations, built by scripts/ingest/wrk.lua: a
 # post per conversation, and again (the *_posts700_* scenarios) on 700 posts, as apps receive
-# them (several conversations on each post: hotter post rows and index pages). The server runs with the
-# settings users run (log level info, pretty logs to a file, metrics on); only the listen
-# addresses, the key and the database differ. Each figure is set beside GET /healthz of the
+# them (several conversations on each post). The server runs with the settings users run
+# (log level info, pretty logs to a file, metrics on); only the listen addresses, the key and
+# the database differ. Each figure is set beside GET /healthz of the
 # same binary under the same generator in the same invocation. Afterwards every scenario's
 # rows are counted: at least every delivery answered 200 must be stored (redeliveries: none).
 ingest_secs=${INGEST_SECONDS:-10}
