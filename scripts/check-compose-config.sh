@@ -10,6 +10,54 @@ bin="${1:-target/debug/kenar-hook}"
 secrets="$(mktemp -d)"
 trap 'rm -rf "$secrets"' EXIT
 
+# The file itself: valid YAML, each service with the keys it needs, every named secret and
+# volume declared, and the trusted proxy the pinned network's gateway.
+py=""
+for candidate in python3 /usr/bin/python3; do
+  if "$candidate" -c 'import yaml' 2>/dev/null; then py="$candidate"; break; fi
+done
+[ -n "$py" ] || { echo "PyYAML is needed: apt-get install python3-yaml" >&2; exit 1; }
+"$py" - docker-compose.yml <<'PY'
+import sys, yaml
+path = sys.argv[1]
+try:
+    doc = yaml.safe_load(open(path))
+except yaml.YAMLError as e:
+    sys.exit(f"{path} is not valid YAML: {e}")
+problems = []
+services = doc.get("services") or {}
+for name in ("postgres", "kenar-hook"):
+    if name not in services:
+        problems.append(f"no service {name}")
+known = {"image", "build", "command", "environment", "secrets", "volumes", "healthcheck",
+         "restart", "depends_on", "ports", "read_only", "tmpfs", "cap_drop", "security_opt",
+         "stop_grace_period"}
+for name, service in services.items():
+    extra = set(service or {}) - known
+    if extra:
+        problems.append(f"service {name}: unexpected keys {sorted(extra)}")
+    for secret in (service or {}).get("secrets", []):
+        if secret not in (doc.get("secrets") or {}):
+            problems.append(f"service {name}: secret {secret} is not declared")
+    for volume in (service or {}).get("volumes", []):
+        source = str(volume).split(":", 1)[0]
+        if not source.startswith((".", "/")) and source not in (doc.get("volumes") or {}):
+            problems.append(f"service {name}: volume {source} is not declared")
+if not any(str(v).startswith("pgdata:") for v in services.get("postgres", {}).get("volumes", [])):
+    problems.append("service postgres: its data is not on the pgdata volume")
+try:
+    gateway = doc["networks"]["default"]["ipam"]["config"][0]["gateway"]
+except (KeyError, IndexError, TypeError):
+    gateway = None
+    problems.append("networks.default: no pinned gateway")
+proxies = str(services.get("kenar-hook", {}).get("environment", {}).get(
+    "KENAR_HOOK__SERVER__TRUSTED_PROXIES", ""))
+if gateway and gateway not in proxies.split(","):
+    problems.append(f"KENAR_HOOK__SERVER__TRUSTED_PROXIES ({proxies}) is not the gateway {gateway}")
+if problems:
+    sys.exit(f"{path}: " + "; ".join(problems))
+PY
+
 # The `environment:` block of the kenar-hook service, as KEY=value lines.
 mapfile -t vars < <(awk '
   /^  kenar-hook:/ { in_service = 1; next }
