@@ -130,6 +130,9 @@ async fn start_with(
     telemetry::metrics_handle();
     let keys = auth::identification_keys(&settings)?;
     store.migrate().await.context("applying migrations")?;
+    if let Some(advice) = store.setting_advice().await {
+        tracing::info!("{advice}");
+    }
     // Kept by the store from here on: every webhook-id holds it.
     store
         .installation()

@@ -85,6 +85,14 @@ pub enum Store {
     Sqlite(Db<sqlx::Sqlite>),
 }
 
+/// What to say of PostgreSQL's `wal_compression` setting at start-up: only when it is off.
+pub fn wal_compression_advice(value: &str) -> Option<&'static str> {
+    (value == "off").then_some(
+        "PostgreSQL's wal_compression is off; with lz4 the benchmark's ingest took about a \
+         third more deliveries a second (docs/deployment.md, \"PostgreSQL's write-ahead log\")",
+    )
+}
+
 /// The one switch on the database: `$call` is written once and runs on whichever it is.
 macro_rules! dispatch {
     ($self:expr, $db:ident => $call:expr) => {
@@ -276,6 +284,15 @@ impl Store {
     /// How many batch writers suit this database when `ingest.writers` is unset.
     pub fn default_writers(&self) -> usize {
         dispatch!(self, db => db.default_writers())
+    }
+
+    /// A database setting that costs ingest speed, said once at start-up: on PostgreSQL,
+    /// `wal_compression` left off. None when there is none, or the setting cannot be read.
+    pub async fn setting_advice(&self) -> Option<&'static str> {
+        match self {
+            Store::Postgres(db) => wal_compression_advice(&db.wal_compression().await.ok()?),
+            Store::Sqlite(_) => None,
+        }
     }
 
     /// A cheap round trip to the database.
@@ -523,4 +540,18 @@ impl Store {
 /// Parses a json/text column back.
 pub(crate) fn parse_json_column(text: Option<String>) -> Option<Value> {
     text.and_then(|t| serde_json::from_str(&t).ok())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wal_compression_advice;
+
+    #[test]
+    fn wal_compression_is_advised_only_when_off() {
+        let advice = wal_compression_advice("off").expect("advice when off");
+        assert!(advice.contains("lz4") && advice.contains("docs/deployment.md"));
+        for value in ["on", "pglz", "lz4", "zstd"] {
+            assert_eq!(wal_compression_advice(value), None, "{value}");
+        }
+    }
 }

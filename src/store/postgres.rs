@@ -22,6 +22,13 @@ use super::{NOTIFY_CHANNEL, NewIds, NewRecord, WRITER_LOCK, WriteOutcome};
 use crate::notify::Changes;
 
 impl Db<Postgres> {
+    /// The server's `wal_compression` setting (`off`, `pglz`, `lz4`, ...).
+    pub(crate) async fn wal_compression(&self) -> Result<String, sqlx::Error> {
+        sqlx::query_scalar("select current_setting('wal_compression')")
+            .fetch_one(&self.pool)
+            .await
+    }
+
     /// Whether PostgreSQL answers a new connection's `select 1` within `within`: a
     /// separate connection, so a pool busy with slow commits does not hide a live server.
     pub(crate) async fn alive(&self, within: Duration) -> bool {

@@ -1,5 +1,8 @@
 //! Health, readiness, request ids, fallbacks and metrics.
 
+use secrecy::ExposeSecret;
+use sqlx::Connection;
+
 use crate::helpers::*;
 
 async fn health_and_readiness_answer_200(backend: Backend) {
@@ -56,3 +59,31 @@ async fn made_up_methods_share_one_metric_label() {
         "counted under OTHER"
     );
 }
+
+/// The start-up advice follows the database's own setting: on PostgreSQL it is given exactly
+/// when `wal_compression` is off; SQLite has none.
+async fn setting_advice_follows_the_database(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let advice = app.store.setting_advice().await;
+    match backend {
+        Backend::Sqlite => assert_eq!(advice, None),
+        Backend::Postgres => {
+            let url = app.settings.database.url.expose_secret().to_owned();
+            let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+            let value: String = sqlx::query_scalar("show wal_compression")
+                .fetch_one(&mut conn)
+                .await
+                .unwrap();
+            assert_eq!(
+                advice.is_some(),
+                value == "off",
+                "wal_compression = {value}"
+            );
+            if let Some(text) = advice {
+                assert!(text.contains("wal_compression is off"), "{text}");
+            }
+        }
+    }
+}
+
+on_both_backends!(setting_advice_follows_the_database);
