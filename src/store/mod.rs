@@ -86,7 +86,7 @@ pub enum Store {
 }
 
 /// What to say of PostgreSQL's `wal_compression` setting at start-up: only when it is off.
-pub fn wal_compression_advice(value: &str) -> Option<&'static str> {
+fn wal_compression_advice(value: &str) -> Option<&'static str> {
     (value == "off").then_some(
         "PostgreSQL's wal_compression is off; with lz4 the benchmark's ingest took about a \
          third more deliveries a second (docs/deployment.md, \"PostgreSQL's write-ahead log\")",
