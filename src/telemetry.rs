@@ -86,34 +86,17 @@ pub fn metrics_handle() -> PrometheusHandle {
                 0.5, 1.0, 2.5, 5.0,
             ];
             let size_buckets = [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0];
-            let recorder = PrometheusBuilder::new()
-                .set_buckets_for_metric(
-                    Matcher::Full("http_request_duration_seconds".into()),
-                    &latency_buckets,
-                )
-                .and_then(|b| {
-                    b.set_buckets_for_metric(
-                        Matcher::Full("kenar_batch_commit_seconds".into()),
-                        &latency_buckets,
-                    )
-                })
-                .and_then(|b| {
-                    b.set_buckets_for_metric(
-                        Matcher::Full("kenar_sqlite_log_restart_seconds".into()),
-                        &latency_buckets,
-                    )
-                })
-                .and_then(|b| {
-                    b.set_buckets_for_metric(
-                        Matcher::Full("kenar_ingest_stage_seconds".into()),
-                        &stage_buckets,
-                    )
-                })
-                .and_then(|b| {
-                    b.set_buckets_for_metric(
-                        Matcher::Full("kenar_batch_size".into()),
-                        &size_buckets,
-                    )
+            let buckets: [(&str, &[f64]); 5] = [
+                ("http_request_duration_seconds", &latency_buckets),
+                ("kenar_batch_commit_seconds", &latency_buckets),
+                ("kenar_sqlite_log_restart_seconds", &latency_buckets),
+                ("kenar_ingest_stage_seconds", &stage_buckets),
+                ("kenar_batch_size", &size_buckets),
+            ];
+            let recorder = buckets
+                .into_iter()
+                .try_fold(PrometheusBuilder::new(), |builder, (name, list)| {
+                    builder.set_buckets_for_metric(Matcher::Full(name.into()), list)
                 })
                 .expect("static bucket lists are valid")
                 .build_recorder();
