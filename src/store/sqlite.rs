@@ -183,9 +183,9 @@ impl Db<Sqlite> {
 /// The size of log past which it is brought back to its beginning: a bound on the disk it
 /// takes, reached only under writes that never pause (at 6,000 deliveries a second on a new
 /// file, every 9 s), each time a wait for the batches as long as two fsyncs (150 ms and more
-/// on a busy disk; docs/benchmarks.md). Its file is cut back
-/// to that size when the log restarts larger, and keeps its size otherwise: growing a file
-/// again at every restart would wait for the file system's journal.
+/// on a busy disk; docs/benchmarks.md). Its file is cut back to that size when the log
+/// restarts larger, and keeps its size otherwise: growing a file again at every restart
+/// would wait for the file system's journal.
 const WAL_LIMIT_BYTES: i64 = 1024 * 1024 * 1024;
 
 /// What a checkpoint found of the log, in bytes.
@@ -216,11 +216,10 @@ async fn checkpoint(pool: &sqlx::SqlitePool, page: i64) -> Result<Log, sqlx::Err
 /// Brings the log back to its beginning, from what the checkpoint beside the writer that
 /// found it past its bound left (`log`). More checkpoints beside the writer copy what it added
 /// meanwhile, each less than the one before, until less than 1 MiB is left (seven more at
-/// most);
-/// a last one on the writer's own connection, between two batches, copies the rest while
-/// nothing can add to the log, and the next batch starts the log from its beginning. That
-/// last one is what batches wait for (docs/benchmarks.md), so it is skipped when the log
-/// could not be caught up: a reader's older snapshot (a backup's, for its whole length)
+/// most); a last one on the writer's own connection, between two batches, copies the rest
+/// while nothing can add to the log, and the next batch starts the log from its beginning.
+/// That last one is what batches wait for (docs/benchmarks.md), so it is skipped when the
+/// log could not be caught up: a reader's older snapshot (a backup's, for its whole length)
 /// holds back what may be copied, no checkpoint gets past it, and the log cannot begin
 /// again until it ends.
 async fn restart_log(
