@@ -297,7 +297,10 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     } else {
         None
     };
-    let Some(store) = wait_for_database(&settings, &listener).await? else {
+    // Listened for from here on: a signal that comes while the service starts is kept for
+    // the wait below or for the shutdown, never lost between the two.
+    let mut signals = StopSignals::listen();
+    let Some(store) = wait_for_database(&settings, &listener, &mut signals).await? else {
         return Ok(());
     };
     let metrics_router = telemetry::metrics_router(settings.metrics.token.clone());
@@ -312,7 +315,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
         });
     }
     tokio::spawn(async move {
-        shutdown_signal().await;
+        signals.recv().await;
         tracing::info!("shutting down");
         token.cancel();
     });
@@ -327,6 +330,7 @@ pub async fn serve(settings: Settings) -> anyhow::Result<()> {
 async fn wait_for_database(
     settings: &Settings,
     listener: &TcpListener,
+    signals: &mut StopSignals,
 ) -> Result<Option<Store>, crate::store::Unreachable> {
     let deadline =
         tokio::time::Instant::now() + Duration::from_secs(settings.database.startup_wait_secs);
@@ -362,7 +366,7 @@ async fn wait_for_database(
     tokio::pin!(starting);
     let outcome = tokio::select! {
         outcome = connect => outcome.map(Some),
-        () = shutdown_signal() => Ok(None),
+        () = signals.recv() => Ok(None),
         () = &mut starting => Ok(None),
     };
     stop_waiting.cancel();
@@ -382,23 +386,49 @@ fn starting_router() -> Router {
         .fallback(move || async move { starting() })
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// SIGTERM and SIGINT, listened for from the moment [`StopSignals::listen`] returns: one
+/// that arrives before [`StopSignals::recv`] is awaited is kept, not lost.
+struct StopSignals {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    terminate: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn listen() -> Self {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            StopSignals {
+                terminate: signal(SignalKind::terminate()).ok(),
+                interrupt: signal(SignalKind::interrupt()).ok(),
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
+        #[cfg(not(unix))]
+        StopSignals {}
+    }
+
+    /// Returns when a signal to stop has come (at once when one came already).
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            async fn one(signal: &mut Option<tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                () = one(&mut self.terminate) => {},
+                () = one(&mut self.interrupt) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
