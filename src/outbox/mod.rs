@@ -17,20 +17,17 @@ use crate::store::forward::Pending;
 use crate::store::outbox::{NewReply, OutboxStatus};
 
 /// The reply an endpoint answers with.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Reply {
     /// The text.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     /// A token of a file uploaded to Divar.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_token: Option<String>,
     /// Buttons under the message, in Divar's ButtonGrid shape (at most 3 × 3).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buttons: Option<ButtonGrid>,
     /// The signed-in user (app-scoped id) to write as, instead of the one found.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub as_user: Option<String>,
 }
 

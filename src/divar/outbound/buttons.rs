@@ -32,6 +32,7 @@ pub struct ButtonRow {
 }
 
 /// One button: what it does, its label and its icon.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChatButton {
     /// What a tap does; exactly one key must be set.
@@ -42,7 +43,7 @@ pub struct ChatButton {
     pub caption: String,
     /// An icon name of Divar's enum, for example `INFO` or `REAL_ESTATE`. The deprecated
     /// `icon_name` is read into it and sent as `icon` (docs/divar-protocol.md §3.19).
-    #[serde(default, alias = "icon_name", skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "icon_name")]
     pub icon: Option<String>,
 }
 
@@ -64,22 +65,18 @@ impl ChatButton {
 }
 
 /// `addonsAction`: exactly one key must be set; see [`Action::count`].
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Action {
     /// Opens this URL directly.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_direct_link: Option<String>,
     /// Divar POSTs the session-init request with `data`, then opens the returned URL.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_server_link: Option<ActionData>,
     /// Divar POSTs `data` to the dynamic-action URL; the app answers with an action or toast.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub get_dynamic_action: Option<ActionData>,
     /// Opens a Divar post.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_post_page: Option<PostTarget>,
     /// Opens the management page of a post (owner only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_post_manage_page: Option<PostTarget>,
 }
 
@@ -226,10 +223,10 @@ pub enum LegacyButton {
 }
 
 /// `data` of a legacy `LINK` button.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LegacyLinkData {
     /// Icon enum name, for example `CAR_INSPECTED`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub icon_name: Option<String>,
     /// The label; must not be empty.
     pub caption: String,
@@ -239,10 +236,10 @@ pub struct LegacyLinkData {
 }
 
 /// `data` of a legacy `DIRECT_LINK` button.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LegacyDirectLinkData {
     /// Icon enum name, for example `FILE`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub icon_name: Option<String>,
     /// The label; must not be empty.
     pub caption: String,

@@ -13,6 +13,7 @@ use crate::divar::lenient;
 const TEXT: &str = "TEXT";
 
 /// Body of the legacy send-message API (docs/divar-protocol.md §2.3); `type` is always `TEXT`.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LegacySendMessage {
     /// The consenting user the message is written as.
@@ -24,43 +25,36 @@ pub struct LegacySendMessage {
     /// The text, shown to both sides.
     pub message: String,
     /// Button shown only to `user_id`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender_btn: Option<LegacyButton>,
     /// Button shown only to `peer_id`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receiver_btn: Option<LegacyButton>,
 }
 
 /// Body of send message v2 (docs/divar-protocol.md §2.4). Text, a media token, or both.
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SendMessage {
     /// The text; sent with `type: "TEXT"`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
     /// A media token from the upload API; a media-only message has no `type` and no text
     /// (docs/divar-protocol.md §3.21).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_token: Option<String>,
     /// Buttons shown only to the author.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sender_buttons: Option<ButtonGrid>,
     /// Buttons shown only to the counterpart.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receiver_buttons: Option<ButtonGrid>,
 }
 
 /// Body of the chatbot send-message APIs (docs/divar-protocol.md §2.5). The target is the path
 /// parameter; `user_id`/`conversation_id` are never put in the body (§3.20).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BotMessage {
     /// The text; sent with `type: "TEXT"`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text_message: Option<String>,
     /// A media token from the upload API.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub media_token: Option<String>,
     /// Buttons under the message.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buttons: Option<ButtonGrid>,
 }
 
@@ -78,17 +72,17 @@ pub struct LegacyRegistration {
 }
 
 /// Body of the events subscription API (docs/divar-protocol.md §2.2).
+#[serde_with::skip_serializing_none]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EventSubscription {
     /// [`Self::NEW_MESSAGE_ON_POST`] or [`Self::POST_UPDATE`]; kept a string so new types
     /// need no release.
     pub event_type: String,
     /// A post token; omitted or empty means every post of the user.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub event_resource_id: Option<String>,
     /// Echoed in each event's `metadata`; read from `meta_data` too, always sent as
     /// `metadata`. Never put secrets here: the echo is not signed.
-    #[serde(default, alias = "meta_data", skip_serializing_if = "Option::is_none")]
+    #[serde(alias = "meta_data")]
     pub metadata: Option<Map<String, Value>>,
 }
 
