@@ -96,7 +96,6 @@ pub struct Click {
 /// The legacy click body (docs/divar-protocol.md §1.4.2).
 #[derive(Debug, Deserialize)]
 struct LegacyClick {
-    #[serde(default)]
     extra_data: Option<LegacyExtra>,
     #[serde(default, deserialize_with = "lenient::opt_string")]
     callback_url: Option<String>,
@@ -106,11 +105,9 @@ struct LegacyClick {
     user_id: Option<String>,
     #[serde(default, deserialize_with = "lenient::opt_string")]
     peer_id: Option<String>,
-    #[serde(default)]
     supplier: Option<Party>,
     #[serde(default, rename = "Supplier")]
     supplier_capital: Option<Party>,
-    #[serde(default)]
     demand: Option<Party>,
     #[serde(default, deserialize_with = "lenient::opt_string")]
     conversation_id: Option<String>,
@@ -118,9 +115,7 @@ struct LegacyClick {
 
 #[derive(Debug, Deserialize)]
 struct LegacyExtra {
-    #[serde(default)]
     provider_data: Option<Map<String, Value>>,
-    #[serde(default)]
     location: Option<Location>,
 }
 
@@ -151,9 +146,7 @@ struct CurrentClick {
     conversation_id: Option<String>,
     #[serde(default, deserialize_with = "lenient::opt_string")]
     user_side: Option<String>,
-    #[serde(default)]
     extra_data: Option<Value>,
-    #[serde(default)]
     provider_data: Option<Value>,
     #[serde(default, deserialize_with = "lenient::opt_string")]
     user_id: Option<String>,

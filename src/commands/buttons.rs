@@ -15,10 +15,8 @@ use crate::divar::outbound::{ButtonGrid, LegacyButton, LegacyDirectLinkData, Leg
 #[serde(deny_unknown_fields)]
 pub(super) struct ConversationButtons {
     /// Buttons shown only to the author.
-    #[serde(default)]
     pub sender_buttons: Option<ButtonGrid>,
     /// Buttons shown only to the counterpart.
-    #[serde(default)]
     pub receiver_buttons: Option<ButtonGrid>,
 }
 
@@ -27,7 +25,6 @@ pub(super) struct ConversationButtons {
 #[serde(deny_unknown_fields)]
 pub(super) struct BotButtons {
     /// Buttons under the message.
-    #[serde(default)]
     pub buttons: Option<ButtonGrid>,
 }
 

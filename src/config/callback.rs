@@ -12,10 +12,8 @@ pub struct CallbackSettings {
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
     /// Used when no rule matches; when empty, an unmatched click gets an error reply.
-    #[serde(default)]
     pub fallback_url: Option<String>,
     /// Key of the HMAC-SHA256 `state` parameter; no `state` is added when unset.
-    #[serde(default)]
     pub signing_key: Option<secrecy::SecretString>,
     /// How long a `state` stays valid, in seconds.
     pub state_ttl_secs: u64,
@@ -31,25 +29,19 @@ pub struct RuleSettings {
     pub name: String,
     /// Match the click's `source` (v2: `CHAT_MESSAGE_ACTION`, `POST_ADDON`, ...; dynamic
     /// action: the touchpoint), case-insensitively.
-    #[serde(default)]
     pub source: Option<String>,
     /// Match the kind of click: `legacy`, `v2` or `dynamic_action`.
-    #[serde(default)]
     pub version: Option<String>,
     /// Match the post.
-    #[serde(default)]
     pub post_token: Option<String>,
     /// Match the clicking side: `supply` (the post owner) or `demand`.
-    #[serde(default)]
     pub side: Option<String>,
     /// Match keys of the button's data (`provider_data` / `extra_data`), compared as text.
     #[serde(default)]
     pub data: BTreeMap<String, String>,
     /// The target: a URL template with `{post_token}`, `{conversation_id}`, `{user_id}`,
     /// `{peer_id}`, `{side}`, `{source}` and `{data.KEY}` placeholders.
-    #[serde(default)]
     pub url: Option<String>,
     /// A literal text for the dynamic-action reply.
-    #[serde(default)]
     pub text_message: Option<String>,
 }

@@ -35,7 +35,6 @@ pub struct ClientSettings {
     #[serde(default)]
     pub scopes: Vec<String>,
     /// Only these posts' conversations, messages, clicks and events (all when unset).
-    #[serde(default)]
     pub post_tokens: Option<Vec<String>>,
 }
 

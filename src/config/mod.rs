@@ -199,7 +199,6 @@ pub struct DatabaseSettings {
     /// SQLite only: when a commit reaches the disk (see [`SqliteSync`]).
     pub sqlite_synchronous: SqliteSync,
     /// PostgreSQL's password, apart from the URL (set into it when loading).
-    #[serde(default)]
     pub password: Option<SecretString>,
     /// `serve` waits this long for the database at start-up before giving up.
     pub startup_wait_secs: u64,
@@ -278,7 +277,6 @@ pub struct IngestSettings {
     /// The most deliveries committed in one transaction.
     pub batch_max: usize,
     /// Writer tasks committing batches side by side; unset: 2 on PostgreSQL, 1 on SQLite.
-    #[serde(default)]
     pub writers: Option<usize>,
     /// Seconds a client is told to wait (`Retry-After`) when the queue is full or the
     /// database is unavailable.
@@ -315,7 +313,6 @@ pub struct MetricsSettings {
     #[serde(deserialize_with = "listen_address")]
     pub listen: SocketAddr,
     /// When set, `/metrics` answers only `authorization: Bearer <token>`.
-    #[serde(default)]
     pub token: Option<SecretString>,
 }
 

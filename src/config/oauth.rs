@@ -13,13 +13,10 @@ use crate::divar::oauth::OAuthApp;
 #[derive(Debug, Clone, Deserialize)]
 pub struct OAuthSettings {
     /// The app slug.
-    #[serde(default)]
     pub client_id: Option<String>,
     /// The client secret of the Kenar panel.
-    #[serde(default)]
     pub client_secret: Option<SecretString>,
     /// The public URL of `GET /oauth/divar/callback`, as registered in the panel.
-    #[serde(default)]
     pub redirect_url: Option<String>,
     /// Scopes asked for when `start` or `oauth url` names none. `USER_ID` and
     /// `offline_access` are always added: the vault files tokens by user and refreshes them.

@@ -13,10 +13,8 @@ pub struct ChatMessage {
     /// Message id.
     #[serde(default, deserialize_with = "lenient::opt_string")]
     pub id: Option<String>,
-    #[serde(default)]
     pub conversation: Option<Conversation>,
     /// Who wrote it.
-    #[serde(default)]
     pub sender: Option<MessageSender>,
     /// `TEXT`, `IMAGE`, `FILE`, `VOICE`, `LOCATION`, `VIDEO`, `CONTACT`, or a newer value.
     #[serde(rename = "type", default, deserialize_with = "lenient::opt_string")]
@@ -25,25 +23,18 @@ pub struct ChatMessage {
     #[serde(default)]
     pub sent_at: Value,
     /// Text of a `TEXT` message.
-    #[serde(default)]
     pub text: Option<String>,
     /// Data of an `IMAGE` message.
-    #[serde(default)]
     pub image_data: Option<ImageData>,
     /// Data of a `FILE` message.
-    #[serde(default)]
     pub file_data: Option<FileData>,
     /// Data of a `VOICE` message.
-    #[serde(default)]
     pub voice_data: Option<VoiceData>,
     /// Data of a `LOCATION` message.
-    #[serde(default)]
     pub location_data: Option<LocationData>,
     /// Data of a `VIDEO` message.
-    #[serde(default)]
     pub video_data: Option<VideoData>,
     /// Data of a `CONTACT` message.
-    #[serde(default)]
     pub contact_data: Option<ContactData>,
     /// Fields this version does not know, e.g. the data object of a newer message type.
     #[serde(flatten)]

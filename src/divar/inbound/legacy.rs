@@ -28,7 +28,6 @@ pub struct LegacyPayload {
     #[serde(rename = "type", default, deserialize_with = "lenient::opt_string")]
     pub message_type: Option<String>,
     /// `{text}` for text messages.
-    #[serde(default)]
     pub data: Option<Map<String, Value>>,
     /// The author; spelled `from` in January 2024.
     #[serde(default, alias = "from")]
@@ -37,7 +36,6 @@ pub struct LegacyPayload {
     #[serde(default, alias = "to")]
     pub receiver: Option<LegacyParty>,
     /// The post the conversation belongs to.
-    #[serde(default)]
     pub metadata: Option<LegacyMetadata>,
     /// When the message was sent (unit unstated).
     #[serde(default)]
