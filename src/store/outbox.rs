@@ -1,7 +1,7 @@
 //! The outbox: the replies endpoints asked for in their answers to pushes, one row per record
 //! and endpoint at most, and what became of each.
 
-use super::rows::AnyRow;
+use super::rows::{AnyRow, read_row};
 use super::sql::{Dialect, Param, Sql};
 use super::{Error, Store};
 use chrono::{DateTime, Utc};
@@ -199,23 +199,26 @@ fn key(sql: &mut Sql, endpoint: &str, kind: &str, seq: i64) {
 }
 
 fn row(r: &AnyRow) -> Result<OutboxRow, Error> {
-    Ok(OutboxRow {
-        id: r.get("id")?,
-        endpoint: r.get("endpoint")?,
-        kind: r.get("kind")?,
-        seq: r.get("seq")?,
-        record_id: r.get("record_id")?,
-        conversation_id: r.get("conversation_id")?,
-        status: r.get("status")?,
-        reply: r.get("reply")?,
-        target: r.get("target")?,
-        request: r.get("request")?,
-        credential: r.get("credential")?,
-        answer: r.get("answer")?,
-        attempts: r.get("attempts")?,
-        created_at: r.time("created_at")?,
-        updated_at: r.time("updated_at")?,
-    })
+    read_row!(
+        r,
+        OutboxRow {
+            id,
+            endpoint,
+            kind,
+            seq,
+            record_id,
+            conversation_id,
+            status,
+            reply,
+            target,
+            request,
+            credential,
+            answer,
+            attempts,
+            created_at,
+            updated_at
+        }
+    )
 }
 
 impl Store {

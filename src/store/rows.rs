@@ -125,6 +125,15 @@ from_column!(Vec<u8>, bytes, <[u8]>::to_vec);
 from_column!(i64, int, |i| i);
 from_column!(bool, boolean, |b| b);
 from_column!(Time, time, |t| t);
+from_column!(DateTime<Utc>, time, |t: Time| t.0);
+
+/// Reads a row into a struct whose fields are its columns, each read by its own name.
+macro_rules! read_row {
+    ($row:expr, $ty:ident { $($field:ident),* $(,)? }) => {
+        Ok($ty { $($field: $row.get(stringify!($field))?),* })
+    };
+}
+pub(super) use read_row;
 
 /// Takes rows from `rows` until they hold `budget` bytes (always at least one row). The
 /// rest is never read into memory: the database is asked for a page of rows, but a page of

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 mod lease;
 mod log;
 
-use super::rows::AnyRow;
+use super::rows::{AnyRow, read_row};
 use super::{Error, Positions, RecordKind, Store};
 
 use super::sql::{Dialect, Param, Sql};
@@ -139,45 +139,54 @@ pub struct AttemptQuery {
 }
 
 fn state(r: &AnyRow) -> Result<EndpointState, Error> {
-    Ok(EndpointState {
-        name: r.get("name")?,
-        paused: r.get("paused")?,
-        disabled_reason: r.get("disabled_reason")?,
-        revision: r.get("revision")?,
-        last_success_at: r.opt_time("last_success_at")?,
-        last_error: r.get("last_error")?,
-        last_error_at: r.opt_time("last_error_at")?,
-    })
+    read_row!(
+        r,
+        EndpointState {
+            name,
+            paused,
+            disabled_reason,
+            revision,
+            last_success_at,
+            last_error,
+            last_error_at
+        }
+    )
 }
 
 const PENDING_COLUMNS: &str = "kind, seq, order_key, received_at, attempts, next_at, body";
 
 fn pending(r: &AnyRow) -> Result<Pending, Error> {
-    Ok(Pending {
-        kind: r.get("kind")?,
-        seq: r.get("seq")?,
-        order_key: r.get("order_key")?,
-        received_at: r.time("received_at")?,
-        attempts: r.get("attempts")?,
-        next_at: r.time("next_at")?,
-        body: r.get("body")?,
-    })
+    read_row!(
+        r,
+        Pending {
+            kind,
+            seq,
+            order_key,
+            received_at,
+            attempts,
+            next_at,
+            body
+        }
+    )
 }
 
 fn attempt(r: &AnyRow) -> Result<Attempt, Error> {
-    Ok(Attempt {
-        id: r.get("id")?,
-        endpoint: r.get("endpoint")?,
-        kind: r.get("kind")?,
-        seq: r.get("seq")?,
-        attempt: r.get("attempt")?,
-        outcome: r.get("outcome")?,
-        status_code: r.get("status_code")?,
-        latency_ms: r.get("latency_ms")?,
-        error: r.get("error")?,
-        response: r.get("response")?,
-        at: r.time("at")?,
-    })
+    read_row!(
+        r,
+        Attempt {
+            id,
+            endpoint,
+            kind,
+            seq,
+            attempt,
+            outcome,
+            status_code,
+            latency_ms,
+            error,
+            response,
+            at
+        }
+    )
 }
 
 /// Rows per multi-row insert: well under both databases' parameter limits.

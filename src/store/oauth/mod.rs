@@ -7,7 +7,7 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 
-use super::rows::AnyRow;
+use super::rows::{AnyRow, read_row};
 use super::sql::{Param, Sql};
 use super::{Error, Store};
 
@@ -101,20 +101,23 @@ fn text(s: &str) -> Param {
 }
 
 fn token_row(row: &AnyRow) -> Result<TokenRow, Error> {
-    Ok(TokenRow {
-        user_id: row.get("user_id")?,
-        scope: row.get("scope")?,
-        access_token: row.get("access_token")?,
-        refresh_token: row.get("refresh_token")?,
-        expires_at: row.time("expires_at")?,
-        refresh_due_at: row.opt_time("refresh_due_at")?,
-        generation: row.get("generation")?,
-        status: row.get("status")?,
-        failures: row.get("failures")?,
-        last_error: row.get("last_error")?,
-        created_at: row.time("created_at")?,
-        updated_at: row.time("updated_at")?,
-    })
+    read_row!(
+        row,
+        TokenRow {
+            user_id,
+            scope,
+            access_token,
+            refresh_token,
+            expires_at,
+            refresh_due_at,
+            generation,
+            status,
+            failures,
+            last_error,
+            created_at,
+            updated_at
+        }
+    )
 }
 
 const TOKEN_COLUMNS: &str = "user_id, scope, access_token, refresh_token, expires_at, \

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::super::rows::AnyRow;
+use super::super::rows::{AnyRow, read_row};
 use super::super::sql::{Param, Sql};
 use super::super::{Error, Store};
 use super::{STATUS_ACTIVE, text};
@@ -41,15 +41,18 @@ pub struct StateRow {
 }
 
 fn subscription_row(row: &AnyRow) -> Result<SubscriptionRow, Error> {
-    Ok(SubscriptionRow {
-        user_id: row.get("user_id")?,
-        event_type: row.get("event_type")?,
-        resource_id: row.get("resource_id")?,
-        metadata: row.get("metadata")?,
-        made_generation: row.get("made_generation")?,
-        failures: row.get("failures")?,
-        last_error: row.get("last_error")?,
-    })
+    read_row!(
+        row,
+        SubscriptionRow {
+            user_id,
+            event_type,
+            resource_id,
+            metadata,
+            made_generation,
+            failures,
+            last_error
+        }
+    )
 }
 
 impl Store {
