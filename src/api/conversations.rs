@@ -11,8 +11,8 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::cursor::Position;
-use super::page::Keyset;
-use super::params::{At, Filters, Limit, Names, NoParams, Text};
+use super::page::{Keyset, Paging};
+use super::params::{At, Filters, Listing, Names, NoParams, Text};
 use crate::auth::Client;
 use crate::error::AppError;
 use crate::items::{ConversationItem, Page, rfc3339};
@@ -43,31 +43,18 @@ pub struct ConversationFilters {
     /// last_message: each conversation with its last message, shortened, and its post's title
     #[param(inline)]
     include: Option<Names>,
-    /// 1–500, default 50
-    #[param(inline)]
-    limit: Option<Limit>,
-    /// next_cursor of the previous page
-    #[param(inline)]
-    cursor: Option<Text>,
 }
 
 /// Conversations, newest activity first.
 #[utoipa::path(get, path = "/api/v1/conversations", tag = "read",
-    params(ConversationFilters),
-    responses((status = 200, body = Page<ConversationItem>), (status = 400, body = crate::error::ErrorBody),
-        (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)),
-    security(("bearer" = [])))]
+    params(ConversationFilters, Paging),
+    responses((status = 200, body = Page<ConversationItem>)))]
 pub async fn list_conversations(
     State(state): State<AppState>,
     Extension(client): Extension<Arc<Client>>,
-    Filters(f): Filters<ConversationFilters>,
+    Listing(f, paging): Listing<ConversationFilters, Paging>,
 ) -> Result<Json<Page<ConversationItem>>, AppError> {
-    let (post_token, since, until, limit) = (
-        Text::of(f.post_token),
-        At::of(f.since),
-        At::of(f.until),
-        Limit::of(f.limit),
-    );
+    let (post_token, since, until) = (Text::of(f.post_token), At::of(f.since), At::of(f.until));
     let keyset = Keyset::new(
         "conversations",
         &[
@@ -75,9 +62,9 @@ pub async fn list_conversations(
             ("since", since.map(rfc3339)),
             ("until", until.map(rfc3339)),
         ],
-        limit,
+        paging,
     );
-    let after = keyset.after(f.cursor, |p| match p {
+    let after = keyset.after(|p| match p {
         Position::Time(t, id) => Some((t, id)),
         Position::Message(..) | Position::Seq(_) => None,
     })?;
@@ -102,9 +89,7 @@ pub async fn list_conversations(
 /// One conversation.
 #[utoipa::path(get, path = "/api/v1/conversations/{id}", tag = "read",
     params(("id" = String, Path, description = "Conversation id")),
-    responses((status = 200, body = ConversationItem), (status = 404, body = crate::error::ErrorBody),
-        (status = 401, body = crate::error::ErrorBody)),
-    security(("bearer" = [])))]
+    responses((status = 200, body = ConversationItem), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn get_conversation(
     State(state): State<AppState>,
     Extension(client): Extension<Arc<Client>>,

@@ -13,8 +13,8 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::cursor::Position;
-use super::page::Keyset;
-use super::params::{At, EventType, Filters, Limit, SortOrder, Text};
+use super::page::{Keyset, Paging};
+use super::params::{EventType, Listing, Text, Window};
 use crate::auth::Client;
 use crate::error::AppError;
 use crate::items::{ClickItem, EventItem, Page, rfc3339};
@@ -29,14 +29,14 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/v1/clicks", get(list_clicks))
 }
 
-/// A page of a log: `q` holds the filters and the page size, `own` the names and values of
-/// the log's own filters (the time span and order are added); `fetch` reads the rows after
-/// the cursor's `seq`.
+/// A page of a log: `q` holds the filters, `own` the names and values of the log's own
+/// filters (the time span and order are added); `fetch` reads the rows after the cursor's
+/// `seq`.
 async fn log_page<R, T, Fut>(
     list: &'static str,
     q: LogQuery,
     own: &[(&str, Option<String>)],
-    cursor: Option<Text>,
+    paging: Paging,
     fetch: impl FnOnce(LogQuery) -> Fut,
     seq: impl Fn(&R) -> i64,
     item: impl Fn(R) -> T,
@@ -50,9 +50,9 @@ where
         ("until", q.until.map(rfc3339)),
         ("order", q.newest_first.then(|| "desc".to_owned())),
     ]);
-    let keyset = Keyset::new(list, &filters, q.limit);
+    let keyset = Keyset::new(list, &filters, paging);
     let q = LogQuery {
-        after_seq: keyset.after_seq(cursor)?,
+        after_seq: keyset.after_seq()?,
         limit: keyset.fetch(),
         ..q
     };
@@ -65,25 +65,21 @@ where
     )))
 }
 
-/// What both logs take: the client's posts, a time span of arrival, an order, a page size.
-fn span(
-    client: &Client,
-    since: Option<At>,
-    until: Option<At>,
-    order: Option<SortOrder>,
-    limit: Option<Limit>,
-) -> LogQuery {
-    LogQuery {
+/// What both logs take: the client's posts, a time span of arrival and an order; and the
+/// paging.
+fn span(client: &Client, window: Window) -> (LogQuery, Paging) {
+    let (since, until, order, paging) = window.split();
+    let q = LogQuery {
         post_tokens: client.posts().map(<[String]>::to_vec),
-        since: At::of(since),
-        until: At::of(until),
-        limit: Limit::of(limit),
-        newest_first: SortOrder::of(order) == Order::Desc,
+        since,
+        until,
+        newest_first: order == Order::Desc,
         ..Default::default()
-    }
+    };
+    (q, paging)
 }
 
-/// The parameters of `GET /events`.
+/// The parameters of `GET /events`, besides its [`Window`].
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -92,38 +88,22 @@ pub struct EventFilters {
     #[serde(rename = "type")]
     #[param(inline, rename = "type")]
     kind: Option<EventType>,
-    /// Received at or after (RFC 3339)
-    #[param(inline)]
-    since: Option<At>,
-    /// Received before (RFC 3339)
-    #[param(inline)]
-    until: Option<At>,
-    /// asc (default: arrival order) or desc (newest first)
-    #[param(inline)]
-    order: Option<SortOrder>,
-    /// 1–500, default 50
-    #[param(inline)]
-    limit: Option<Limit>,
-    /// next_cursor of the previous page
-    #[param(inline)]
-    cursor: Option<Text>,
 }
 
 /// Non-message events, in arrival order (or newest first).
 #[utoipa::path(get, path = "/api/v1/events", tag = "read",
-    params(EventFilters),
-    responses((status = 200, body = Page<EventItem>), (status = 400, body = crate::error::ErrorBody),
-        (status = 401, body = crate::error::ErrorBody)),
-    security(("bearer" = [])))]
+    params(EventFilters, Window),
+    responses((status = 200, body = Page<EventItem>)))]
 pub async fn list_events(
     State(state): State<AppState>,
     Extension(client): Extension<Arc<Client>>,
-    Filters(f): Filters<EventFilters>,
+    Listing(f, window): Listing<EventFilters, Window>,
 ) -> Result<Json<Page<EventItem>>, AppError> {
+    let (q, paging) = span(&client, window);
     let q = LogQuery {
         event_type: f.kind.map(|t| t.0),
         // Events of no post are left out too: a client limited to some posts never sees them.
-        ..span(&client, f.since, f.until, f.order, f.limit)
+        ..q
     };
     let filters = [("type", q.event_type.clone())];
     let budget = state.settings.api.page_max_bytes;
@@ -131,7 +111,7 @@ pub async fn list_events(
         "events",
         q,
         &filters,
-        f.cursor,
+        paging,
         |q| async move { state.store.list_events(&q, budget).await },
         |e| e.seq,
         |e| EventItem::from(e).for_reader(client.pii()),
@@ -139,7 +119,7 @@ pub async fn list_events(
     .await
 }
 
-/// The parameters of `GET /clicks`.
+/// The parameters of `GET /clicks`, besides its [`Window`].
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -150,38 +130,22 @@ pub struct ClickFilters {
     /// Only this conversation
     #[param(inline)]
     conversation_id: Option<Text>,
-    /// Received at or after (RFC 3339)
-    #[param(inline)]
-    since: Option<At>,
-    /// Received before (RFC 3339)
-    #[param(inline)]
-    until: Option<At>,
-    /// asc (default: arrival order) or desc (newest first)
-    #[param(inline)]
-    order: Option<SortOrder>,
-    /// 1–500, default 50
-    #[param(inline)]
-    limit: Option<Limit>,
-    /// next_cursor of the previous page
-    #[param(inline)]
-    cursor: Option<Text>,
 }
 
 /// The click log, in arrival order (or newest first).
 #[utoipa::path(get, path = "/api/v1/clicks", tag = "read",
-    params(ClickFilters),
-    responses((status = 200, body = Page<ClickItem>), (status = 400, body = crate::error::ErrorBody),
-        (status = 401, body = crate::error::ErrorBody)),
-    security(("bearer" = [])))]
+    params(ClickFilters, Window),
+    responses((status = 200, body = Page<ClickItem>)))]
 pub async fn list_clicks(
     State(state): State<AppState>,
     Extension(client): Extension<Arc<Client>>,
-    Filters(f): Filters<ClickFilters>,
+    Listing(f, window): Listing<ClickFilters, Window>,
 ) -> Result<Json<Page<ClickItem>>, AppError> {
+    let (q, paging) = span(&client, window);
     let q = LogQuery {
         post_token: Text::of(f.post_token),
         conversation_id: Text::of(f.conversation_id),
-        ..span(&client, f.since, f.until, f.order, f.limit)
+        ..q
     };
     let filters = [
         ("post_token", q.post_token.clone()),
@@ -192,7 +156,7 @@ pub async fn list_clicks(
         "clicks",
         q,
         &filters,
-        f.cursor,
+        paging,
         |q| async move { state.store.list_clicks(&q, budget).await },
         |c| c.seq,
         |c| ClickItem::from(c).for_reader(client.pii()),

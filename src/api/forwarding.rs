@@ -12,8 +12,8 @@ use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
 use super::cursor::Position;
-use super::page::Keyset;
-use super::params::{At, Filters, Limit, NoParams, Text};
+use super::page::{Keyset, Paging};
+use super::params::{At, Filters, Listing, NoParams, Text};
 use crate::auth::Client;
 use crate::error::AppError;
 use crate::forward::manage::{self, EndpointStatus};
@@ -128,9 +128,7 @@ pub(super) fn routes() -> Router<AppState> {
 
 /// Each configured endpoint: state, lag, last success and last error.
 #[utoipa::path(get, path = "/api/v1/forwarding/endpoints", tag = "read",
-    responses((status = 200, body = Page<EndpointStatus>), (status = 400, body = crate::error::ErrorBody),
-        (status = 401, body = crate::error::ErrorBody)),
-    security(("bearer" = [])))]
+    responses((status = 200, body = Page<EndpointStatus>)))]
 pub async fn endpoints(
     State(state): State<AppState>,
     _: Filters<NoParams>,
@@ -156,30 +154,17 @@ pub struct AttemptFilters {
     /// Made at or after (RFC 3339)
     #[param(inline)]
     since: Option<At>,
-    /// 1–500, default 50
-    #[param(inline)]
-    limit: Option<Limit>,
-    /// next_cursor of the previous page
-    #[param(inline)]
-    cursor: Option<Text>,
 }
 
 /// The attempt log, newest first.
 #[utoipa::path(get, path = "/api/v1/forwarding/attempts", tag = "read",
-    params(AttemptFilters),
-    responses((status = 200, body = Page<AttemptItem>), (status = 400, body = crate::error::ErrorBody),
-        (status = 401, body = crate::error::ErrorBody)),
-    security(("bearer" = [])))]
+    params(AttemptFilters, Paging),
+    responses((status = 200, body = Page<AttemptItem>)))]
 pub async fn attempts(
     State(state): State<AppState>,
-    Filters(f): Filters<AttemptFilters>,
+    Listing(f, paging): Listing<AttemptFilters, Paging>,
 ) -> Result<Json<Page<AttemptItem>>, AppError> {
-    let (endpoint, status, since, limit) = (
-        Text::of(f.endpoint),
-        Text::of(f.status),
-        At::of(f.since),
-        Limit::of(f.limit),
-    );
+    let (endpoint, status, since) = (Text::of(f.endpoint), Text::of(f.status), At::of(f.since));
     super::params::choice("status", status.as_deref(), OUTCOMES)?;
     let keyset = Keyset::new(
         "forwarding_attempts",
@@ -188,13 +173,13 @@ pub async fn attempts(
             ("status", status.clone()),
             ("since", since.map(rfc3339)),
         ],
-        limit,
+        paging,
     );
     let q = AttemptQuery {
         endpoint,
         outcome: status,
         since,
-        before_id: keyset.after_seq(f.cursor)?,
+        before_id: keyset.after_seq()?,
         limit: keyset.fetch(),
     };
     let rows = state.store.forward_attempts(&q).await?;
@@ -215,28 +200,20 @@ pub struct DeadFilters {
     /// Only this endpoint
     #[param(inline)]
     endpoint: Option<Text>,
-    /// 1–500, default 50
-    #[param(inline)]
-    limit: Option<Limit>,
-    /// next_cursor of the previous page
-    #[param(inline)]
-    cursor: Option<Text>,
 }
 
 /// Dead letters, oldest first.
 #[utoipa::path(get, path = "/api/v1/forwarding/dead", tag = "read",
-    params(DeadFilters),
-    responses((status = 200, body = Page<DeadItem>), (status = 400, body = crate::error::ErrorBody),
-        (status = 401, body = crate::error::ErrorBody)),
-    security(("bearer" = [])))]
+    params(DeadFilters, Paging),
+    responses((status = 200, body = Page<DeadItem>)))]
 pub async fn dead(
     State(state): State<AppState>,
     Extension(client): Extension<Arc<Client>>,
-    Filters(f): Filters<DeadFilters>,
+    Listing(f, paging): Listing<DeadFilters, Paging>,
 ) -> Result<Json<Page<DeadItem>>, AppError> {
-    let (endpoint, limit) = (Text::of(f.endpoint), Limit::of(f.limit));
-    let keyset = Keyset::new("forwarding_dead", &[("endpoint", endpoint.clone())], limit);
-    let after = keyset.after_seq(f.cursor)?;
+    let endpoint = Text::of(f.endpoint);
+    let keyset = Keyset::new("forwarding_dead", &[("endpoint", endpoint.clone())], paging);
+    let after = keyset.after_seq()?;
     let rows = state
         .store
         .forward_dead(endpoint.as_deref(), after, keyset.fetch())

@@ -14,7 +14,7 @@ use utoipa::IntoParams;
 
 use super::cursor::{self, Position};
 use super::page::Keyset;
-use super::params::{At, Filters, Limit, MessageType, Names, SenderSide, SortOrder, Text};
+use super::params::{Filters, Listing, MessageType, Names, SenderSide, Text, Window};
 use crate::auth::{Client, Scope};
 use crate::error::AppError;
 use crate::items::{MessageItem, Page};
@@ -33,7 +33,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/v1/messages/{id}", get(get_message))
 }
 
-/// The parameters of the message lists.
+/// The parameters of the message lists, besides their [`Window`].
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -51,43 +51,27 @@ pub struct MessageFilters {
     /// SELLER or BUYER (also supply or demand)
     #[param(inline)]
     sender_side: Option<SenderSide>,
-    /// Sent at or after (RFC 3339)
-    #[param(inline)]
-    since: Option<At>,
-    /// Sent before (RFC 3339)
-    #[param(inline)]
-    until: Option<At>,
     /// Case-insensitive substring of the text (not on a conversation's own list)
     #[param(inline)]
     q: Option<Text>,
-    /// asc (default) or desc
-    #[param(inline)]
-    order: Option<SortOrder>,
-    /// 1–500, default 50
-    #[param(inline)]
-    limit: Option<Limit>,
-    /// next_cursor of the previous page
-    #[param(inline)]
-    cursor: Option<Text>,
 }
 
 /// Messages of one conversation, by `sent_at`, then id, then arrival.
 #[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "read",
-    params(("id" = String, Path, description = "Conversation id"), MessageFilters),
-    responses((status = 200, body = Page<MessageItem>), (status = 400, body = crate::error::ErrorBody),
-        (status = 404, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)),
-    security(("bearer" = [])))]
+    params(("id" = String, Path, description = "Conversation id"), MessageFilters, Window),
+    responses((status = 200, body = Page<MessageItem>),
+        (status = 404, body = crate::error::ErrorBody)))]
 pub async fn conversation_messages(
     State(state): State<AppState>,
     Extension(client): Extension<Arc<Client>>,
     Path(id): Path<String>,
-    Filters(mut f): Filters<MessageFilters>,
+    Listing(mut f, window): Listing<MessageFilters, Window>,
 ) -> Result<Response, AppError> {
     // The path names the conversation; a post or text filter does not apply here.
     f.post_token = None;
     f.q = None;
     f.conversation_id = Some(Text(id.clone()));
-    let list = messages(&state, &client, f).await?;
+    let list = messages(&state, &client, f, window).await?;
     if list.rows.is_empty() {
         let conversation = state.store.conversation(&id).await?;
         // Another post's conversation is answered as one that does not exist.
@@ -100,16 +84,16 @@ pub async fn conversation_messages(
 
 /// Messages across conversations, by `sent_at`, then id, then arrival.
 #[utoipa::path(get, path = "/api/v1/messages", tag = "read",
-    params(MessageFilters),
-    responses((status = 200, body = Page<MessageItem>), (status = 400, body = crate::error::ErrorBody),
-        (status = 401, body = crate::error::ErrorBody), (status = 429, body = crate::error::ErrorBody)),
-    security(("bearer" = [])))]
+    params(MessageFilters, Window),
+    responses((status = 200, body = Page<MessageItem>)))]
 pub async fn list_messages(
     State(state): State<AppState>,
     Extension(client): Extension<Arc<Client>>,
-    Filters(f): Filters<MessageFilters>,
+    Listing(f, window): Listing<MessageFilters, Window>,
 ) -> Result<Response, AppError> {
-    messages(&state, &client, f).await?.page(client.pii())
+    messages(&state, &client, f, window)
+        .await?
+        .page(client.pii())
 }
 
 /// The fetched rows of a message list, and how to cut them to a page.
@@ -136,23 +120,25 @@ async fn messages(
     state: &AppState,
     client: &Client,
     f: MessageFilters,
+    window: Window,
 ) -> Result<MessageList, AppError> {
+    let (since, until, order, paging) = window.split();
     let q = MessageQuery {
         conversation_id: Text::of(f.conversation_id),
         post_token: Text::of(f.post_token),
         post_tokens: client.posts().map(<[String]>::to_vec),
         message_type: f.kind.map(|t| t.0),
         sender_side: f.sender_side.map(|s| s.0),
-        since: At::of(f.since),
-        until: At::of(f.until),
+        since,
+        until,
         text: Text::of(f.q),
-        order: SortOrder::of(f.order),
+        order,
         after: None,
-        limit: Limit::of(f.limit),
+        limit: paging.limit(),
     };
-    let keyset = Keyset::with_fingerprint("messages", cursor::messages_fingerprint(&q), q.limit);
+    let keyset = Keyset::with_fingerprint("messages", cursor::messages_fingerprint(&q), paging);
     let q = MessageQuery {
-        after: message_position(&keyset, f.cursor, q.order)?,
+        after: message_position(&keyset, q.order)?,
         limit: keyset.fetch(),
         ..q
     };
@@ -167,14 +153,13 @@ async fn messages(
 /// `seq` joined the sort key goes on past every row of its (sent_at, id), as it did then.
 fn message_position(
     keyset: &Keyset,
-    cursor: Option<Text>,
     order: Order,
 ) -> Result<Option<(DateTime<Utc>, String, i64)>, AppError> {
     let past = match order {
         Order::Asc => i64::MAX,
         Order::Desc => i64::MIN,
     };
-    let position = keyset.after(cursor, |p| match p {
+    let position = keyset.after(|p| match p {
         Position::Message(t, id, seq) => Some((t, id, Some(seq))),
         Position::Time(t, id) => Some((t, id, None)),
         Position::Seq(_) => None,
@@ -195,9 +180,7 @@ pub struct MessageInclude {
 /// One message; `include=raw` adds the body exactly as received.
 #[utoipa::path(get, path = "/api/v1/messages/{id}", tag = "read",
     params(("id" = String, Path, description = "Message id"), MessageInclude),
-    responses((status = 200, body = MessageItem), (status = 404, body = crate::error::ErrorBody),
-        (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody)),
-    security(("bearer" = [])))]
+    responses((status = 200, body = MessageItem), (status = 404, body = crate::error::ErrorBody)))]
 pub async fn get_message(
     State(state): State<AppState>,
     Extension(client): Extension<Arc<Client>>,

@@ -86,10 +86,11 @@ pub fn document() -> String {
     serde_json::to_string_pretty(&doc).expect("the document serialises") + "\n"
 }
 
-/// Adds what every route of a kind can answer, said once here rather than on each handler:
-/// the middleware's answers (408 from the request deadline; 401, 429 and 503 from the read
-/// API's access check; 400 for unknown query parameters), and the exact shape of each
-/// query parameter (enums, formats, bounds) that the handlers' checks enforce.
+/// Adds what every route of a kind needs and can answer, said once here rather than on each
+/// handler: its security scheme, the middleware's answers (408 from the request deadline;
+/// 401, 429 and 503 from the read API's access check; 400 for unknown query parameters), and
+/// the exact shape of each query parameter (enums, formats, bounds) that the handlers'
+/// checks enforce.
 fn complete(doc: &mut serde_json::Value) {
     use serde_json::json;
     let error = |description: &str| json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}});
@@ -100,7 +101,20 @@ fn complete(doc: &mut serde_json::Value) {
         let Some(operations) = operations.as_object_mut() else {
             continue;
         };
+        // Who may call: the read API takes a bearer token, Divar's calls its key.
+        let security = if path.starts_with("/api/v1/") {
+            Some(json!([{"bearer": []}]))
+        } else if path.starts_with("/webhooks/") || path.starts_with("/callbacks/") {
+            Some(json!([{"identification_key": []}]))
+        } else {
+            None
+        };
         for (_, operation) in operations.iter_mut() {
+            if let (Some(security), Some(operation)) = (&security, operation.as_object_mut()) {
+                operation
+                    .entry("security")
+                    .or_insert_with(|| security.clone());
+            }
             let mut common = vec![(
                 "408",
                 "The request took longer than server.request_timeout_ms",
@@ -144,8 +158,7 @@ fn complete(doc: &mut serde_json::Value) {
 
 /// The OpenAPI 3.1 document of every endpoint (this one included).
 #[utoipa::path(get, path = "/api/v1/openapi.json", tag = "read",
-    responses((status = 200, description = "The OpenAPI document", body = Object)),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "The OpenAPI document", body = Object)))]
 pub async fn serve(
     _: super::params::Filters<super::params::NoParams>,
 ) -> Json<&'static serde_json::Value> {

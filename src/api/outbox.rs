@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::cursor::Position;
-use super::page::Keyset;
-use super::params::{At, Filters, Limit, Text};
+use super::page::{Keyset, Paging};
+use super::params::{At, Listing, Text};
 use crate::auth::Client;
 use crate::error::AppError;
 use crate::forward::record::webhook_id;
@@ -109,12 +109,6 @@ pub struct OutboxFilters {
     /// Recorded at or after (RFC 3339)
     #[param(inline)]
     since: Option<At>,
-    /// 1–500, default 50
-    #[param(inline)]
-    limit: Option<Limit>,
-    /// next_cursor of the previous page
-    #[param(inline)]
-    cursor: Option<Text>,
 }
 
 /// The routes of this file.
@@ -124,21 +118,18 @@ pub(super) fn routes() -> Router<AppState> {
 
 /// The outbox, newest first.
 #[utoipa::path(get, path = "/api/v1/outbox", tag = "read",
-    params(OutboxFilters),
-    responses((status = 200, body = Page<OutboxItem>), (status = 400, body = crate::error::ErrorBody),
-        (status = 401, body = crate::error::ErrorBody)),
-    security(("bearer" = [])))]
+    params(OutboxFilters, Paging),
+    responses((status = 200, body = Page<OutboxItem>)))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(client): Extension<Arc<Client>>,
-    Filters(f): Filters<OutboxFilters>,
+    Listing(f, paging): Listing<OutboxFilters, Paging>,
 ) -> Result<Json<Page<OutboxItem>>, AppError> {
-    let (status, endpoint, conversation_id, since, limit) = (
+    let (status, endpoint, conversation_id, since) = (
         Text::of(f.status),
         Text::of(f.endpoint),
         Text::of(f.conversation_id),
         At::of(f.since),
-        Limit::of(f.limit),
     );
     let names: Vec<&str> = OutboxStatus::ALL.iter().map(|s| s.as_str()).collect();
     super::params::choice("status", status.as_deref(), &names)?;
@@ -150,14 +141,14 @@ pub async fn list(
             ("conversation_id", conversation_id.clone()),
             ("since", since.map(rfc3339)),
         ],
-        limit,
+        paging,
     );
     let q = OutboxQuery {
         status,
         endpoint,
         conversation_id,
         since,
-        before_id: keyset.after_seq(f.cursor)?,
+        before_id: keyset.after_seq()?,
         limit: keyset.fetch(),
     };
     let rows = state.store.outbox_list(&q).await?;

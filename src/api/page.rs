@@ -3,34 +3,69 @@
 
 use std::convert::Infallible;
 
+use serde::Deserialize;
+use utoipa::IntoParams;
+
 use super::cursor::{self, Position};
-use super::params::Text;
+use super::params::{Limit, Text};
 use crate::error::AppError;
 use crate::items::Page;
 
-/// One list's paging: its name, its filters' fingerprint and its page size.
+/// The paging parameters every list takes.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct Paging {
+    /// 1–500, default 50
+    #[param(inline)]
+    limit: Option<Limit>,
+    /// next_cursor of the previous page
+    #[param(inline)]
+    cursor: Option<Text>,
+}
+
+impl Paging {
+    /// Paging of `limit` rows a page, after `cursor`.
+    pub(crate) fn new(limit: Option<Limit>, cursor: Option<Text>) -> Paging {
+        Paging { limit, cursor }
+    }
+
+    /// The page size asked for, or the default.
+    pub(crate) fn limit(&self) -> i64 {
+        Limit::of(self.limit)
+    }
+}
+
+/// One list's paging: its name, its filters' fingerprint, its page size and the cursor
+/// given.
 pub(crate) struct Keyset {
     list: &'static str,
     fingerprint: String,
     limit: i64,
+    cursor: Option<Text>,
 }
 
 impl Keyset {
-    /// Paging of `list` under `filters` (in a fixed order), `limit` rows a page.
+    /// Paging of `list` under `filters` (in a fixed order).
     pub(crate) fn new(
         list: &'static str,
         filters: &[(&str, Option<String>)],
-        limit: i64,
+        paging: Paging,
     ) -> Keyset {
-        Keyset::with_fingerprint(list, cursor::fingerprint(filters), limit)
+        Keyset::with_fingerprint(list, cursor::fingerprint(filters), paging)
     }
 
     /// Paging of `list` whose filters' fingerprint is already made.
-    pub(crate) fn with_fingerprint(list: &'static str, fingerprint: String, limit: i64) -> Keyset {
+    pub(crate) fn with_fingerprint(
+        list: &'static str,
+        fingerprint: String,
+        paging: Paging,
+    ) -> Keyset {
         Keyset {
             list,
             fingerprint,
-            limit,
+            limit: paging.limit(),
+            cursor: paging.cursor,
         }
     }
 
@@ -39,14 +74,11 @@ impl Keyset {
         self.limit + 1
     }
 
-    /// The key a `cursor` parameter holds, of the kind `pick` accepts; any other kind is a
+    /// The key the `cursor` parameter holds, of the kind `pick` accepts; any other kind is a
     /// 400 `invalid_parameter`, as is a cursor of another list or other filters.
-    pub(crate) fn after<K>(
-        &self,
-        cursor: Option<Text>,
-        pick: fn(Position) -> Option<K>,
-    ) -> Result<Option<K>, AppError> {
-        cursor
+    pub(crate) fn after<K>(&self, pick: fn(Position) -> Option<K>) -> Result<Option<K>, AppError> {
+        self.cursor
+            .as_ref()
             .map(|c| {
                 pick(cursor::decode(&c.0, self.list, &self.fingerprint)?).ok_or_else(|| {
                     AppError::InvalidParameter {
@@ -58,9 +90,9 @@ impl Keyset {
             .transpose()
     }
 
-    /// The `seq` (or id) a `cursor` parameter holds.
-    pub(crate) fn after_seq(&self, cursor: Option<Text>) -> Result<Option<i64>, AppError> {
-        self.after(cursor, |p| match p {
+    /// The `seq` (or id) the `cursor` parameter holds.
+    pub(crate) fn after_seq(&self) -> Result<Option<i64>, AppError> {
+        self.after(|p| match p {
             Position::Seq(s) => Some(s),
             Position::Time(..) | Position::Message(..) => None,
         })

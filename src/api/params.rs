@@ -14,6 +14,7 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::openapi::{KnownFormat, RefOr};
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 
+use super::page::Paging;
 use crate::error::AppError;
 use crate::store::query::Order;
 
@@ -36,16 +37,62 @@ impl<S: Send + Sync, T: DeserializeOwned + IntoParams> FromRequestParts<S> for F
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
         let query = parts.uri.query().unwrap_or_default();
-        let pairs = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(pairs)
-            .map(Filters)
-            .map_err(|e| refused::<T>(e.path().to_string(), e.into_inner().to_string()))
+        read(query.as_bytes(), || names::<T>()).map(Filters)
     }
 }
 
-/// The error for a parameter `T` did not take. serde names an unknown or repeated field in
-/// back-quotes; the value types' own messages say what a good value is.
-fn refused<T: IntoParams>(path: String, inner: String) -> AppError {
+/// A list's query parameters: its own filters `T`, and those it shares with other lists
+/// (`S`: [`super::page::Paging`], or [`Window`] with it). Each parameter goes to the one
+/// that names it; one neither names is refused like an unknown one of [`Filters`].
+#[derive(Debug)]
+pub struct Listing<T, S>(pub T, pub S);
+
+impl<St, T, S> FromRequestParts<St> for Listing<T, S>
+where
+    St: Send + Sync,
+    T: DeserializeOwned + IntoParams,
+    S: DeserializeOwned + IntoParams,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &St) -> Result<Self, AppError> {
+        let query = parts.uri.query().unwrap_or_default();
+        let shared = names::<S>();
+        let mut own = form_urlencoded::Serializer::new(String::new());
+        let mut common = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in form_urlencoded::parse(query.as_bytes()) {
+            let part = if shared.iter().any(|n| *n == name) {
+                &mut common
+            } else {
+                &mut own
+            };
+            part.append_pair(&name, &value);
+        }
+        let known = || [names::<T>(), names::<S>()].concat();
+        Ok(Listing(
+            read(own.finish().as_bytes(), known)?,
+            read(common.finish().as_bytes(), known)?,
+        ))
+    }
+}
+
+fn names<T: IntoParams>() -> Vec<String> {
+    T::into_params(|| None)
+        .into_iter()
+        .map(|p| p.name)
+        .collect()
+}
+
+/// Reads `T` from a query string; `known` names the parameters the route takes.
+fn read<T: DeserializeOwned>(query: &[u8], known: impl Fn() -> Vec<String>) -> Result<T, AppError> {
+    let pairs = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query));
+    serde_path_to_error::deserialize(pairs)
+        .map_err(|e| refused(e.path().to_string(), e.into_inner().to_string(), known))
+}
+
+/// The error for a parameter the route did not take. serde names an unknown or repeated
+/// field in back-quotes; the value types' own messages say what a good value is.
+fn refused(path: String, inner: String, known: impl Fn() -> Vec<String>) -> AppError {
     let quoted = |prefix: &str| {
         inner
             .strip_prefix(prefix)
@@ -53,10 +100,7 @@ fn refused<T: IntoParams>(path: String, inner: String) -> AppError {
             .map(str::to_owned)
     };
     let (name, message) = if let Some(name) = quoted("unknown field `") {
-        let known: Vec<String> = T::into_params(|| None)
-            .into_iter()
-            .map(|p| p.name)
-            .collect();
+        let known = known();
         let known = if known.is_empty() {
             "this route takes no parameters".to_owned()
         } else {
@@ -256,6 +300,41 @@ impl SortOrder {
     }
 }
 
+/// The time span, order and paging of the two logs and the message lists.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct Window {
+    /// At or after (RFC 3339): received, for the logs; sent, for messages
+    #[param(inline)]
+    pub since: Option<At>,
+    /// Before (RFC 3339)
+    #[param(inline)]
+    pub until: Option<At>,
+    /// asc (default: oldest first) or desc (newest first)
+    #[param(inline)]
+    pub order: Option<SortOrder>,
+    /// 1–500, default 50
+    #[param(inline)]
+    pub limit: Option<Limit>,
+    /// next_cursor of the previous page
+    #[param(inline)]
+    pub cursor: Option<Text>,
+}
+
+impl Window {
+    /// The span's times, its order, and its paging.
+    pub fn split(self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>, Order, Paging) {
+        let paging = Paging::new(self.limit, self.cursor);
+        (
+            At::of(self.since),
+            At::of(self.until),
+            SortOrder::of(self.order),
+            paging,
+        )
+    }
+}
+
 /// A comma-separated list of names, checked by the route.
 #[derive(Debug, Clone, Default)]
 pub struct Names(pub Vec<String>);
@@ -311,19 +390,20 @@ mod tests {
         since: Option<At>,
     }
 
-    fn read(query: &str) -> Result<Sample, String> {
-        let pairs = serde_urlencoded::Deserializer::new(form_urlencoded::parse(query.as_bytes()));
-        serde_path_to_error::deserialize(pairs).map_err(|e| {
-            match refused::<Sample>(e.path().to_string(), e.into_inner().to_string()) {
-                AppError::InvalidParameter { name, message } => format!("{name}|{message}"),
-                other => format!("{other:?}"),
-            }
-        })
+    fn said(e: AppError) -> String {
+        match e {
+            AppError::InvalidParameter { name, message } => format!("{name}|{message}"),
+            other => format!("{other:?}"),
+        }
+    }
+
+    fn sample(query: &str) -> Result<Sample, String> {
+        read(query.as_bytes(), names::<Sample>).map_err(said)
     }
 
     #[test]
     fn values_are_typed_and_errors_name_the_parameter() {
-        let s = read("limit=7&since=2025-03-09T08:14:27Z").unwrap();
+        let s = sample("limit=7&since=2025-03-09T08:14:27Z").unwrap();
         assert_eq!(s.limit.unwrap().0, 7);
         assert_eq!(s.since.unwrap().0.timestamp(), 1_741_508_067);
         for (query, error) in [
@@ -338,7 +418,55 @@ mod tests {
             ),
             ("limit=5&limit=6", "limit|limit: given more than once"),
         ] {
-            assert_eq!(read(query).unwrap_err(), error, "{query}");
+            assert_eq!(sample(query).unwrap_err(), error, "{query}");
+        }
+    }
+
+    /// A list's own filters, beside its paging.
+    #[derive(Debug, Deserialize, IntoParams)]
+    #[serde(deny_unknown_fields)]
+    #[into_params(parameter_in = Query)]
+    struct Own {
+        #[param(inline)]
+        since: Option<At>,
+    }
+
+    async fn listing(query: &str) -> Result<Listing<Own, Paging>, String> {
+        let request = axum::http::Request::get(format!("/list?{query}"))
+            .body(())
+            .unwrap();
+        let (mut parts, ()) = request.into_parts();
+        Listing::from_request_parts(&mut parts, &())
+            .await
+            .map_err(said)
+    }
+
+    #[tokio::test]
+    async fn a_listing_gives_each_parameter_to_the_part_that_names_it() {
+        let Listing(own, paging) = listing("limit=7&since=2025-03-09T08:14:27Z&cursor=x%20y")
+            .await
+            .unwrap();
+        assert_eq!(own.since.unwrap().0.timestamp(), 1_741_508_067);
+        assert_eq!(paging.limit(), 7);
+        let Listing(own, paging) = listing("").await.unwrap();
+        assert!(own.since.is_none());
+        assert_eq!(paging.limit(), DEFAULT_LIMIT);
+        for (query, error) in [
+            (
+                "limt=5",
+                "limt|limt: unknown parameter (known: since, limit, cursor)",
+            ),
+            ("limit=5&limit=6", "limit|limit: given more than once"),
+            (
+                "since=2025&limit=5",
+                "since|since: \"2025\" is not an RFC 3339 time",
+            ),
+            (
+                "limit=0",
+                "limit|limit: must be a whole number from 1 to 500",
+            ),
+        ] {
+            assert_eq!(listing(query).await.unwrap_err(), error, "{query}");
         }
     }
 }

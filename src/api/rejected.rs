@@ -6,12 +6,12 @@ use axum::Extension;
 use axum::extract::State;
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use serde::Serialize;
+use utoipa::ToSchema;
 
 use super::cursor::Position;
-use super::page::Keyset;
-use super::params::{Filters, Limit, Text};
+use super::page::{Keyset, Paging};
+use super::params::Filters;
 use crate::auth::Client;
 use crate::error::AppError;
 use crate::items::{Page, rfc3339};
@@ -68,33 +68,18 @@ pub(super) fn routes() -> Router<AppState> {
     Router::new().route("/api/v1/rejected", get(list))
 }
 
-/// The parameters of `GET /rejected`.
-#[derive(Debug, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct RejectedFilters {
-    /// 1–500, default 50
-    #[param(inline)]
-    limit: Option<Limit>,
-    /// next_cursor of the previous page
-    #[param(inline)]
-    cursor: Option<Text>,
-}
-
 /// Deliveries refused with 400 or 422 although their key was good, oldest first;
 /// `kenar-hook rejected reprocess` runs them through ingestion again.
 #[utoipa::path(get, path = "/api/v1/rejected", tag = "read",
-    params(RejectedFilters),
-    responses((status = 200, body = Page<RejectedItem>), (status = 400, body = crate::error::ErrorBody),
-        (status = 401, body = crate::error::ErrorBody)),
-    security(("bearer" = [])))]
+    params(Paging),
+    responses((status = 200, body = Page<RejectedItem>)))]
 pub async fn list(
     State(state): State<AppState>,
     Extension(client): Extension<Arc<Client>>,
-    Filters(f): Filters<RejectedFilters>,
+    Filters(paging): Filters<Paging>,
 ) -> Result<Json<Page<RejectedItem>>, AppError> {
-    let keyset = Keyset::new("rejected", &[], Limit::of(f.limit));
-    let after = keyset.after_seq(f.cursor)?;
+    let keyset = Keyset::new("rejected", &[], paging);
+    let after = keyset.after_seq()?;
     let rows = state.store.list_rejected(after, keyset.fetch()).await?;
     Ok(Json(keyset.page(
         rows,

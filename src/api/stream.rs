@@ -289,11 +289,9 @@ impl StreamFilters {
         ("Last-Event-ID" = Option<String>, Header, description = "Resume after this event id (`m0.e0.c0`: from the beginning); wins over `from`", pattern = r"^m\d+\.e\d+\.c\d+$"),
     ),
     responses((status = 200, description = "text/event-stream of `message`, `event` and `click` events whose data is a MessageItem, EventItem or ClickItem", content_type = "text/event-stream", body = String),
-        (status = 400, body = crate::error::ErrorBody), (status = 401, body = crate::error::ErrorBody),
         (status = 403, description = "The client lacks the scope messages, or one that include= names", body = crate::error::ErrorBody),
         (status = 429, description = "api.max_streams or api.max_streams_per_token streams are open, or the token's rate limit is reached; see Retry-After", body = crate::error::ErrorBody),
-        (status = 503, description = "The database is unavailable; see Retry-After", body = crate::error::ErrorBody)),
-    security(("bearer" = [])))]
+        (status = 503, description = "The database is unavailable; see Retry-After", body = crate::error::ErrorBody)))]
 pub async fn stream(
     State(state): State<AppState>,
     Extension(client): Extension<Arc<Client>>,

@@ -91,13 +91,10 @@ impl TicketFilters {
     params(StreamFilters),
     responses(
         (status = 201, description = "A ticket valid for 60 seconds and one stream", body = Ticket),
-        (status = 400, body = crate::error::ErrorBody),
-        (status = 401, body = crate::error::ErrorBody),
         (status = 403, description = "include= names a scope the client does not have", body = crate::error::ErrorBody),
         (status = 408, body = crate::error::ErrorBody),
         (status = 429, description = "Rate limited; see Retry-After", body = crate::error::ErrorBody),
-        (status = 503, description = "The database is unavailable; see Retry-After", body = crate::error::ErrorBody)),
-    security(("bearer" = [])))]
+        (status = 503, description = "The database is unavailable; see Retry-After", body = crate::error::ErrorBody)))]
 pub async fn issue(
     State(state): State<AppState>,
     Extension(client): Extension<Arc<Client>>,

@@ -78,8 +78,7 @@ impl IntoResponse for Shaped {
         (status = 404, description = "No rule matches and no fallback"), (status = 413, description = "Body too large"),
         (status = 429, description = "This client failed authentication too often; see Retry-After"),
         (status = 422, description = "A required field is missing"), (status = 503, description = "The click could not be logged"),
-    ),
-    security(("identification_key" = [])))]
+    ))]
 pub async fn session_init(
     State(state): State<AppState>,
     request: Result<DivarRequest, Refused>,
@@ -97,8 +96,7 @@ pub async fn session_init(
         (status = 404, description = "No rule matches and no fallback", body = crate::error::ErrorBody),
         (status = 429, description = "This client failed authentication too often; see Retry-After", body = crate::error::ErrorBody),
         (status = 422, description = "A required field is missing", body = crate::error::ErrorBody),
-    ),
-    security(("identification_key" = [])))]
+    ))]
 pub async fn dynamic_action(
     State(state): State<AppState>,
     request: Result<DivarRequest, Refused>,

@@ -69,8 +69,7 @@ fn count(event_type: &str, outcome: &'static str, reason: &'static str) {
         (status = 429, description = "This client failed authentication too often; see Retry-After", body = crate::error::ErrorBody),
         (status = 422, description = "A required field is missing; the message names it", body = crate::error::ErrorBody),
         (status = 503, description = "Queue full or database unavailable; nothing stored; see Retry-After", body = crate::error::ErrorBody),
-    ),
-    security(("identification_key" = [])))]
+    ))]
 pub async fn receive(
     State(state): State<AppState>,
     request: Result<DivarRequest<AnyKey>, Refused>,
