@@ -133,11 +133,8 @@ impl OAuthClient {
                 )));
             }
         };
-        let http = reqwest::Client::builder()
-            .use_rustls_tls()
+        let http = super::http_client()
             .timeout(timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("kenar-hook/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| OAuthError::NotConfigured(format!("HTTP client: {e}")))?;
         Ok(Self {
@@ -172,14 +169,8 @@ impl OAuthClient {
 
     /// Exchanges an authorization code. Sent once: a code is single use.
     pub async fn exchange_code(&self, code: &SecretString) -> Result<Grant, OAuthError> {
-        let form = [
-            ("code", code.expose_secret()),
-            ("client_id", self.app.client_id.as_str()),
-            ("client_secret", self.app.client_secret.expose_secret()),
-            ("grant_type", "authorization_code"),
-            ("redirect_uri", self.app.redirect_url.as_str()),
-        ];
-        self.token_call(&form).await
+        self.token_call(&self.form(code, "authorization_code"))
+            .await
     }
 
     /// Refreshes: both tokens rotate, and the old ones stay valid for about two minutes.
@@ -189,15 +180,20 @@ impl OAuthClient {
         access_token: &SecretString,
         refresh_token: &SecretString,
     ) -> Result<Grant, OAuthError> {
-        let form = [
-            ("code", access_token.expose_secret()),
+        let mut form = self.form(access_token, "refresh_token");
+        form.push(("refresh_token", refresh_token.expose_secret()));
+        self.token_call(&form).await
+    }
+
+    /// What every token call sends: a code, the app's credentials and the grant type.
+    fn form<'a>(&'a self, code: &'a SecretString, grant_type: &'a str) -> Vec<(&'a str, &'a str)> {
+        vec![
+            ("code", code.expose_secret()),
             ("client_id", self.app.client_id.as_str()),
             ("client_secret", self.app.client_secret.expose_secret()),
-            ("grant_type", "refresh_token"),
+            ("grant_type", grant_type),
             ("redirect_uri", self.app.redirect_url.as_str()),
-            ("refresh_token", refresh_token.expose_secret()),
-        ];
-        self.token_call(&form).await
+        ]
     }
 
     async fn token_call(&self, form: &[(&str, &str)]) -> Result<Grant, OAuthError> {

@@ -65,12 +65,10 @@ fn may_reply(response: &reqwest::Response) -> bool {
 
 /// The HTTP client of an endpoint: redirects are never followed (a 3xx is a failure).
 pub fn client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
+    crate::divar::http_client()
         .timeout(timeout)
         .connect_timeout(timeout.min(Duration::from_secs(5)))
         .pool_max_idle_per_host(64)
-        .user_agent(concat!("kenar-hook/", env!("CARGO_PKG_VERSION")))
         .build()
         .expect("the HTTP client builds")
 }

@@ -67,12 +67,9 @@ impl DivarClient {
     pub fn new(settings: DivarClientSettings) -> Result<Self, DivarError> {
         let base_url = base("divar.base_url", &settings.base_url)?;
         let open_api_base_url = base("divar.open_api_base_url", &settings.open_api_base_url)?;
-        let http = reqwest::Client::builder()
-            .use_rustls_tls()
+        let http = super::http_client()
             .connect_timeout(settings.connect_timeout())
             .timeout(settings.request_timeout())
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("kenar-hook/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| DivarError::NotConfigured(format!("HTTP client: {e}")))?;
         Ok(Self {
