@@ -107,17 +107,7 @@ impl Failures {
     /// Forgets clients that have not failed lately, every minute until `stop`, so the table
     /// does not grow with every address ever seen.
     pub fn spawn_cleanup(self: &Arc<Self>, stop: CancellationToken) {
-        let failures = self.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(60)) => {}
-                }
-                failures.limiter.retain_recent();
-                failures.limiter.shrink_to_fit();
-            }
-        });
+        forget_quiet(self.clone(), |f| &f.limiter, stop);
     }
 }
 
@@ -140,18 +130,27 @@ impl PerClient {
 
     /// Forgets quiet clients every minute until `stop`, as [`Failures::spawn_cleanup`].
     pub fn spawn_cleanup(self: &Arc<Self>, stop: CancellationToken) {
-        let limiter = self.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(60)) => {}
-                }
-                limiter.0.retain_recent();
-                limiter.0.shrink_to_fit();
-            }
-        });
+        forget_quiet(self.clone(), |p| &p.0, stop);
     }
+}
+
+/// Every minute until `stop`, forgets the clients of `owner`'s limiter that have not been
+/// seen lately.
+fn forget_quiet<T: Send + Sync + 'static>(
+    owner: Arc<T>,
+    limiter: fn(&T) -> &DefaultKeyedRateLimiter<IpAddr>,
+    stop: CancellationToken,
+) {
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(Duration::from_secs(60)) => {}
+            }
+            limiter(&owner).retain_recent();
+            limiter(&owner).shrink_to_fit();
+        }
+    });
 }
 
 #[cfg(test)]
