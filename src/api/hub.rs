@@ -184,11 +184,7 @@ impl Reader {
                 masked,
             });
         }
-        let log = |after| LogQuery {
-            after_seq: Some(after),
-            limit: BATCH,
-            ..Default::default()
-        };
+        let log = |after| LogQuery::after(after, BATCH);
         let events = self
             .store
             .list_events(&log(from.event), self.budget)

@@ -153,9 +153,7 @@ impl Feed {
         LogQuery {
             post_token: self.post_token.clone(),
             post_tokens: self.posts.clone(),
-            after_seq: Some(after),
-            limit: BATCH,
-            ..Default::default()
+            ..LogQuery::after(after, BATCH)
         }
     }
 

@@ -147,11 +147,7 @@ pub async fn read(
             (views.len(), rows.cut)
         }
         RecordKind::Event => {
-            let q = LogQuery {
-                after_seq: Some(after),
-                limit,
-                ..Default::default()
-            };
+            let q = LogQuery::after(after, limit);
             let listed = store.list_events(&q, READ_BUDGET).await?;
             let count = listed.rows.len();
             for e in listed.rows {
@@ -174,11 +170,7 @@ pub async fn read(
             (count, listed.cut)
         }
         RecordKind::Click => {
-            let q = LogQuery {
-                after_seq: Some(after),
-                limit,
-                ..Default::default()
-            };
+            let q = LogQuery::after(after, limit);
             let listed = store.list_clicks(&q, READ_BUDGET).await?;
             let count = listed.rows.len();
             for c in listed.rows {

@@ -117,6 +117,17 @@ pub struct LogQuery {
     pub with_raw: bool,
 }
 
+impl LogQuery {
+    /// Every record after `seq`, `limit` at most, in arrival order.
+    pub fn after(seq: i64, limit: i64) -> LogQuery {
+        LogQuery {
+            after_seq: Some(seq),
+            limit,
+            ..Default::default()
+        }
+    }
+}
+
 /// The raw body column, or an empty stand-in when it is not wanted.
 fn raw_body(dialect: Dialect, wanted: bool) -> String {
     if wanted {
