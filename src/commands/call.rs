@@ -81,6 +81,17 @@ impl CallOptions {
         }
     }
 
+    /// The client of the `divar` section, and the access token this call cannot do without.
+    pub(super) async fn client_and_token(
+        &self,
+        settings: &Settings,
+        user_id: Option<&str>,
+    ) -> Result<(DivarClient, SecretString, Option<VaultToken>), Failure> {
+        let client = client(settings)?;
+        let (token, vault) = self.required_token(settings, user_id).await?;
+        Ok((client, token, vault))
+    }
+
     /// The access token from `--access-token-file` or the environment, if any.
     fn access_token(&self) -> Result<Option<SecretString>, Failure> {
         token_from(

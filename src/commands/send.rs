@@ -127,10 +127,9 @@ pub(super) async fn run(settings: &Settings, command: SendCommand) -> ExitCode {
 }
 
 async fn legacy(settings: &Settings, args: LegacyArgs) -> Result<Report, Failure> {
-    let client = client(settings)?;
-    let (token, _) = args
+    let (client, token, _) = args
         .call
-        .required_token(settings, Some(&args.user_id))
+        .client_and_token(settings, Some(&args.user_id))
         .await?;
     let message = LegacySendMessage {
         user_id: args.user_id,
@@ -145,10 +144,9 @@ async fn legacy(settings: &Settings, args: LegacyArgs) -> Result<Report, Failure
 }
 
 async fn conversation(settings: &Settings, args: ConversationArgs) -> Result<Report, Failure> {
-    let client = client(settings)?;
-    let (token, _) = args
+    let (client, token, _) = args
         .call
-        .required_token(settings, args.user_id.as_deref())
+        .client_and_token(settings, args.user_id.as_deref())
         .await?;
     let buttons: ConversationButtons = match &args.buttons_json {
         Some(path) => read_json(path)?,

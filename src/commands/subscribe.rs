@@ -13,7 +13,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{Map, Value, json};
 
 use super::buttons::parse_pair;
-use super::call::{CallOptions, Failure, client};
+use super::call::{CallOptions, Failure};
 use super::output::{Report, finish};
 use super::registrations::registration_json;
 use crate::config::Settings;
@@ -82,10 +82,9 @@ pub(super) async fn run(settings: &Settings, command: SubscribeCommand) -> ExitC
 }
 
 async fn legacy(settings: &Settings, args: LegacySubscribeArgs) -> Result<Report, Failure> {
-    let client = client(settings)?;
-    let (token, _) = args
+    let (client, token, _) = args
         .call
-        .required_token(settings, args.user_id.as_deref())
+        .client_and_token(settings, args.user_id.as_deref())
         .await?;
     let key = new_key();
     let request = LegacyRegistration {
@@ -167,10 +166,9 @@ async fn forget_if_refused(store: &Store, registration: &Registration, error: &D
 }
 
 async fn events(settings: &Settings, args: EventsArgs) -> Result<Report, Failure> {
-    let client = client(settings)?;
-    let (token, vault) = args
+    let (client, token, vault) = args
         .call
-        .required_token(settings, args.user_id.as_deref())
+        .client_and_token(settings, args.user_id.as_deref())
         .await?;
     let mut metadata = Map::new();
     for (key, value) in args.metadata {
