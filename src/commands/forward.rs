@@ -153,23 +153,18 @@ async fn execute(settings: &Settings, command: &ForwardCommand) -> Result<Report
             }
             Ok(Report::new(text, json!(status)))
         }
-        ForwardCommand::Pause { name, .. } => {
-            manage::set_paused(&store, name, true)
+        ForwardCommand::Pause { name, .. } | ForwardCommand::Resume { name, .. } => {
+            let paused = matches!(command, ForwardCommand::Pause { .. });
+            manage::set_paused(&store, name, paused)
                 .await
                 .map_err(store_err)?;
-            Ok(Report::new(
-                format!("{name}: paused"),
-                json!({"endpoint": name, "state": "paused"}),
-            ))
-        }
-        ForwardCommand::Resume { name, .. } => {
-            manage::set_paused(&store, name, false)
-                .await
-                .map_err(store_err)?;
-            Ok(Report::new(
-                format!("{name}: resumed"),
-                json!({"endpoint": name, "state": "active"}),
-            ))
+            let (done, state) = if paused {
+                ("paused", "paused")
+            } else {
+                ("resumed", "active")
+            };
+            let text = format!("{name}: {done}");
+            Ok(Report::new(text, json!({"endpoint": name, "state": state})))
         }
         ForwardCommand::Replay(args) => {
             let endpoint = configured(settings, &args.endpoint)?;

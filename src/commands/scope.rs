@@ -79,31 +79,28 @@ pub struct ConversationScopeArgs {
 
 /// Prints the scope string.
 pub(super) fn run(command: &ScopeCommand) -> ExitCode {
+    let of = |json: bool, scope: Scope| (json, scope.to_string());
     let (json, scope) = match command {
         ScopeCommand::LegacySend(t) => (
             t.json,
             legacy_send_scope(&t.user_id, &t.post_token, &t.peer_id),
         ),
-        ScopeCommand::MessageSend(t) => (
+        ScopeCommand::MessageSend(t) => of(
             t.json,
-            Scope::message_send(&t.user_id, &t.post_token, &t.peer_id).to_string(),
+            Scope::message_send(&t.user_id, &t.post_token, &t.peer_id),
         ),
-        ScopeCommand::PostRead(p) => (
+        ScopeCommand::PostRead(p) => of(p.json, Scope::PostConversationsRead(p.post_token.clone())),
+        ScopeCommand::PostSend(p) => of(
             p.json,
-            Scope::PostConversationsRead(p.post_token.clone()).to_string(),
+            Scope::PostConversationsMessageSend(p.post_token.clone()),
         ),
-        ScopeCommand::PostSend(p) => (
-            p.json,
-            Scope::PostConversationsMessageSend(p.post_token.clone()).to_string(),
-        ),
-        ScopeCommand::ConversationSend(c) => (
+        ScopeCommand::ConversationSend(c) => of(
             c.json,
-            Scope::ConversationSendMessage(c.conversation_id.clone()).to_string(),
+            Scope::ConversationSendMessage(c.conversation_id.clone()),
         ),
-        ScopeCommand::ConversationRead(c) => (
-            c.json,
-            Scope::ConversationRead(c.conversation_id.clone()).to_string(),
-        ),
+        ScopeCommand::ConversationRead(c) => {
+            of(c.json, Scope::ConversationRead(c.conversation_id.clone()))
+        }
         ScopeCommand::Authorize { scopes, json } => return finish(*json, authorize(scopes)),
     };
     let report = Report::new(scope.clone(), json!({ "scope": scope }));
