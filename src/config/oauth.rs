@@ -51,6 +51,19 @@ pub struct OAuthSettings {
     pub request_timeout_ms: u64,
 }
 
+/// What `oauth.refresh_at_fraction` may be.
+const FRACTION: &str = "a number from 0.5 to 0.95";
+/// What `oauth.refresh_lease_secs` may be.
+const LEASE: &str = "10 to 110 (under the two minutes old tokens stay valid)";
+
+/// The error of a setting `oauth.KEY` outside its range.
+fn out_of_range(key: &str, got: impl std::fmt::Display, expected: &str) -> (String, String) {
+    (
+        format!("oauth.{key}"),
+        format!("got {got}; expected {expected}"),
+    )
+}
+
 /// The scopes every sign-in asks for.
 pub const REQUIRED_SCOPES: [&str; 2] = ["USER_ID", "offline_access"];
 
@@ -166,13 +179,8 @@ impl OAuthSettings {
             }
         }
         if !(0.5..=0.95).contains(&self.refresh_at_fraction) {
-            return Err((
-                "oauth.refresh_at_fraction".into(),
-                format!(
-                    "got {}; expected a number from 0.5 to 0.95",
-                    self.refresh_at_fraction
-                ),
-            ));
+            let got = self.refresh_at_fraction;
+            return Err(out_of_range("refresh_at_fraction", got, FRACTION));
         }
         for (i, scope) in self.allowed_scopes.iter().enumerate() {
             let known = scope.strip_suffix(".*").map_or_else(
@@ -205,13 +213,8 @@ impl OAuthSettings {
             }
         }
         if !(10..=110).contains(&self.refresh_lease_secs) {
-            return Err((
-                "oauth.refresh_lease_secs".into(),
-                format!(
-                    "got {}; expected 10 to 110 (under the two minutes old tokens stay valid)",
-                    self.refresh_lease_secs
-                ),
-            ));
+            let got = self.refresh_lease_secs;
+            return Err(out_of_range("refresh_lease_secs", got, LEASE));
         }
         Ok(())
     }

@@ -43,12 +43,7 @@ impl Settings {
         if let Err(problem) = self.database_kind() {
             return fail("database.url", &problem);
         }
-        if self
-            .divar
-            .identification_keys
-            .iter()
-            .any(|k| k.expose_secret().trim().is_empty())
-        {
+        if any_blank(&self.divar.identification_keys) {
             return fail("divar.identification_keys", "a key must not be empty");
         }
         if let Some(short) = self
@@ -83,12 +78,7 @@ impl Settings {
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             return fail("log.level", &format!("not a valid filter: {e}"));
         }
-        if self
-            .api
-            .tokens
-            .iter()
-            .any(|k| k.expose_secret().trim().is_empty())
-        {
+        if any_blank(&self.api.tokens) {
             return fail("api.tokens", "a token must not be empty");
         }
         if let Err((key, problem)) = clients::validate(&self.api.tokens, &self.api.clients) {
@@ -133,4 +123,9 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// Whether any of `secrets` is empty or white space only.
+fn any_blank(secrets: &[SecretString]) -> bool {
+    secrets.iter().any(|k| k.expose_secret().trim().is_empty())
 }
