@@ -309,11 +309,9 @@ pub async fn callback(
         Ok(grant) => grant,
         Err(e) => {
             tracing::warn!(error = %e, "OAuth code exchange failed");
-            return Ok(page(
-                StatusCode::BAD_GATEWAY,
-                "Sign-in failed",
-                &format!("The code could not be exchanged for a token: {e}. Nothing was stored."),
-            ));
+            return Ok(failed(&format!(
+                "The code could not be exchanged for a token: {e}"
+            )));
         }
     };
     let (user_id, kept) = match tokens.sign_in(&grant).await {
@@ -322,11 +320,7 @@ pub async fn callback(
         Err(TokenError::Store(e)) => return Err(AppError::from(e)),
         Err(e) => {
             tracing::warn!(error = %e, "signing the user in failed");
-            return Ok(page(
-                StatusCode::BAD_GATEWAY,
-                "Sign-in failed",
-                &format!("{e}. Nothing was stored."),
-            ));
+            return Ok(failed(&e.to_string()));
         }
     };
     let mut response = match stored.return_to {
@@ -354,6 +348,15 @@ pub async fn callback(
         .headers_mut()
         .insert(header::SET_COOKIE, header_value(&clear)?);
     Ok(response)
+}
+
+/// The page of a sign-in that failed at Divar (502): why, and that nothing was stored.
+fn failed(why: &str) -> Response {
+    page(
+        StatusCode::BAD_GATEWAY,
+        "Sign-in failed",
+        &format!("{why}. Nothing was stored."),
+    )
 }
 
 /// A small HTML page; the URL held the code, so it is neither cached nor sent on as a referrer.
