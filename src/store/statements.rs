@@ -47,19 +47,27 @@ pub fn insert_stream_ticket(
     expires_at: chrono::DateTime<chrono::Utc>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> [Sql; 2] {
-    let prune = prune_expired(d, "stream_ticket", now);
-    let mut insert = Sql::new(
-        d,
-        "insert into stream_ticket (digest, token_digest, filters, expires_at) values (",
-    );
-    insert
-        .list(vec![
-            text(digest),
-            text(token_digest),
-            text(filters),
-            Param::Time(expires_at),
-        ])
-        .push(")");
+    let values = vec![
+        text(digest),
+        text(token_digest),
+        text(filters),
+        Param::Time(expires_at),
+    ];
+    let columns = "digest, token_digest, filters, expires_at";
+    insert_expiring(d, "stream_ticket", columns, values, now)
+}
+
+/// Inserts a row of `table` that expires, first removing the rows of it that have expired.
+fn insert_expiring(
+    d: Dialect,
+    table: &str,
+    columns: &str,
+    values: Vec<Param>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> [Sql; 2] {
+    let prune = prune_expired(d, table, now);
+    let mut insert = Sql::new(d, &format!("insert into {table} ({columns}) values ("));
+    insert.list(values).push(")");
     [prune, insert]
 }
 
@@ -81,19 +89,9 @@ pub fn insert_inbox_session(
     expires_at: chrono::DateTime<chrono::Utc>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> [Sql; 2] {
-    let prune = prune_expired(d, "inbox_session", now);
-    let mut insert = Sql::new(
-        d,
-        "insert into inbox_session (digest, token_digest, expires_at) values (",
-    );
-    insert
-        .list(vec![
-            text(digest),
-            text(token_digest),
-            Param::Time(expires_at),
-        ])
-        .push(")");
-    [prune, insert]
+    let values = vec![text(digest), text(token_digest), Param::Time(expires_at)];
+    let columns = "digest, token_digest, expires_at";
+    insert_expiring(d, "inbox_session", columns, values, now)
 }
 
 /// The token digest of a session that has not expired.
