@@ -88,9 +88,9 @@ pub fn document() -> String {
 
 /// Adds what every route of a kind needs and can answer, said once here rather than on each
 /// handler: its security scheme, the middleware's answers (408 from the request deadline;
-/// 401, 429 and 503 from the read API's access check; 400 for unknown query parameters), and
-/// the exact shape of each query parameter (enums, formats, bounds) that the handlers'
-/// checks enforce.
+/// 401, 429 and 503 from the read API's access check; 400 for unknown query parameters;
+/// 400, 401, 413 and 429 from the check of Divar's calls), and the exact shape of each
+/// query parameter (enums, formats, bounds) that the handlers' checks enforce.
 fn complete(doc: &mut serde_json::Value) {
     use serde_json::json;
     let error = |description: &str| json!({"description": description, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}}});
@@ -129,11 +129,12 @@ fn complete(doc: &mut serde_json::Value) {
             }
             if path.starts_with("/webhooks/") || path.starts_with("/callbacks/") {
                 common.extend([
-                    ("401", "Missing or invalid identification key"),
+                    ("400", "Not JSON"),
+                    ("401", "Missing or unknown identification key"),
                     ("413", "The body is larger than server.body_limit_bytes"),
                     (
                         "429",
-                        "Too many failed authentications from this address; see Retry-After",
+                        "This client failed authentication too often; see Retry-After",
                     ),
                 ]);
             }

@@ -91,10 +91,7 @@ pub async fn session_init(
     request_body(content = Object, description = "touchpoint, post_token, conversation_id, user_side, extra_data, user_id"),
     responses(
         (status = 200, description = "{action: {open_direct_link}, text_message}, either part optional", body = Object),
-        (status = 400, description = "Not JSON", body = crate::error::ErrorBody),
-        (status = 401, description = "Missing or unknown identification key", body = crate::error::ErrorBody),
         (status = 404, description = "No rule matches and no fallback", body = crate::error::ErrorBody),
-        (status = 429, description = "This client failed authentication too often; see Retry-After", body = crate::error::ErrorBody),
         (status = 422, description = "A required field is missing", body = crate::error::ErrorBody),
     ))]
 pub async fn dynamic_action(

@@ -62,11 +62,8 @@ fn count(event_type: &str, outcome: &'static str, reason: &'static str) {
     request_body(content = Object, description = "A legacy CHAT_MESSAGE envelope or an events envelope (NEW_MESSAGE, NEW_CHATBOT_MESSAGE, USER_ACCESS_REVOCATION, POST_UPDATE, PAYMENT_TRANSACTION, or a newer type)"),
     responses(
         (status = 200, description = "Stored (or a duplicate of something stored)", body = Receipt),
-        (status = 400, description = "Not JSON", body = crate::error::ErrorBody),
-        (status = 401, description = "Missing or unknown identification key", body = crate::error::ErrorBody),
         (status = 409, description = "A message id already stored for another conversation or post (within the key's scope); nothing stored", body = crate::error::ErrorBody),
         (status = 413, description = "Body over server.body_limit_bytes", body = crate::error::ErrorBody),
-        (status = 429, description = "This client failed authentication too often; see Retry-After", body = crate::error::ErrorBody),
         (status = 422, description = "A required field is missing; the message names it", body = crate::error::ErrorBody),
         (status = 503, description = "Queue full or database unavailable; nothing stored; see Retry-After", body = crate::error::ErrorBody),
     ))]
