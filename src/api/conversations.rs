@@ -11,8 +11,8 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::cursor::Position;
-use super::page::{Keyset, Paging};
-use super::params::{At, Filters, Listing, Names, NoParams, Text};
+use super::page::Keyset;
+use super::params::{At, Filters, Listing, Names, NoParams, Paging, Text};
 use crate::auth::Client;
 use crate::error::AppError;
 use crate::items::{ConversationItem, Page, rfc3339};

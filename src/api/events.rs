@@ -13,8 +13,8 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use super::cursor::Position;
-use super::page::{Keyset, Paging};
-use super::params::{EventType, Listing, Text, Window};
+use super::page::Keyset;
+use super::params::{EventType, Listing, Paging, Text, Window};
 use crate::auth::Client;
 use crate::error::AppError;
 use crate::items::{ClickItem, EventItem, Page, rfc3339};

@@ -12,8 +12,8 @@ use serde_json::value::RawValue;
 use utoipa::{IntoParams, ToSchema};
 
 use super::cursor::Position;
-use super::page::{Keyset, Paging};
-use super::params::{At, Filters, Listing, NoParams, Text};
+use super::page::Keyset;
+use super::params::{At, Filters, Listing, NoParams, Paging, Text};
 use crate::auth::Client;
 use crate::error::AppError;
 use crate::forward::manage::{self, EndpointStatus};

@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::cursor::Position;
-use super::page::{Keyset, Paging};
-use super::params::{At, Listing, Text};
+use super::page::Keyset;
+use super::params::{At, Listing, Paging, Text};
 use crate::auth::Client;
 use crate::error::AppError;
 use crate::forward::record::webhook_id;

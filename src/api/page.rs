@@ -3,38 +3,10 @@
 
 use std::convert::Infallible;
 
-use serde::Deserialize;
-use utoipa::IntoParams;
-
 use super::cursor::{self, Position};
-use super::params::{Limit, Text};
+use super::params::{Paging, Text};
 use crate::error::AppError;
 use crate::items::Page;
-
-/// The paging parameters every list takes.
-#[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub struct Paging {
-    /// 1–500, default 50
-    #[param(inline)]
-    limit: Option<Limit>,
-    /// next_cursor of the previous page
-    #[param(inline)]
-    cursor: Option<Text>,
-}
-
-impl Paging {
-    /// Paging of `limit` rows a page, after `cursor`.
-    pub(crate) fn new(limit: Option<Limit>, cursor: Option<Text>) -> Paging {
-        Paging { limit, cursor }
-    }
-
-    /// The page size asked for, or the default.
-    pub(crate) fn limit(&self) -> i64 {
-        Limit::of(self.limit)
-    }
-}
 
 /// One list's paging: its name, its filters' fingerprint, its page size and the cursor
 /// given.

@@ -14,7 +14,6 @@ use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaFormat, Type};
 use utoipa::openapi::{KnownFormat, RefOr};
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 
-use super::page::Paging;
 use crate::error::AppError;
 use crate::store::query::Order;
 
@@ -42,7 +41,7 @@ impl<S: Send + Sync, T: DeserializeOwned + IntoParams> FromRequestParts<S> for F
 }
 
 /// A list's query parameters: its own filters `T`, and those it shares with other lists
-/// (`S`: [`super::page::Paging`], or [`Window`] with it). Each parameter goes to the one
+/// (`S`: [`Paging`], or [`Window`] with it). Each parameter goes to the one
 /// that names it; one neither names is refused like an unknown one of [`Filters`].
 #[derive(Debug)]
 pub struct Listing<T, S>(pub T, pub S);
@@ -297,6 +296,31 @@ impl SortOrder {
     /// The order asked for, or oldest first.
     pub fn of(o: Option<SortOrder>) -> Order {
         o.map_or(Order::Asc, |o| o.0)
+    }
+}
+
+/// The paging parameters every list takes.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct Paging {
+    /// 1–500, default 50
+    #[param(inline)]
+    pub limit: Option<Limit>,
+    /// next_cursor of the previous page
+    #[param(inline)]
+    pub cursor: Option<Text>,
+}
+
+impl Paging {
+    /// Paging of `limit` rows a page, after `cursor`.
+    pub fn new(limit: Option<Limit>, cursor: Option<Text>) -> Paging {
+        Paging { limit, cursor }
+    }
+
+    /// The page size asked for, or the default.
+    pub fn limit(&self) -> i64 {
+        Limit::of(self.limit)
     }
 }
 

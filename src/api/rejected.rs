@@ -10,8 +10,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::cursor::Position;
-use super::page::{Keyset, Paging};
-use super::params::Filters;
+use super::page::Keyset;
+use super::params::{Filters, Paging};
 use crate::auth::Client;
 use crate::error::AppError;
 use crate::items::{Page, rfc3339};
