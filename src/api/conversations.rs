@@ -52,7 +52,7 @@ pub struct ConversationFilters {
 pub async fn list_conversations(
     State(state): State<AppState>,
     Extension(client): Extension<Arc<Client>>,
-    Listing(f, paging): Listing<ConversationFilters, Paging>,
+    Listing(f, _, paging): Listing<ConversationFilters>,
 ) -> Result<Json<Page<ConversationItem>>, AppError> {
     let (post_token, since, until) = (Text::of(f.post_token), At::of(f.since), At::of(f.until));
     let keyset = Keyset::new(

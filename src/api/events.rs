@@ -65,18 +65,16 @@ where
     )))
 }
 
-/// What both logs take: the client's posts, a time span of arrival and an order; and the
-/// paging.
-fn span(client: &Client, window: Window) -> (LogQuery, Paging) {
-    let (since, until, order, paging) = window.split();
-    let q = LogQuery {
+/// What both logs take: the client's posts, a time span of arrival and an order.
+fn span(client: &Client, window: Window) -> LogQuery {
+    let (since, until, order) = window.split();
+    LogQuery {
         post_tokens: client.posts().map(<[String]>::to_vec),
         since,
         until,
         newest_first: order == Order::Desc,
         ..Default::default()
-    };
-    (q, paging)
+    }
 }
 
 /// The parameters of `GET /events`, besides its [`Window`].
@@ -92,18 +90,17 @@ pub struct EventFilters {
 
 /// Non-message events, in arrival order (or newest first).
 #[utoipa::path(get, path = "/api/v1/events", tag = "read",
-    params(EventFilters, Window),
+    params(EventFilters, Window, Paging),
     responses((status = 200, body = Page<EventItem>)))]
 pub async fn list_events(
     State(state): State<AppState>,
     Extension(client): Extension<Arc<Client>>,
-    Listing(f, window): Listing<EventFilters, Window>,
+    Listing(f, window, paging): Listing<EventFilters, Window>,
 ) -> Result<Json<Page<EventItem>>, AppError> {
-    let (q, paging) = span(&client, window);
     let q = LogQuery {
         event_type: f.kind.map(|t| t.0),
         // Events of no post are left out too: a client limited to some posts never sees them.
-        ..q
+        ..span(&client, window)
     };
     let filters = [("type", q.event_type.clone())];
     let budget = state.settings.api.page_max_bytes;
@@ -134,18 +131,17 @@ pub struct ClickFilters {
 
 /// The click log, in arrival order (or newest first).
 #[utoipa::path(get, path = "/api/v1/clicks", tag = "read",
-    params(ClickFilters, Window),
+    params(ClickFilters, Window, Paging),
     responses((status = 200, body = Page<ClickItem>)))]
 pub async fn list_clicks(
     State(state): State<AppState>,
     Extension(client): Extension<Arc<Client>>,
-    Listing(f, window): Listing<ClickFilters, Window>,
+    Listing(f, window, paging): Listing<ClickFilters, Window>,
 ) -> Result<Json<Page<ClickItem>>, AppError> {
-    let (q, paging) = span(&client, window);
     let q = LogQuery {
         post_token: Text::of(f.post_token),
         conversation_id: Text::of(f.conversation_id),
-        ..q
+        ..span(&client, window)
     };
     let filters = [
         ("post_token", q.post_token.clone()),

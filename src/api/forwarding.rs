@@ -162,7 +162,7 @@ pub struct AttemptFilters {
     responses((status = 200, body = Page<AttemptItem>)))]
 pub async fn attempts(
     State(state): State<AppState>,
-    Listing(f, paging): Listing<AttemptFilters, Paging>,
+    Listing(f, _, paging): Listing<AttemptFilters>,
 ) -> Result<Json<Page<AttemptItem>>, AppError> {
     let (endpoint, status, since) = (Text::of(f.endpoint), Text::of(f.status), At::of(f.since));
     super::params::choice("status", status.as_deref(), OUTCOMES)?;
@@ -209,7 +209,7 @@ pub struct DeadFilters {
 pub async fn dead(
     State(state): State<AppState>,
     Extension(client): Extension<Arc<Client>>,
-    Listing(f, paging): Listing<DeadFilters, Paging>,
+    Listing(f, _, paging): Listing<DeadFilters>,
 ) -> Result<Json<Page<DeadItem>>, AppError> {
     let endpoint = Text::of(f.endpoint);
     let keyset = Keyset::new("forwarding_dead", &[("endpoint", endpoint.clone())], paging);

@@ -14,7 +14,7 @@ use utoipa::IntoParams;
 
 use super::cursor::{self, Position};
 use super::page::Keyset;
-use super::params::{Filters, Listing, MessageType, Names, SenderSide, Text, Window};
+use super::params::{Filters, Listing, MessageType, Names, Paging, SenderSide, Text, Window};
 use crate::auth::{Client, Scope};
 use crate::error::AppError;
 use crate::items::{MessageItem, Page};
@@ -58,20 +58,20 @@ pub struct MessageFilters {
 
 /// Messages of one conversation, by `sent_at`, then id, then arrival.
 #[utoipa::path(get, path = "/api/v1/conversations/{id}/messages", tag = "read",
-    params(("id" = String, Path, description = "Conversation id"), MessageFilters, Window),
+    params(("id" = String, Path, description = "Conversation id"), MessageFilters, Window, Paging),
     responses((status = 200, body = Page<MessageItem>),
         (status = 404, body = crate::error::ErrorBody)))]
 pub async fn conversation_messages(
     State(state): State<AppState>,
     Extension(client): Extension<Arc<Client>>,
     Path(id): Path<String>,
-    Listing(mut f, window): Listing<MessageFilters, Window>,
+    Listing(mut f, window, paging): Listing<MessageFilters, Window>,
 ) -> Result<Response, AppError> {
     // The path names the conversation; a post or text filter does not apply here.
     f.post_token = None;
     f.q = None;
     f.conversation_id = Some(Text(id.clone()));
-    let list = messages(&state, &client, f, window).await?;
+    let list = messages(&state, &client, f, window, paging).await?;
     if list.rows.is_empty() {
         let conversation = state.store.conversation(&id).await?;
         // Another post's conversation is answered as one that does not exist.
@@ -84,14 +84,14 @@ pub async fn conversation_messages(
 
 /// Messages across conversations, by `sent_at`, then id, then arrival.
 #[utoipa::path(get, path = "/api/v1/messages", tag = "read",
-    params(MessageFilters, Window),
+    params(MessageFilters, Window, Paging),
     responses((status = 200, body = Page<MessageItem>)))]
 pub async fn list_messages(
     State(state): State<AppState>,
     Extension(client): Extension<Arc<Client>>,
-    Listing(f, window): Listing<MessageFilters, Window>,
+    Listing(f, window, paging): Listing<MessageFilters, Window>,
 ) -> Result<Response, AppError> {
-    messages(&state, &client, f, window)
+    messages(&state, &client, f, window, paging)
         .await?
         .page(client.pii())
 }
@@ -121,8 +121,9 @@ async fn messages(
     client: &Client,
     f: MessageFilters,
     window: Window,
+    paging: Paging,
 ) -> Result<MessageList, AppError> {
-    let (since, until, order, paging) = window.split();
+    let (since, until, order) = window.split();
     let q = MessageQuery {
         conversation_id: Text::of(f.conversation_id),
         post_token: Text::of(f.post_token),

@@ -123,7 +123,7 @@ pub(super) fn routes() -> Router<AppState> {
 pub async fn list(
     State(state): State<AppState>,
     Extension(client): Extension<Arc<Client>>,
-    Listing(f, paging): Listing<OutboxFilters, Paging>,
+    Listing(f, _, paging): Listing<OutboxFilters>,
 ) -> Result<Json<Page<OutboxItem>>, AppError> {
     let (status, endpoint, conversation_id, since) = (
         Text::of(f.status),

@@ -40,37 +40,42 @@ impl<S: Send + Sync, T: DeserializeOwned + IntoParams> FromRequestParts<S> for F
     }
 }
 
-/// A list's query parameters: its own filters `T`, and those it shares with other lists
-/// (`S`: [`Paging`], or [`Window`] with it). Each parameter goes to the one
-/// that names it; one neither names is refused like an unknown one of [`Filters`].
+/// A list's query parameters: its own filters `T`, the time [`Window`] of the lists that
+/// have one (`W`; [`NoParams`] for the others), and the [`Paging`] of every list. Each
+/// parameter goes to the part that names it; one no part names is refused like an unknown
+/// one of [`Filters`].
 #[derive(Debug)]
-pub struct Listing<T, S>(pub T, pub S);
+pub struct Listing<T, W = NoParams>(pub T, pub W, pub Paging);
 
-impl<St, T, S> FromRequestParts<St> for Listing<T, S>
+impl<St, T, W> FromRequestParts<St> for Listing<T, W>
 where
     St: Send + Sync,
     T: DeserializeOwned + IntoParams,
-    S: DeserializeOwned + IntoParams,
+    W: DeserializeOwned + IntoParams,
 {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, _: &St) -> Result<Self, AppError> {
         let query = parts.uri.query().unwrap_or_default();
-        let shared = names::<S>();
-        let mut own = form_urlencoded::Serializer::new(String::new());
-        let mut common = form_urlencoded::Serializer::new(String::new());
+        let (window, paging) = (names::<W>(), names::<Paging>());
+        let mut split: [_; 3] =
+            std::array::from_fn(|_| form_urlencoded::Serializer::new(String::new()));
         for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-            let part = if shared.iter().any(|n| *n == name) {
-                &mut common
+            let part = if window.iter().any(|n| *n == name) {
+                1
+            } else if paging.iter().any(|n| *n == name) {
+                2
             } else {
-                &mut own
+                0
             };
-            part.append_pair(&name, &value);
+            split[part].append_pair(&name, &value);
         }
-        let known = || [names::<T>(), names::<S>()].concat();
+        let known = || [names::<T>(), names::<W>(), names::<Paging>()].concat();
+        let [own, window, paging] = split.map(|mut part| part.finish());
         Ok(Listing(
-            read(own.finish().as_bytes(), known)?,
-            read(common.finish().as_bytes(), known)?,
+            read(own.as_bytes(), known)?,
+            read(window.as_bytes(), known)?,
+            read(paging.as_bytes(), known)?,
         ))
     }
 }
@@ -313,18 +318,13 @@ pub struct Paging {
 }
 
 impl Paging {
-    /// Paging of `limit` rows a page, after `cursor`.
-    pub fn new(limit: Option<Limit>, cursor: Option<Text>) -> Paging {
-        Paging { limit, cursor }
-    }
-
     /// The page size asked for, or the default.
     pub fn limit(&self) -> i64 {
         Limit::of(self.limit)
     }
 }
 
-/// The time span, order and paging of the two logs and the message lists.
+/// The time span and order of the two logs and the message lists.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -338,23 +338,15 @@ pub struct Window {
     /// asc (default: oldest first) or desc (newest first)
     #[param(inline)]
     pub order: Option<SortOrder>,
-    /// 1–500, default 50
-    #[param(inline)]
-    pub limit: Option<Limit>,
-    /// next_cursor of the previous page
-    #[param(inline)]
-    pub cursor: Option<Text>,
 }
 
 impl Window {
-    /// The span's times, its order, and its paging.
-    pub fn split(self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>, Order, Paging) {
-        let paging = Paging::new(self.limit, self.cursor);
+    /// The span's times and its order.
+    pub fn split(self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>, Order) {
         (
             At::of(self.since),
             At::of(self.until),
             SortOrder::of(self.order),
-            paging,
         )
     }
 }
@@ -455,7 +447,7 @@ mod tests {
         since: Option<At>,
     }
 
-    async fn listing(query: &str) -> Result<Listing<Own, Paging>, String> {
+    async fn listing(query: &str) -> Result<Listing<Own>, String> {
         let request = axum::http::Request::get(format!("/list?{query}"))
             .body(())
             .unwrap();
@@ -467,12 +459,13 @@ mod tests {
 
     #[tokio::test]
     async fn a_listing_gives_each_parameter_to_the_part_that_names_it() {
-        let Listing(own, paging) = listing("limit=7&since=2025-03-09T08:14:27Z&cursor=x%20y")
-            .await
-            .unwrap();
+        let Listing(own, NoParams {}, paging) =
+            listing("limit=7&since=2025-03-09T08:14:27Z&cursor=x%20y")
+                .await
+                .unwrap();
         assert_eq!(own.since.unwrap().0.timestamp(), 1_741_508_067);
         assert_eq!(paging.limit(), 7);
-        let Listing(own, paging) = listing("").await.unwrap();
+        let Listing(own, NoParams {}, paging) = listing("").await.unwrap();
         assert!(own.since.is_none());
         assert_eq!(paging.limit(), DEFAULT_LIMIT);
         for (query, error) in [
