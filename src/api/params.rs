@@ -47,23 +47,30 @@ impl<S: Send + Sync, T: DeserializeOwned + IntoParams> FromRequestParts<S> for F
 #[derive(Debug)]
 pub struct Listing<T, W = NoParams>(pub T, pub W, pub Paging);
 
+/// A part of the parameters that lists share, with the names it takes: a query is split by
+/// these on every request, so they are constants rather than read from `IntoParams` (which
+/// builds each parameter's whole description).
+pub trait Shared: DeserializeOwned + IntoParams {
+    /// The names of its parameters.
+    const NAMES: &'static [&'static str];
+}
+
 impl<St, T, W> FromRequestParts<St> for Listing<T, W>
 where
     St: Send + Sync,
     T: DeserializeOwned + IntoParams,
-    W: DeserializeOwned + IntoParams,
+    W: Shared,
 {
     type Rejection = AppError;
 
     async fn from_request_parts(parts: &mut Parts, _: &St) -> Result<Self, AppError> {
         let query = parts.uri.query().unwrap_or_default();
-        let (window, paging) = (names::<W>(), names::<Paging>());
         let mut split: [_; 3] =
             std::array::from_fn(|_| form_urlencoded::Serializer::new(String::new()));
         for (name, value) in form_urlencoded::parse(query.as_bytes()) {
-            let part = if window.iter().any(|n| *n == name) {
+            let part = if W::NAMES.contains(&&*name) {
                 1
-            } else if paging.iter().any(|n| *n == name) {
+            } else if Paging::NAMES.contains(&&*name) {
                 2
             } else {
                 0
@@ -340,6 +347,18 @@ pub struct Window {
     pub order: Option<SortOrder>,
 }
 
+impl Shared for Window {
+    const NAMES: &'static [&'static str] = &["since", "until", "order"];
+}
+
+impl Shared for Paging {
+    const NAMES: &'static [&'static str] = &["limit", "cursor"];
+}
+
+impl Shared for NoParams {
+    const NAMES: &'static [&'static str] = &[];
+}
+
 impl Window {
     /// The span's times and its order.
     pub fn split(self) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>, Order) {
@@ -455,6 +474,16 @@ mod tests {
         Listing::from_request_parts(&mut parts, &())
             .await
             .map_err(said)
+    }
+
+    #[test]
+    fn the_shared_parts_name_what_they_take() {
+        fn agree<S: Shared>() {
+            assert_eq!(S::NAMES, names::<S>(), "{}", std::any::type_name::<S>());
+        }
+        agree::<Window>();
+        agree::<Paging>();
+        agree::<NoParams>();
     }
 
     #[tokio::test]
