@@ -629,8 +629,9 @@ bench_slow() {
 
 # --- compare ------------------------------------------------------------------------------
 # This build against another (`scripts/bench.sh compare PATH/TO/kenar-hook`), alternately,
-# three rounds, each server fresh on one copy of the 1,000,000-message database and driven by
-# this build's load generators: wrk on /healthz and on ingest at 256 connections (10 s each;
+# COMPARE_ROUNDS rounds (4 by default; which build goes first alternates too), each server
+# fresh on one copy of the 1,000,000-message database and driven by this build's load
+# generators: wrk on /healthz and on ingest at 256 connections (10 s each;
 # ratio = ingest / healthz of the same server), then the read API at 1,000 pages/s for 20 s
 # after a 5 s warm-up, with the server's CPU per page (user + system, from /proc).
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
@@ -674,13 +675,16 @@ rate_limit_burst = 1000000" >/dev/null
   for build in other this; do
     sed -i "s|^data_dir = \"$out/|data_dir = \"$PWD/$out/|" "$out/ingest-compare-$build.toml"
   done
-  local cfg tag r spid t0 t1 hz
+  local cfg tag r spid t0 t1 hz rounds=${COMPARE_ROUNDS:-4}
   hz=$(getconf CLK_TCK)
   tag=$(date +%s)
   {
     echo "== other: $other; this: target/release/kenar-hook ($(git rev-parse --short HEAD))"
-    for r in 1 2 3; do
-      for build in other this; do
+    for r in $(seq 1 "$rounds"); do
+      # The second server of a round meets the database still busy with the first one's
+      # ingest (autovacuum, checkpoints): the order alternates, so neither build always
+      # comes second.
+      for build in $(if [ $((r % 2)) = 1 ]; then echo other this; else echo this other; fi); do
         if [ $build = other ]; then export KENAR_HOOK_BIN=$out/other-bin.sh; else unset KENAR_HOOK_BIN; fi
         cfg="$PWD/$out/ingest-compare-$build.toml"
         start_ingest "$cfg" $port
@@ -702,14 +706,14 @@ rate_limit_burst = 1000000" >/dev/null
     unset KENAR_HOOK_BIN
   } | tee "$out/compare-runs.txt"
   {
-    echo "== summary: mean of 3 rounds"
-    awk '$2 ~ /^run=/ {for (i=2;i<=NF;i++) {split($i,kv,"="); f[kv[1]]=kv[2]}
+    echo "== summary: mean of $rounds rounds"
+    awk -v n="$rounds" '$2 ~ /^run=/ {for (i=2;i<=NF;i++) {split($i,kv,"="); f[kv[1]]=kv[2]}
         if ($1 ~ /_c256$/) {rate[$1]+=f["rate"]; bad+=f["non2xx"]+f["socket_errors"]}
         if ($1 ~ /_read$/) {cpu[$1]+=f["cpu_ms_per_page"]; p99[$1]+=f["p99_ms"]; bad+=f["non200"]}}
       END {split("other this", bs, " ")
         for (i=1;i<=2;i++) {x=bs[i]
           printf "%-5s ingest / healthz (c256) %.3f   read CPU per page %.3f ms   read p99 %.2f ms\n", x,
-            rate[x "_ingest_c256"]/rate[x "_healthz_c256"], cpu[x "_read"]/3, p99[x "_read"]/3}
+            rate[x "_ingest_c256"]/rate[x "_healthz_c256"], cpu[x "_read"]/n, p99[x "_read"]/n}
         printf "errors (non-2xx, socket errors, non-200 pages): %d\n", bad}' "$out/compare-runs.txt"
   } | tee "$out/compare.txt"
   psql -q "$admin" -c "drop database if exists kh_bench_compare_other" \
@@ -897,7 +901,7 @@ PY
   {
     echo "== summary"
     grep -E '^(size|read|prune|seeded|rss|scale_steady)' "$out/scale-runs.txt"
-    awk '$2 ~ /^run=/ {for (i=2;i<=NF;i++) {split($i,kv,"="); f[kv[1]]=kv[2]}
+    awk -v n="$rounds" '$2 ~ /^run=/ {for (i=2;i<=NF;i++) {split($i,kv,"="); f[kv[1]]=kv[2]}
         rate[$1]+=f["rate"]; n[$1]++; p99[$1]+=f["p99_ms"]}
       END {
         small = rate["small_ingest_c256"]/rate["small_healthz_c256"]
