@@ -634,6 +634,8 @@ bench_slow() {
 # generators: wrk on /healthz and on ingest at 256 connections (10 s each;
 # ratio = ingest / healthz of the same server), then the read API at 1,000 pages/s for 20 s
 # after a 5 s warm-up, with the server's CPU per page (user + system, from /proc).
+# COMPARE_INGEST=0 leaves out /healthz and ingest: the read step then runs on a database no
+# server has just written to.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 read_pages() { # seconds -> loadgen's output
   target/release/examples/loadgen --url "http://127.0.0.1:$port" --paths-file "$out/conversation_pages.txt" \
@@ -689,8 +691,10 @@ rate_limit_burst = 1000000" >/dev/null
         cfg="$PWD/$out/ingest-compare-$build.toml"
         start_ingest "$cfg" $port
         spid=$(tail -n 1 "$out/ingest.pids")
-        wrk_run "${build}_healthz_c256" "$r" 256 2 $port "" 0 /healthz
-        wrk_run "${build}_ingest_c256" "$r" 256 2 $port "cmp$build$tag$r" 0 /webhooks/divar
+        if [ "${COMPARE_INGEST:-1}" = 1 ]; then
+          wrk_run "${build}_healthz_c256" "$r" 256 2 $port "" 0 /healthz
+          wrk_run "${build}_ingest_c256" "$r" 256 2 $port "cmp$build$tag$r" 0 /webhooks/divar
+        fi
         read_pages 5 >/dev/null
         t0=$(cpu_ticks "$spid")
         read_pages 20 >"$out/compare-read.txt"
@@ -712,8 +716,9 @@ rate_limit_burst = 1000000" >/dev/null
         if ($1 ~ /_read$/) {cpu[$1]+=f["cpu_ms_per_page"]; p99[$1]+=f["p99_ms"]; bad+=f["non200"]}}
       END {split("other this", bs, " ")
         for (i=1;i<=2;i++) {x=bs[i]
-          printf "%-5s ingest / healthz (c256) %.3f   read CPU per page %.3f ms   read p99 %.2f ms\n", x,
-            rate[x "_ingest_c256"]/rate[x "_healthz_c256"], cpu[x "_read"]/n, p99[x "_read"]/n}
+          hz = rate[x "_healthz_c256"]
+          printf "%-5s ingest / healthz (c256) %s   read CPU per page %.3f ms   read p99 %.2f ms\n", x,
+            hz ? sprintf("%.3f", rate[x "_ingest_c256"]/hz) : "-", cpu[x "_read"]/n, p99[x "_read"]/n}
         printf "errors (non-2xx, socket errors, non-200 pages): %d\n", bad}' "$out/compare-runs.txt"
   } | tee "$out/compare.txt"
   psql -q "$admin" -c "drop database if exists kh_bench_compare_other" \
