@@ -204,9 +204,22 @@ async fn page_size(pool: &sqlx::SqlitePool) -> Result<i64, sqlx::Error> {
 
 /// A passive checkpoint on a connection of `pool` (`page`: the database's page size).
 async fn checkpoint(pool: &sqlx::SqlitePool, page: i64) -> Result<Log, sqlx::Error> {
-    let (_, frames, copied): (i64, i64, i64) = sqlx::query_as("pragma wal_checkpoint(passive)")
-        .fetch_one(pool)
-        .await?;
+    checkpoint_on(&mut *pool.acquire().await?, page).await
+}
+
+/// A passive checkpoint on `conn`. A connection that has not read the database yet has not
+/// opened its log either: SQLite then copies nothing and answers -1 for the log's size, so a
+/// read opens the log and the checkpoint is made again.
+async fn checkpoint_on(conn: &mut sqlx::SqliteConnection, page: i64) -> Result<Log, sqlx::Error> {
+    const CHECKPOINT: &str = "pragma wal_checkpoint(passive)";
+    let mut done: (i64, i64, i64) = sqlx::query_as(CHECKPOINT).fetch_one(&mut *conn).await?;
+    if done.1 < 0 {
+        sqlx::query("select 1 from sqlite_schema limit 1")
+            .fetch_optional(&mut *conn)
+            .await?;
+        done = sqlx::query_as(CHECKPOINT).fetch_one(&mut *conn).await?;
+    }
+    let (_, frames, copied) = done;
     Ok(Log {
         bytes: frames.max(0) * page,
         behind: (frames - copied).max(0) * page,
@@ -528,6 +541,49 @@ mod tests {
             "the log began again: {after} bytes of it, against 8 MiB"
         );
         store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_read_before_the_switch_to_wal_checkpoints_too() {
+        use sqlx::sqlite::SqliteJournalMode;
+        let dir = tempfile::tempdir().unwrap();
+        let options = SqliteConnectOptions::new()
+            .filename(dir.path().join("c.db"))
+            .create_if_missing(true);
+        // A pooled connection that read the new file before another one made it WAL, as
+        // `set_wal_once` may leave one, and has read nothing since.
+        let mut early = options
+            .clone()
+            .journal_mode(SqliteJournalMode::Delete)
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query("create table t (v blob)")
+            .execute(&mut early)
+            .await
+            .unwrap();
+        let mut writer = options
+            .journal_mode(SqliteJournalMode::Wal)
+            .pragma("wal_autocheckpoint", "0")
+            .connect()
+            .await
+            .unwrap();
+        sqlx::query("insert into t values (randomblob(100000))")
+            .execute(&mut writer)
+            .await
+            .unwrap();
+        // What SQLite answers it: no log, so nothing was copied.
+        let (_, frames, _): (i64, i64, i64) = sqlx::query_as("pragma wal_checkpoint(passive)")
+            .fetch_one(&mut early)
+            .await
+            .unwrap();
+        assert_eq!(frames, -1, "this connection has not opened the log yet");
+        let log = checkpoint_on(&mut early, 4096).await.unwrap();
+        assert!(log.bytes >= 100_000, "the log is seen: {log:?}");
+        assert_eq!(
+            log.behind, 0,
+            "and copied, nothing holding it back: {log:?}"
+        );
     }
 
     #[tokio::test]
