@@ -26,7 +26,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/v1/conversations/{id}", get(get_conversation))
 }
 
-/// The parameters of `GET /conversations`.
+/// The parameters of `GET /conversations`, besides its [`Paging`].
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]

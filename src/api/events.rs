@@ -77,7 +77,7 @@ fn span(client: &Client, window: Window) -> LogQuery {
     }
 }
 
-/// The parameters of `GET /events`, besides its [`Window`].
+/// The parameters of `GET /events`, besides its [`Window`] and [`Paging`].
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -116,7 +116,7 @@ pub async fn list_events(
     .await
 }
 
-/// The parameters of `GET /clicks`, besides its [`Window`].
+/// The parameters of `GET /clicks`, besides its [`Window`] and [`Paging`].
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]

@@ -140,7 +140,7 @@ pub async fn endpoints(
     }))
 }
 
-/// The parameters of `GET /forwarding/attempts`.
+/// The parameters of `GET /forwarding/attempts`, besides its [`Paging`].
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
@@ -192,7 +192,7 @@ pub async fn attempts(
     )))
 }
 
-/// The parameters of `GET /forwarding/dead`.
+/// The parameters of `GET /forwarding/dead`, besides its [`Paging`].
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]

@@ -33,7 +33,7 @@ pub(super) fn routes() -> Router<AppState> {
         .route("/api/v1/messages/{id}", get(get_message))
 }
 
-/// The parameters of the message lists, besides their [`Window`].
+/// The parameters of the message lists, besides their [`Window`] and [`Paging`].
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]

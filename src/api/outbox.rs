@@ -92,7 +92,7 @@ impl OutboxItem {
     }
 }
 
-/// The parameters of `GET /outbox`.
+/// The parameters of `GET /outbox`, besides its [`Paging`].
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
