@@ -36,7 +36,7 @@ impl<S: Send + Sync, T: DeserializeOwned + IntoParams> FromRequestParts<S> for F
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, AppError> {
         let query = parts.uri.query().unwrap_or_default();
-        read(query.as_bytes(), || names::<T>()).map(Filters)
+        read(query.as_bytes(), names::<T>).map(Filters)
     }
 }
 
@@ -312,7 +312,7 @@ impl SortOrder {
 }
 
 /// The paging parameters every list takes.
-#[derive(Debug, Default, Deserialize, IntoParams)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct Paging {
@@ -332,7 +332,7 @@ impl Paging {
 }
 
 /// The time span and order of the two logs and the message lists.
-#[derive(Debug, Default, Deserialize, IntoParams)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct Window {
