@@ -355,17 +355,17 @@ impl From<StoredClick> for ClickItem {
         let c = c.click;
         ClickItem {
             id: c.id,
-            version: c.version,
+            version: c.version.as_str().to_owned(),
             source: c.source,
             post_token: c.post_token,
             conversation_id: c.conversation_id,
             user_id: c.user_id,
             peer_id: c.peer_id,
-            side: c.side,
+            side: c.side.map(|s| s.as_str().to_owned()),
             provider_data: c.provider_data,
             rule: c.rule,
             url: c.url,
-            outcome: c.outcome,
+            outcome: c.outcome.as_str().to_owned(),
             received_at: rfc3339(c.received_at),
         }
     }

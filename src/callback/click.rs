@@ -8,65 +8,7 @@ use serde_json::{Map, Value};
 
 use crate::divar::inbound::WireError;
 use crate::divar::lenient;
-
-/// Which request a click came as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClickVersion {
-    /// The legacy session-init click: replied `{status, message, url}`.
-    Legacy,
-    /// The v2 server-link click: replied `{url}`.
-    V2,
-    /// The dynamic action: replied `{action, text_message}`.
-    DynamicAction,
-}
-
-impl ClickVersion {
-    /// `legacy`, `v2` or `dynamic_action`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ClickVersion::Legacy => "legacy",
-            ClickVersion::V2 => "v2",
-            ClickVersion::DynamicAction => "dynamic_action",
-        }
-    }
-
-    /// The inverse of [`ClickVersion::as_str`], case-insensitive.
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.to_ascii_lowercase().as_str() {
-            "legacy" => Some(ClickVersion::Legacy),
-            "v2" => Some(ClickVersion::V2),
-            "dynamic_action" => Some(ClickVersion::DynamicAction),
-            _ => None,
-        }
-    }
-}
-
-/// The side of the user who clicked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Side {
-    /// The post owner.
-    Supply,
-    /// The other participant.
-    Demand,
-}
-
-impl Side {
-    /// `supply` or `demand`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Side::Supply => "supply",
-            Side::Demand => "demand",
-        }
-    }
-
-    fn parse(s: &str) -> Option<Self> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "supply" | "supplier" | "seller" => Some(Side::Supply),
-            "demand" | "buyer" => Some(Side::Demand),
-            _ => None,
-        }
-    }
-}
+use crate::store::{ClickVersion, Side};
 
 /// One click, whatever request it came as.
 #[derive(Debug, Clone, PartialEq)]

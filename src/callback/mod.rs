@@ -19,8 +19,8 @@ use serde_json::{Value, json};
 use crate::auth::request::{DivarRequest, Refused};
 use crate::error::AppError;
 use crate::state::AppState;
-use crate::store::{NewClick, NewRecord};
-use click::{Click, ClickVersion, detect_version};
+use crate::store::{ClickOutcome, ClickVersion, NewClick, NewRecord};
+use click::{Click, detect_version};
 use rules::{Decision, RuleError};
 
 /// The routes of this module.
@@ -143,26 +143,32 @@ async fn handle(
                 }
                 url.to_string()
             });
-            let outcome = if url.is_some() { "redirect" } else { "text" };
+            let outcome = if url.is_some() {
+                ClickOutcome::Redirect
+            } else {
+                ClickOutcome::Text
+            };
             (Some(rule.clone()), url, text_message.clone(), outcome)
         }
-        Err(RuleError::NoMatch) => (None, None, None, "no_match"),
-        Err(RuleError::Disallowed { rule, .. }) => (Some(rule.clone()), None, None, "disallowed"),
+        Err(RuleError::NoMatch) => (None, None, None, ClickOutcome::NoMatch),
+        Err(RuleError::Disallowed { rule, .. }) => {
+            (Some(rule.clone()), None, None, ClickOutcome::Disallowed)
+        }
     };
 
     let record = NewRecord::Click(NewClick {
         id: uuid::Uuid::new_v4().to_string(),
-        version: version.as_str().to_owned(),
+        version,
         source: click.source.clone(),
         post_token: click.post_token.clone(),
         conversation_id: click.conversation_id.clone(),
         user_id: click.user_id.clone(),
         peer_id: click.peer_id.clone(),
-        side: click.side.map(|s| s.as_str().to_owned()),
+        side: click.side,
         provider_data: Value::Object(click.data.clone()),
         rule: rule.clone(),
         url: url.clone(),
-        outcome: outcome.to_owned(),
+        outcome,
         raw_body: request.body.to_vec(),
         received_at: Utc::now(),
     });
@@ -175,7 +181,12 @@ async fn handle(
             },
         ));
     }
-    tracing::info!(version = version.as_str(), rule, outcome, "click");
+    tracing::info!(
+        version = version.as_str(),
+        rule,
+        outcome = outcome.as_str(),
+        "click"
+    );
 
     match decision {
         Err(RuleError::NoMatch) => Err(fail(
@@ -192,7 +203,7 @@ async fn handle(
             ))
         }
         Ok(_) => {
-            count(Some(version), outcome);
+            count(Some(version), outcome.as_str());
             Ok(Json(reply(version, url, text_message)))
         }
     }

@@ -6,8 +6,9 @@
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use url::Url;
 
-use super::click::{Click, ClickVersion};
+use super::click::Click;
 pub use crate::config::callback::{CallbackSettings, RuleSettings};
+use crate::store::ClickVersion;
 
 /// What the rules decided for a click.
 #[derive(Debug, Clone, PartialEq, Eq)]

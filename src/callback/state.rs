@@ -123,7 +123,7 @@ pub fn verify(state: &str, key: &[u8], now: i64) -> Result<StateClaims, StateErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::callback::click::ClickVersion;
+    use crate::store::ClickVersion;
     use serde_json::json;
 
     const KEY: &[u8] = b"state-signing-key";

@@ -177,6 +177,8 @@ pub struct Erased {
 }
 
 /// One exported record, in `seq` order within its kind.
+// One value at a time is read and written out: boxing the message buys nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Exported {
     /// A message.

@@ -18,7 +18,7 @@ use super::batch::{
     CLICK_COLUMNS, CONVERSATION_COLUMNS, EVENT_COLUMNS, Held, Item, MESSAGE_COLUMNS, Plan, clean,
     clean_opt, conversation_conflict, message_conflict, scoped,
 };
-use super::{NOTIFY_CHANNEL, NewIds, NewRecord, WRITER_LOCK, WriteOutcome};
+use super::{NOTIFY_CHANNEL, NewIds, NewRecord, Side, WRITER_LOCK, WriteOutcome};
 use crate::notify::Changes;
 
 impl Db<Postgres> {
@@ -87,16 +87,20 @@ impl Db<Postgres> {
             .bind(json_texts(e, |e| Some(&e.payload)))
             .bind(json_texts(e, |e| e.metadata.as_ref()))
             .bind(keys(c))
-            .bind(texts(c, |c| &c.version))
+            .bind(texts(c, |c| c.version.as_str()))
             .bind(opt_texts(c, |c| &c.source))
             .bind(opt_texts(c, |c| &c.post_token))
             .bind(opt_texts(c, |c| &c.conversation_id))
             .bind(opt_texts(c, |c| &c.user_id))
             .bind(opt_texts(c, |c| &c.peer_id))
-            .bind(opt_texts(c, |c| &c.side))
+            .bind(
+                c.iter()
+                    .map(|i| i.record.side.map(Side::as_str))
+                    .collect::<Vec<_>>(),
+            )
             .bind(opt_texts(c, |c| &c.rule))
             .bind(opt_texts(c, |c| &c.url))
-            .bind(texts(c, |c| &c.outcome))
+            .bind(texts(c, |c| c.outcome.as_str()))
             .bind(bodies(c, |c| &c.raw_body))
             .bind(times(c, |c| c.received_at))
             .bind(json_texts(c, |c| Some(&c.provider_data)))

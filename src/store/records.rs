@@ -174,13 +174,112 @@ pub struct NewEvent {
     pub received_at: DateTime<Utc>,
 }
 
+/// Which request a click came as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClickVersion {
+    /// The legacy session-init click: replied `{status, message, url}`.
+    Legacy,
+    /// The v2 server-link click: replied `{url}`.
+    V2,
+    /// The dynamic action: replied `{action, text_message}`.
+    DynamicAction,
+}
+
+impl ClickVersion {
+    /// `legacy`, `v2` or `dynamic_action`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClickVersion::Legacy => "legacy",
+            ClickVersion::V2 => "v2",
+            ClickVersion::DynamicAction => "dynamic_action",
+        }
+    }
+
+    /// The inverse of [`ClickVersion::as_str`], case-insensitive.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "legacy" => Some(ClickVersion::Legacy),
+            "v2" => Some(ClickVersion::V2),
+            "dynamic_action" => Some(ClickVersion::DynamicAction),
+            _ => None,
+        }
+    }
+}
+
+/// The side of the user who clicked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    /// The post owner.
+    Supply,
+    /// The other participant.
+    Demand,
+}
+
+impl Side {
+    /// `supply` or `demand`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Side::Supply => "supply",
+            Side::Demand => "demand",
+        }
+    }
+
+    /// A side as Divar names it (`supply`/`supplier`/`seller`, `demand`/`buyer`), or as
+    /// [`Side::as_str`] wrote it; case-insensitive.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "supply" | "supplier" | "seller" => Some(Side::Supply),
+            "demand" | "buyer" => Some(Side::Demand),
+            _ => None,
+        }
+    }
+}
+
+/// What a click was answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClickOutcome {
+    /// A rule (or the fallback) gave a URL.
+    Redirect,
+    /// A rule gave only a text (dynamic action).
+    Text,
+    /// No rule matched and there is no fallback.
+    NoMatch,
+    /// The URL a rule's template made is not an allowed target.
+    Disallowed,
+}
+
+impl ClickOutcome {
+    /// Every outcome.
+    pub const ALL: [ClickOutcome; 4] = [
+        ClickOutcome::Redirect,
+        ClickOutcome::Text,
+        ClickOutcome::NoMatch,
+        ClickOutcome::Disallowed,
+    ];
+
+    /// `redirect`, `text`, `no_match` or `disallowed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClickOutcome::Redirect => "redirect",
+            ClickOutcome::Text => "text",
+            ClickOutcome::NoMatch => "no_match",
+            ClickOutcome::Disallowed => "disallowed",
+        }
+    }
+
+    /// The inverse of [`ClickOutcome::as_str`].
+    pub fn parse(s: &str) -> Option<Self> {
+        ClickOutcome::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+}
+
 /// A button click and the answer given, ready to be stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewClick {
     /// A fresh UUID.
     pub id: String,
-    /// `legacy`, `v2` or `dynamic_action`.
-    pub version: String,
+    /// The request it came as.
+    pub version: ClickVersion,
     /// v2 source or dynamic-action touchpoint.
     pub source: Option<String>,
     /// The post.
@@ -191,16 +290,16 @@ pub struct NewClick {
     pub user_id: Option<String>,
     /// The other participant (legacy).
     pub peer_id: Option<String>,
-    /// `supply` or `demand`.
-    pub side: Option<String>,
+    /// The clicking user's side, where known.
+    pub side: Option<Side>,
     /// The button's data.
     pub provider_data: Value,
     /// The rule that decided, or `fallback`; none when nothing matched.
     pub rule: Option<String>,
     /// The URL answered, if any.
     pub url: Option<String>,
-    /// `redirect`, `text` or `no_match`.
-    pub outcome: String,
+    /// What it was answered.
+    pub outcome: ClickOutcome,
     /// The request body exactly as received.
     pub raw_body: Vec<u8>,
     /// When kenar-hook received it.

@@ -7,8 +7,9 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::time::Time;
 use super::{
-    JsonRef, MessageSource, MessageView, NewClick, NewEvent, Registration, StoredClick,
-    StoredConversation, StoredEvent, StoredMessage, parse_json_column,
+    ClickOutcome, ClickVersion, JsonRef, MessageSource, MessageView, NewClick, NewEvent,
+    Registration, Side, StoredClick, StoredConversation, StoredEvent, StoredMessage,
+    parse_json_column,
 };
 
 /// A column by name or by position.
@@ -102,12 +103,16 @@ fn present<T>(value: Option<T>, column: Col<'_>) -> Result<T, sqlx::Error> {
     })
 }
 
-/// `FromColumn` for a type read by `$method`, also when NULL is allowed.
+/// `FromColumn` for a type read by `$method`, also when NULL is allowed; with `try`, the
+/// conversion may refuse the value.
 macro_rules! from_column {
     ($t:ty, $method:ident, $convert:expr) => {
+        from_column!(try $t, $method, |v, _| Ok($convert(v)));
+    };
+    (try $t:ty, $method:ident, $convert:expr) => {
         impl<'r> FromColumn<'r> for Option<$t> {
             fn from_column(row: &'r AnyRow, column: Col<'_>) -> Result<Self, sqlx::Error> {
-                Ok(row.0.$method(column)?.map($convert))
+                row.0.$method(column)?.map(|v| $convert(v, column)).transpose()
             }
         }
 
@@ -126,6 +131,17 @@ from_column!(i64, int, |i| i);
 from_column!(bool, boolean, |b| b);
 from_column!(Time, time, |t| t);
 from_column!(DateTime<Utc>, time, |t: Time| t.0);
+from_column!(try ClickVersion, text, |s, c| named(ClickVersion::parse, s, c));
+from_column!(try Side, text, |s, c| named(Side::parse, s, c));
+from_column!(try ClickOutcome, text, |s, c| named(ClickOutcome::parse, s, c));
+
+/// A value stored as its name; a name this version does not know is refused, naming it.
+fn named<T>(parse: fn(&str) -> Option<T>, name: &str, column: Col<'_>) -> Result<T, sqlx::Error> {
+    parse(name).ok_or_else(|| sqlx::Error::ColumnDecode {
+        index: format!("{column:?}"),
+        source: format!("{name:?} is not a value this version knows").into(),
+    })
+}
 
 /// Reads a row into a struct whose fields are its columns, each read by its own name.
 macro_rules! read_row {

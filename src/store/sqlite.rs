@@ -22,7 +22,7 @@ use super::batch::{
     message_conflict, scoped,
 };
 use super::time::Time;
-use super::{NewIds, NewRecord, WriteOutcome};
+use super::{NewIds, NewRecord, Side, WriteOutcome};
 use crate::config::SqliteSync;
 use crate::notify::Changes;
 
@@ -437,16 +437,16 @@ async fn insert_clicks(
         |mut row, item| {
             let c = item.record;
             row.push_bind(item.key.as_ref())
-                .push_bind(clean(&c.version))
+                .push_bind(c.version.as_str())
                 .push_bind(clean_opt(&c.source))
                 .push_bind(clean_opt(&c.post_token))
                 .push_bind(clean_opt(&c.conversation_id))
                 .push_bind(clean_opt(&c.user_id))
                 .push_bind(clean_opt(&c.peer_id))
-                .push_bind(clean_opt(&c.side))
+                .push_bind(c.side.map(Side::as_str))
                 .push_bind(clean_opt(&c.rule))
                 .push_bind(clean_opt(&c.url))
-                .push_bind(clean(&c.outcome))
+                .push_bind(c.outcome.as_str())
                 .push_bind(c.raw_body.as_slice())
                 .push_bind(Time(c.received_at))
                 .push_bind(c.provider_data.to_string());

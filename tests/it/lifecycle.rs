@@ -9,7 +9,8 @@ use kenar_hook::retention;
 use kenar_hook::store::forward::{Dead, Pending, Progress};
 use kenar_hook::store::lifecycle::{Erasure, Identity, Keep, Log};
 use kenar_hook::store::{
-    ConversationFacts, MessageSource, NewClick, NewEvent, NewMessage, NewRecord, RecordKind, Store,
+    ClickOutcome, ClickVersion, ConversationFacts, MessageSource, NewClick, NewEvent, NewMessage,
+    NewRecord, RecordKind, Side, Store,
 };
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -76,17 +77,17 @@ fn event(key: &str, kind: &str, subject: &str, post: Option<&str>, age: i64) -> 
 fn click(id: &str, conversation: &str, post: &str, user: &str, age: i64) -> NewRecord {
     NewRecord::Click(NewClick {
         id: id.into(),
-        version: "v2".into(),
+        version: ClickVersion::V2,
         source: None,
         post_token: Some(post.into()),
         conversation_id: Some(conversation.into()),
         user_id: Some(user.into()),
         peer_id: None,
-        side: Some("demand".into()),
+        side: Some(Side::Demand),
         provider_data: json!({}),
         rule: None,
         url: None,
-        outcome: "no_match".into(),
+        outcome: ClickOutcome::NoMatch,
         raw_body: id.as_bytes().to_vec(),
         received_at: days_ago(age),
     })

@@ -7,8 +7,8 @@ use kenar_hook::ingest::breaker::Breaker;
 use kenar_hook::ingest::writer::{WriteError, Writer, WriterSettings};
 use kenar_hook::notify::Changes;
 use kenar_hook::store::{
-    ConversationFacts, MessageSource, NewClick, NewEvent, NewMessage, NewRecord, Store,
-    WriteOutcome,
+    ClickOutcome, ClickVersion, ConversationFacts, MessageSource, NewClick, NewEvent, NewMessage,
+    NewRecord, Side, Store, WriteOutcome,
 };
 use serde_json::json;
 
@@ -70,17 +70,17 @@ pub(crate) fn event(key: &str) -> NewRecord {
 fn click(id: &str) -> NewRecord {
     NewRecord::Click(NewClick {
         id: id.into(),
-        version: "v2".into(),
+        version: ClickVersion::V2,
         source: None,
         post_token: Some("P1".into()),
         conversation_id: Some("c1".into()),
         user_id: None,
         peer_id: None,
-        side: Some("demand".into()),
+        side: Some(Side::Demand),
         provider_data: json!({"k": "v"}),
         rule: None,
         url: Some("https://app.example.ir/x".into()),
-        outcome: "redirect".into(),
+        outcome: ClickOutcome::Redirect,
         raw_body: id.as_bytes().to_vec(),
         received_at: at(200),
     })
@@ -178,7 +178,12 @@ async fn a_batch_stores_what_one_by_one_would(backend: Backend) {
         batched.counts().await.unwrap(),
         single.counts().await.unwrap()
     );
-    assert_eq!(batched.all_clicks().await.unwrap().len(), 2);
+    let clicks = batched.all_clicks().await.unwrap();
+    assert_eq!(clicks.len(), 2);
+    let NewRecord::Click(k1) = click("k1") else {
+        unreachable!()
+    };
+    assert_eq!(clicks[0].click, k1, "a click reads back as it was written");
     let m1 = batched.message("m1").await.unwrap().unwrap().message;
     assert_eq!(m1.sent_at, at(50), "the first copy is the one stored");
     assert_eq!(m1.raw_body, b"{\"id\":\"m1\"}");
@@ -296,6 +301,36 @@ on_both_backends!(
     a_batch_stores_what_one_by_one_would,
     a_large_batch_keeps_every_outcome_in_place,
 );
+
+/// A click whose stored version, side or outcome this build does not know (written by hand,
+/// or by a newer build) is refused by name, never read as something else.
+#[tokio::test]
+async fn a_stored_name_this_version_does_not_know_is_refused_by_name() {
+    use secrecy::ExposeSecret;
+    use sqlx::Connection;
+    let (app, store) = store_on(Backend::Sqlite).await;
+    store.write_batch(&[click("k1")]).await.unwrap();
+    for (column, known) in [
+        ("version", "v2"),
+        ("side", "demand"),
+        ("outcome", "redirect"),
+    ] {
+        let mut conn = sqlx::SqliteConnection::connect(app.settings.database.url.expose_secret())
+            .await
+            .unwrap();
+        let set = |value: &str| format!("update click set {column} = '{value}'");
+        sqlx::query(&set("later")).execute(&mut conn).await.unwrap();
+        let err = store.all_clicks().await.unwrap_err().to_string();
+        assert!(err.contains(column), "{column}: {err}");
+        assert!(
+            err.contains("\"later\" is not a value this version knows"),
+            "{column}: {err}"
+        );
+        sqlx::query(&set(known)).execute(&mut conn).await.unwrap();
+        conn.close().await.unwrap();
+        assert_eq!(store.all_clicks().await.unwrap().len(), 1, "{column}");
+    }
+}
 
 /// PostgreSQL cannot hold a time before 4713 BC: such a record fails its batch, and the
 /// writer then stores every other record of that batch on its own.

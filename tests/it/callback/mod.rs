@@ -7,6 +7,7 @@ mod signed_state;
 
 use kenar_hook::callback::rules::RuleSettings;
 use kenar_hook::config::Settings;
+use kenar_hook::store::{ClickOutcome, Side};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 

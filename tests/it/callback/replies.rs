@@ -53,10 +53,10 @@ async fn every_click_fixture_gets_its_reply_and_a_click_row(backend: Backend) {
     for (stored, (name, _, _, reply, version, rule, side)) in clicks.iter().zip(&cases) {
         let c = &stored.click;
         let body: Value = serde_json::from_slice(&fixture(name)).unwrap();
-        assert_eq!(c.version, *version, "{name}");
+        assert_eq!(c.version.as_str(), *version, "{name}");
         assert_eq!(c.rule.as_deref(), Some(*rule), "{name}");
-        assert_eq!(c.side.as_deref(), *side, "{name}");
-        assert_eq!(c.outcome, "redirect", "{name}");
+        assert_eq!(c.side.map(Side::as_str), *side, "{name}");
+        assert_eq!(c.outcome, ClickOutcome::Redirect, "{name}");
         let answered = reply
             .get("url")
             .or_else(|| reply.pointer("/action/open_direct_link"));
@@ -228,7 +228,7 @@ async fn a_text_only_rule_answers_a_dynamic_action_with_text(backend: Backend) {
     );
     assert_eq!(
         app.store.all_clicks().await.unwrap()[0].click.outcome,
-        "text"
+        ClickOutcome::Text
     );
 }
 

@@ -64,7 +64,7 @@ async fn a_target_off_the_allowlist_after_filling_is_refused(backend: Backend) {
     let (status, code, _) = error_of(response).await;
     assert_eq!((status, code.as_str()), (422, "unprocessable_entity"));
     let clicks = app.store.all_clicks().await.unwrap();
-    assert_eq!(clicks[0].click.outcome, "disallowed");
+    assert_eq!(clicks[0].click.outcome, ClickOutcome::Disallowed);
     assert_eq!(clicks[0].click.url, None);
 }
 
@@ -103,7 +103,7 @@ async fn no_rule_and_no_fallback_is_an_error_without_a_url(backend: Backend) {
     assert!(
         clicks
             .iter()
-            .all(|c| c.click.outcome == "no_match" && c.click.url.is_none())
+            .all(|c| c.click.outcome == ClickOutcome::NoMatch && c.click.url.is_none())
     );
 }
 

@@ -56,7 +56,8 @@ async fn signed_state_round_trips_through_the_redirect(backend: Backend) {
 
 #[test]
 fn verify_state_cli_exits_0_for_valid_and_1_for_tampered_states() {
-    use kenar_hook::callback::click::{Click, ClickVersion};
+    use kenar_hook::callback::click::Click;
+    use kenar_hook::store::ClickVersion;
     use std::process::Command;
     let click = Click::parse(
         ClickVersion::V2,
