@@ -19,3 +19,27 @@ pub(crate) fn http_client() -> reqwest::ClientBuilder {
         .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("kenar-hook/", env!("CARGO_PKG_VERSION")))
 }
+
+/// A request that got no answer, as one line: what failed, then each error beneath it. The
+/// URL is left out (a query may hold a token); the errors beneath are hyper's and io's, none
+/// of them holds a header. A connect timeout is a connection that failed: the request was
+/// never sent.
+pub(crate) fn transport_failure(error: &reqwest::Error) -> String {
+    let mut line = if error.is_connect() {
+        "connection failed"
+    } else if error.is_timeout() {
+        "timed out"
+    } else if error.is_body() || error.is_decode() {
+        "reading the answer failed"
+    } else {
+        "request failed"
+    }
+    .to_owned();
+    let mut source = std::error::Error::source(error);
+    while let Some(s) = source {
+        line.push_str(": ");
+        line.push_str(&s.to_string());
+        source = s.source();
+    }
+    line
+}

@@ -209,26 +209,16 @@ impl OAuthClient {
             .send()
             .await
             // reqwest's error can name the URL, never the body: no secret in it.
-            .map_err(|e| OAuthError::Unavailable(transport(&e)))?;
+            .map_err(|e| OAuthError::Unavailable(crate::divar::transport_failure(&e)))?;
         let status = response.status();
         let bytes = response
             .bytes()
             .await
-            .map_err(|e| OAuthError::Unavailable(transport(&e)))?;
+            .map_err(|e| OAuthError::Unavailable(super::transport_failure(&e)))?;
         if status.is_success() {
             return parse_grant(&bytes);
         }
         Err(refusal(status, &bytes))
-    }
-}
-
-fn transport(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timed out".to_owned()
-    } else if e.is_connect() {
-        "no connection".to_owned()
-    } else {
-        "the request failed".to_owned()
     }
 }
 

@@ -6,6 +6,7 @@ use chrono::Utc;
 
 use super::backoff;
 use super::sign::Signer;
+use crate::divar::transport_failure;
 
 /// Bytes of an answer kept in the attempt log.
 const RESPONSE_KEPT: usize = 1024;
@@ -101,7 +102,7 @@ pub async fn attempt(
             return Answer {
                 verdict: Verdict::Failed { retry_after: None },
                 status: None,
-                error: Some(describe(&e)),
+                error: Some(transport_failure(&e)),
                 response: None,
                 latency: started.elapsed(),
                 json: None,
@@ -133,7 +134,7 @@ pub async fn attempt(
             }
             Ok(None) => break,
             Err(e) => {
-                read_error = Some(describe(&e));
+                read_error = Some(transport_failure(&e));
                 break;
             }
         }
@@ -168,29 +169,5 @@ pub async fn attempt(
         response: text,
         latency: started.elapsed(),
         json,
-    }
-}
-
-/// An error as one line, without the URL (it may carry a token in its query).
-fn describe(e: &reqwest::Error) -> String {
-    let what = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else if e.is_body() || e.is_decode() {
-        "the answer broke off"
-    } else {
-        "the request failed"
-    };
-    let mut source = std::error::Error::source(e);
-    let mut detail = String::new();
-    while let Some(s) = source {
-        detail = s.to_string();
-        source = s.source();
-    }
-    if detail.is_empty() {
-        what.to_owned()
-    } else {
-        format!("{what}: {detail}")
     }
 }

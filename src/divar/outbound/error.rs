@@ -213,26 +213,8 @@ impl DivarError {
 
     /// The error of a request that got no answer.
     pub(super) fn from_transport(error: &reqwest::Error) -> Self {
-        // A connect timeout is a connection failure too: the request was never sent.
-        let connect = error.is_connect();
-        let mut reason = if connect {
-            "connection failed"
-        } else if error.is_timeout() {
-            "timed out"
-        } else if error.is_body() || error.is_decode() {
-            "reading the answer failed"
-        } else {
-            "request failed"
-        }
-        .to_owned();
-        // The sources are hyper and io errors; none of them holds a header.
-        let mut source = std::error::Error::source(error);
-        while let Some(s) = source {
-            reason.push_str(": ");
-            reason.push_str(&s.to_string());
-            source = s.source();
-        }
-        if connect {
+        let reason = crate::divar::transport_failure(error);
+        if error.is_connect() {
             return Self::Unreachable { reason };
         }
         Self::Transient {
