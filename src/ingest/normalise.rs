@@ -148,7 +148,10 @@ fn chat(
     let post_token = non_empty(conversation.post_token);
     let message_type = match non_empty(message.message_type.clone()) {
         Some(t) => t.to_ascii_uppercase(),
-        None => infer_type(&message).ok_or_else(|| WireError::missing(format!("{path}.type")))?,
+        None => message
+            .inferred_type()
+            .map(str::to_owned)
+            .ok_or_else(|| WireError::missing(format!("{path}.type")))?,
     };
     let data = message.data(path, &message_type)?;
     let (sender_side, sender_type) = message.sender.clone().unwrap_or_default().normalised();
@@ -187,28 +190,6 @@ fn chat(
         metadata,
         raw_body: raw.to_vec(),
     }))
-}
-
-/// The type of a message that does not say: by which data object it carries.
-fn infer_type(m: &ChatMessage) -> Option<String> {
-    let t = if m.image_data.is_some() {
-        "IMAGE"
-    } else if m.file_data.is_some() {
-        "FILE"
-    } else if m.voice_data.is_some() {
-        "VOICE"
-    } else if m.location_data.is_some() {
-        "LOCATION"
-    } else if m.video_data.is_some() {
-        "VIDEO"
-    } else if m.contact_data.is_some() {
-        "CONTACT"
-    } else if m.text.is_some() {
-        "TEXT"
-    } else {
-        return None;
-    };
-    Some(t.to_owned())
 }
 
 fn non_empty(s: Option<String>) -> Option<String> {

@@ -165,39 +165,62 @@ pub struct ContactData {
     pub phone: Option<String>,
 }
 
+/// The message types that carry a data object, in the order a message without a type is
+/// tried against.
+const DATA_TYPES: [&str; 6] = ["IMAGE", "FILE", "VOICE", "LOCATION", "VIDEO", "CONTACT"];
+
+/// A data object as sent, absent fields left out rather than written as null.
+fn object<T: Serialize>(v: &T) -> Option<Value> {
+    let mut value = serde_json::to_value(v).ok()?;
+    if let Value::Object(fields) = &mut value {
+        fields.retain(|_, v| !v.is_null());
+    }
+    Some(value)
+}
+
 impl ChatMessage {
     /// The type-specific data object for this message's type, normalised (sizes as numbers).
     /// For a type this version does not know, the first `*_data` object is kept as sent.
     /// `Err` names the data field when the type requires one and it is missing.
     pub fn data(&self, path: &str, message_type: &str) -> Result<Option<Value>, WireError> {
-        // Absent fields are left out rather than written as null.
-        fn some<T: Serialize>(v: &T) -> Option<Value> {
-            let mut value = serde_json::to_value(v).ok()?;
-            if let Value::Object(fields) = &mut value {
-                fields.retain(|_, v| !v.is_null());
-            }
-            Some(value)
+        if message_type == "TEXT" {
+            return Ok(None);
         }
-        let (field, value) = match message_type {
-            "TEXT" => return Ok(None),
-            "IMAGE" => ("image_data", self.image_data.as_ref().and_then(some)),
-            "FILE" => ("file_data", self.file_data.as_ref().and_then(some)),
-            "VOICE" => ("voice_data", self.voice_data.as_ref().and_then(some)),
-            "LOCATION" => ("location_data", self.location_data.as_ref().and_then(some)),
-            "VIDEO" => ("video_data", self.video_data.as_ref().and_then(some)),
-            "CONTACT" => ("contact_data", self.contact_data.as_ref().and_then(some)),
-            _ => {
-                return Ok(self
-                    .other
-                    .iter()
-                    .find(|(k, v)| k.ends_with("_data") && v.is_object())
-                    .map(|(_, v)| v.clone()));
-            }
-        };
-        match value {
-            Some(v) => Ok(Some(v)),
-            None => Err(WireError::missing(format!("{path}.{field}"))),
+        match self.data_field(message_type) {
+            Some((field, value)) => value
+                .map(Some)
+                .ok_or_else(|| WireError::missing(format!("{path}.{field}"))),
+            None => Ok(self
+                .other
+                .iter()
+                .find(|(k, v)| k.ends_with("_data") && v.is_object())
+                .map(|(_, v)| v.clone())),
         }
+    }
+
+    /// The type of a message that does not say: by the data object it carries, else `TEXT`
+    /// when it has a text.
+    pub fn inferred_type(&self) -> Option<&'static str> {
+        DATA_TYPES
+            .into_iter()
+            .find(|t| self.data_field(t).is_some_and(|(_, v)| v.is_some()))
+            .or(self.text.is_some().then_some("TEXT"))
+    }
+
+    /// The data field of one of [`DATA_TYPES`], and its object in this message.
+    fn data_field(&self, message_type: &str) -> Option<(&'static str, Option<Value>)> {
+        Some(match message_type {
+            "IMAGE" => ("image_data", self.image_data.as_ref().and_then(object)),
+            "FILE" => ("file_data", self.file_data.as_ref().and_then(object)),
+            "VOICE" => ("voice_data", self.voice_data.as_ref().and_then(object)),
+            "LOCATION" => (
+                "location_data",
+                self.location_data.as_ref().and_then(object),
+            ),
+            "VIDEO" => ("video_data", self.video_data.as_ref().and_then(object)),
+            "CONTACT" => ("contact_data", self.contact_data.as_ref().and_then(object)),
+            _ => return None,
+        })
     }
 }
 
@@ -251,6 +274,33 @@ mod tests {
         let err = serde_json::from_value::<ChatMessage>(json!({"voice_data": {"size_bytes": []}}))
             .unwrap_err();
         assert!(err.to_string().contains("found []"), "{err}");
+    }
+
+    #[test]
+    fn a_message_without_a_type_is_typed_by_its_data_object_then_its_text() {
+        let cases = [
+            (
+                json!({"image_data": {"link": "https://x/1.jpg"}, "text": "t"}),
+                Some("IMAGE"),
+            ),
+            (json!({"file_data": {}}), Some("FILE")),
+            (json!({"voice_data": {}}), Some("VOICE")),
+            (
+                json!({"location_data": {"latitude": 35.7}}),
+                Some("LOCATION"),
+            ),
+            (json!({"video_data": {}}), Some("VIDEO")),
+            (
+                json!({"contact_data": {"phone": "+989121234567"}, "text": "t"}),
+                Some("CONTACT"),
+            ),
+            (json!({"text": "سلام"}), Some("TEXT")),
+            (json!({"sticker_data": {}}), None),
+            (json!({}), None),
+        ];
+        for (body, expected) in cases {
+            assert_eq!(message(body.clone()).inferred_type(), expected, "{body}");
+        }
     }
 
     #[test]
