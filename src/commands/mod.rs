@@ -37,7 +37,7 @@ pub use healthcheck::healthcheck;
 pub use oauth::{JsonArgs, OAuthCommand, RevokeArgs, UrlArgs};
 pub use registrations::RegistrationsCommand;
 pub use rejected::RejectedCommand;
-pub use scope::{ConversationScopeArgs, PostScopeArgs, ScopeCommand, SendScopeArgs};
+pub use scope::{ConversationScopeArgs, LegacyIds, PostScopeArgs, ScopeCommand, SendScopeArgs};
 pub use send::{BotArgs, ConversationArgs, LegacyArgs, SendCommand};
 pub use service::{
     completions, config, man, migrate, new_secret, openapi, serve, verify_state,

@@ -38,9 +38,20 @@ pub enum ScopeCommand {
     },
 }
 
-/// The three ids of a legacy send scope.
+/// A legacy send scope.
 #[derive(Debug, Args)]
 pub struct SendScopeArgs {
+    /// The conversation.
+    #[command(flatten)]
+    pub ids: LegacyIds,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The three ids of a conversation the legacy API writes in, in the order of its scope.
+#[derive(Debug, Args)]
+pub struct LegacyIds {
     /// The consenting user the app writes as.
     #[arg(long, value_parser = NonEmptyStringValueParser::new())]
     pub user_id: String,
@@ -50,9 +61,6 @@ pub struct SendScopeArgs {
     /// The other side of the conversation.
     #[arg(long, value_parser = NonEmptyStringValueParser::new())]
     pub peer_id: String,
-    /// Print JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
 }
 
 /// A post.
@@ -83,11 +91,11 @@ pub(super) fn run(command: &ScopeCommand) -> ExitCode {
     let (json, scope) = match command {
         ScopeCommand::LegacySend(t) => (
             t.json,
-            legacy_send_scope(&t.user_id, &t.post_token, &t.peer_id),
+            legacy_send_scope(&t.ids.user_id, &t.ids.post_token, &t.ids.peer_id),
         ),
         ScopeCommand::MessageSend(t) => of(
             t.json,
-            Scope::message_send(&t.user_id, &t.post_token, &t.peer_id),
+            Scope::message_send(&t.ids.user_id, &t.ids.post_token, &t.ids.peer_id),
         ),
         ScopeCommand::PostRead(p) => of(p.json, Scope::PostConversationsRead(p.post_token.clone())),
         ScopeCommand::PostSend(p) => of(

@@ -10,6 +10,7 @@ use serde_json::json;
 use super::buttons::{BotButtons, ConversationButtons, parse_direct_link, parse_link, read_json};
 use super::call::{CallOptions, Failure, client, missing_token};
 use super::output::{Report, finish};
+use super::scope::LegacyIds;
 use crate::config::Settings;
 use crate::divar::outbound::{
     BotMessage, BotMessageResponse, DivarClient, LegacyButton, LegacySendMessage, PreparedRequest,
@@ -20,7 +21,9 @@ use crate::divar::outbound::{
 #[derive(Debug, Subcommand)]
 pub enum SendCommand {
     /// Write as a user to the other side of a post's conversation (2023 API; needs the
-    /// CHAT_SEND_MESSAGE_OAUTH__... scope, see `kenar-hook scope legacy-send`).
+    /// CHAT_SEND_MESSAGE_OAUTH__... scope, see `kenar-hook scope legacy-send`). With the token
+    /// vault on, the call uses the --user-id's token from the vault unless
+    /// --access-token-file is given.
     Legacy(Box<LegacyArgs>),
     /// Write as a user in a conversation (send message v2; needs the user's token with a
     /// send scope of the conversation or its post).
@@ -33,16 +36,9 @@ pub enum SendCommand {
 /// `send legacy`.
 #[derive(Debug, Args)]
 pub struct LegacyArgs {
-    /// The consenting user the message is written as; with the token vault on, the call
-    /// uses this user's token from the vault unless --access-token-file is given.
-    #[arg(long, value_parser = NonEmptyStringValueParser::new())]
-    pub user_id: String,
-    /// The post of the conversation.
-    #[arg(long, value_parser = NonEmptyStringValueParser::new())]
-    pub post_token: String,
-    /// The other side of the conversation.
-    #[arg(long, value_parser = NonEmptyStringValueParser::new())]
-    pub peer_id: String,
+    /// The conversation.
+    #[command(flatten)]
+    pub ids: LegacyIds,
     /// The text of the message.
     #[arg(long, value_parser = NonEmptyStringValueParser::new())]
     pub text: String,
@@ -129,12 +125,12 @@ pub(super) async fn run(settings: &Settings, command: SendCommand) -> ExitCode {
 async fn legacy(settings: &Settings, args: LegacyArgs) -> Result<Report, Failure> {
     let (client, token, _) = args
         .call
-        .client_and_token(settings, Some(&args.user_id))
+        .client_and_token(settings, Some(&args.ids.user_id))
         .await?;
     let message = LegacySendMessage {
-        user_id: args.user_id,
-        post_token: args.post_token,
-        peer_id: args.peer_id,
+        user_id: args.ids.user_id,
+        post_token: args.ids.post_token,
+        peer_id: args.ids.peer_id,
         message: args.text,
         sender_btn: args.sender_link.or(args.sender_direct_link),
         receiver_btn: args.receiver_link.or(args.receiver_direct_link),
