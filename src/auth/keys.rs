@@ -111,13 +111,9 @@ fn load_or_create_key(path: &Path) -> anyhow::Result<SecretString> {
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let key = key.trim();
         anyhow::ensure!(!key.is_empty(), "{} is empty", path.display());
-        let chars = key.chars().count();
-        anyhow::ensure!(
-            chars >= crate::config::MIN_KEY_CHARS,
-            "{}: {}",
-            path.display(),
-            crate::config::weak_key(chars)
-        );
+        if let Err(problem) = crate::config::strong_identification_key(key) {
+            anyhow::bail!("{}: {problem}", path.display());
+        }
         return Ok(SecretString::from(key.to_owned()));
     }
     if let Some(dir) = path.parent() {

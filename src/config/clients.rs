@@ -5,8 +5,6 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
-use super::MIN_KEY_CHARS;
-
 /// What a client's `scopes` may name.
 pub const SCOPES: &[&str] = &[
     "messages",
@@ -120,19 +118,9 @@ pub fn validate(
     Ok(())
 }
 
-/// Refuses a token shorter than [`MIN_KEY_CHARS`], naming its key, never its value.
+/// Refuses a token shorter than [`super::MIN_KEY_CHARS`], naming its key, never its value.
 fn weak_token(key: String, token: &SecretString) -> Result<(), (String, String)> {
-    let chars = token.expose_secret().chars().count();
-    if chars < MIN_KEY_CHARS {
-        return Err((
-            key,
-            format!(
-                "a token of {chars} characters is too easy to guess; use at least \
-                 {MIN_KEY_CHARS} random characters, e.g. the output of `kenar-hook secret new`"
-            ),
-        ));
-    }
-    Ok(())
+    super::strong_enough(token.expose_secret(), "token").map_err(|problem| (key, problem))
 }
 
 /// Every client of the API: `api.tokens` first (as `token-1`, ... with every scope), then

@@ -393,13 +393,27 @@ pub enum DatabaseKind {
 /// The shortest identification key accepted: anything shorter can be guessed.
 pub const MIN_KEY_CHARS: usize = 32;
 
-/// Why a key of `chars` characters is refused, and how to make a good one.
-pub fn weak_key(chars: usize) -> String {
-    format!(
-        "a key of {chars} characters is too easy to guess; use at least {MIN_KEY_CHARS} \
-         random characters, e.g. the output of `kenar-hook secret new`, or leave the list \
-         empty to have a strong key generated into <server.data_dir>/identification_key"
-    )
+/// `Err` saying why, and how to make a good one, when `secret` is shorter than
+/// [`MIN_KEY_CHARS`]; `what` names it (`key`, `token`). The secret itself is never said.
+pub fn strong_enough(secret: &str, what: &str) -> Result<(), String> {
+    let chars = secret.chars().count();
+    if chars >= MIN_KEY_CHARS {
+        return Ok(());
+    }
+    Err(format!(
+        "a {what} of {chars} characters is too easy to guess; use at least {MIN_KEY_CHARS} \
+         random characters, e.g. the output of `kenar-hook secret new`"
+    ))
+}
+
+/// [`strong_enough`] for an identification key, which may also be left to kenar-hook.
+pub fn strong_identification_key(key: &str) -> Result<(), String> {
+    strong_enough(key, "key").map_err(|problem| {
+        format!(
+            "{problem}, or leave the list empty to have a strong key generated into \
+             <server.data_dir>/identification_key"
+        )
+    })
 }
 
 /// A settings problem: one line naming the key and what is wrong.

@@ -46,31 +46,17 @@ impl Settings {
         if any_blank(&self.divar.identification_keys) {
             return fail("divar.identification_keys", "a key must not be empty");
         }
-        if let Some(short) = self
-            .divar
-            .identification_keys
-            .iter()
-            .map(|k| k.expose_secret().chars().count())
-            .find(|n| *n < MIN_KEY_CHARS)
-        {
-            return fail("divar.identification_keys", &weak_key(short));
+        for key in &self.divar.identification_keys {
+            if let Err(problem) = strong_identification_key(key.expose_secret()) {
+                return fail("divar.identification_keys", &problem);
+            }
         }
         // The signed state reaches every user in a redirect URL: a short key could be
         // found offline and claims forged for the landing page.
-        if let Some(chars) = self
-            .callback
-            .signing_key
-            .as_ref()
-            .map(|k| k.expose_secret().chars().count())
-            .filter(|n| *n < MIN_KEY_CHARS)
+        if let Some(key) = &self.callback.signing_key
+            && let Err(problem) = strong_enough(key.expose_secret(), "key")
         {
-            return fail(
-                "callback.signing_key",
-                &format!(
-                    "a key of {chars} characters is too easy to guess offline; use at least \
-                     {MIN_KEY_CHARS} random characters, e.g. the output of `kenar-hook secret new`"
-                ),
-            );
+            return fail("callback.signing_key", &problem);
         }
         if matches!(self.ingest.writers, Some(0) | Some(17..)) {
             return fail("ingest.writers", "must be from 1 to 16");
