@@ -52,18 +52,29 @@ pub struct Live {
     pub masked: Option<String>,
 }
 
-/// An item as JSON, and masked when masking changes it.
-fn both<T: serde::Serialize>(
-    item: T,
-    without_pii: impl FnOnce(T) -> T,
-) -> (String, Option<String>) {
-    let json = serde_json::to_string(&item).expect("items serialise");
-    if !crate::pii::may_hold_phone(&json) {
-        return (json, None);
+impl Live {
+    /// A row's item as JSON, and masked when masking changes it.
+    fn new<T: serde::Serialize>(
+        kind: RecordKind,
+        seq: i64,
+        post_token: Option<String>,
+        conversation_id: Option<String>,
+        item: T,
+        without_pii: impl FnOnce(T) -> T,
+    ) -> Live {
+        let json = serde_json::to_string(&item).expect("items serialise");
+        let masked = crate::pii::may_hold_phone(&json)
+            .then(|| serde_json::to_string(&without_pii(item)).expect("items serialise"))
+            .filter(|masked| *masked != json);
+        Live {
+            kind,
+            seq,
+            post_token,
+            conversation_id,
+            json,
+            masked,
+        }
     }
-    let masked = serde_json::to_string(&without_pii(item)).expect("items serialise");
-    let masked = (masked != json).then_some(masked);
-    (json, masked)
 }
 
 /// What the hub read in one go: every row after `from` up to `to`.
@@ -174,15 +185,14 @@ impl Reader {
             .await?;
         for m in messages.views()? {
             self.position.message = m.seq;
-            let (json, masked) = both(MessageItem::new(&m, None), MessageItem::without_pii);
-            rows.push(Live {
-                kind: RecordKind::Message,
-                seq: m.seq,
-                post_token: m.post_token.map(str::to_owned),
-                conversation_id: Some(m.conversation_id.to_owned()),
-                json,
-                masked,
-            });
+            rows.push(Live::new(
+                RecordKind::Message,
+                m.seq,
+                m.post_token.map(str::to_owned),
+                Some(m.conversation_id.to_owned()),
+                MessageItem::new(&m, None),
+                MessageItem::without_pii,
+            ));
         }
         let log = |after| LogQuery::after(after, BATCH);
         let events = self
@@ -191,17 +201,14 @@ impl Reader {
             .await?;
         for e in events.rows {
             self.position.event = e.seq;
-            let post_token = e.event.post_token.clone();
-            let seq = e.seq;
-            let (json, masked) = both(EventItem::from(e), EventItem::without_pii);
-            rows.push(Live {
-                kind: RecordKind::Event,
-                seq,
-                post_token,
-                conversation_id: None,
-                json,
-                masked,
-            });
+            rows.push(Live::new(
+                RecordKind::Event,
+                e.seq,
+                e.event.post_token.clone(),
+                None,
+                EventItem::from(e),
+                EventItem::without_pii,
+            ));
         }
         let clicks = self
             .store
@@ -209,18 +216,14 @@ impl Reader {
             .await?;
         for c in clicks.rows {
             self.position.click = c.seq;
-            let (post_token, conversation_id) =
-                (c.click.post_token.clone(), c.click.conversation_id.clone());
-            let seq = c.seq;
-            let (json, masked) = both(ClickItem::from(c), ClickItem::without_pii);
-            rows.push(Live {
-                kind: RecordKind::Click,
-                seq,
-                post_token,
-                conversation_id,
-                json,
-                masked,
-            });
+            rows.push(Live::new(
+                RecordKind::Click,
+                c.seq,
+                c.click.post_token.clone(),
+                c.click.conversation_id.clone(),
+                ClickItem::from(c),
+                ClickItem::without_pii,
+            ));
         }
         Ok((!rows.is_empty()).then_some(Batch { from, rows }))
     }
