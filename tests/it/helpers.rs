@@ -1,7 +1,8 @@
 //! The test harness: `spawn_app` and friends.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use kenar_hook::app::{self, RunningApp};
 use kenar_hook::config::Settings;
@@ -57,8 +58,41 @@ pub fn admin_database_url() -> String {
         .unwrap_or_else(|_| "postgres://kenar_hook:kenar_hook@127.0.0.1:5432/postgres".to_owned())
 }
 
-/// Creates an empty database named by a UUID and returns its URL. Panics (failing the
-/// test) when PostgreSQL is unreachable: these tests never skip.
+/// The start of the name of every test database this machine makes: `kh_test_`, then the
+/// first 8 characters of the machine's id.
+fn test_database_prefix() -> String {
+    let machine = std::fs::read_to_string("/etc/machine-id").unwrap_or_default();
+    let machine: String = machine.trim().chars().take(8).collect();
+    format!("kh_test_{machine:0>8}_")
+}
+
+/// Drops the test databases that earlier runs on this machine left behind: those named by a
+/// process that has ended. A database of a run still under way, or of another machine
+/// sharing the server, is left alone.
+async fn drop_left_behind(conn: &mut sqlx::PgConnection) {
+    let prefix = test_database_prefix();
+    let names: Vec<String> =
+        sqlx::query_scalar("select datname from pg_database where starts_with(datname, $1)")
+            .bind(&prefix)
+            .fetch_all(&mut *conn)
+            .await
+            .expect("list test databases");
+    for name in names {
+        let pid = name[prefix.len()..].split('_').next().unwrap_or_default();
+        if Path::new("/proc").join(pid).exists() {
+            continue;
+        }
+        // Another run may be dropping it at the same moment: that is no failure.
+        let _ = sqlx::query(&format!("drop database if exists {name} with (force)"))
+            .execute(&mut *conn)
+            .await;
+    }
+}
+
+/// Creates an empty database named by this machine, this process and a UUID, and returns its
+/// URL. The first call of a process first drops what earlier runs left behind, so test runs
+/// do not pile databases up. Panics (failing the test) when PostgreSQL is unreachable: these
+/// tests never skip.
 pub async fn fresh_postgres_url() -> String {
     let admin = admin_database_url();
     let mut conn = sqlx::PgConnection::connect(&admin)
@@ -69,7 +103,16 @@ pub async fn fresh_postgres_url() -> String {
              run scripts/test.sh or set KENAR_HOOK_TEST_DATABASE_URL"
             )
         });
-    let name = format!("kh_test_{}", uuid::Uuid::new_v4().simple());
+    static SWEPT: AtomicBool = AtomicBool::new(false);
+    if !SWEPT.swap(true, Ordering::SeqCst) {
+        drop_left_behind(&mut conn).await;
+    }
+    let name = format!(
+        "{}{}_{}",
+        test_database_prefix(),
+        std::process::id(),
+        uuid::Uuid::new_v4().simple()
+    );
     sqlx::query(&format!("create database {name}"))
         .execute(&mut conn)
         .await
@@ -241,4 +284,39 @@ where
         }
     }
     panic!("1,000 requests without a 429")
+}
+
+/// A database left by a process that has ended is dropped; one of a process still running is
+/// kept.
+#[tokio::test]
+async fn test_databases_of_ended_runs_are_dropped_and_running_ones_kept() {
+    let mut conn = sqlx::PgConnection::connect(&admin_database_url())
+        .await
+        .expect("PostgreSQL is required for this test");
+    let pid_max: u64 = std::fs::read_to_string("/proc/sys/kernel/pid_max")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    let ended = format!("{}{}_{suffix}", test_database_prefix(), pid_max + 1);
+    let running = format!("{}{}_{suffix}", test_database_prefix(), std::process::id());
+    for name in [&ended, &running] {
+        sqlx::query(&format!("create database {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    drop_left_behind(&mut conn).await;
+    let left: Vec<String> =
+        sqlx::query_scalar("select datname from pg_database where datname like '%' || $1")
+            .bind(&suffix)
+            .fetch_all(&mut conn)
+            .await
+            .unwrap();
+    sqlx::query(&format!("drop database {running}"))
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(left, vec![running]);
 }
