@@ -219,8 +219,8 @@ impl Reader {
             rows.push(Live::new(
                 RecordKind::Click,
                 c.seq,
-                c.click.post_token.clone(),
-                c.click.conversation_id.clone(),
+                c.click.facts.post_token.clone(),
+                c.click.facts.conversation_id.clone(),
                 ClickItem::from(c),
                 ClickItem::without_pii,
             ));

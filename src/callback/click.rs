@@ -8,25 +8,15 @@ use serde_json::{Map, Value};
 
 use crate::divar::inbound::WireError;
 use crate::divar::lenient;
-use crate::store::{ClickVersion, Side};
+use crate::store::{ClickFacts, ClickVersion, Side};
 
 /// One click, whatever request it came as.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Click {
     /// The request kind.
     pub version: ClickVersion,
-    /// v2 `source` (`POST_ADODN` read as `POST_ADDON`), or the dynamic action's touchpoint.
-    pub source: Option<String>,
-    /// The post.
-    pub post_token: Option<String>,
-    /// The conversation, where sent.
-    pub conversation_id: Option<String>,
-    /// The user who clicked.
-    pub user_id: Option<String>,
-    /// The other participant (legacy only).
-    pub peer_id: Option<String>,
-    /// The clicking user's side.
-    pub side: Option<Side>,
+    /// Who clicked, where.
+    pub facts: ClickFacts,
     /// The button's data: legacy `extra_data.provider_data`, v2 `extra_data`/`provider_data`.
     pub data: Map<String, Value>,
     /// Legacy `extra_data.location` as (latitude, longitude).
@@ -167,12 +157,14 @@ impl Click {
         };
         Ok(Click {
             version: ClickVersion::Legacy,
-            source: None,
-            post_token: Some(post_token),
-            conversation_id: c.conversation_id.filter(|s| !s.is_empty()),
-            user_id: Some(user_id),
-            peer_id: c.peer_id.filter(|s| !s.is_empty()),
-            side,
+            facts: ClickFacts {
+                source: None,
+                post_token: Some(post_token),
+                conversation_id: c.conversation_id.filter(|s| !s.is_empty()),
+                user_id: Some(user_id),
+                peer_id: c.peer_id.filter(|s| !s.is_empty()),
+                side,
+            },
             data,
             location,
             return_url: c.callback_url.filter(|s| !s.is_empty()),
@@ -200,12 +192,14 @@ impl Click {
         };
         Ok(Click {
             version,
-            source,
-            post_token: c.post_token.filter(|s| !s.is_empty()),
-            conversation_id: c.conversation_id.filter(|s| !s.is_empty()),
-            user_id: c.user_id.filter(|s| !s.is_empty()),
-            peer_id: None,
-            side: c.user_side.as_deref().and_then(Side::parse),
+            facts: ClickFacts {
+                source,
+                post_token: c.post_token.filter(|s| !s.is_empty()),
+                conversation_id: c.conversation_id.filter(|s| !s.is_empty()),
+                user_id: c.user_id.filter(|s| !s.is_empty()),
+                peer_id: None,
+                side: c.user_side.as_deref().and_then(Side::parse),
+            },
             data,
             location: None,
             return_url: c.return_url.or(c.completion_url).filter(|s| !s.is_empty()),
@@ -224,12 +218,12 @@ impl Click {
     /// is unknown, `None` for an unknown placeholder.
     pub fn placeholder(&self, name: &str) -> Option<Option<String>> {
         Some(match name {
-            "post_token" => self.post_token.clone(),
-            "conversation_id" => self.conversation_id.clone(),
-            "user_id" => self.user_id.clone(),
-            "peer_id" => self.peer_id.clone(),
-            "side" => self.side.map(|s| s.as_str().to_owned()),
-            "source" => self.source.clone(),
+            "post_token" => self.facts.post_token.clone(),
+            "conversation_id" => self.facts.conversation_id.clone(),
+            "user_id" => self.facts.user_id.clone(),
+            "peer_id" => self.facts.peer_id.clone(),
+            "side" => self.facts.side.map(|s| s.as_str().to_owned()),
+            "source" => self.facts.source.clone(),
             _ => match name.strip_prefix("data.") {
                 Some(key) => self.data_text(key),
                 None => return None,
@@ -241,12 +235,14 @@ impl Click {
     pub fn probe() -> Click {
         Click {
             version: ClickVersion::V2,
-            source: Some("x".into()),
-            post_token: Some("x".into()),
-            conversation_id: Some("x".into()),
-            user_id: Some("x".into()),
-            peer_id: Some("x".into()),
-            side: Some(Side::Demand),
+            facts: ClickFacts {
+                source: Some("x".into()),
+                post_token: Some("x".into()),
+                conversation_id: Some("x".into()),
+                user_id: Some("x".into()),
+                peer_id: Some("x".into()),
+                side: Some(Side::Demand),
+            },
             data: Map::new(),
             location: None,
             return_url: None,

@@ -159,12 +159,7 @@ async fn handle(
     let record = NewRecord::Click(NewClick {
         id: uuid::Uuid::new_v4().to_string(),
         version,
-        source: click.source.clone(),
-        post_token: click.post_token.clone(),
-        conversation_id: click.conversation_id.clone(),
-        user_id: click.user_id.clone(),
-        peer_id: click.peer_id.clone(),
-        side: click.side,
+        facts: click.facts.clone(),
         provider_data: Value::Object(click.data.clone()),
         rule: rule.clone(),
         url: url.clone(),

@@ -133,13 +133,13 @@ fn matches(rule: &RuleSettings, click: &Click) -> bool {
         None => true,
         Some(w) => have.is_some_and(|h| h.eq_ignore_ascii_case(w)),
     };
-    eq(&rule.source, click.source.as_deref())
+    eq(&rule.source, click.facts.source.as_deref())
         && eq(&rule.version, Some(click.version.as_str()))
         && rule
             .post_token
             .as_ref()
-            .is_none_or(|p| click.post_token.as_deref() == Some(p))
-        && eq(&rule.side, click.side.map(|s| s.as_str()))
+            .is_none_or(|p| click.facts.post_token.as_deref() == Some(p))
+        && eq(&rule.side, click.facts.side.map(|s| s.as_str()))
         && rule
             .data
             .iter()

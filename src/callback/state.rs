@@ -73,10 +73,10 @@ impl StateClaims {
         rand::rng().fill_bytes(&mut nonce);
         StateClaims {
             v: VERSION,
-            post_token: click.post_token.clone(),
-            conversation_id: click.conversation_id.clone(),
-            user_id: click.user_id.clone(),
-            side: click.side.map(|s| s.as_str().to_owned()),
+            post_token: click.facts.post_token.clone(),
+            conversation_id: click.facts.conversation_id.clone(),
+            user_id: click.facts.user_id.clone(),
+            side: click.facts.side.map(|s| s.as_str().to_owned()),
             data: click.data.clone(),
             iat: now,
             exp: now.saturating_add(ttl_secs as i64),

@@ -176,8 +176,9 @@ pub async fn read(
             for c in listed.rows {
                 last = c.seq;
                 let cl = &c.click;
-                if filter.wants(cl.post_token.as_deref(), None) {
+                if filter.wants(cl.facts.post_token.as_deref(), None) {
                     let key = cl
+                        .facts
                         .conversation_id
                         .as_ref()
                         .map(|id| format!("click-conversation:{id}"));

@@ -273,6 +273,23 @@ impl ClickOutcome {
     }
 }
 
+/// Who clicked, where: what a click request tells, whatever its version.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClickFacts {
+    /// v2 `source` (`POST_ADODN` read as `POST_ADDON`), or the dynamic action's touchpoint.
+    pub source: Option<String>,
+    /// The post.
+    pub post_token: Option<String>,
+    /// The conversation, where sent.
+    pub conversation_id: Option<String>,
+    /// The user who clicked.
+    pub user_id: Option<String>,
+    /// The other participant (legacy only).
+    pub peer_id: Option<String>,
+    /// The clicking user's side, where known.
+    pub side: Option<Side>,
+}
+
 /// A button click and the answer given, ready to be stored.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewClick {
@@ -280,18 +297,8 @@ pub struct NewClick {
     pub id: String,
     /// The request it came as.
     pub version: ClickVersion,
-    /// v2 source or dynamic-action touchpoint.
-    pub source: Option<String>,
-    /// The post.
-    pub post_token: Option<String>,
-    /// The conversation.
-    pub conversation_id: Option<String>,
-    /// The user who clicked.
-    pub user_id: Option<String>,
-    /// The other participant (legacy).
-    pub peer_id: Option<String>,
-    /// The clicking user's side, where known.
-    pub side: Option<Side>,
+    /// Who clicked, where.
+    pub facts: ClickFacts,
     /// The button's data.
     pub provider_data: Value,
     /// The rule that decided, or `fallback`; none when nothing matched.

@@ -7,8 +7,8 @@ use sqlx::{ColumnIndex, Decode, Row, Type};
 
 use super::time::Time;
 use super::{
-    ClickOutcome, ClickVersion, JsonRef, MessageSource, MessageView, NewClick, NewEvent,
-    Registration, Side, StoredClick, StoredConversation, StoredEvent, StoredMessage,
+    ClickFacts, ClickOutcome, ClickVersion, JsonRef, MessageSource, MessageView, NewClick,
+    NewEvent, Registration, Side, StoredClick, StoredConversation, StoredEvent, StoredMessage,
     parse_json_column,
 };
 
@@ -143,10 +143,14 @@ fn named<T>(parse: fn(&str) -> Option<T>, name: &str, column: Col<'_>) -> Result
     })
 }
 
-/// Reads a row into a struct whose fields are its columns, each read by its own name.
+/// Reads a row into a struct whose fields are its columns, each read by its own name; with
+/// `fields`, the struct itself (a part of a larger one), else `Ok` of it.
 macro_rules! read_row {
+    (fields $row:expr, $ty:ident { $($field:ident),* $(,)? }) => {
+        $ty { $($field: $row.get(stringify!($field))?),* }
+    };
     ($row:expr, $ty:ident { $($field:ident),* $(,)? }) => {
-        Ok($ty { $($field: $row.get(stringify!($field))?),* })
+        Ok(read_row!(fields $row, $ty { $($field),* }))
     };
 }
 pub(super) use read_row;
@@ -302,18 +306,21 @@ pub fn message_with_raw(r: &AnyRow) -> Result<StoredMessage, super::Error> {
 
 /// A row of `conversation`.
 pub fn conversation(r: &AnyRow) -> Result<StoredConversation, super::Error> {
-    Ok(StoredConversation {
-        id: r.get("id")?,
-        kind: r.get("kind")?,
-        source: r.get("source")?,
-        post_token: r.get("post_token")?,
-        supply_user_id: r.get("supply_user_id")?,
-        demand_user_id: r.get("demand_user_id")?,
-        first_message_at: r.time("first_message_at")?,
-        last_message_at: r.time("last_message_at")?,
-        message_count: r.get("message_count")?,
-        last_preview: r.get("last_preview")?,
-    })
+    read_row!(
+        r,
+        StoredConversation {
+            id,
+            kind,
+            source,
+            post_token,
+            supply_user_id,
+            demand_user_id,
+            first_message_at,
+            last_message_at,
+            message_count,
+            last_preview,
+        }
+    )
 }
 
 /// A row selected by [`super::query::events`].
@@ -341,12 +348,14 @@ pub fn click(r: &AnyRow) -> Result<StoredClick, super::Error> {
         click: NewClick {
             id: r.get("id")?,
             version: r.get("version")?,
-            source: r.get("source")?,
-            post_token: r.get("post_token")?,
-            conversation_id: r.get("conversation_id")?,
-            user_id: r.get("user_id")?,
-            peer_id: r.get("peer_id")?,
-            side: r.get("side")?,
+            facts: read_row!(fields r, ClickFacts {
+                source,
+                post_token,
+                conversation_id,
+                user_id,
+                peer_id,
+                side,
+            }),
             provider_data: r.json("provider_data")?.unwrap_or_default(),
             rule: r.get("rule")?,
             url: r.get("url")?,
@@ -359,13 +368,16 @@ pub fn click(r: &AnyRow) -> Result<StoredClick, super::Error> {
 
 /// A row of `registration`.
 pub fn registration(r: &AnyRow) -> Result<Registration, super::Error> {
-    Ok(Registration {
-        id: r.get("id")?,
-        post_token: r.get("post_token")?,
-        endpoint: r.get("endpoint")?,
-        key_digest: r.get("key_digest")?,
-        created_at: r.time("created_at")?,
-    })
+    read_row!(
+        r,
+        Registration {
+            id,
+            post_token,
+            endpoint,
+            key_digest,
+            created_at,
+        }
+    )
 }
 
 #[cfg(test)]

@@ -9,8 +9,8 @@ use kenar_hook::retention;
 use kenar_hook::store::forward::{Dead, Pending, Progress};
 use kenar_hook::store::lifecycle::{Erasure, Identity, Keep, Log};
 use kenar_hook::store::{
-    ClickOutcome, ClickVersion, ConversationFacts, MessageSource, NewClick, NewEvent, NewMessage,
-    NewRecord, RecordKind, Side, Store,
+    ClickFacts, ClickOutcome, ClickVersion, ConversationFacts, MessageSource, NewClick, NewEvent,
+    NewMessage, NewRecord, RecordKind, Side, Store,
 };
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -78,12 +78,14 @@ fn click(id: &str, conversation: &str, post: &str, user: &str, age: i64) -> NewR
     NewRecord::Click(NewClick {
         id: id.into(),
         version: ClickVersion::V2,
-        source: None,
-        post_token: Some(post.into()),
-        conversation_id: Some(conversation.into()),
-        user_id: Some(user.into()),
-        peer_id: None,
-        side: Some(Side::Demand),
+        facts: ClickFacts {
+            source: None,
+            post_token: Some(post.into()),
+            conversation_id: Some(conversation.into()),
+            user_id: Some(user.into()),
+            peer_id: None,
+            side: Some(Side::Demand),
+        },
         provider_data: json!({}),
         rule: None,
         url: None,

@@ -7,8 +7,8 @@ use kenar_hook::ingest::breaker::Breaker;
 use kenar_hook::ingest::writer::{WriteError, Writer, WriterSettings};
 use kenar_hook::notify::Changes;
 use kenar_hook::store::{
-    ClickOutcome, ClickVersion, ConversationFacts, MessageSource, NewClick, NewEvent, NewMessage,
-    NewRecord, Side, Store, WriteOutcome,
+    ClickFacts, ClickOutcome, ClickVersion, ConversationFacts, MessageSource, NewClick, NewEvent,
+    NewMessage, NewRecord, Side, Store, WriteOutcome,
 };
 use serde_json::json;
 
@@ -71,12 +71,14 @@ fn click(id: &str) -> NewRecord {
     NewRecord::Click(NewClick {
         id: id.into(),
         version: ClickVersion::V2,
-        source: None,
-        post_token: Some("P1".into()),
-        conversation_id: Some("c1".into()),
-        user_id: None,
-        peer_id: None,
-        side: Some(Side::Demand),
+        facts: ClickFacts {
+            source: None,
+            post_token: Some("P1".into()),
+            conversation_id: Some("c1".into()),
+            user_id: None,
+            peer_id: None,
+            side: Some(Side::Demand),
+        },
         provider_data: json!({"k": "v"}),
         rule: None,
         url: Some("https://app.example.ir/x".into()),

@@ -55,23 +55,27 @@ async fn every_click_fixture_gets_its_reply_and_a_click_row(backend: Backend) {
         let body: Value = serde_json::from_slice(&fixture(name)).unwrap();
         assert_eq!(c.version.as_str(), *version, "{name}");
         assert_eq!(c.rule.as_deref(), Some(*rule), "{name}");
-        assert_eq!(c.side.map(Side::as_str), *side, "{name}");
+        assert_eq!(c.facts.side.map(Side::as_str), *side, "{name}");
         assert_eq!(c.outcome, ClickOutcome::Redirect, "{name}");
         let answered = reply
             .get("url")
             .or_else(|| reply.pointer("/action/open_direct_link"));
         assert_eq!(c.url.as_deref(), answered.and_then(Value::as_str), "{name}");
         assert_eq!(
-            c.post_token.as_deref(),
+            c.facts.post_token.as_deref(),
             body["post_token"].as_str(),
             "{name}"
         );
         assert_eq!(
-            c.conversation_id.as_deref(),
+            c.facts.conversation_id.as_deref(),
             body["conversation_id"].as_str(),
             "{name}"
         );
-        assert_eq!(c.user_id.as_deref(), body["user_id"].as_str(), "{name}");
+        assert_eq!(
+            c.facts.user_id.as_deref(),
+            body["user_id"].as_str(),
+            "{name}"
+        );
         let data = body
             .pointer("/extra_data/provider_data")
             .filter(|_| *version == "legacy")
@@ -82,7 +86,10 @@ async fn every_click_fixture_gets_its_reply_and_a_click_row(backend: Backend) {
         assert_eq!(c.provider_data, data, "{name}");
         assert_eq!(c.raw_body, fixture(name), "{name}");
     }
-    let sources: Vec<Option<&str>> = clicks.iter().map(|c| c.click.source.as_deref()).collect();
+    let sources: Vec<Option<&str>> = clicks
+        .iter()
+        .map(|c| c.click.facts.source.as_deref())
+        .collect();
     assert_eq!(
         sources,
         [
