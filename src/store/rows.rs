@@ -107,7 +107,12 @@ fn present<T>(value: Option<T>, column: Col<'_>) -> Result<T, sqlx::Error> {
 /// conversion may refuse the value.
 macro_rules! from_column {
     ($t:ty, $method:ident, $convert:expr) => {
-        from_column!(try $t, $method, |v, _| Ok($convert(v)));
+        impl<'r> FromColumn<'r> for Option<$t> {
+            fn from_column(row: &'r AnyRow, column: Col<'_>) -> Result<Self, sqlx::Error> {
+                Ok(row.0.$method(column)?.map($convert))
+            }
+        }
+        from_column!(present $t);
     };
     (try $t:ty, $method:ident, $convert:expr) => {
         impl<'r> FromColumn<'r> for Option<$t> {
@@ -115,7 +120,9 @@ macro_rules! from_column {
                 row.0.$method(column)?.map(|v| $convert(v, column)).transpose()
             }
         }
-
+        from_column!(present $t);
+    };
+    (present $t:ty) => {
         impl<'r> FromColumn<'r> for $t {
             fn from_column(row: &'r AnyRow, column: Col<'_>) -> Result<Self, sqlx::Error> {
                 present(Option::<$t>::from_column(row, column)?, column)
