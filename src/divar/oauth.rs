@@ -209,7 +209,7 @@ impl OAuthClient {
             .send()
             .await
             // reqwest's error can name the URL, never the body: no secret in it.
-            .map_err(|e| OAuthError::Unavailable(crate::divar::transport_failure(&e)))?;
+            .map_err(|e| OAuthError::Unavailable(super::transport_failure(&e)))?;
         let status = response.status();
         let bytes = response
             .bytes()

@@ -20,6 +20,7 @@ use subtle::ConstantTimeEq;
 
 use super::{SignedIn, TokenError, Tokens};
 use crate::auth::stored_digest;
+use crate::divar::oauth::OAuthError;
 use crate::error::AppError;
 use crate::state::AppState;
 use crate::store::oauth::StateRow;
@@ -309,8 +310,15 @@ pub async fn callback(
         Ok(grant) => grant,
         Err(e) => {
             tracing::warn!(error = %e, "OAuth code exchange failed");
+            // The log has the cause; the page, which anyone may see, says only what it was.
+            let why = match e {
+                OAuthError::Unavailable(_) => {
+                    "the OAuth server could not be used; start the sign-in again later".to_owned()
+                }
+                e => e.to_string(),
+            };
             return Ok(failed(&format!(
-                "The code could not be exchanged for a token: {e}"
+                "The code could not be exchanged for a token: {why}"
             )));
         }
     };

@@ -502,6 +502,36 @@ async fn a_narrower_sign_in_keeps_the_users_broader_tokens(backend: Backend) {
     assert_eq!(row(&app).await.unwrap().scope, SCOPE);
 }
 
+/// The page anyone may see says that the OAuth server could not be used, never how: the
+/// addresses and errors beneath stay in the log.
+async fn an_unreachable_oauth_server_is_said_without_its_details(backend: Backend) {
+    let mock = mock_divar(3600).await;
+    // A port nothing listens on: the exchange's connection is refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let app = spawn_app_with(backend, |s| {
+        oauth_on(s, &mock);
+        s.oauth.base_url = nowhere;
+    })
+    .await;
+    let started = start(&app, "").await;
+    let response = callback(
+        &app,
+        &format!("code=good-code&state={}", started.state),
+        Some(&started.cookie),
+    )
+    .await;
+    assert_eq!(response.status(), 502);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("could not be exchanged"), "{body}");
+    assert!(body.contains("start the sign-in again later"), "{body}");
+    for detail in ["connect", "error", "127.0.0.1"] {
+        assert!(!body.contains(detail), "{detail} in {body}");
+    }
+    assert!(row(&app).await.is_none());
+}
+
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
@@ -511,6 +541,7 @@ on_both_backends!(
     a_missing_forged_or_reused_state_is_refused_and_cannot_spoil_a_sign_in,
     denied_consent_answers_a_page_and_stores_nothing,
     a_failed_exchange_answers_a_page_and_stores_nothing,
+    an_unreachable_oauth_server_is_said_without_its_details,
     return_to_off_the_allowed_hosts_is_refused,
     without_a_vault_key_the_routes_are_off_and_say_why,
     a_grant_without_user_id_answers_a_page_and_stores_nothing,
