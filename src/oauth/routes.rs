@@ -310,15 +310,9 @@ pub async fn callback(
         Ok(grant) => grant,
         Err(e) => {
             tracing::warn!(error = %e, "OAuth code exchange failed");
-            // The log has the cause; the page, which anyone may see, says only what it was.
-            let why = match e {
-                OAuthError::Unavailable(_) => {
-                    "the OAuth server could not be used; start the sign-in again later".to_owned()
-                }
-                e => e.to_string(),
-            };
             return Ok(failed(&format!(
-                "The code could not be exchanged for a token: {why}"
+                "The code could not be exchanged for a token: {}",
+                shown(&e.into())
             )));
         }
     };
@@ -328,7 +322,7 @@ pub async fn callback(
         Err(TokenError::Store(e)) => return Err(AppError::from(e)),
         Err(e) => {
             tracing::warn!(error = %e, "signing the user in failed");
-            return Ok(failed(&e.to_string()));
+            return Ok(failed(&shown(&e)));
         }
     };
     let mut response = match stored.return_to {
@@ -359,6 +353,18 @@ pub async fn callback(
 }
 
 /// The page of a sign-in that failed at Divar (502): why, and that nothing was stored.
+/// A failed sign-in as its page, which anyone may see, says it: that a server could not be
+/// used, or what refused and why. Addresses and network errors beneath stay in the log.
+fn shown(e: &TokenError) -> String {
+    let server = match e {
+        TokenError::OAuth(OAuthError::Unavailable(_)) => "the OAuth server",
+        // Unavailable after the retries, or no answer confirmed (exit codes 4 and 5).
+        TokenError::Divar(d) if d.exit_code() >= 4 => "the Divar API",
+        e => return e.to_string(),
+    };
+    format!("{server} could not be used; start the sign-in again later")
+}
+
 fn failed(why: &str) -> Response {
     page(
         StatusCode::BAD_GATEWAY,

@@ -532,6 +532,35 @@ async fn an_unreachable_oauth_server_is_said_without_its_details(backend: Backen
     assert!(row(&app).await.is_none());
 }
 
+/// Likewise when the token was granted but Divar's API, asked who the user is, cannot be
+/// reached.
+async fn an_unreachable_divar_api_is_said_without_its_details(backend: Backend) {
+    let mock = mock_divar(3600).await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("http://{}", closed.local_addr().unwrap());
+    drop(closed);
+    let app = spawn_app_with(backend, |s| {
+        oauth_on(s, &mock);
+        s.divar.client.open_api_base_url = nowhere;
+        s.divar.client.retry_max_attempts = 1;
+    })
+    .await;
+    let started = start(&app, "").await;
+    let response = callback(
+        &app,
+        &format!("code={GOOD_CODE}&state={}", started.state),
+        Some(&started.cookie),
+    )
+    .await;
+    assert_eq!(response.status(), 502);
+    let body = response.text().await.unwrap();
+    assert!(body.contains("the Divar API could not be used"), "{body}");
+    for detail in ["connect", "error", "127.0.0.1"] {
+        assert!(!body.contains(detail), "{detail} in {body}");
+    }
+    assert!(row(&app).await.is_none());
+}
+
 fn urlencode(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
@@ -542,6 +571,7 @@ on_both_backends!(
     denied_consent_answers_a_page_and_stores_nothing,
     a_failed_exchange_answers_a_page_and_stores_nothing,
     an_unreachable_oauth_server_is_said_without_its_details,
+    an_unreachable_divar_api_is_said_without_its_details,
     return_to_off_the_allowed_hosts_is_refused,
     without_a_vault_key_the_routes_are_off_and_say_why,
     a_grant_without_user_id_answers_a_page_and_stores_nothing,
