@@ -20,10 +20,7 @@ use crate::forward::manage::{self, EndpointStatus};
 use crate::forward::record::webhook_id;
 use crate::items::{Page, rfc3339};
 use crate::state::AppState;
-use crate::store::forward::{Attempt, AttemptQuery, Dead};
-
-/// Outcomes an attempt may have.
-const OUTCOMES: &[&str] = &["delivered", "failed", "probe", "dead", "gone"];
+use crate::store::forward::{Attempt, AttemptOutcome, AttemptQuery, Dead};
 
 /// One delivery attempt.
 #[derive(Debug, Serialize, ToSchema)]
@@ -56,9 +53,9 @@ impl AttemptItem {
         AttemptItem {
             id: a.id,
             endpoint: a.endpoint,
-            record: webhook_id(installation, &a.kind, a.seq),
+            record: webhook_id(installation, a.record),
             attempt: a.attempt,
-            status: a.outcome,
+            status: a.outcome.as_str().to_owned(),
             status_code: a.status_code,
             latency_ms: a.latency_ms,
             error: a.error,
@@ -108,7 +105,7 @@ impl DeadItem {
         Ok(DeadItem {
             id: d.id,
             endpoint,
-            record: webhook_id(installation, &p.kind, p.seq),
+            record: webhook_id(installation, p.record),
             attempts: p.attempts,
             last_error: d.last_error,
             dead_at: rfc3339(d.dead_at),
@@ -165,7 +162,12 @@ pub async fn attempts(
     Listing(f, _, paging): Listing<AttemptFilters>,
 ) -> Result<Json<Page<AttemptItem>>, AppError> {
     let (endpoint, status, since) = (Text::of(f.endpoint), Text::of(f.status), At::of(f.since));
-    super::params::choice("status", status.as_deref(), OUTCOMES)?;
+    let outcome = super::params::chosen(
+        "status",
+        status.as_deref(),
+        &AttemptOutcome::ALL,
+        AttemptOutcome::as_str,
+    )?;
     let keyset = Keyset::new(
         "forwarding_attempts",
         &[
@@ -177,7 +179,7 @@ pub async fn attempts(
     );
     let q = AttemptQuery {
         endpoint,
-        outcome: status,
+        outcome,
         since,
         before_id: keyset.after_seq()?,
         limit: keyset.fetch(),

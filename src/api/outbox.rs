@@ -11,7 +11,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::cursor::Position;
 use super::page::Keyset;
-use super::params::{At, Listing, Paging, Text};
+use super::params::{At, Listing, Paging, Text, chosen};
 use crate::auth::Client;
 use crate::error::AppError;
 use crate::forward::record::webhook_id;
@@ -76,11 +76,11 @@ impl OutboxItem {
         }
         OutboxItem {
             id: r.id,
-            record: webhook_id(installation, &r.kind, r.seq),
+            record: webhook_id(installation, r.record),
             endpoint: r.endpoint,
             message_id: r.record_id,
             conversation_id: r.conversation_id,
-            status: r.status,
+            status: r.status.as_str().to_owned(),
             reply,
             request,
             credential: r.credential,
@@ -131,8 +131,12 @@ pub async fn list(
         Text::of(f.conversation_id),
         At::of(f.since),
     );
-    let names: Vec<&str> = OutboxStatus::ALL.iter().map(|s| s.as_str()).collect();
-    super::params::choice("status", status.as_deref(), &names)?;
+    let wanted = chosen(
+        "status",
+        status.as_deref(),
+        &OutboxStatus::ALL,
+        OutboxStatus::as_str,
+    )?;
     let keyset = Keyset::new(
         "outbox",
         &[
@@ -144,7 +148,7 @@ pub async fn list(
         paging,
     );
     let q = OutboxQuery {
-        status,
+        status: wanted,
         endpoint,
         conversation_id,
         since,

@@ -405,6 +405,18 @@ pub fn choice(parameter: &str, value: Option<&str>, allowed: &[&str]) -> Result<
     }
 }
 
+/// The one of `all` whose name is `value`, where given; else 400 naming the choices.
+pub fn chosen<T: Copy>(
+    parameter: &str,
+    value: Option<&str>,
+    all: &[T],
+    name: fn(T) -> &'static str,
+) -> Result<Option<T>, AppError> {
+    let names: Vec<&str> = all.iter().map(|t| name(*t)).collect();
+    choice(parameter, value, &names)?;
+    Ok(value.and_then(|v| all.iter().copied().find(|t| name(*t) == v)))
+}
+
 /// The parameters of a route that takes none.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]

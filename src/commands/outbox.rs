@@ -57,7 +57,7 @@ async fn execute(settings: &Settings, command: OutboxCommand) -> Result<Report, 
                 OutboxStatus::Refused,
             ] {
                 let q = crate::store::outbox::OutboxQuery {
-                    status: Some(status.as_str().to_owned()),
+                    status: Some(status),
                     limit: 5,
                     ..Default::default()
                 };
@@ -70,6 +70,7 @@ async fn execute(settings: &Settings, command: OutboxCommand) -> Result<Report, 
                 format!("{:<20} {:<9} {:>8}\n", "ENDPOINT", "STATUS", "REPLIES")
             };
             for (endpoint, status, n) in &counts {
+                let status = status.as_str();
                 text.push_str(&format!("{endpoint:<20} {status:<9} {n:>8}\n"));
             }
             if !recent.is_empty() {
@@ -78,7 +79,7 @@ async fn execute(settings: &Settings, command: OutboxCommand) -> Result<Report, 
                     text.push_str(&format!(
                         "{:>8} {:<9} {:<20} {}\n",
                         r.id,
-                        r.status,
+                        r.status.as_str(),
                         r.conversation_id.as_deref().unwrap_or("-"),
                         r.answer.as_deref().unwrap_or("-")
                     ));
@@ -86,12 +87,12 @@ async fn execute(settings: &Settings, command: OutboxCommand) -> Result<Report, 
             }
             let counts: Vec<_> = counts
                 .into_iter()
-                .map(|(endpoint, status, n)| json!({"endpoint": endpoint, "status": status, "replies": n}))
+                .map(|(endpoint, status, n)| json!({"endpoint": endpoint, "status": status.as_str(), "replies": n}))
                 .collect();
             let recent: Vec<_> = recent
                 .into_iter()
                 .map(|r| {
-                    json!({"id": r.id, "endpoint": r.endpoint, "status": r.status,
+                    json!({"id": r.id, "endpoint": r.endpoint, "status": r.status.as_str(),
                     "conversation_id": r.conversation_id, "answer": r.answer})
                 })
                 .collect();
@@ -106,7 +107,7 @@ async fn execute(settings: &Settings, command: OutboxCommand) -> Result<Report, 
                     "no reply with id {id} in the outbox"
                 )));
             };
-            if row.status == OutboxStatus::Unknown.as_str() && !yes {
+            if row.status == OutboxStatus::Unknown && !yes {
                 confirm(id)?;
             }
             match store.outbox_retry(id).await.map_err(store_err)? {
@@ -119,7 +120,8 @@ async fn execute(settings: &Settings, command: OutboxCommand) -> Result<Report, 
                     json!({"id": id, "was": was.as_str(), "status": "pending", "endpoint": row.endpoint}),
                 )),
                 Retried::NotRetryable(status) => Err(Failure::Usage(format!(
-                    "reply {id} is {status}: only failed and unknown replies are sent again"
+                    "reply {id} is {}: only failed and unknown replies are sent again",
+                    status.as_str()
                 ))),
                 Retried::Missing => Err(Failure::Usage(format!(
                     "no reply with id {id} in the outbox"

@@ -161,11 +161,18 @@ pub async fn replay_ids(store: &Store, name: &str, ids: &[String]) -> anyhow::Re
     let installation = store.installation().await?;
     let mut rows = Vec::new();
     for id in ids {
-        let (kind, seq) = record::parse_webhook_id(installation, id)
+        let wanted = record::parse_webhook_id(installation, id)
             .map_err(|why| anyhow::anyhow!("--id {id}: {why}"))?;
-        let (read, _, _) =
-            record::read(store, kind, seq - 1, 1, &Filter::everything(), now).await?;
-        match read.into_iter().next().filter(|p| p.seq == seq) {
+        let (read, _, _) = record::read(
+            store,
+            wanted.kind,
+            wanted.seq - 1,
+            1,
+            &Filter::everything(),
+            now,
+        )
+        .await?;
+        match read.into_iter().next().filter(|p| p.record == wanted) {
             Some(p) => rows.push(p),
             None => anyhow::bail!("--id {id}: no such record"),
         }

@@ -9,27 +9,25 @@ use std::collections::{BTreeSet, BinaryHeap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
+use crate::store::RecordRef;
 use crate::store::forward::Pending;
-
-/// A record's identity: (kind, seq).
-pub type Id = (String, i64);
 
 #[derive(Debug, Default)]
 pub struct Queue {
     /// Each record, its order key, and when it may go: its own `next_at`, or earlier once
     /// woken.
-    items: HashMap<Id, (Pending, String, DateTime<Utc>)>,
-    keys: HashMap<String, BTreeSet<Id>>,
+    items: HashMap<RecordRef, (Pending, String, DateTime<Utc>)>,
+    keys: HashMap<String, BTreeSet<RecordRef>>,
     busy: HashSet<String>,
     /// In flight when forgotten: dropped, not retried, when the answer fails.
-    forgotten: HashSet<Id>,
-    heap: BinaryHeap<Reverse<(DateTime<Utc>, Id)>>,
+    forgotten: HashSet<RecordRef>,
+    heap: BinaryHeap<Reverse<(DateTime<Utc>, RecordRef)>>,
 }
 
 fn key_of(p: &Pending) -> String {
     match &p.order_key {
         Some(k) => format!("k:{k}"),
-        None => format!("r:{}:{}", p.kind, p.seq),
+        None => format!("r:{}:{}", p.record.kind, p.record.seq),
     }
 }
 
@@ -45,8 +43,8 @@ impl Queue {
     }
 
     /// Whether a record is held.
-    pub fn contains(&self, id: &Id) -> bool {
-        self.items.contains_key(id)
+    pub fn contains(&self, id: RecordRef) -> bool {
+        self.items.contains_key(&id)
     }
 
     /// The oldest arrival among the records held.
@@ -56,12 +54,12 @@ impl Queue {
 
     /// Adds a record; one held already is left as it is.
     pub fn insert(&mut self, p: Pending) {
-        let id = (p.kind.clone(), p.seq);
+        let id = p.record;
         if self.items.contains_key(&id) {
             return;
         }
         let key = key_of(&p);
-        self.keys.entry(key.clone()).or_default().insert(id.clone());
+        self.keys.entry(key.clone()).or_default().insert(id);
         let at = p.next_at;
         self.items.insert(id, (p, key.clone(), at));
         self.schedule_head(&key);
@@ -73,7 +71,7 @@ impl Queue {
         }
         if let Some(head) = self.keys.get(key).and_then(|q| q.first()) {
             let at = self.items[head].2;
-            self.heap.push(Reverse((at, head.clone())));
+            self.heap.push(Reverse((at, *head)));
         }
     }
 
@@ -125,9 +123,9 @@ impl Queue {
     }
 
     /// A record in flight was delivered or given up: the next of its key may go.
-    pub fn done(&mut self, id: &Id) {
-        self.forgotten.remove(id);
-        let Some((_, key, _)) = self.items.get(id) else {
+    pub fn done(&mut self, id: RecordRef) {
+        self.forgotten.remove(&id);
+        let Some((_, key, _)) = self.items.get(&id) else {
             return;
         };
         let key = key.clone();
@@ -136,10 +134,10 @@ impl Queue {
     }
 
     /// Takes a record out of the queue and of its key's line; the next of the key may go.
-    fn remove(&mut self, id: &Id, key: &str) {
-        self.items.remove(id);
+    fn remove(&mut self, id: RecordRef, key: &str) {
+        self.items.remove(&id);
         if let Some(q) = self.keys.get_mut(key) {
-            q.remove(id);
+            q.remove(&id);
             if q.is_empty() {
                 self.keys.remove(key);
                 return;
@@ -149,39 +147,39 @@ impl Queue {
     }
 
     /// The records held.
-    pub fn ids(&self) -> Vec<Id> {
-        self.items.keys().cloned().collect()
+    pub fn ids(&self) -> Vec<RecordRef> {
+        self.items.keys().copied().collect()
     }
 
     /// Drops a record that is no longer pending (erased or pruned from the database); one in
     /// flight is dropped when its answer comes, whatever it is.
-    pub fn forget(&mut self, id: &Id) {
-        let Some((_, key, _)) = self.items.get(id) else {
+    pub fn forget(&mut self, id: RecordRef) {
+        let Some((_, key, _)) = self.items.get(&id) else {
             return;
         };
         let key = key.clone();
         let in_flight =
-            self.busy.contains(&key) && self.keys.get(&key).and_then(|q| q.first()) == Some(id);
+            self.busy.contains(&key) && self.keys.get(&key).and_then(|q| q.first()) == Some(&id);
         if in_flight {
-            self.forgotten.insert(id.clone());
+            self.forgotten.insert(id);
         } else {
             self.remove(id, &key);
         }
     }
 
     /// Whether a record in flight was forgotten.
-    pub fn is_forgotten(&self, id: &Id) -> bool {
-        self.forgotten.contains(id)
+    pub fn is_forgotten(&self, id: RecordRef) -> bool {
+        self.forgotten.contains(&id)
     }
 
     /// A record in flight failed: it is tried again at `next_at`, and its key waits; one
     /// forgotten meanwhile is dropped instead. Whether it is still held.
-    pub fn retry(&mut self, id: &Id, attempts: i64, next_at: DateTime<Utc>) -> bool {
-        if self.forgotten.remove(id) {
+    pub fn retry(&mut self, id: RecordRef, attempts: i64, next_at: DateTime<Utc>) -> bool {
+        if self.forgotten.remove(&id) {
             self.done(id);
             return false;
         }
-        let Some((p, key, ready_at)) = self.items.get_mut(id) else {
+        let Some((p, key, ready_at)) = self.items.get_mut(&id) else {
             return false;
         };
         p.attempts = attempts;
@@ -199,10 +197,16 @@ mod tests {
     use super::*;
     use chrono::Duration;
 
+    fn message(seq: i64) -> RecordRef {
+        RecordRef {
+            kind: crate::store::RecordKind::Message,
+            seq,
+        }
+    }
+
     fn record(seq: i64, key: Option<&str>, at: DateTime<Utc>) -> Pending {
         Pending {
-            kind: "message".into(),
-            seq,
+            record: message(seq),
             order_key: key.map(str::to_owned),
             received_at: at,
             attempts: 0,
@@ -220,16 +224,19 @@ mod tests {
         q.insert(record(3, Some("b"), now));
         let first = q.take_ready(now).unwrap();
         let second = q.take_ready(now).unwrap();
-        assert_eq!((first.seq, second.seq), (1, 3));
+        assert_eq!((first.record.seq, second.record.seq), (1, 3));
         assert!(q.take_ready(now).is_none(), "2 waits for 1");
-        q.retry(&("message".into(), 1), 1, now + Duration::seconds(5));
+        q.retry(message(1), 1, now + Duration::seconds(5));
         assert!(
             q.take_ready(now).is_none(),
             "2 still waits while 1 is retried"
         );
-        assert_eq!(q.take_ready(now + Duration::seconds(5)).unwrap().seq, 1);
-        q.done(&("message".into(), 1));
-        assert_eq!(q.take_ready(now).unwrap().seq, 2);
+        assert_eq!(
+            q.take_ready(now + Duration::seconds(5)).unwrap().record.seq,
+            1
+        );
+        q.done(message(1));
+        assert_eq!(q.take_ready(now).unwrap().record.seq, 2);
     }
 
     #[test]
@@ -240,14 +247,14 @@ mod tests {
         q.insert(record(2, Some("c"), now));
         q.insert(record(3, Some("d"), now));
         let first = q.take_ready(now).unwrap();
-        assert_eq!(first.seq, 1);
-        q.forget(&("message".into(), 1));
-        q.forget(&("message".into(), 3));
-        assert!(q.contains(&("message".into(), 1)), "in flight");
-        assert!(!q.contains(&("message".into(), 3)));
+        assert_eq!(first.record.seq, 1);
+        q.forget(message(1));
+        q.forget(message(3));
+        assert!(q.contains(message(1)), "in flight");
+        assert!(!q.contains(message(3)));
         assert!(q.take_ready(now).is_none(), "2 waits for 1; 3 is gone");
-        q.done(&("message".into(), 1));
-        assert_eq!(q.take_ready(now).unwrap().seq, 2);
+        q.done(message(1));
+        assert_eq!(q.take_ready(now).unwrap().record.seq, 2);
         assert!(q.take_ready(now).is_none());
     }
 
@@ -257,21 +264,21 @@ mod tests {
         let now = Utc::now();
         q.insert(record(1, Some("c"), now));
         q.insert(record(2, Some("c"), now));
-        let id: Id = ("message".into(), 1);
-        assert_eq!(q.take_ready(now).unwrap().seq, 1);
-        q.forget(&id);
-        assert!(q.is_forgotten(&id));
-        assert!(!q.retry(&id, 1, now), "not held for a retry");
-        assert!(!q.contains(&id) && !q.is_forgotten(&id));
+        let id = message(1);
+        assert_eq!(q.take_ready(now).unwrap().record.seq, 1);
+        q.forget(id);
+        assert!(q.is_forgotten(id));
+        assert!(!q.retry(id, 1, now), "not held for a retry");
+        assert!(!q.contains(id) && !q.is_forgotten(id));
         assert_eq!(
-            q.take_first().unwrap().seq,
+            q.take_first().unwrap().record.seq,
             2,
             "the next of its conversation goes"
         );
         assert!(q.take_first().is_none());
         // One not forgotten is held.
-        assert!(q.retry(&("message".into(), 2), 1, now));
-        assert_eq!(q.take_ready(now).unwrap().seq, 2);
+        assert!(q.retry(message(2), 1, now));
+        assert_eq!(q.take_ready(now).unwrap().record.seq, 2);
     }
 
     #[test]
@@ -284,16 +291,20 @@ mod tests {
         q.insert(record(3, Some("f"), later + Duration::seconds(1)));
         assert!(q.take_ready(now).is_none(), "nothing due yet");
         let probe = q.take_first().unwrap();
-        assert_eq!(probe.seq, 1, "the earliest goes first");
-        q.retry(&("message".into(), 1), 0, later);
+        assert_eq!(probe.record.seq, 1, "the earliest goes first");
+        q.retry(message(1), 0, later);
         q.wake(now);
         let first = q.take_ready(now).unwrap();
         let second = q.take_ready(now).unwrap();
-        assert_eq!((first.seq, second.seq), (1, 3));
+        assert_eq!((first.record.seq, second.record.seq), (1, 3));
         assert_eq!(first.next_at, later, "its own time is kept");
         assert!(q.take_ready(now).is_none(), "2 waits for 1");
-        q.done(&("message".into(), 1));
-        assert_eq!(q.take_ready(now).unwrap().seq, 2, "woken with the rest");
+        q.done(message(1));
+        assert_eq!(
+            q.take_ready(now).unwrap().record.seq,
+            2,
+            "woken with the rest"
+        );
     }
 
     #[test]

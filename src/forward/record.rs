@@ -8,7 +8,7 @@ use super::settings::EndpointSettings;
 use crate::items::{ClickItem, EventItem, MessageItem};
 use crate::store::forward::Pending;
 use crate::store::query::{LogQuery, StreamQuery};
-use crate::store::{RecordKind, Store};
+use crate::store::{RecordKind, RecordRef, Store};
 
 /// Records read per query.
 pub const READ_BATCH: i64 = 500;
@@ -35,18 +35,22 @@ fn body<T: Serialize>(kind: &str, item: T) -> String {
 
 /// The `webhook-id` of a record, `<kind>_<installation>_<seq>`: the same for every attempt
 /// and replay, and never the same for two databases, whose seqs both start at 1.
-pub fn webhook_id(installation: &str, kind: &str, seq: i64) -> String {
-    format!("{kind}_{installation}_{seq}")
+pub fn webhook_id(installation: &str, record: RecordRef) -> String {
+    format!("{}_{installation}_{}", record.kind, record.seq)
 }
 
 /// The record a `webhook-id` of this installation names. The short form of earlier versions,
 /// `message_12`, is read too: the seqs of a database did not change when the installation
 /// id was added to the id, so an operator's old note still names the same record.
-pub fn parse_webhook_id(installation: &str, id: &str) -> Result<(RecordKind, i64), String> {
+pub fn parse_webhook_id(installation: &str, id: &str) -> Result<RecordRef, String> {
     let expected = || {
+        let example = RecordRef {
+            kind: RecordKind::Message,
+            seq: 12,
+        };
         format!(
             "expected a webhook-id such as {}",
-            webhook_id(installation, "message", 12)
+            webhook_id(installation, example)
         )
     };
     let (kind, rest) = id.split_once('_').ok_or_else(expected)?;
@@ -62,7 +66,7 @@ pub fn parse_webhook_id(installation: &str, id: &str) -> Result<(RecordKind, i64
         None => rest,
     };
     match seq.parse::<i64>() {
-        Ok(seq) if seq > 0 => Ok((kind, seq)),
+        Ok(seq) if seq > 0 => Ok(RecordRef { kind, seq }),
         _ => Err(expected()),
     }
 }
@@ -119,8 +123,7 @@ pub async fn read(
     let mut out = Vec::new();
     let mut last = after;
     let pending = |seq, key: Option<String>, received_at, body| Pending {
-        kind: kind.as_str().to_owned(),
-        seq,
+        record: RecordRef { kind, seq },
         order_key: key,
         received_at,
         attempts: 0,
@@ -203,13 +206,17 @@ mod tests {
 
     const INSTALLATION: &str = "0123456789abcdef0123456789abcdef";
 
+    fn at(kind: RecordKind, seq: i64) -> RecordRef {
+        RecordRef { kind, seq }
+    }
+
     #[test]
     fn a_webhook_id_names_its_kind_installation_and_seq() {
-        let id = webhook_id(INSTALLATION, "message", 12);
+        let id = webhook_id(INSTALLATION, at(RecordKind::Message, 12));
         assert_eq!(id, "message_0123456789abcdef0123456789abcdef_12");
         assert_eq!(
             parse_webhook_id(INSTALLATION, &id),
-            Ok((RecordKind::Message, 12))
+            Ok(at(RecordKind::Message, 12))
         );
     }
 
@@ -217,13 +224,13 @@ mod tests {
     fn the_short_form_of_earlier_versions_is_read() {
         assert_eq!(
             parse_webhook_id(INSTALLATION, "click_7"),
-            Ok((RecordKind::Click, 7))
+            Ok(at(RecordKind::Click, 7))
         );
     }
 
     #[test]
     fn an_id_of_another_installation_is_refused() {
-        let other = webhook_id("fedcba9876543210fedcba9876543210", "event", 3);
+        let other = webhook_id("fedcba9876543210fedcba9876543210", at(RecordKind::Event, 3));
         let error = parse_webhook_id(INSTALLATION, &other).unwrap_err();
         assert!(error.contains("another installation"), "{error}");
     }

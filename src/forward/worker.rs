@@ -19,13 +19,15 @@ use tokio_util::sync::CancellationToken;
 
 use super::backoff;
 use super::deliver::{self, Answer, Verdict};
-use super::queue::{Id, Queue};
+use super::queue::Queue;
 use super::record::{self, Filter, READ_BATCH};
 use super::settings::{EndpointSettings, ForwardSettings};
 use super::sign::Signer;
-use crate::store::forward::{Attempt, Dead, EndpointState, Pending, Progress};
+use crate::store::forward::{
+    Attempt, AttemptOutcome, Dead, EndpointState, Pending, Progress, Retry,
+};
 use crate::store::outbox::OutboxStatus;
-use crate::store::{Positions, RecordKind, Store};
+use crate::store::{Positions, RecordKind, RecordRef, Store};
 
 /// Answers are written at least this often.
 const FLUSH_EVERY: Duration = Duration::from_millis(50);
@@ -73,7 +75,7 @@ struct Run<'a> {
     /// Failed answers since the last delivery, the first of them, and whether another
     /// record failed too.
     failures: u32,
-    first_failed: Option<Id>,
+    first_failed: Option<RecordRef>,
     others_failed: bool,
     /// Whether the endpoint is being probed, and when its last answer came.
     probing: bool,
@@ -321,7 +323,7 @@ impl Run<'_> {
     fn send(&mut self, p: Pending, now: DateTime<Utc>) {
         let (client, signer) = (self.e.client.clone(), self.e.signer.clone());
         let url = self.e.settings.url.clone();
-        let id = record::webhook_id(&self.e.installation, &p.kind, p.seq);
+        let id = record::webhook_id(&self.e.installation, p.record);
         let early = p.next_at > now;
         self.in_flight.spawn(async move {
             let answer = deliver::attempt(&client, &url, &signer, &id, &p.body).await;
@@ -332,7 +334,7 @@ impl Run<'_> {
     async fn answered(&mut self, (p, answer, early): Done) -> anyhow::Result<()> {
         let now = Utc::now();
         self.last_answer = Instant::now();
-        let id: Id = (p.kind.clone(), p.seq);
+        let id = p.record;
         let attempts = p.attempts + 1;
         let max = i64::from(self.e.settings.max_attempts);
         if answer.verdict == Verdict::Delivered {
@@ -350,7 +352,7 @@ impl Run<'_> {
         } else {
             self.failures = self.failures.saturating_add(1);
             match &self.first_failed {
-                None => self.first_failed = Some(id.clone()),
+                None => self.first_failed = Some(id),
                 Some(first) => self.others_failed |= *first != id,
             }
             if !self.probing && self.failures >= FAILING_AFTER && self.others_failed {
@@ -363,7 +365,7 @@ impl Run<'_> {
                 );
             }
         }
-        let forgotten = self.queue.is_forgotten(&id);
+        let forgotten = self.queue.is_forgotten(id);
         let outcome = match &answer.verdict {
             Verdict::Delivered => {
                 if let Some(reply) = answer
@@ -380,17 +382,19 @@ impl Run<'_> {
                     }
                     self.progress.replies.push(reply);
                 }
-                self.queue.done(&id);
+                self.queue.done(id);
                 self.progress.done.push(id);
                 self.progress.success_at = Some(now);
-                "delivered"
+                AttemptOutcome::Delivered
             }
             Verdict::Gone => {
                 // The record stays pending, first in line when the endpoint is resumed.
-                if self.queue.retry(&id, attempts, now) {
-                    self.progress
-                        .retries
-                        .push((p.kind.clone(), p.seq, attempts, now));
+                if self.queue.retry(id, attempts, now) {
+                    self.progress.retries.push(Retry {
+                        record: id,
+                        attempts,
+                        next_at: now,
+                    });
                 }
                 let reason = format!("the receiver answered 410 Gone at {}", now.to_rfc3339());
                 tracing::warn!(
@@ -399,12 +403,12 @@ impl Run<'_> {
                 );
                 self.e.store.forward_disable(self.name, &reason).await?;
                 self.state.disabled_reason = Some(reason);
-                "gone"
+                AttemptOutcome::Gone
             }
             // Erased or pruned while in flight: there is nothing left to retry or to keep.
             Verdict::Failed { .. } if forgotten => {
-                self.queue.done(&id);
-                "failed"
+                self.queue.done(id);
+                AttemptOutcome::Failed
             }
             // Before its own time the record was only a probe: its failure is not counted,
             // and its own schedule stands.
@@ -412,11 +416,11 @@ impl Run<'_> {
                 if let Some(asked) = retry_after {
                     self.hold_until = Some(Instant::now() + (*asked).min(RETRY_AFTER_MAX));
                 }
-                self.queue.retry(&id, p.attempts, p.next_at);
-                "probe"
+                self.queue.retry(id, p.attempts, p.next_at);
+                AttemptOutcome::Probe
             }
             Verdict::Failed { .. } if attempts >= max => {
-                self.queue.done(&id);
+                self.queue.done(id);
                 self.progress.done.push(id);
                 self.progress.dead.push(Dead {
                     id: 0,
@@ -428,7 +432,7 @@ impl Run<'_> {
                     dead_at: now,
                 });
                 super::metrics::dead(self.name);
-                "dead"
+                AttemptOutcome::Dead
             }
             Verdict::Failed { retry_after } => {
                 let wait = match retry_after {
@@ -445,25 +449,26 @@ impl Run<'_> {
                     ),
                 };
                 let next_at = now + chrono::Duration::from_std(wait).unwrap_or_default();
-                if self.queue.retry(&id, attempts, next_at) {
-                    self.progress
-                        .retries
-                        .push((p.kind.clone(), p.seq, attempts, next_at));
+                if self.queue.retry(id, attempts, next_at) {
+                    self.progress.retries.push(Retry {
+                        record: id,
+                        attempts,
+                        next_at,
+                    });
                 }
-                "failed"
+                AttemptOutcome::Failed
             }
         };
         if let Some(error) = &answer.error {
             self.progress.error = Some((error.clone(), now));
         }
-        super::metrics::attempt(self.name, outcome);
+        super::metrics::attempt(self.name, outcome.as_str());
         self.progress.attempts.push(Attempt {
             id: 0,
             endpoint: self.name.to_owned(),
-            kind: p.kind,
-            seq: p.seq,
+            record: id,
             attempt: attempts,
-            outcome: outcome.to_owned(),
+            outcome,
             status_code: answer.status.map(i64::from),
             latency_ms: i64::try_from(answer.latency.as_millis()).unwrap_or(i64::MAX),
             error: answer.error,
@@ -492,7 +497,7 @@ impl Run<'_> {
             if reply.status == OutboxStatus::Sending {
                 self.e
                     .outbox
-                    .send(self.name, reply.kind, reply.seq, reply.reply, reply.target);
+                    .send(self.name, reply.record, reply.reply, reply.target);
             } else {
                 crate::outbox::send::counted(reply.status);
             }
@@ -502,8 +507,8 @@ impl Run<'_> {
 
     /// Sends the replies waiting (left by a stop before their call, or retried by hand).
     async fn send_pending_replies(&self) -> anyhow::Result<()> {
-        for (kind, seq) in self.e.store.outbox_pending(self.name).await? {
-            self.e.outbox.send_pending(self.name, kind, seq);
+        for record in self.e.store.outbox_pending(self.name).await? {
+            self.e.outbox.send_pending(self.name, record);
         }
         Ok(())
     }
@@ -518,17 +523,15 @@ impl Run<'_> {
             // back as pending.
             self.flush().await?;
             let stored = self.e.store.forward_pending(self.name).await?;
-            let kept: std::collections::HashSet<_> =
-                stored.iter().map(|p| (p.kind.clone(), p.seq)).collect();
+            let kept: std::collections::HashSet<_> = stored.iter().map(|p| p.record).collect();
             // Erased or pruned records leave the queue too: they must not be sent.
             for id in self.queue.ids() {
                 if !kept.contains(&id) {
-                    self.queue.forget(&id);
+                    self.queue.forget(id);
                 }
             }
             for p in stored {
-                let id = (p.kind.clone(), p.seq);
-                if !self.queue.contains(&id) {
+                if !self.queue.contains(p.record) {
                     self.queue.insert(p);
                 }
             }

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::divar::outbound::ButtonGrid;
 use crate::forward::deliver::{JsonBody, REPLY_MAX};
+use crate::store::RecordKind;
 use crate::store::forward::Pending;
 use crate::store::outbox::{NewReply, OutboxStatus};
 
@@ -88,8 +89,7 @@ struct Participant {
 pub fn read(p: &Pending, body: &JsonBody) -> Option<NewReply> {
     let record: Record = serde_json::from_str(&p.body).unwrap_or_default();
     let mut new = NewReply {
-        kind: p.kind.clone(),
-        seq: p.seq,
+        record: p.record,
         record_id: record.id.clone(),
         conversation_id: record.conversation_id.clone(),
         status: OutboxStatus::Refused,
@@ -114,7 +114,7 @@ pub fn read(p: &Pending, body: &JsonBody) -> Option<NewReply> {
     };
     let value = answer.remove("reply").filter(|v| !v.is_null())?;
     new.reply = value.to_string();
-    match plan(&p.kind, &record, value) {
+    match plan(p.record.kind, &record, value) {
         Ok(target) => {
             new.status = OutboxStatus::Sending;
             new.target = Some(serde_json::to_string(&target).expect("a target serializes"));
@@ -125,11 +125,11 @@ pub fn read(p: &Pending, body: &JsonBody) -> Option<NewReply> {
 }
 
 /// The target of a well-formed reply to a record, or why there is none.
-fn plan(kind: &str, record: &Record, value: Value) -> Result<Target, String> {
+fn plan(kind: RecordKind, record: &Record, value: Value) -> Result<Target, String> {
     let reply: Reply =
         serde_json::from_value(value).map_err(|e| format!("the reply is malformed: {e}"))?;
     check(&reply)?;
-    if kind != "message" {
+    if kind != RecordKind::Message {
         return Err(format!(
             "a reply answers a message; this record is of kind {kind} (events and clicks are not answered)"
         ));
@@ -238,10 +238,9 @@ mod tests {
     use chrono::Utc;
     use serde_json::json;
 
-    fn pending(kind: &str, body: Value) -> Pending {
+    fn pending(kind: RecordKind, body: Value) -> Pending {
         Pending {
-            kind: kind.into(),
-            seq: 7,
+            record: crate::store::RecordRef { kind, seq: 7 },
             order_key: None,
             received_at: Utc::now(),
             attempts: 0,
@@ -267,7 +266,7 @@ mod tests {
 
     #[test]
     fn a_body_without_reply_is_no_reply() {
-        let p = pending("message", message("events", "NEW_MESSAGE"));
+        let p = pending(RecordKind::Message, message("events", "NEW_MESSAGE"));
         for body in [
             json!({}),
             json!({"ok": true}),
@@ -283,7 +282,10 @@ mod tests {
     fn each_record_gets_its_call() {
         let reply = answer(json!({"reply": {"text": "سلام"}}));
         let r = read(
-            &pending("message", message("events", "NEW_CHATBOT_MESSAGE")),
+            &pending(
+                RecordKind::Message,
+                message("events", "NEW_CHATBOT_MESSAGE"),
+            ),
             &reply,
         )
         .unwrap();
@@ -295,7 +297,7 @@ mod tests {
             }
         );
         let r = read(
-            &pending("message", message("events", "NEW_MESSAGE")),
+            &pending(RecordKind::Message, message("events", "NEW_MESSAGE")),
             &reply,
         )
         .unwrap();
@@ -308,7 +310,7 @@ mod tests {
             }
         );
         let r = read(
-            &pending("message", message("legacy", "CHAT_MESSAGE")),
+            &pending(RecordKind::Message, message("legacy", "CHAT_MESSAGE")),
             &reply,
         )
         .unwrap();
@@ -328,7 +330,7 @@ mod tests {
 
     #[test]
     fn malformed_replies_are_refused_with_the_reason() {
-        let p = pending("message", message("events", "NEW_MESSAGE"));
+        let p = pending(RecordKind::Message, message("events", "NEW_MESSAGE"));
         let cases = [
             (json!({"reply": {"txt": "x"}}), "unknown field `txt`"),
             (json!({"reply": "hello"}), "the reply is malformed"),
@@ -357,19 +359,27 @@ mod tests {
     #[test]
     fn events_clicks_and_bot_messages_are_not_answered() {
         let reply = answer(json!({"reply": {"text": "x"}}));
-        let r = read(&pending("event", json!({"kind": "event"})), &reply).unwrap();
+        let r = read(
+            &pending(RecordKind::Event, json!({"kind": "event"})),
+            &reply,
+        )
+        .unwrap();
         assert!(r.answer.unwrap().contains("of kind event"));
-        let r = read(&pending("click", json!({"kind": "click"})), &reply).unwrap();
+        let r = read(
+            &pending(RecordKind::Click, json!({"kind": "click"})),
+            &reply,
+        )
+        .unwrap();
         assert_eq!(r.status, OutboxStatus::Refused);
         let mut bot = message("events", "NEW_MESSAGE");
         bot["sender"]["type"] = json!("BOT");
-        let r = read(&pending("message", bot), &reply).unwrap();
+        let r = read(&pending(RecordKind::Message, bot), &reply).unwrap();
         assert!(r.answer.unwrap().contains("sender type BOT"));
     }
 
     #[test]
     fn a_legacy_reply_is_text_only() {
-        let p = pending("message", message("legacy", "CHAT_MESSAGE"));
+        let p = pending(RecordKind::Message, message("legacy", "CHAT_MESSAGE"));
         let r = read(&p, &answer(json!({"reply": {"media_token": "t"}}))).unwrap();
         assert_eq!(r.status, OutboxStatus::Refused);
         let r = read(

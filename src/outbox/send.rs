@@ -22,8 +22,8 @@ use crate::divar::outbound::{
     BotMessage, DivarClient, DivarError, LegacySendMessage, PreparedRequest, SendMessage,
 };
 use crate::oauth::Tokens;
-use crate::store::Store;
 use crate::store::outbox::{Finished, OutboxStatus, Outcome};
+use crate::store::{RecordRef, Store};
 
 /// Calls to Divar made at once, over every endpoint.
 const CONCURRENT: usize = 32;
@@ -100,14 +100,7 @@ impl Sender {
     }
 
     /// Makes the call of a reply just committed as `sending`, in the background.
-    pub fn send(
-        &self,
-        endpoint: &str,
-        kind: String,
-        seq: i64,
-        reply: String,
-        target: Option<String>,
-    ) {
+    pub fn send(&self, endpoint: &str, record: RecordRef, reply: String, target: Option<String>) {
         mark(&self.busy, endpoint, true);
         let (this, endpoint) = (self.clone(), endpoint.to_owned());
         tokio::spawn(async move {
@@ -115,35 +108,36 @@ impl Sender {
                 return;
             };
             let outcome = this.call(&reply, target.as_deref()).await;
-            this.ended(endpoint, kind, seq, outcome);
+            this.ended(endpoint, record, outcome);
         });
     }
 
-    /// Takes the pending reply to record (kind, seq) of `endpoint` and makes its call, in the
+    /// Takes the pending reply to `record` of `endpoint` and makes its call, in the
     /// background.
-    pub fn send_pending(&self, endpoint: &str, kind: String, seq: i64) {
+    pub fn send_pending(&self, endpoint: &str, record: RecordRef) {
         mark(&self.busy, endpoint, true);
         let (this, endpoint) = (self.clone(), endpoint.to_owned());
         tokio::spawn(async move {
             let Ok(_slot) = this.slots.acquire().await else {
                 return;
             };
-            match this.store.outbox_claim(&endpoint, &kind, seq).await {
+            match this.store.outbox_claim(&endpoint, record).await {
                 Ok(Some(row)) => {
                     let outcome = this.call(&row.reply, row.target.as_deref()).await;
-                    this.ended(endpoint, kind, seq, outcome);
+                    this.ended(endpoint, record, outcome);
                 }
                 Ok(None) => mark(&this.busy, &endpoint, false),
                 Err(e) => {
                     mark(&this.busy, &endpoint, false);
-                    tracing::warn!(endpoint, kind, seq, error = %e, "a pending reply could not be taken; it waits");
+                    tracing::warn!(endpoint, kind = %record.kind, seq = record.seq, error = %e, "a pending reply could not be taken; it waits");
                 }
             }
         });
     }
 
-    fn ended(&self, endpoint: String, kind: String, seq: i64, outcome: Outcome) {
+    fn ended(&self, endpoint: String, record: RecordRef, outcome: Outcome) {
         counted(outcome.status);
+        let (kind, seq) = (record.kind.as_str(), record.seq);
         match outcome.status {
             OutboxStatus::Sent => tracing::debug!(endpoint, kind, seq, "reply sent"),
             status => tracing::warn!(
@@ -157,8 +151,7 @@ impl Sender {
         }
         let _ = self.finished.send(Finished {
             endpoint,
-            kind,
-            seq,
+            record,
             outcome,
         });
     }

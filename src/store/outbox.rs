@@ -3,7 +3,7 @@
 
 use super::rows::{AnyRow, read_row};
 use super::sql::{Dialect, Param, Sql};
-use super::{Error, Store};
+use super::{Error, RecordRef, Store};
 use chrono::{DateTime, Utc};
 
 /// Where a reply stands.
@@ -56,10 +56,8 @@ impl OutboxStatus {
 /// A reply read from an endpoint's answer, to be recorded with the push's progress.
 #[derive(Debug, Clone)]
 pub struct NewReply {
-    /// The kind of the record answered.
-    pub kind: String,
-    /// Its seq.
-    pub seq: i64,
+    /// The record answered.
+    pub record: RecordRef,
     /// Divar's message id, where there is one.
     pub record_id: Option<String>,
     /// The conversation, where there is one.
@@ -82,16 +80,14 @@ pub struct OutboxRow {
     pub id: i64,
     /// The endpoint that answered with the reply.
     pub endpoint: String,
-    /// The kind of the record answered.
-    pub kind: String,
-    /// Its seq.
-    pub seq: i64,
+    /// The record answered.
+    pub record: RecordRef,
     /// Divar's message id, where there is one.
     pub record_id: Option<String>,
     /// The conversation, where there is one.
     pub conversation_id: Option<String>,
-    /// `pending`, `sending`, `sent`, `failed`, `unknown` or `refused`.
-    pub status: String,
+    /// Where it stands.
+    pub status: OutboxStatus,
     /// The reply as answered (JSON).
     pub reply: String,
     /// Which API answers the record, and whom (JSON).
@@ -128,10 +124,8 @@ pub struct Outcome {
 pub struct Finished {
     /// The endpoint of the reply.
     pub endpoint: String,
-    /// The kind of the record answered.
-    pub kind: String,
-    /// Its seq.
-    pub seq: i64,
+    /// The record answered.
+    pub record: RecordRef,
     /// How the call ended.
     pub outcome: Outcome,
 }
@@ -140,7 +134,7 @@ pub struct Finished {
 #[derive(Debug, Clone, Default)]
 pub struct OutboxQuery {
     /// Only this status.
-    pub status: Option<String>,
+    pub status: Option<OutboxStatus>,
     /// Only this endpoint.
     pub endpoint: Option<String>,
     /// Only this conversation.
@@ -159,7 +153,7 @@ pub enum Retried {
     /// Pending again; it was in this status.
     Queued(OutboxStatus),
     /// Not in a status that may be retried.
-    NotRetryable(String),
+    NotRetryable(OutboxStatus),
     /// No such row.
     Missing,
 }
@@ -173,8 +167,8 @@ pub(super) fn insert_reply(d: Dialect, endpoint: &str, r: &NewReply, now: DateTi
     );
     sql.list(vec![
         Param::Text(endpoint.to_owned()),
-        Param::Text(r.kind.clone()),
-        Param::Int(r.seq),
+        Param::Text(r.record.kind.as_str().to_owned()),
+        Param::Int(r.record.seq),
         Param::OptText(r.record_id.clone()),
         Param::OptText(r.conversation_id.clone()),
         Param::Text(r.status.as_str().to_owned()),
@@ -189,13 +183,13 @@ pub(super) fn insert_reply(d: Dialect, endpoint: &str, r: &NewReply, now: DateTi
     sql
 }
 
-fn key(sql: &mut Sql, endpoint: &str, kind: &str, seq: i64) {
+fn key(sql: &mut Sql, endpoint: &str, record: RecordRef) {
     sql.push(" where endpoint = ")
         .bind(Param::Text(endpoint.to_owned()))
         .push(" and kind = ")
-        .bind(Param::Text(kind.to_owned()))
+        .bind(Param::Text(record.kind.as_str().to_owned()))
         .push(" and seq = ")
-        .bind(Param::Int(seq));
+        .bind(Param::Int(record.seq));
 }
 
 fn row(r: &AnyRow) -> Result<OutboxRow, Error> {
@@ -204,8 +198,7 @@ fn row(r: &AnyRow) -> Result<OutboxRow, Error> {
         OutboxRow {
             id,
             endpoint,
-            kind,
-            seq,
+            record = r.record()?,
             record_id,
             conversation_id,
             status,
@@ -227,8 +220,7 @@ impl Store {
     pub async fn outbox_claim(
         &self,
         endpoint: &str,
-        kind: &str,
-        seq: i64,
+        record: RecordRef,
     ) -> Result<Option<OutboxRow>, Error> {
         let d = self.dialect();
         let mut claim = Sql::new(
@@ -236,7 +228,7 @@ impl Store {
             "update outbox set status = 'sending', attempts = attempts + 1, updated_at = ",
         );
         claim.bind(Param::Time(Utc::now()));
-        key(&mut claim, endpoint, kind, seq);
+        key(&mut claim, endpoint, record);
         claim.push(" and status = 'pending' returning *");
         self.fetch_optional(&claim)
             .await?
@@ -264,7 +256,7 @@ impl Store {
                     .bind(Param::OptText(o.answer.clone()))
                     .push(", updated_at = ")
                     .bind(Param::Time(now));
-                key(&mut sql, &f.endpoint, &f.kind, f.seq);
+                key(&mut sql, &f.endpoint, f.record);
                 sql.push(" and status = 'sending'");
                 sql
             })
@@ -287,8 +279,8 @@ impl Store {
         self.execute_count(&sql).await
     }
 
-    /// An endpoint's pending replies, oldest first: (kind, seq).
-    pub async fn outbox_pending(&self, endpoint: &str) -> Result<Vec<(String, i64)>, Error> {
+    /// The records of an endpoint's pending replies, oldest first.
+    pub async fn outbox_pending(&self, endpoint: &str) -> Result<Vec<RecordRef>, Error> {
         let mut sql = Sql::new(
             self.dialect(),
             "select kind, seq from outbox where endpoint = ",
@@ -298,7 +290,7 @@ impl Store {
         self.fetch_all(&sql)
             .await?
             .iter()
-            .map(|r| Ok((r.get("kind")?, r.get("seq")?)))
+            .map(|r| Ok(r.record()?))
             .collect()
     }
 
@@ -315,7 +307,7 @@ impl Store {
     /// A page of the outbox, newest first.
     pub async fn outbox_list(&self, q: &OutboxQuery) -> Result<Vec<OutboxRow>, Error> {
         let mut sql = Sql::new(self.dialect(), "select * from outbox");
-        sql.filter("status = ", q.status.as_ref());
+        sql.filter("status = ", q.status.map(OutboxStatus::as_str));
         sql.filter("endpoint = ", q.endpoint.as_ref());
         sql.filter("conversation_id = ", q.conversation_id.as_ref());
         sql.filter("created_at >= ", q.since);
@@ -324,7 +316,7 @@ impl Store {
     }
 
     /// How many replies each endpoint has in each status: (endpoint, status, count).
-    pub async fn outbox_counts(&self) -> Result<Vec<(String, String, i64)>, Error> {
+    pub async fn outbox_counts(&self) -> Result<Vec<(String, OutboxStatus, i64)>, Error> {
         let sql = Sql::new(
             self.dialect(),
             "select endpoint, status, count(*) as n from outbox group by endpoint, status \
@@ -342,11 +334,10 @@ impl Store {
         let Some(current) = self.outbox_row(id).await? else {
             return Ok(Retried::Missing);
         };
-        let Some(status) = OutboxStatus::parse(&current.status)
-            .filter(|s| matches!(s, OutboxStatus::Failed | OutboxStatus::Unknown))
-        else {
-            return Ok(Retried::NotRetryable(current.status));
-        };
+        let status = current.status;
+        if !matches!(status, OutboxStatus::Failed | OutboxStatus::Unknown) {
+            return Ok(Retried::NotRetryable(status));
+        }
         let d = self.dialect();
         let mut queue = Sql::new(d, "update outbox set status = 'pending', updated_at = ");
         queue

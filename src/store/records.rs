@@ -60,6 +60,28 @@ impl std::fmt::Display for RecordKind {
     }
 }
 
+/// A stored record: its log and its `seq` there. Records are ordered by the kind's name,
+/// then `seq`, as the forwarding tables list them (`order by kind, seq`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct RecordRef {
+    /// Its log.
+    pub kind: RecordKind,
+    /// Its place in that log.
+    pub seq: i64,
+}
+
+impl Ord for RecordRef {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.kind.as_str(), self.seq).cmp(&(other.kind.as_str(), other.seq))
+    }
+}
+
+impl PartialOrd for RecordRef {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
 /// A `seq` in each log: how far each has been written, or read by an endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Positions {

@@ -5,11 +5,13 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
+use super::forward::AttemptOutcome;
+use super::outbox::OutboxStatus;
 use super::time::Time;
 use super::{
     ClickFacts, ClickOutcome, ClickVersion, JsonRef, MessageSource, MessageView, NewClick,
-    NewEvent, Registration, Side, StoredClick, StoredConversation, StoredEvent, StoredMessage,
-    parse_json_column,
+    NewEvent, RecordKind, RecordRef, Registration, Side, StoredClick, StoredConversation,
+    StoredEvent, StoredMessage, parse_json_column,
 };
 
 /// A column by name or by position.
@@ -141,6 +143,9 @@ from_column!(DateTime<Utc>, time, |t: Time| t.0);
 from_column!(try ClickVersion, text, |s, c| named(ClickVersion::parse, s, c));
 from_column!(try Side, text, |s, c| named(Side::parse, s, c));
 from_column!(try ClickOutcome, text, |s, c| named(ClickOutcome::parse, s, c));
+from_column!(try RecordKind, text, |s, c| named(RecordKind::parse, s, c));
+from_column!(try AttemptOutcome, text, |s, c| named(AttemptOutcome::parse, s, c));
+from_column!(try OutboxStatus, text, |s, c| named(OutboxStatus::parse, s, c));
 
 /// A value stored as its name; a name this version does not know is refused, naming it.
 fn named<T>(parse: fn(&str) -> Option<T>, name: &str, column: Col<'_>) -> Result<T, sqlx::Error> {
@@ -150,14 +155,21 @@ fn named<T>(parse: fn(&str) -> Option<T>, name: &str, column: Col<'_>) -> Result
     })
 }
 
-/// Reads a row into a struct whose fields are its columns, each read by its own name; with
-/// `fields`, the struct itself (a part of a larger one), else `Ok` of it.
+/// Reads a row into a struct whose fields are its columns, each read by its own name (or,
+/// as `field = value`, given); with `fields`, the struct itself (a part of a larger one),
+/// else `Ok` of it.
 macro_rules! read_row {
-    (fields $row:expr, $ty:ident { $($field:ident),* $(,)? }) => {
-        $ty { $($field: $row.get(stringify!($field))?),* }
+    (@value $row:expr, $field:ident) => {
+        $row.get(stringify!($field))?
     };
-    ($row:expr, $ty:ident { $($field:ident),* $(,)? }) => {
-        Ok(read_row!(fields $row, $ty { $($field),* }))
+    (@value $row:expr, $field:ident, $value:expr) => {
+        $value
+    };
+    (fields $row:expr, $ty:ident { $($field:ident $(= $value:expr)?),* $(,)? }) => {
+        $ty { $($field: read_row!(@value $row, $field $(, $value)?)),* }
+    };
+    ($row:expr, $ty:ident { $($field:ident $(= $value:expr)?),* $(,)? }) => {
+        Ok(read_row!(fields $row, $ty { $($field $(= $value)?),* }))
     };
 }
 pub(super) use read_row;
@@ -212,6 +224,14 @@ impl AnyRow {
         column: impl Into<Col<'c>>,
     ) -> Result<T, sqlx::Error> {
         T::from_column(self, column.into())
+    }
+
+    /// The record a row names by its `kind` and `seq` columns.
+    pub fn record(&self) -> Result<RecordRef, sqlx::Error> {
+        Ok(RecordRef {
+            kind: self.get("kind")?,
+            seq: self.get("seq")?,
+        })
     }
 
     /// A time column (see [`Time`]).

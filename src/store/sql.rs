@@ -60,6 +60,12 @@ impl From<&String> for Param {
     }
 }
 
+impl From<&str> for Param {
+    fn from(s: &str) -> Self {
+        Param::Text(s.to_owned())
+    }
+}
+
 impl From<i64> for Param {
     fn from(n: i64) -> Self {
         Param::Int(n)

@@ -10,7 +10,7 @@ use kenar_hook::store::forward::{Dead, Pending, Progress};
 use kenar_hook::store::lifecycle::{Erasure, Identity, Keep, Log};
 use kenar_hook::store::{
     ClickFacts, ClickOutcome, ClickVersion, ConversationFacts, MessageSource, NewClick, NewEvent,
-    NewMessage, NewRecord, RecordKind, Side, Store,
+    NewMessage, NewRecord, RecordKind, RecordRef, Side, Store,
 };
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -274,8 +274,10 @@ async fn a_record_an_endpoint_still_waits_for_is_kept_unless_forced(backend: Bac
     // m7 is read into the endpoint's pending work; m8 not read yet.
     let m7 = store.message("m7").await.unwrap().unwrap().seq;
     let pending = Pending {
-        kind: "message".into(),
-        seq: m7,
+        record: RecordRef {
+            kind: RecordKind::Message,
+            seq: m7,
+        },
         order_key: Some("c-late".into()),
         received_at: days_ago(60),
         attempts: 0,
@@ -467,8 +469,10 @@ async fn erasing_a_user_removes_their_records_and_their_forwarding_work(backend:
     let dead = |seq: i64| Dead {
         id: 0,
         pending: Pending {
-            kind: "message".into(),
-            seq,
+            record: RecordRef {
+                kind: RecordKind::Message,
+                seq,
+            },
             order_key: None,
             received_at: Utc::now(),
             attempts: 12,
@@ -531,7 +535,7 @@ async fn erasing_a_user_removes_their_records_and_their_forwarding_work(backend:
         .await
         .unwrap()
         .into_iter()
-        .map(|(_, d)| d.pending.seq)
+        .map(|(_, d)| d.pending.record.seq)
         .collect();
     assert_eq!(
         dead,

@@ -304,34 +304,140 @@ on_both_backends!(
     a_large_batch_keeps_every_outcome_in_place,
 );
 
+/// Sets each `(table, column)` to a name no version knows: `read` (of that table) must fail
+/// naming the column and the value, then read the one row again once the known name is back.
+async fn unknown_names_are_refused(
+    app: &TestApp,
+    cases: &[(&str, &str, &str)],
+    read: impl AsyncFn(&str) -> Result<usize, String>,
+) {
+    use secrecy::ExposeSecret;
+    use sqlx::Connection;
+    for (table, column, known) in cases {
+        let mut conn = sqlx::SqliteConnection::connect(app.settings.database.url.expose_secret())
+            .await
+            .unwrap();
+        let set = |value: &str| format!("update {table} set {column} = '{value}'");
+        sqlx::query(&set("later")).execute(&mut conn).await.unwrap();
+        let err = read(table).await.unwrap_err();
+        assert!(err.contains(column), "{table}.{column}: {err}");
+        assert!(
+            err.contains("\"later\" is not a value this version knows"),
+            "{table}.{column}: {err}"
+        );
+        sqlx::query(&set(known)).execute(&mut conn).await.unwrap();
+        conn.close().await.unwrap();
+        assert_eq!(read(table).await, Ok(1), "{table}.{column}");
+    }
+}
+
 /// A click whose stored version, side or outcome this build does not know (written by hand,
 /// or by a newer build) is refused by name, never read as something else.
 #[tokio::test]
 async fn a_stored_name_this_version_does_not_know_is_refused_by_name() {
-    use secrecy::ExposeSecret;
-    use sqlx::Connection;
     let (app, store) = store_on(Backend::Sqlite).await;
     store.write_batch(&[click("k1")]).await.unwrap();
-    for (column, known) in [
-        ("version", "v2"),
-        ("side", "demand"),
-        ("outcome", "redirect"),
-    ] {
-        let mut conn = sqlx::SqliteConnection::connect(app.settings.database.url.expose_secret())
+    let cases = [
+        ("click", "version", "v2"),
+        ("click", "side", "demand"),
+        ("click", "outcome", "redirect"),
+    ];
+    unknown_names_are_refused(&app, &cases, async |_| {
+        store
+            .all_clicks()
             .await
-            .unwrap();
-        let set = |value: &str| format!("update click set {column} = '{value}'");
-        sqlx::query(&set("later")).execute(&mut conn).await.unwrap();
-        let err = store.all_clicks().await.unwrap_err().to_string();
-        assert!(err.contains(column), "{column}: {err}");
-        assert!(
-            err.contains("\"later\" is not a value this version knows"),
-            "{column}: {err}"
-        );
-        sqlx::query(&set(known)).execute(&mut conn).await.unwrap();
-        conn.close().await.unwrap();
-        assert_eq!(store.all_clicks().await.unwrap().len(), 1, "{column}");
-    }
+            .map(|c| c.len())
+            .map_err(|e| e.to_string())
+    })
+    .await;
+}
+
+/// A forwarded record whose stored kind, attempt outcome or reply status this build does not
+/// know is refused by name, never read as another record or status.
+#[tokio::test]
+async fn a_stored_forwarding_name_this_version_does_not_know_is_refused_by_name() {
+    use kenar_hook::store::RecordRef;
+    use kenar_hook::store::forward::{Attempt, AttemptOutcome, AttemptQuery, Pending, Progress};
+    use kenar_hook::store::outbox::{NewReply, OutboxQuery, OutboxStatus};
+    let (app, store) = store_on(Backend::Sqlite).await;
+    let name = "backend".to_owned();
+    store
+        .forward_register(std::slice::from_ref(&name))
+        .await
+        .unwrap();
+    let record = RecordRef {
+        kind: kenar_hook::store::RecordKind::Message,
+        seq: 1,
+    };
+    let now = Utc::now();
+    let pending = Pending {
+        record,
+        order_key: None,
+        received_at: now,
+        attempts: 0,
+        next_at: now,
+        body: "{}".into(),
+    };
+    let cursor = store.forward_cursors(&name).await.unwrap().message;
+    assert!(
+        store
+            .forward_take(&name, record.kind, cursor, cursor, &[pending])
+            .await
+            .unwrap()
+    );
+    let progress = Progress {
+        attempts: vec![Attempt {
+            id: 0,
+            endpoint: name.clone(),
+            record,
+            attempt: 1,
+            outcome: AttemptOutcome::Failed,
+            status_code: Some(500),
+            latency_ms: 3,
+            error: None,
+            response: None,
+            at: now,
+        }],
+        replies: vec![NewReply {
+            record,
+            record_id: Some("m1".into()),
+            conversation_id: None,
+            status: OutboxStatus::Refused,
+            reply: "{}".into(),
+            target: None,
+            answer: Some("malformed".into()),
+        }],
+        ..Default::default()
+    };
+    assert_eq!(
+        store.forward_progress(&name, &progress).await.unwrap(),
+        [true]
+    );
+
+    let attempts = AttemptQuery {
+        limit: 10,
+        ..Default::default()
+    };
+    let outbox = OutboxQuery {
+        limit: 10,
+        ..Default::default()
+    };
+    let read = async |table: &str| -> Result<usize, String> {
+        let n = match table {
+            "forward_pending" => store.forward_pending(&name).await.map(|r| r.len()),
+            "forward_attempt" => store.forward_attempts(&attempts).await.map(|r| r.len()),
+            _ => store.outbox_list(&outbox).await.map(|r| r.len()),
+        };
+        n.map_err(|e| e.to_string())
+    };
+    let cases = [
+        ("forward_pending", "kind", "message"),
+        ("forward_attempt", "kind", "message"),
+        ("forward_attempt", "outcome", "failed"),
+        ("outbox", "kind", "message"),
+        ("outbox", "status", "refused"),
+    ];
+    unknown_names_are_refused(&app, &cases, read).await;
 }
 
 /// PostgreSQL cannot hold a time before 4713 BC: such a record fails its batch, and the

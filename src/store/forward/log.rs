@@ -3,8 +3,11 @@
 use chrono::{DateTime, Utc};
 
 use super::super::sql::{Param, Sql};
-use super::super::{Error, RecordKind, Store};
-use super::{Attempt, AttemptQuery, Dead, Pending, attempt, delete_keys, insert_pending, pending};
+use super::super::{Error, RecordKind, RecordRef, Store};
+use super::{
+    Attempt, AttemptOutcome, AttemptQuery, Dead, Pending, attempt, delete_keys, insert_pending,
+    pending,
+};
 
 impl Store {
     /// Adds records to an endpoint's pending ones again (a record pending already stays as
@@ -15,7 +18,7 @@ impl Store {
         let inserts = insert_pending(d, name, rows);
         let n = inserts.len();
         let mut statements = inserts;
-        let keys: Vec<(String, i64)> = rows.iter().map(|r| (r.kind.clone(), r.seq)).collect();
+        let keys: Vec<RecordRef> = rows.iter().map(|r| r.record).collect();
         statements.extend(delete_keys(d, "forward_dead", name, &keys));
         let mut bump = Sql::new(
             d,
@@ -62,7 +65,7 @@ impl Store {
     pub async fn forward_attempts(&self, q: &AttemptQuery) -> Result<Vec<Attempt>, Error> {
         let mut sql = Sql::new(self.dialect(), "select * from forward_attempt");
         sql.filter("endpoint = ", q.endpoint.as_ref());
-        sql.filter("outcome = ", q.outcome.as_ref());
+        sql.filter("outcome = ", q.outcome.map(AttemptOutcome::as_str));
         sql.filter("at >= ", q.since);
         sql.newest_before(q.before_id, q.limit);
         self.fetch_all(&sql).await?.iter().map(attempt).collect()

@@ -8,7 +8,7 @@ mod lease;
 mod log;
 
 use super::rows::{AnyRow, read_row};
-use super::{Error, Positions, RecordKind, Store};
+use super::{Error, Positions, RecordKind, RecordRef, Store};
 
 use super::sql::{Dialect, Param, Sql};
 pub use lease::{Lease, TRY_EVERY};
@@ -35,10 +35,8 @@ pub struct EndpointState {
 /// A record read for an endpoint and not yet delivered or dead.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Pending {
-    /// `message`, `event` or `click`.
-    pub kind: String,
-    /// Its `seq` in its log.
-    pub seq: i64,
+    /// The record.
+    pub record: RecordRef,
     /// Records of one key are delivered one at a time, in `seq` order.
     pub order_key: Option<String>,
     /// When kenar-hook received the record.
@@ -71,14 +69,12 @@ pub struct Attempt {
     pub id: i64,
     /// The endpoint.
     pub endpoint: String,
-    /// `message`, `event` or `click`.
-    pub kind: String,
-    /// The record's `seq`.
-    pub seq: i64,
+    /// The record.
+    pub record: RecordRef,
     /// 1 for the first attempt.
     pub attempt: i64,
-    /// `delivered`, `failed`, `dead` (failed, and the last attempt) or `gone` (410).
-    pub outcome: String,
+    /// How it ended.
+    pub outcome: AttemptOutcome,
     /// The answer's status, when there was one.
     pub status_code: Option<i64>,
     /// From sending to the answer's end or the error.
@@ -91,13 +87,66 @@ pub struct Attempt {
     pub at: DateTime<Utc>,
 }
 
+/// How a delivery attempt ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// The receiver answered 2xx.
+    Delivered,
+    /// It failed and will be tried again (or the record was erased meanwhile).
+    Failed,
+    /// An early try while the endpoint was failing: its failure is not counted.
+    Probe,
+    /// It failed, and it was the last attempt.
+    Dead,
+    /// The receiver answered 410: the endpoint is disabled.
+    Gone,
+}
+
+impl AttemptOutcome {
+    /// Every outcome.
+    pub const ALL: [AttemptOutcome; 5] = [
+        Self::Delivered,
+        Self::Failed,
+        Self::Probe,
+        Self::Dead,
+        Self::Gone,
+    ];
+
+    /// The name stored, shown, counted and filtered on.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delivered => "delivered",
+            Self::Failed => "failed",
+            Self::Probe => "probe",
+            Self::Dead => "dead",
+            Self::Gone => "gone",
+        }
+    }
+
+    /// The outcome of a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.as_str() == name)
+    }
+}
+
+/// A record that failed, to be tried again.
+#[derive(Debug, Clone)]
+pub struct Retry {
+    /// The record.
+    pub record: RecordRef,
+    /// Attempts made so far.
+    pub attempts: i64,
+    /// Not attempted before this time.
+    pub next_at: DateTime<Utc>,
+}
+
 /// What a round of deliveries changed, written in one transaction.
 #[derive(Debug, Default)]
 pub struct Progress {
-    /// Delivered (or dead): no longer pending. (kind, seq).
-    pub done: Vec<(String, i64)>,
-    /// Failed, to be retried: (kind, seq, attempts, next_at).
-    pub retries: Vec<(String, i64, i64, DateTime<Utc>)>,
+    /// Delivered (or dead): no longer pending.
+    pub done: Vec<RecordRef>,
+    /// Failed, to be retried.
+    pub retries: Vec<Retry>,
     /// Given up.
     pub dead: Vec<Dead>,
     /// The attempts made.
@@ -129,7 +178,7 @@ pub struct AttemptQuery {
     /// Only this endpoint.
     pub endpoint: Option<String>,
     /// Only this outcome.
-    pub outcome: Option<String>,
+    pub outcome: Option<AttemptOutcome>,
     /// Made at or after.
     pub since: Option<DateTime<Utc>>,
     /// Keyset: the id of the last row of the previous page.
@@ -159,8 +208,7 @@ fn pending(r: &AnyRow) -> Result<Pending, Error> {
     read_row!(
         r,
         Pending {
-            kind,
-            seq,
+            record = r.record()?,
             order_key,
             received_at,
             attempts,
@@ -176,8 +224,7 @@ fn attempt(r: &AnyRow) -> Result<Attempt, Error> {
         Attempt {
             id,
             endpoint,
-            kind,
-            seq,
+            record = r.record()?,
             attempt,
             outcome,
             status_code,
@@ -203,8 +250,8 @@ fn insert_pending(d: Dialect, endpoint: &str, rows: &[Pending]) -> Vec<Sql> {
                 sql.push(if i == 0 { "(" } else { ", (" });
                 sql.list(vec![
                     Param::Text(endpoint.to_owned()),
-                    Param::Text(p.kind.clone()),
-                    Param::Int(p.seq),
+                    Param::Text(p.record.kind.as_str().to_owned()),
+                    Param::Int(p.record.seq),
                     Param::OptText(p.order_key.clone()),
                     Param::Time(p.received_at),
                     Param::Int(p.attempts),
@@ -219,22 +266,22 @@ fn insert_pending(d: Dialect, endpoint: &str, rows: &[Pending]) -> Vec<Sql> {
         .collect()
 }
 
-fn delete_keys(d: Dialect, table: &str, endpoint: &str, keys: &[(String, i64)]) -> Vec<Sql> {
-    let mut kinds: Vec<&str> = keys.iter().map(|(k, _)| k.as_str()).collect();
-    kinds.sort_unstable();
-    kinds.dedup();
+fn delete_keys(d: Dialect, table: &str, endpoint: &str, keys: &[RecordRef]) -> Vec<Sql> {
+    // In the kinds' name order, as the forwarding tables list them.
+    let mut kinds = RecordKind::ALL;
+    kinds.sort_by_key(|k| k.as_str());
     let mut out = Vec::new();
     for kind in kinds {
         let seqs: Vec<Param> = keys
             .iter()
-            .filter(|(k, _)| k == kind)
-            .map(|(_, s)| Param::Int(*s))
+            .filter(|r| r.kind == kind)
+            .map(|r| Param::Int(r.seq))
             .collect();
         for chunk in seqs.chunks(CHUNK) {
             let mut sql = Sql::new(d, &format!("delete from {table} where endpoint = "));
             sql.bind(Param::Text(endpoint.to_owned()))
                 .push(" and kind = ")
-                .bind(Param::Text(kind.to_owned()))
+                .bind(Param::Text(kind.as_str().to_owned()))
                 .push(" and seq in (")
                 .list(chunk.to_vec())
                 .push(")");
@@ -391,17 +438,17 @@ impl Store {
             .bind(text(name));
         let mut statements = vec![endpoint];
         statements.extend(delete_keys(d, "forward_pending", name, &p.done));
-        for (kind, seq, attempts, next_at) in &p.retries {
+        for retry in &p.retries {
             let mut sql = Sql::new(d, "update forward_pending set attempts = ");
-            sql.bind(Param::Int(*attempts))
+            sql.bind(Param::Int(retry.attempts))
                 .push(", next_at = ")
-                .bind(Param::Time(*next_at))
+                .bind(Param::Time(retry.next_at))
                 .push(" where endpoint = ")
                 .bind(text(name))
                 .push(" and kind = ")
-                .bind(text(kind))
+                .bind(text(retry.record.kind.as_str()))
                 .push(" and seq = ")
-                .bind(Param::Int(*seq));
+                .bind(Param::Int(retry.record.seq));
             statements.push(sql);
         }
         for dead in &p.dead {
@@ -413,8 +460,8 @@ impl Store {
             );
             sql.list(vec![
                 text(name),
-                text(&r.kind),
-                Param::Int(r.seq),
+                text(r.record.kind.as_str()),
+                Param::Int(r.record.seq),
                 Param::OptText(r.order_key.clone()),
                 Param::Time(r.received_at),
                 Param::Int(r.attempts),
@@ -438,10 +485,10 @@ impl Store {
                 sql.push(if i == 0 { "(" } else { ", (" });
                 sql.list(vec![
                     text(&a.endpoint),
-                    text(&a.kind),
-                    Param::Int(a.seq),
+                    text(a.record.kind.as_str()),
+                    Param::Int(a.record.seq),
                     Param::Int(a.attempt),
-                    text(&a.outcome),
+                    text(a.outcome.as_str()),
                     Param::OptInt(a.status_code),
                     Param::Int(a.latency_ms),
                     Param::OptText(a.error.clone()),

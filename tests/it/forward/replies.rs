@@ -114,7 +114,7 @@ async fn settled(app: &TestApp, n: usize) -> Vec<OutboxRow> {
         if rows.len() >= n
             && rows
                 .iter()
-                .all(|r| r.status != "pending" && r.status != "sending")
+                .all(|r| r.status.as_str() != "pending" && r.status.as_str() != "sending")
         {
             return rows;
         }
@@ -197,7 +197,7 @@ async fn a_reply_goes_with_the_credential_its_record_calls_for(backend: Backend)
     }
     let rows = settled(&app, 5).await;
     let unowned = row(&rows, "unowned-1");
-    assert_eq!(unowned.status, "refused");
+    assert_eq!(unowned.status.as_str(), "refused");
     let reason = unowned.answer.as_deref().unwrap();
     assert!(
         reason.contains("no signed-in user's message subscription covers post OTHERPST")
@@ -205,7 +205,7 @@ async fn a_reply_goes_with_the_credential_its_record_calls_for(backend: Backend)
         "{reason}"
     );
     let as_user = row(&rows, "as-user-1");
-    assert_eq!(as_user.status, "sent", "{as_user:#?}");
+    assert_eq!(as_user.status.as_str(), "sent", "{as_user:#?}");
     assert_eq!(
         as_user.credential.as_deref(),
         Some(format!("token of user {USER}").as_str())
@@ -216,7 +216,7 @@ async fn a_reply_goes_with_the_credential_its_record_calls_for(backend: Backend)
         .cloned()
         .collect();
     for r in &rows {
-        assert_eq!(r.status, "sent", "{r:#?}");
+        assert_eq!(r.status.as_str(), "sent", "{r:#?}");
         assert_eq!(r.attempts, 1);
     }
     let bot = row(&rows, "bot-1");
@@ -327,7 +327,7 @@ async fn replies_no_call_can_make_are_refused_and_the_push_still_counts(backend:
         ("legacy-1", "sign-in is off"),
     ] {
         let r = row(&rows, id);
-        assert_eq!(r.status, "refused", "{r:#?}");
+        assert_eq!(r.status.as_str(), "refused", "{r:#?}");
         let answer = r.answer.as_deref().unwrap_or_default();
         assert!(answer.contains(reason), "{id}: {answer}");
     }
@@ -355,7 +355,7 @@ async fn a_retried_or_replayed_push_never_sends_a_second_reply(backend: Backend)
         200
     );
     let rows = settled(&app, 1).await;
-    assert_eq!(rows[0].status, "sent");
+    assert_eq!(rows[0].status.as_str(), "sent");
     let pushes = receiver.received_requests().await.unwrap();
     let webhook_id = pushes[0].headers["webhook-id"].to_str().unwrap().to_owned();
     // The same record pushed again, and answered with the same reply, twice. Each replay
@@ -433,10 +433,10 @@ async fn divar_failures_end_unknown_retried_or_refused(backend: Backend) {
     }
     let rows = settled(&app, 3).await;
     let slow = row(&rows, "slow-1");
-    assert_eq!(slow.status, "unknown", "{slow:#?}");
-    assert_eq!(row(&rows, "busy-1").status, "sent");
+    assert_eq!(slow.status.as_str(), "unknown", "{slow:#?}");
+    assert_eq!(row(&rows, "busy-1").status.as_str(), "sent");
     let blocked = row(&rows, "blocked-1");
-    assert_eq!(blocked.status, "refused");
+    assert_eq!(blocked.status.as_str(), "refused");
     assert!(
         blocked.answer.as_deref().unwrap().contains("blacklisted"),
         "{blocked:#?}"
@@ -590,7 +590,10 @@ async fn the_outbox_is_seen_in_the_api_and_the_cli_and_retried_by_hand(backend: 
         err.contains("may show the message twice") && err.contains("--yes"),
         "{err}"
     );
-    assert_eq!(row(&outbox(&app).await, "slow-1").status, "unknown");
+    assert_eq!(
+        row(&outbox(&app).await, "slow-1").status.as_str(),
+        "unknown"
+    );
 
     let failed_id = failed.id.to_string();
     let (code, out, err) = cli(&app, &["outbox", "retry", "--id", &failed_id]).await;
@@ -674,7 +677,7 @@ async fn a_reply_cut_off_by_kill_9_is_unknown_and_never_sent_again(backend: Back
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_eq!(outbox(&app).await[0].status, "sending");
+    assert_eq!(outbox(&app).await[0].status.as_str(), "sending");
 
     // The next forwarder of the endpoint finds the row cut off.
     let port = free_port();
@@ -685,7 +688,7 @@ async fn a_reply_cut_off_by_kill_9_is_unknown_and_never_sent_again(backend: Back
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let rows = outbox(&app).await;
-        if rows[0].status == "unknown" {
+        if rows[0].status.as_str() == "unknown" {
             assert!(
                 rows[0].answer.as_deref().unwrap().contains("not known"),
                 "{rows:#?}"
