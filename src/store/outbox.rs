@@ -1,7 +1,7 @@
 //! The outbox: the replies endpoints asked for in their answers to pushes, one row per record
 //! and endpoint at most, and what became of each.
 
-use super::rows::{AnyRow, read_row};
+use super::rows::{AnyRow, from_column, read_row};
 use super::sql::{Dialect, Param, Sql};
 use super::{Error, RecordRef, Store};
 use chrono::{DateTime, Utc};
@@ -52,6 +52,8 @@ impl OutboxStatus {
         Self::ALL.into_iter().find(|s| s.as_str() == name)
     }
 }
+
+from_column!(named OutboxStatus);
 
 /// A reply read from an endpoint's answer, to be recorded with the push's progress.
 #[derive(Debug, Clone)]

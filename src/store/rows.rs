@@ -5,8 +5,6 @@ use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-use super::forward::AttemptOutcome;
-use super::outbox::OutboxStatus;
 use super::time::Time;
 use super::{
     ClickFacts, ClickOutcome, ClickVersion, JsonRef, MessageSource, MessageView, NewClick,
@@ -98,15 +96,15 @@ pub trait FromColumn<'r>: Sized {
     fn from_column(row: &'r AnyRow, column: Col<'_>) -> Result<Self, sqlx::Error>;
 }
 
-fn present<T>(value: Option<T>, column: Col<'_>) -> Result<T, sqlx::Error> {
+pub(super) fn present<T>(value: Option<T>, column: Col<'_>) -> Result<T, sqlx::Error> {
     value.ok_or_else(|| sqlx::Error::ColumnDecode {
         index: format!("{column:?}"),
         source: Box::new(sqlx::error::UnexpectedNullError),
     })
 }
 
-/// `FromColumn` for a type read by `$method`, also when NULL is allowed; with `try`, the
-/// conversion may refuse the value.
+/// `FromColumn` for a type read by `$method`, also when NULL is allowed; with `named`, for a
+/// type stored as its name (its `parse` refuses a name this version does not know).
 macro_rules! from_column {
     ($t:ty, $method:ident, $convert:expr) => {
         impl<'r> FromColumn<'r> for Option<$t> {
@@ -116,22 +114,32 @@ macro_rules! from_column {
         }
         from_column!(present $t);
     };
-    (try $t:ty, $method:ident, $convert:expr) => {
-        impl<'r> FromColumn<'r> for Option<$t> {
-            fn from_column(row: &'r AnyRow, column: Col<'_>) -> Result<Self, sqlx::Error> {
-                row.0.$method(column)?.map(|v| $convert(v, column)).transpose()
+    (named $t:ty) => {
+        impl<'r> $crate::store::rows::FromColumn<'r> for Option<$t> {
+            fn from_column(
+                row: &'r $crate::store::rows::AnyRow,
+                column: $crate::store::rows::Col<'_>,
+            ) -> Result<Self, sqlx::Error> {
+                row.get::<Option<&str>>(column)?
+                    .map(|name| $crate::store::rows::named(<$t>::parse, name, column))
+                    .transpose()
             }
         }
         from_column!(present $t);
     };
     (present $t:ty) => {
-        impl<'r> FromColumn<'r> for $t {
-            fn from_column(row: &'r AnyRow, column: Col<'_>) -> Result<Self, sqlx::Error> {
-                present(Option::<$t>::from_column(row, column)?, column)
+        impl<'r> $crate::store::rows::FromColumn<'r> for $t {
+            fn from_column(
+                row: &'r $crate::store::rows::AnyRow,
+                column: $crate::store::rows::Col<'_>,
+            ) -> Result<Self, sqlx::Error> {
+                $crate::store::rows::present(Option::<$t>::from_column(row, column)?, column)
             }
         }
     };
 }
+pub(super) use from_column;
+
 from_column!(&'r str, text, |s| s);
 from_column!(String, text, str::to_owned);
 from_column!(&'r [u8], bytes, |b| b);
@@ -140,15 +148,17 @@ from_column!(i64, int, |i| i);
 from_column!(bool, boolean, |b| b);
 from_column!(Time, time, |t| t);
 from_column!(DateTime<Utc>, time, |t: Time| t.0);
-from_column!(try ClickVersion, text, |s, c| named(ClickVersion::parse, s, c));
-from_column!(try Side, text, |s, c| named(Side::parse, s, c));
-from_column!(try ClickOutcome, text, |s, c| named(ClickOutcome::parse, s, c));
-from_column!(try RecordKind, text, |s, c| named(RecordKind::parse, s, c));
-from_column!(try AttemptOutcome, text, |s, c| named(AttemptOutcome::parse, s, c));
-from_column!(try OutboxStatus, text, |s, c| named(OutboxStatus::parse, s, c));
+from_column!(named ClickVersion);
+from_column!(named Side);
+from_column!(named ClickOutcome);
+from_column!(named RecordKind);
 
 /// A value stored as its name; a name this version does not know is refused, naming it.
-fn named<T>(parse: fn(&str) -> Option<T>, name: &str, column: Col<'_>) -> Result<T, sqlx::Error> {
+pub(super) fn named<T>(
+    parse: fn(&str) -> Option<T>,
+    name: &str,
+    column: Col<'_>,
+) -> Result<T, sqlx::Error> {
     parse(name).ok_or_else(|| sqlx::Error::ColumnDecode {
         index: format!("{column:?}"),
         source: format!("{name:?} is not a value this version knows").into(),

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 mod lease;
 mod log;
 
-use super::rows::{AnyRow, read_row};
+use super::rows::{AnyRow, from_column, read_row};
 use super::{Error, Positions, RecordKind, RecordRef, Store};
 
 use super::sql::{Dialect, Param, Sql};
@@ -128,6 +128,8 @@ impl AttemptOutcome {
         Self::ALL.into_iter().find(|o| o.as_str() == name)
     }
 }
+
+from_column!(named AttemptOutcome);
 
 /// A record that failed, to be tried again.
 #[derive(Debug, Clone)]
