@@ -12,10 +12,9 @@ use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::stream::StreamPosition;
 use crate::items::{ClickItem, EventItem, MessageItem};
 use crate::store::query::{LogQuery, StreamQuery};
-use crate::store::{RecordKind, Store};
+use crate::store::{Positions, RecordKind, RecordRef, Store};
 
 /// Rows read per query (fewer when they hold more than the byte budget).
 pub(super) const BATCH: i64 = 200;
@@ -38,10 +37,8 @@ pub fn stream_budget(page_max_bytes: usize) -> usize {
 /// A stored row, serialised once for every stream.
 #[derive(Debug)]
 pub struct Live {
-    /// Which table.
-    pub kind: RecordKind,
-    /// Its `seq` in that table.
-    pub seq: i64,
+    /// The record.
+    pub record: RecordRef,
     /// For the stream's `post_token` filter.
     pub post_token: Option<String>,
     /// For the stream's `conversation_id` filter.
@@ -55,8 +52,7 @@ pub struct Live {
 impl Live {
     /// A row's item as JSON, and masked when masking changes it.
     fn new<T: serde::Serialize>(
-        kind: RecordKind,
-        seq: i64,
+        record: RecordRef,
         post_token: Option<String>,
         conversation_id: Option<String>,
         item: T,
@@ -67,8 +63,7 @@ impl Live {
             .then(|| serde_json::to_string(&without_pii(item)).expect("items serialise"))
             .filter(|masked| *masked != json);
         Live {
-            kind,
-            seq,
+            record,
             post_token,
             conversation_id,
             json,
@@ -81,7 +76,7 @@ impl Live {
 #[derive(Debug)]
 pub struct Batch {
     /// The hub's position before the batch.
-    pub from: StreamPosition,
+    pub from: Positions,
     /// In `seq` order per kind.
     pub rows: Vec<Live>,
 }
@@ -100,7 +95,7 @@ impl Hub {
         budget: usize,
         stop: CancellationToken,
     ) -> Result<Hub, crate::store::Error> {
-        let position = store.high_water_marks().await?.into();
+        let position = store.high_water_marks().await?;
         let (sender, _) = broadcast::channel(CAPACITY);
         let hub = Hub {
             sender: sender.clone(),
@@ -123,7 +118,7 @@ impl Hub {
 
 struct Reader {
     store: Store,
-    position: StreamPosition,
+    position: Positions,
     budget: usize,
     sender: broadcast::Sender<Arc<Batch>>,
 }
@@ -148,7 +143,7 @@ impl Reader {
                 // No stream is open: nothing is read or serialised, only the position moves
                 // on (a stream that opens later reads what it needs itself first).
                 match self.store.high_water_marks().await {
-                    Ok(high) => self.position = high.into(),
+                    Ok(high) => self.position = high,
                     Err(e) => tracing::warn!(error = %e, "live stream read failed"),
                 }
                 continue;
@@ -186,8 +181,10 @@ impl Reader {
         for m in messages.views()? {
             self.position.message = m.seq;
             rows.push(Live::new(
-                RecordKind::Message,
-                m.seq,
+                RecordRef {
+                    kind: RecordKind::Message,
+                    seq: m.seq,
+                },
                 m.post_token.map(str::to_owned),
                 Some(m.conversation_id.to_owned()),
                 MessageItem::new(&m, None),
@@ -202,8 +199,10 @@ impl Reader {
         for e in events.rows {
             self.position.event = e.seq;
             rows.push(Live::new(
-                RecordKind::Event,
-                e.seq,
+                RecordRef {
+                    kind: RecordKind::Event,
+                    seq: e.seq,
+                },
                 e.event.post_token.clone(),
                 None,
                 EventItem::from(e),
@@ -217,8 +216,10 @@ impl Reader {
         for c in clicks.rows {
             self.position.click = c.seq;
             rows.push(Live::new(
-                RecordKind::Click,
-                c.seq,
+                RecordRef {
+                    kind: RecordKind::Click,
+                    seq: c.seq,
+                },
                 c.click.facts.post_token.clone(),
                 c.click.facts.conversation_id.clone(),
                 ClickItem::from(c),

@@ -37,51 +37,28 @@ use crate::store::{Positions, RecordKind, Store};
 
 use super::hub::{BATCH, Batch, stream_budget};
 
-/// A position in the stream.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct StreamPosition {
-    /// Last message `seq` delivered.
-    pub message: i64,
-    /// Last event `seq` delivered.
-    pub event: i64,
-    /// Last click `seq` delivered.
-    pub click: i64,
+/// The SSE `id` of a stream's position: `m<seq>.e<seq>.c<seq>`.
+pub fn position_id(p: &Positions) -> String {
+    format!("m{}.e{}.c{}", p.message, p.event, p.click)
 }
 
-impl From<Positions> for StreamPosition {
-    fn from(p: Positions) -> Self {
-        StreamPosition {
-            message: p.message,
-            event: p.event,
-            click: p.click,
-        }
-    }
-}
-
-impl StreamPosition {
-    /// `m<seq>.e<seq>.c<seq>`.
-    pub fn id(&self) -> String {
-        format!("m{}.e{}.c{}", self.message, self.event, self.click)
-    }
-
-    /// The inverse of [`StreamPosition::id`].
-    pub fn parse(id: &str) -> Option<Self> {
-        let mut parts = id.trim().split('.');
-        let mut next = |prefix: char| -> Option<i64> {
-            parts
-                .next()?
-                .strip_prefix(prefix)?
-                .parse()
-                .ok()
-                .filter(|n: &i64| *n >= 0)
-        };
-        let position = StreamPosition {
-            message: next('m')?,
-            event: next('e')?,
-            click: next('c')?,
-        };
-        parts.next().is_none().then_some(position)
-    }
+/// The position an SSE `id` names: the inverse of [`position_id`].
+pub fn parse_position(id: &str) -> Option<Positions> {
+    let mut parts = id.trim().split('.');
+    let mut next = |prefix: char| -> Option<i64> {
+        parts
+            .next()?
+            .strip_prefix(prefix)?
+            .parse()
+            .ok()
+            .filter(|n: &i64| *n >= 0)
+    };
+    let position = Positions {
+        message: next('m')?,
+        event: next('e')?,
+        click: next('c')?,
+    };
+    parts.next().is_none().then_some(position)
 }
 
 struct Feed {
@@ -93,7 +70,7 @@ struct Feed {
     pii: bool,
     events: bool,
     clicks: bool,
-    position: StreamPosition,
+    position: Positions,
     buffer: VecDeque<Event>,
     budget: usize,
     /// Caught up with the database since the hub's batches began to arrive: batches can be
@@ -160,7 +137,7 @@ impl Feed {
     fn push(&mut self, kind: RecordKind, item: &impl serde::Serialize) {
         let event = Event::default()
             .event(kind.as_str())
-            .id(self.position.id())
+            .id(position_id(&self.position))
             .json_data(item)
             .expect("items serialise");
         self.buffer.push_back(event);
@@ -169,13 +146,11 @@ impl Feed {
     /// Takes from a hub batch what this stream includes and its filters match.
     fn take(&mut self, batch: &Batch) {
         for row in &batch.rows {
-            let (included, position) = match row.kind {
-                RecordKind::Message => (true, self.position.message),
-                RecordKind::Event => (
-                    self.events && self.conversation_id.is_none(),
-                    self.position.event,
-                ),
-                RecordKind::Click => (self.clicks, self.position.click),
+            let kind = row.record.kind;
+            let included = match kind {
+                RecordKind::Message => true,
+                RecordKind::Event => self.events && self.conversation_id.is_none(),
+                RecordKind::Click => self.clicks,
             };
             let matches = |filter: &Option<String>, value: &Option<String>| {
                 filter.is_none() || filter == value
@@ -186,21 +161,17 @@ impl Feed {
             };
             if !included
                 || !may_see
-                || row.seq <= position
+                || row.record.seq <= self.position.get(kind)
                 || !matches(&self.post_token, &row.post_token)
                 || !matches(&self.conversation_id, &row.conversation_id)
             {
                 continue;
             }
-            match row.kind {
-                RecordKind::Message => self.position.message = row.seq,
-                RecordKind::Event => self.position.event = row.seq,
-                RecordKind::Click => self.position.click = row.seq,
-            }
+            self.position.set(kind, row.record.seq);
             self.buffer.push_back(
                 Event::default()
-                    .event(row.kind.as_str())
-                    .id(self.position.id())
+                    .event(kind.as_str())
+                    .id(position_id(&self.position))
                     .data(match (&row.masked, self.pii) {
                         (Some(masked), false) => masked,
                         _ => &row.json,
@@ -339,17 +310,15 @@ pub async fn stream(
         None => filters.from.map(|from| ("from", from)),
     };
     let position = match resume {
-        Some(("from", from)) if from == "start" => StreamPosition::default(),
-        Some((name, id)) => {
-            StreamPosition::parse(&id).ok_or_else(|| AppError::InvalidParameter {
-                name: name.into(),
-                message: format!(
-                    "{name}: {id:?} is not an id of this stream (expected m<seq>.e<seq>.c<seq>{})",
-                    if name == "from" { ", or start" } else { "" }
-                ),
-            })?
-        }
-        None => state.store.high_water_marks().await?.into(),
+        Some(("from", from)) if from == "start" => Positions::default(),
+        Some((name, id)) => parse_position(&id).ok_or_else(|| AppError::InvalidParameter {
+            name: name.into(),
+            message: format!(
+                "{name}: {id:?} is not an id of this stream (expected m<seq>.e<seq>.c<seq>{})",
+                if name == "from" { ", or start" } else { "" }
+            ),
+        })?,
+        None => state.store.high_water_marks().await?,
     };
     let feed = Feed {
         store: state.store.clone(),
@@ -380,12 +349,12 @@ mod tests {
 
     #[test]
     fn positions_round_trip_and_garbage_is_refused() {
-        let p = StreamPosition {
+        let p = Positions {
             message: 12,
             event: 0,
             click: 3,
         };
-        assert_eq!(StreamPosition::parse(&p.id()), Some(p));
+        assert_eq!(parse_position(&position_id(&p)), Some(p));
         for bad in [
             "",
             "m1.e2",
@@ -394,7 +363,7 @@ mod tests {
             "m-1.e0.c0",
             "m1.e2.cx",
         ] {
-            assert_eq!(StreamPosition::parse(bad), None, "{bad}");
+            assert_eq!(parse_position(bad), None, "{bad}");
         }
     }
 }

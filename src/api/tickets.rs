@@ -15,7 +15,7 @@ use std::sync::Arc;
 use utoipa::ToSchema;
 
 use super::params::{Filters, Names, Text};
-use super::stream::{StreamFilters, StreamPosition};
+use super::stream::{StreamFilters, parse_position};
 use crate::auth::{Client, Scope};
 use crate::error::AppError;
 use crate::state::AppState;
@@ -68,7 +68,7 @@ impl TicketFilters {
         }
         let from = Text::of(f.from);
         if let Some(from) = from.as_deref().filter(|f| *f != "start") {
-            if StreamPosition::parse(from).is_none() {
+            if parse_position(from).is_none() {
                 return Err(AppError::InvalidParameter {
                     name: "from".into(),
                     message: format!(
