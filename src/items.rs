@@ -8,7 +8,11 @@ use serde::Serialize;
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use crate::store::{JsonRef, MessageView, StoredClick, StoredConversation, StoredEvent};
+use crate::store::query::{LogQuery, StreamQuery};
+use crate::store::{
+    JsonRef, MessageView, RecordKind, RecordRef, Store, StoredClick, StoredConversation,
+    StoredEvent,
+};
 
 /// RFC 3339 in UTC with microseconds, e.g. `2025-03-09T08:14:27.315000Z`.
 pub fn rfc3339(t: DateTime<Utc>) -> String {
@@ -382,4 +386,115 @@ pub struct RegistrationItem {
     pub endpoint: String,
     /// When it was made (RFC 3339, UTC).
     pub created_at: String,
+}
+
+/// A stored record of any log, as its item.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub enum Item<'a> {
+    /// A chat message.
+    Message(MessageItem<'a>),
+    /// A non-message event.
+    Event(EventItem),
+    /// A button click.
+    Click(ClickItem),
+}
+
+impl Item<'_> {
+    /// This item with its personal data masked.
+    pub fn without_pii(self) -> Self {
+        match self {
+            Item::Message(m) => Item::Message(m.without_pii()),
+            Item::Event(e) => Item::Event(e.without_pii()),
+            Item::Click(c) => Item::Click(c.without_pii()),
+        }
+    }
+
+    /// This item as a reader sees it: whole with `pii`, masked without.
+    pub fn for_reader(self, pii: bool) -> Self {
+        if pii { self } else { self.without_pii() }
+    }
+
+    /// The post it concerns, where known.
+    pub fn post_token(&self) -> Option<&str> {
+        match self {
+            Item::Message(m) => m.post_token,
+            Item::Event(e) => e.post_token.as_deref(),
+            Item::Click(c) => c.post_token.as_deref(),
+        }
+    }
+
+    /// Its conversation, where known; events belong to none.
+    pub fn conversation_id(&self) -> Option<&str> {
+        match self {
+            Item::Message(m) => Some(m.conversation_id),
+            Item::Event(_) => None,
+            Item::Click(c) => c.conversation_id.as_deref(),
+        }
+    }
+
+    /// The message's or the event's type; a click has none.
+    pub fn type_name(&self) -> Option<&str> {
+        match self {
+            Item::Message(m) => Some(m.message_type),
+            Item::Event(e) => Some(&e.event_type),
+            Item::Click(_) => None,
+        }
+    }
+}
+
+/// Reads the records of one log after `q.after_seq` (at most `q.limit`, fewer once they hold
+/// `budget` bytes), in `seq` order, with the query's post and conversation filters (events
+/// belong to no conversation: a conversation filter leaves none). `each` is given each
+/// record, its arrival and its item. How many were read, and whether the budget cut the read
+/// short. The live stream, its hub and forwarding all read the logs through this.
+pub async fn read_log(
+    store: &Store,
+    kind: RecordKind,
+    q: &StreamQuery,
+    budget: usize,
+    mut each: impl FnMut(RecordRef, DateTime<Utc>, Item<'_>),
+) -> Result<(usize, bool), crate::store::Error> {
+    let at = |seq| RecordRef { kind, seq };
+    let log = |conversation_id: Option<String>| LogQuery {
+        post_token: q.post_token.clone(),
+        post_tokens: q.post_tokens.clone(),
+        conversation_id,
+        ..LogQuery::after(q.after_seq, q.limit)
+    };
+    match kind {
+        RecordKind::Message => {
+            let rows = store.stream_messages(q, budget).await?;
+            let views = rows.views()?;
+            for m in &views {
+                each(
+                    at(m.seq),
+                    m.received_at,
+                    Item::Message(MessageItem::new(m, None)),
+                );
+            }
+            Ok((views.len(), rows.cut))
+        }
+        RecordKind::Event if q.conversation_id.is_some() => Ok((0, false)),
+        RecordKind::Event => {
+            let listed = store.list_events(&log(None), budget).await?;
+            let count = listed.rows.len();
+            for e in listed.rows {
+                let (seq, received_at) = (e.seq, e.event.received_at);
+                each(at(seq), received_at, Item::Event(EventItem::from(e)));
+            }
+            Ok((count, listed.cut))
+        }
+        RecordKind::Click => {
+            let listed = store
+                .list_clicks(&log(q.conversation_id.clone()), budget)
+                .await?;
+            let count = listed.rows.len();
+            for c in listed.rows {
+                let (seq, received_at) = (c.seq, c.click.received_at);
+                each(at(seq), received_at, Item::Click(ClickItem::from(c)));
+            }
+            Ok((count, listed.cut))
+        }
+    }
 }

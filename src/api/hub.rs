@@ -12,8 +12,8 @@ use tokio::sync::{broadcast, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::items::{ClickItem, EventItem, MessageItem};
-use crate::store::query::{LogQuery, StreamQuery};
+use crate::items::{Item, read_log};
+use crate::store::query::StreamQuery;
 use crate::store::{Positions, RecordKind, RecordRef, Store};
 
 /// Rows read per query (fewer when they hold more than the byte budget).
@@ -50,17 +50,13 @@ pub struct Live {
 }
 
 impl Live {
-    /// A row's item as JSON, and masked when masking changes it.
-    fn new<T: serde::Serialize>(
-        record: RecordRef,
-        post_token: Option<String>,
-        conversation_id: Option<String>,
-        item: T,
-        without_pii: impl FnOnce(T) -> T,
-    ) -> Live {
+    /// A record's item as JSON, and masked when masking changes it.
+    fn new(record: RecordRef, item: Item<'_>) -> Live {
+        let post_token = item.post_token().map(str::to_owned);
+        let conversation_id = item.conversation_id().map(str::to_owned);
         let json = serde_json::to_string(&item).expect("items serialise");
         let masked = crate::pii::may_hold_phone(&json)
-            .then(|| serde_json::to_string(&without_pii(item)).expect("items serialise"))
+            .then(|| serde_json::to_string(&item.without_pii()).expect("items serialise"))
             .filter(|masked| *masked != json);
         Live {
             record,
@@ -167,64 +163,18 @@ impl Reader {
     async fn read(&mut self) -> Result<Option<Batch>, crate::store::Error> {
         let from = self.position;
         let mut rows = Vec::new();
-        let messages = self
-            .store
-            .stream_messages(
-                &StreamQuery {
-                    after_seq: from.message,
-                    limit: BATCH,
-                    ..Default::default()
-                },
-                self.budget,
-            )
+        for kind in RecordKind::ALL {
+            let q = StreamQuery {
+                after_seq: from.get(kind),
+                limit: BATCH,
+                ..Default::default()
+            };
+            let position = &mut self.position;
+            read_log(&self.store, kind, &q, self.budget, |record, _, item| {
+                position.set(kind, record.seq);
+                rows.push(Live::new(record, item));
+            })
             .await?;
-        for m in messages.views()? {
-            self.position.message = m.seq;
-            rows.push(Live::new(
-                RecordRef {
-                    kind: RecordKind::Message,
-                    seq: m.seq,
-                },
-                m.post_token.map(str::to_owned),
-                Some(m.conversation_id.to_owned()),
-                MessageItem::new(&m, None),
-                MessageItem::without_pii,
-            ));
-        }
-        let log = |after| LogQuery::after(after, BATCH);
-        let events = self
-            .store
-            .list_events(&log(from.event), self.budget)
-            .await?;
-        for e in events.rows {
-            self.position.event = e.seq;
-            rows.push(Live::new(
-                RecordRef {
-                    kind: RecordKind::Event,
-                    seq: e.seq,
-                },
-                e.event.post_token.clone(),
-                None,
-                EventItem::from(e),
-                EventItem::without_pii,
-            ));
-        }
-        let clicks = self
-            .store
-            .list_clicks(&log(from.click), self.budget)
-            .await?;
-        for c in clicks.rows {
-            self.position.click = c.seq;
-            rows.push(Live::new(
-                RecordRef {
-                    kind: RecordKind::Click,
-                    seq: c.seq,
-                },
-                c.click.facts.post_token.clone(),
-                c.click.facts.conversation_id.clone(),
-                ClickItem::from(c),
-                ClickItem::without_pii,
-            ));
         }
         Ok((!rows.is_empty()).then_some(Batch { from, rows }))
     }

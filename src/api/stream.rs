@@ -30,9 +30,9 @@ use super::params::{Filters, Names, Text};
 use super::tickets::TicketFilters;
 use crate::auth::{Client, Scope};
 use crate::error::AppError;
-use crate::items::{ClickItem, EventItem, MessageItem};
+use crate::items::read_log;
 use crate::state::AppState;
-use crate::store::query::{LogQuery, StreamQuery};
+use crate::store::query::StreamQuery;
 use crate::store::{Positions, RecordKind, Store};
 
 use super::hub::{BATCH, Batch, stream_budget};
@@ -83,75 +83,46 @@ struct Feed {
 
 impl Feed {
     async fn fetch(&mut self) -> Result<(), crate::store::Error> {
-        let messages = self
-            .store
-            .stream_messages(
-                &StreamQuery {
-                    after_seq: self.position.message,
-                    post_token: self.post_token.clone(),
-                    post_tokens: self.posts.clone(),
-                    conversation_id: self.conversation_id.clone(),
-                    limit: BATCH,
-                },
-                self.budget,
-            )
+        for kind in RecordKind::ALL {
+            if !self.includes(kind) {
+                continue;
+            }
+            let q = StreamQuery {
+                after_seq: self.position.get(kind),
+                post_token: self.post_token.clone(),
+                post_tokens: self.posts.clone(),
+                conversation_id: self.conversation_id.clone(),
+                limit: BATCH,
+            };
+            let (position, buffer, pii) = (&mut self.position, &mut self.buffer, self.pii);
+            read_log(&self.store, kind, &q, self.budget, |record, _, item| {
+                position.set(kind, record.seq);
+                let event = Event::default()
+                    .event(kind.as_str())
+                    .id(position_id(position))
+                    .json_data(item.for_reader(pii))
+                    .expect("items serialise");
+                buffer.push_back(event);
+            })
             .await?;
-        for m in messages.views()? {
-            self.position.message = m.seq;
-            let item = MessageItem::new(&m, None).for_reader(self.pii);
-            self.push(RecordKind::Message, &item);
-        }
-        // Events belong to no conversation: a conversation filter leaves none.
-        if self.events && self.conversation_id.is_none() {
-            let events = self
-                .store
-                .list_events(&self.log_query(self.position.event), self.budget)
-                .await?;
-            for e in events.rows {
-                self.position.event = e.seq;
-                let item = EventItem::from(e).for_reader(self.pii);
-                self.push(RecordKind::Event, &item);
-            }
-        }
-        if self.clicks {
-            let mut q = self.log_query(self.position.click);
-            q.conversation_id = self.conversation_id.clone();
-            let clicks = self.store.list_clicks(&q, self.budget).await?;
-            for c in clicks.rows {
-                self.position.click = c.seq;
-                let item = ClickItem::from(c).for_reader(self.pii);
-                self.push(RecordKind::Click, &item);
-            }
         }
         Ok(())
     }
 
-    fn log_query(&self, after: i64) -> LogQuery {
-        LogQuery {
-            post_token: self.post_token.clone(),
-            post_tokens: self.posts.clone(),
-            ..LogQuery::after(after, BATCH)
+    /// Whether the stream includes a log. Events belong to no conversation: a conversation
+    /// filter leaves none.
+    fn includes(&self, kind: RecordKind) -> bool {
+        match kind {
+            RecordKind::Message => true,
+            RecordKind::Event => self.events && self.conversation_id.is_none(),
+            RecordKind::Click => self.clicks,
         }
-    }
-
-    fn push(&mut self, kind: RecordKind, item: &impl serde::Serialize) {
-        let event = Event::default()
-            .event(kind.as_str())
-            .id(position_id(&self.position))
-            .json_data(item)
-            .expect("items serialise");
-        self.buffer.push_back(event);
     }
 
     /// Takes from a hub batch what this stream includes and its filters match.
     fn take(&mut self, batch: &Batch) {
         for row in &batch.rows {
             let kind = row.record.kind;
-            let included = match kind {
-                RecordKind::Message => true,
-                RecordKind::Event => self.events && self.conversation_id.is_none(),
-                RecordKind::Click => self.clicks,
-            };
             let matches = |filter: &Option<String>, value: &Option<String>| {
                 filter.is_none() || filter == value
             };
@@ -159,7 +130,7 @@ impl Feed {
                 None => true,
                 Some(posts) => row.post_token.as_ref().is_some_and(|p| posts.contains(p)),
             };
-            if !included
+            if !self.includes(kind)
                 || !may_see
                 || row.record.seq <= self.position.get(kind)
                 || !matches(&self.post_token, &row.post_token)

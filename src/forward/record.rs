@@ -5,9 +5,9 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::settings::EndpointSettings;
-use crate::items::{ClickItem, EventItem, MessageItem};
+use crate::items::{Item, read_log};
 use crate::store::forward::Pending;
-use crate::store::query::{LogQuery, StreamQuery};
+use crate::store::query::StreamQuery;
 use crate::store::{RecordKind, RecordRef, Store};
 
 /// Records read per query.
@@ -122,82 +122,42 @@ pub async fn read(
 ) -> Result<(Vec<Pending>, i64, bool), crate::store::Error> {
     let mut out = Vec::new();
     let mut last = after;
-    let pending = |seq, key: Option<String>, received_at, body| Pending {
-        record: RecordRef { kind, seq },
-        order_key: key,
-        received_at,
-        attempts: 0,
-        next_at: now,
-        body,
+    let q = StreamQuery {
+        after_seq: after,
+        limit,
+        ..Default::default()
     };
-    let (count, cut) = match kind {
-        RecordKind::Message => {
-            let q = StreamQuery {
-                after_seq: after,
-                limit,
-                ..Default::default()
-            };
-            let rows = store.stream_messages(&q, READ_BUDGET).await?;
-            let views = rows.views()?;
-            for m in &views {
-                last = m.seq;
-                if filter.wants(m.post_token, Some(m.message_type)) {
-                    let key = Some(format!("conversation:{}", m.conversation_id));
-                    let json = body(kind.as_str(), MessageItem::new(m, None));
-                    out.push(pending(m.seq, key, m.received_at, json));
-                }
-            }
-            (views.len(), rows.cut)
+    let (count, cut) = read_log(store, kind, &q, READ_BUDGET, |record, received_at, item| {
+        last = record.seq;
+        if filter.wants(item.post_token(), item.type_name()) {
+            out.push(Pending {
+                record,
+                order_key: order_key(&item),
+                received_at,
+                attempts: 0,
+                next_at: now,
+                body: body(kind.as_str(), &item),
+            });
         }
-        RecordKind::Event => {
-            let q = LogQuery::after(after, limit);
-            let listed = store.list_events(&q, READ_BUDGET).await?;
-            let count = listed.rows.len();
-            for e in listed.rows {
-                last = e.seq;
-                let ev = &e.event;
-                if filter.wants(ev.post_token.as_deref(), Some(&ev.event_type)) {
-                    let key = ev
-                        .subject_id
-                        .as_ref()
-                        .map(|s| format!("subject:{}:{s}", ev.event_type));
-                    let (seq, at) = (e.seq, ev.received_at);
-                    out.push(pending(
-                        seq,
-                        key,
-                        at,
-                        body(kind.as_str(), EventItem::from(e)),
-                    ));
-                }
-            }
-            (count, listed.cut)
-        }
-        RecordKind::Click => {
-            let q = LogQuery::after(after, limit);
-            let listed = store.list_clicks(&q, READ_BUDGET).await?;
-            let count = listed.rows.len();
-            for c in listed.rows {
-                last = c.seq;
-                let cl = &c.click;
-                if filter.wants(cl.facts.post_token.as_deref(), None) {
-                    let key = cl
-                        .facts
-                        .conversation_id
-                        .as_ref()
-                        .map(|id| format!("click-conversation:{id}"));
-                    let (seq, at) = (c.seq, cl.received_at);
-                    out.push(pending(
-                        seq,
-                        key,
-                        at,
-                        body(kind.as_str(), ClickItem::from(c)),
-                    ));
-                }
-            }
-            (count, listed.cut)
-        }
-    };
+    })
+    .await?;
     Ok((out, last, cut || count as i64 >= limit))
+}
+
+/// Records of one key are delivered in order: a conversation's messages, the events about
+/// one subject, the clicks in one conversation.
+fn order_key(item: &Item<'_>) -> Option<String> {
+    match item {
+        Item::Message(m) => Some(format!("conversation:{}", m.conversation_id)),
+        Item::Event(e) => e
+            .subject_id
+            .as_ref()
+            .map(|s| format!("subject:{}:{s}", e.event_type)),
+        Item::Click(c) => c
+            .conversation_id
+            .as_ref()
+            .map(|id| format!("click-conversation:{id}")),
+    }
 }
 
 #[cfg(test)]
