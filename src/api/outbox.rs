@@ -56,8 +56,9 @@ pub struct OutboxItem {
 impl OutboxItem {
     /// A reader without `pii` sees phone numbers in the reply and the call masked.
     fn new(installation: &str, r: OutboxRow, pii: bool) -> Self {
-        let mut reply =
-            serde_json::from_str(&r.reply).unwrap_or(serde_json::Value::String(r.reply));
+        let answered = r.reply;
+        let mut reply = serde_json::from_str(&answered.json)
+            .unwrap_or(serde_json::Value::String(answered.json));
         let mut request = r.request;
         if !pii {
             crate::pii::mask(&mut reply);
@@ -76,15 +77,15 @@ impl OutboxItem {
         }
         OutboxItem {
             id: r.id,
-            record: webhook_id(installation, r.record),
+            record: webhook_id(installation, answered.record),
             endpoint: r.endpoint,
-            message_id: r.record_id,
-            conversation_id: r.conversation_id,
-            status: r.status.as_str().to_owned(),
+            message_id: answered.record_id,
+            conversation_id: answered.conversation_id,
+            status: answered.status.as_str().to_owned(),
             reply,
             request,
             credential: r.credential,
-            answer: r.answer,
+            answer: answered.answer,
             attempts: r.attempts,
             created_at: rfc3339(r.created_at),
             updated_at: rfc3339(r.updated_at),

@@ -79,9 +79,9 @@ async fn execute(settings: &Settings, command: OutboxCommand) -> Result<Report, 
                     text.push_str(&format!(
                         "{:>8} {:<9} {:<20} {}\n",
                         r.id,
-                        r.status.as_str(),
-                        r.conversation_id.as_deref().unwrap_or("-"),
-                        r.answer.as_deref().unwrap_or("-")
+                        r.reply.status.as_str(),
+                        r.reply.conversation_id.as_deref().unwrap_or("-"),
+                        r.reply.answer.as_deref().unwrap_or("-")
                     ));
                 }
             }
@@ -92,8 +92,8 @@ async fn execute(settings: &Settings, command: OutboxCommand) -> Result<Report, 
             let recent: Vec<_> = recent
                 .into_iter()
                 .map(|r| {
-                    json!({"id": r.id, "endpoint": r.endpoint, "status": r.status.as_str(),
-                    "conversation_id": r.conversation_id, "answer": r.answer})
+                    json!({"id": r.id, "endpoint": r.endpoint, "status": r.reply.status.as_str(),
+                    "conversation_id": r.reply.conversation_id, "answer": r.reply.answer})
                 })
                 .collect();
             Ok(Report::new(
@@ -107,7 +107,7 @@ async fn execute(settings: &Settings, command: OutboxCommand) -> Result<Report, 
                     "no reply with id {id} in the outbox"
                 )));
             };
-            if row.status == OutboxStatus::Unknown && !yes {
+            if row.reply.status == OutboxStatus::Unknown && !yes {
                 confirm(id)?;
             }
             match store.outbox_retry(id).await.map_err(store_err)? {

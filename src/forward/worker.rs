@@ -497,7 +497,7 @@ impl Run<'_> {
             if reply.status == OutboxStatus::Sending {
                 self.e
                     .outbox
-                    .send(self.name, reply.record, reply.reply, reply.target);
+                    .send(self.name, reply.record, reply.json, reply.target);
             } else {
                 crate::outbox::send::counted(reply.status);
             }

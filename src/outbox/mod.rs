@@ -93,14 +93,14 @@ pub fn read(p: &Pending, body: &JsonBody) -> Option<NewReply> {
         record_id: record.id.clone(),
         conversation_id: record.conversation_id.clone(),
         status: OutboxStatus::Refused,
-        reply: String::new(),
+        json: String::new(),
         target: None,
         answer: None,
     };
     let bytes = match body {
         JsonBody::Whole(bytes) => bytes,
         JsonBody::TooLarge => {
-            new.reply = "null".into();
+            new.json = "null".into();
             new.answer = Some(format!(
                 "the answer is longer than {} KiB: it was not read for a reply",
                 REPLY_MAX / 1024
@@ -113,7 +113,7 @@ pub fn read(p: &Pending, body: &JsonBody) -> Option<NewReply> {
         return None;
     };
     let value = answer.remove("reply").filter(|v| !v.is_null())?;
-    new.reply = value.to_string();
+    new.json = value.to_string();
     match plan(p.record.kind, &record, value) {
         Ok(target) => {
             new.status = OutboxStatus::Sending;

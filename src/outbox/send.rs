@@ -123,7 +123,9 @@ impl Sender {
             };
             match this.store.outbox_claim(&endpoint, record).await {
                 Ok(Some(row)) => {
-                    let outcome = this.call(&row.reply, row.target.as_deref()).await;
+                    let outcome = this
+                        .call(&row.reply.json, row.reply.target.as_deref())
+                        .await;
                     this.ended(endpoint, record, outcome);
                 }
                 Ok(None) => mark(&this.busy, &endpoint, false),

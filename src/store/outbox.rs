@@ -65,13 +65,13 @@ pub struct NewReply {
     /// The conversation, where there is one.
     pub conversation_id: Option<String>,
     /// `Sending` (its call is made right after the commit), or `Refused` with the reason in
-    /// `answer`.
+    /// `answer`; on a stored reply, where it stands now.
     pub status: OutboxStatus,
     /// The reply as answered (JSON).
-    pub reply: String,
+    pub json: String,
     /// Which API answers the record, and whom (JSON); `None` when refused.
     pub target: Option<String>,
-    /// Why it is refused.
+    /// Why it is refused; on a stored reply, Divar's answer or why no call was made.
     pub answer: Option<String>,
 }
 
@@ -82,24 +82,12 @@ pub struct OutboxRow {
     pub id: i64,
     /// The endpoint that answered with the reply.
     pub endpoint: String,
-    /// The record answered.
-    pub record: RecordRef,
-    /// Divar's message id, where there is one.
-    pub record_id: Option<String>,
-    /// The conversation, where there is one.
-    pub conversation_id: Option<String>,
-    /// Where it stands.
-    pub status: OutboxStatus,
-    /// The reply as answered (JSON).
-    pub reply: String,
-    /// Which API answers the record, and whom (JSON).
-    pub target: Option<String>,
+    /// The reply as recorded, its status and answer as they stand now.
+    pub reply: NewReply,
     /// The call made: method, URL and body, without credentials.
     pub request: Option<String>,
     /// `api key`, or the vault user whose token was used.
     pub credential: Option<String>,
-    /// Divar's answer, or why no call was made.
-    pub answer: Option<String>,
     /// Calls taken for (1 after the first).
     pub attempts: i64,
     /// When it was recorded.
@@ -174,7 +162,7 @@ pub(super) fn insert_reply(d: Dialect, endpoint: &str, r: &NewReply, now: DateTi
         Param::OptText(r.record_id.clone()),
         Param::OptText(r.conversation_id.clone()),
         Param::Text(r.status.as_str().to_owned()),
-        Param::Text(r.reply.clone()),
+        Param::Text(r.json.clone()),
         Param::OptText(r.target.clone()),
         Param::OptText(r.answer.clone()),
         Param::Int(i64::from(r.status == OutboxStatus::Sending)),
@@ -200,15 +188,17 @@ fn row(r: &AnyRow) -> Result<OutboxRow, Error> {
         OutboxRow {
             id,
             endpoint,
-            record = r.record()?,
-            record_id,
-            conversation_id,
-            status,
-            reply,
-            target,
+            reply = read_row!(fields r, NewReply {
+                record = r.record()?,
+                record_id,
+                conversation_id,
+                status,
+                json = r.get("reply")?,
+                target,
+                answer
+            }),
             request,
             credential,
-            answer,
             attempts,
             created_at,
             updated_at
@@ -336,7 +326,7 @@ impl Store {
         let Some(current) = self.outbox_row(id).await? else {
             return Ok(Retried::Missing);
         };
-        let status = current.status;
+        let status = current.reply.status;
         if !matches!(status, OutboxStatus::Failed | OutboxStatus::Unknown) {
             return Ok(Retried::NotRetryable(status));
         }
@@ -358,7 +348,7 @@ impl Store {
         } else {
             // Changed between the read and the update.
             match self.outbox_row(id).await? {
-                Some(now) => Ok(Retried::NotRetryable(now.status)),
+                Some(now) => Ok(Retried::NotRetryable(now.reply.status)),
                 None => Ok(Retried::Missing),
             }
         }

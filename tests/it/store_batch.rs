@@ -403,7 +403,7 @@ async fn a_stored_forwarding_name_this_version_does_not_know_is_refused_by_name(
             record_id: Some("m1".into()),
             conversation_id: None,
             status: OutboxStatus::Refused,
-            reply: "{}".into(),
+            json: "{}".into(),
             target: None,
             answer: Some("malformed".into()),
         }],

@@ -112,9 +112,9 @@ async fn settled(app: &TestApp, n: usize) -> Vec<OutboxRow> {
     loop {
         let rows = outbox(app).await;
         if rows.len() >= n
-            && rows
-                .iter()
-                .all(|r| r.status.as_str() != "pending" && r.status.as_str() != "sending")
+            && rows.iter().all(|r| {
+                r.reply.status.as_str() != "pending" && r.reply.status.as_str() != "sending"
+            })
         {
             return rows;
         }
@@ -125,7 +125,7 @@ async fn settled(app: &TestApp, n: usize) -> Vec<OutboxRow> {
 
 fn row<'a>(rows: &'a [OutboxRow], message: &str) -> &'a OutboxRow {
     rows.iter()
-        .find(|r| r.record_id.as_deref() == Some(message))
+        .find(|r| r.reply.record_id.as_deref() == Some(message))
         .unwrap_or_else(|| panic!("no reply to {message}: {rows:#?}"))
 }
 
@@ -197,26 +197,31 @@ async fn a_reply_goes_with_the_credential_its_record_calls_for(backend: Backend)
     }
     let rows = settled(&app, 5).await;
     let unowned = row(&rows, "unowned-1");
-    assert_eq!(unowned.status.as_str(), "refused");
-    let reason = unowned.answer.as_deref().unwrap();
+    assert_eq!(unowned.reply.status.as_str(), "refused");
+    let reason = unowned.reply.answer.as_deref().unwrap();
     assert!(
         reason.contains("no signed-in user's message subscription covers post OTHERPST")
             && reason.contains("as_user"),
         "{reason}"
     );
     let as_user = row(&rows, "as-user-1");
-    assert_eq!(as_user.status.as_str(), "sent", "{as_user:#?}");
+    assert_eq!(as_user.reply.status.as_str(), "sent", "{as_user:#?}");
     assert_eq!(
         as_user.credential.as_deref(),
         Some(format!("token of user {USER}").as_str())
     );
     let rows: Vec<_> = rows
         .iter()
-        .filter(|r| !matches!(r.record_id.as_deref(), Some("unowned-1" | "as-user-1")))
+        .filter(|r| {
+            !matches!(
+                r.reply.record_id.as_deref(),
+                Some("unowned-1" | "as-user-1")
+            )
+        })
         .cloned()
         .collect();
     for r in &rows {
-        assert_eq!(r.status.as_str(), "sent", "{r:#?}");
+        assert_eq!(r.reply.status.as_str(), "sent", "{r:#?}");
         assert_eq!(r.attempts, 1);
     }
     let bot = row(&rows, "bot-1");
@@ -327,8 +332,8 @@ async fn replies_no_call_can_make_are_refused_and_the_push_still_counts(backend:
         ("legacy-1", "sign-in is off"),
     ] {
         let r = row(&rows, id);
-        assert_eq!(r.status.as_str(), "refused", "{r:#?}");
-        let answer = r.answer.as_deref().unwrap_or_default();
+        assert_eq!(r.reply.status.as_str(), "refused", "{r:#?}");
+        let answer = r.reply.answer.as_deref().unwrap_or_default();
         assert!(answer.contains(reason), "{id}: {answer}");
     }
     assert!(
@@ -355,7 +360,7 @@ async fn a_retried_or_replayed_push_never_sends_a_second_reply(backend: Backend)
         200
     );
     let rows = settled(&app, 1).await;
-    assert_eq!(rows[0].status.as_str(), "sent");
+    assert_eq!(rows[0].reply.status.as_str(), "sent");
     let pushes = receiver.received_requests().await.unwrap();
     let webhook_id = pushes[0].headers["webhook-id"].to_str().unwrap().to_owned();
     // The same record pushed again, and answered with the same reply, twice. Each replay
@@ -387,7 +392,10 @@ async fn a_retried_or_replayed_push_never_sends_a_second_reply(backend: Backend)
     );
     let rows = outbox(&app).await;
     assert_eq!(rows.len(), 1);
-    assert_eq!((rows[0].status.as_str(), rows[0].attempts), ("sent", 1));
+    assert_eq!(
+        (rows[0].reply.status.as_str(), rows[0].attempts),
+        ("sent", 1)
+    );
 }
 
 async fn divar_failures_end_unknown_retried_or_refused(backend: Backend) {
@@ -433,12 +441,17 @@ async fn divar_failures_end_unknown_retried_or_refused(backend: Backend) {
     }
     let rows = settled(&app, 3).await;
     let slow = row(&rows, "slow-1");
-    assert_eq!(slow.status.as_str(), "unknown", "{slow:#?}");
-    assert_eq!(row(&rows, "busy-1").status.as_str(), "sent");
+    assert_eq!(slow.reply.status.as_str(), "unknown", "{slow:#?}");
+    assert_eq!(row(&rows, "busy-1").reply.status.as_str(), "sent");
     let blocked = row(&rows, "blocked-1");
-    assert_eq!(blocked.status.as_str(), "refused");
+    assert_eq!(blocked.reply.status.as_str(), "refused");
     assert!(
-        blocked.answer.as_deref().unwrap().contains("blacklisted"),
+        blocked
+            .reply
+            .answer
+            .as_deref()
+            .unwrap()
+            .contains("blacklisted"),
         "{blocked:#?}"
     );
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -486,7 +499,7 @@ async fn erasing_a_conversation_takes_its_replies_with_it(backend: Backend) {
     let left: Vec<_> = outbox(&app)
         .await
         .into_iter()
-        .map(|r| r.record_id)
+        .map(|r| r.reply.record_id)
         .collect();
     assert_eq!(
         left,
@@ -543,7 +556,7 @@ async fn the_outbox_is_seen_in_the_api_and_the_cli_and_retried_by_hand(backend: 
     let failed = row(&rows, "down-1").clone();
     let unknown = row(&rows, "slow-1").clone();
     assert_eq!(
-        (failed.status.as_str(), unknown.status.as_str()),
+        (failed.reply.status.as_str(), unknown.reply.status.as_str()),
         ("failed", "unknown")
     );
 
@@ -591,7 +604,7 @@ async fn the_outbox_is_seen_in_the_api_and_the_cli_and_retried_by_hand(backend: 
         "{err}"
     );
     assert_eq!(
-        row(&outbox(&app).await, "slow-1").status.as_str(),
+        row(&outbox(&app).await, "slow-1").reply.status.as_str(),
         "unknown"
     );
 
@@ -601,7 +614,7 @@ async fn the_outbox_is_seen_in_the_api_and_the_cli_and_retried_by_hand(backend: 
     let rows = settled(&app, 2).await;
     let retried = row(&rows, "down-1");
     assert_eq!(
-        (retried.status.as_str(), retried.attempts),
+        (retried.reply.status.as_str(), retried.attempts),
         ("sent", 2),
         "{retried:#?}"
     );
@@ -677,7 +690,7 @@ async fn a_reply_cut_off_by_kill_9_is_unknown_and_never_sent_again(backend: Back
     }
     child.kill().unwrap();
     child.wait().unwrap();
-    assert_eq!(outbox(&app).await[0].status.as_str(), "sending");
+    assert_eq!(outbox(&app).await[0].reply.status.as_str(), "sending");
 
     // The next forwarder of the endpoint finds the row cut off.
     let port = free_port();
@@ -688,9 +701,14 @@ async fn a_reply_cut_off_by_kill_9_is_unknown_and_never_sent_again(backend: Back
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let rows = outbox(&app).await;
-        if rows[0].status.as_str() == "unknown" {
+        if rows[0].reply.status.as_str() == "unknown" {
             assert!(
-                rows[0].answer.as_deref().unwrap().contains("not known"),
+                rows[0]
+                    .reply
+                    .answer
+                    .as_deref()
+                    .unwrap()
+                    .contains("not known"),
                 "{rows:#?}"
             );
             break;
