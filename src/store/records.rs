@@ -20,6 +20,13 @@ impl MessageSource {
             MessageSource::Events => "events",
         }
     }
+
+    /// The source of a stored value.
+    pub fn parse(name: &str) -> Option<Self> {
+        [MessageSource::Legacy, MessageSource::Events]
+            .into_iter()
+            .find(|s| s.as_str() == name)
+    }
 }
 
 /// The three logs a stored record is in. The wire name (`as_str`) is the table's name, the

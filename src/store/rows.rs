@@ -3,7 +3,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{ColumnIndex, Decode, Row, Type};
+use sqlx::{Column, ColumnIndex, Decode, Row, Type};
 
 use super::time::Time;
 use super::{
@@ -41,6 +41,7 @@ pub(super) trait Read: Send + Sync {
     fn int(&self, column: Col<'_>) -> Result<Option<i64>, sqlx::Error>;
     fn boolean(&self, column: Col<'_>) -> Result<Option<bool>, sqlx::Error>;
     fn time(&self, column: Col<'_>) -> Result<Option<Time>, sqlx::Error>;
+    fn name(&self, position: usize) -> Option<&str>;
 }
 
 macro_rules! read {
@@ -60,6 +61,9 @@ macro_rules! read {
             }
             fn time(&self, column: Col<'_>) -> Result<Option<Time>, sqlx::Error> {
                 value(self, column)
+            }
+            fn name(&self, position: usize) -> Option<&str> {
+                self.columns().get(position).map(Column::name)
             }
         }
     };
@@ -121,7 +125,7 @@ macro_rules! from_column {
                 column: $crate::store::rows::Col<'_>,
             ) -> Result<Self, sqlx::Error> {
                 row.get::<Option<&str>>(column)?
-                    .map(|name| $crate::store::rows::named(<$t>::parse, name, column))
+                    .map(|name| $crate::store::rows::named(row, <$t>::parse, name, column))
                     .transpose()
             }
         }
@@ -152,15 +156,21 @@ from_column!(named ClickVersion);
 from_column!(named Side);
 from_column!(named ClickOutcome);
 from_column!(named RecordKind);
+from_column!(named MessageSource);
 
 /// A value stored as its name; a name this version does not know is refused, naming it.
 pub(super) fn named<T>(
+    row: &AnyRow,
     parse: fn(&str) -> Option<T>,
     name: &str,
     column: Col<'_>,
 ) -> Result<T, sqlx::Error> {
+    let index = match column {
+        Col::Name(column) => column,
+        Col::At(position) => row.0.name(position).unwrap_or("?"),
+    };
     parse(name).ok_or_else(|| sqlx::Error::ColumnDecode {
-        index: format!("{column:?}"),
+        index: format!("{index:?}"),
         source: format!("{name:?} is not a value this version knows").into(),
     })
 }
@@ -301,15 +311,10 @@ mod col {
 
 /// A row selected with [`super::query::message_columns`], read in place.
 pub fn message_view(r: &AnyRow) -> Result<MessageView<'_>, super::Error> {
-    let source: &str = r.get(col::SOURCE)?;
     Ok(MessageView {
         seq: r.get(col::SEQ)?,
         id: r.get(col::ID)?,
-        source: if source == "legacy" {
-            MessageSource::Legacy
-        } else {
-            MessageSource::Events
-        },
+        source: r.get(col::SOURCE)?,
         event_type: r.get(col::EVENT_TYPE)?,
         conversation_id: r.get(col::CONVERSATION_ID)?,
         post_token: r.get(col::POST_TOKEN)?,
@@ -362,45 +367,51 @@ pub fn conversation(r: &AnyRow) -> Result<StoredConversation, super::Error> {
 
 /// A row selected by [`super::query::events`].
 pub fn event(r: &AnyRow) -> Result<StoredEvent, super::Error> {
-    Ok(StoredEvent {
-        seq: r.get("seq")?,
-        event: NewEvent {
-            dedupe_key: r.get("dedupe_key")?,
-            event_type: r.get("event_type")?,
-            subtype: r.get("subtype")?,
-            subject_id: r.get("subject_id")?,
-            post_token: r.get("post_token")?,
-            payload: r.json("payload")?.unwrap_or_default(),
-            metadata: r.json("metadata")?,
-            raw_body: r.get("raw_body")?,
-            received_at: r.time("received_at")?,
-        },
-    })
+    read_row!(
+        r,
+        StoredEvent {
+            seq,
+            event = read_row!(fields r, NewEvent {
+                dedupe_key,
+                event_type,
+                subtype,
+                subject_id,
+                post_token,
+                payload = r.json("payload")?.unwrap_or_default(),
+                metadata = r.json("metadata")?,
+                raw_body,
+                received_at,
+            }),
+        }
+    )
 }
 
 /// A row selected by [`super::query::clicks`].
 pub fn click(r: &AnyRow) -> Result<StoredClick, super::Error> {
-    Ok(StoredClick {
-        seq: r.get("seq")?,
-        click: NewClick {
-            id: r.get("id")?,
-            version: r.get("version")?,
-            facts: read_row!(fields r, ClickFacts {
-                source,
-                post_token,
-                conversation_id,
-                user_id,
-                peer_id,
-                side,
+    read_row!(
+        r,
+        StoredClick {
+            seq,
+            click = read_row!(fields r, NewClick {
+                id,
+                version,
+                facts = read_row!(fields r, ClickFacts {
+                    source,
+                    post_token,
+                    conversation_id,
+                    user_id,
+                    peer_id,
+                    side,
+                }),
+                provider_data = r.json("provider_data")?.unwrap_or_default(),
+                rule,
+                url,
+                outcome,
+                raw_body,
+                received_at,
             }),
-            provider_data: r.json("provider_data")?.unwrap_or_default(),
-            rule: r.get("rule")?,
-            url: r.get("url")?,
-            outcome: r.get("outcome")?,
-            raw_body: r.get("raw_body")?,
-            received_at: r.time("received_at")?,
-        },
-    })
+        }
+    )
 }
 
 /// A row of `registration`.

@@ -331,8 +331,9 @@ async fn unknown_names_are_refused(
     }
 }
 
-/// A click whose stored version, side or outcome this build does not know (written by hand,
-/// or by a newer build) is refused by name, never read as something else.
+/// A click whose stored version, side or outcome, or a message whose stored source, this
+/// build does not know (written by hand, or by a newer build) is refused by name, never read
+/// as something else.
 #[tokio::test]
 async fn a_stored_name_this_version_does_not_know_is_refused_by_name() {
     let (app, store) = store_on(Backend::Sqlite).await;
@@ -341,13 +342,15 @@ async fn a_stored_name_this_version_does_not_know_is_refused_by_name() {
         ("click", "version", "v2"),
         ("click", "side", "demand"),
         ("click", "outcome", "redirect"),
+        ("message", "source", "legacy"),
     ];
-    unknown_names_are_refused(&app, &cases, async |_| {
-        store
-            .all_clicks()
-            .await
-            .map(|c| c.len())
-            .map_err(|e| e.to_string())
+    unknown_names_are_refused(&app, &cases, async |table| {
+        let read = if table == "click" {
+            store.all_clicks().await.map(|c| c.len())
+        } else {
+            store.message("old").await.map(|m| usize::from(m.is_some()))
+        };
+        read.map_err(|e| e.to_string())
     })
     .await;
 }
