@@ -239,7 +239,7 @@ impl From<StoredConversation> for ConversationItem {
         ConversationItem {
             id: c.id,
             kind: c.kind,
-            source: c.source,
+            source: c.source.as_str().to_owned(),
             post_token: c.post_token,
             post_title,
             participants: Participants {

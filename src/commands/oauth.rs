@@ -13,7 +13,7 @@ use super::call::{Failure, open_store};
 use super::output::{Report, finish};
 use crate::config::Settings;
 use crate::oauth::Tokens;
-use crate::store::oauth::{STATUS_DEAD, SubscriptionRow, TokenRow};
+use crate::store::oauth::{SubscriptionRow, TokenRow, TokenStatus};
 
 /// The vault's subcommands.
 #[derive(Debug, Subcommand)]
@@ -90,7 +90,7 @@ async fn url(settings: &Settings, scopes: Vec<String>) -> Result<Report, Failure
 
 /// What `oauth tokens` shows of a user: never a token.
 fn health(t: &TokenRow, now: chrono::DateTime<chrono::Utc>) -> &'static str {
-    if t.status == STATUS_DEAD {
+    if t.status == TokenStatus::Dead {
         "dead"
     } else if t.expires_at <= now && t.refresh_token.is_none() {
         "expired"

@@ -24,7 +24,7 @@ use crate::config::Settings;
 use crate::divar::oauth::{Grant, OAuthClient, OAuthError};
 use crate::divar::outbound::{DivarClient, DivarError};
 use crate::store::Store;
-use crate::store::oauth::{STATUS_ACTIVE, STATUS_DEAD, TokenRow};
+use crate::store::oauth::{TokenRow, TokenStatus};
 pub use refresh::Refreshed;
 pub use settings::OAuthSettings;
 use vault::{TokenKind, Vault, VaultError};
@@ -185,7 +185,7 @@ impl Tokens {
                 s.split_whitespace().map(str::to_owned).collect()
             };
             let (new, old) = (words(&scope), words(&held.scope));
-            if held.status != STATUS_DEAD
+            if held.status != TokenStatus::Dead
                 && grant.scope.is_some()
                 && new != old
                 && new.is_subset(&old)
@@ -210,7 +210,7 @@ impl Tokens {
                 .as_ref()
                 .map(|_| self.due(now, grant.expires_in)),
             generation: 1,
-            status: STATUS_ACTIVE.to_owned(),
+            status: TokenStatus::Active,
             failures: 0,
             last_error: None,
             created_at: now,
@@ -247,7 +247,7 @@ impl Tokens {
 
     fn usable(&self, row: TokenRow) -> Result<(SecretString, i64), TokenError> {
         let user_id = row.user_id.as_str();
-        if row.status == STATUS_DEAD {
+        if row.status == TokenStatus::Dead {
             return Err(TokenError::Dead {
                 user_id: user_id.to_owned(),
                 reason: row.last_error.clone().unwrap_or_default(),

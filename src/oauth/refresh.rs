@@ -15,7 +15,7 @@ use tokio_util::sync::CancellationToken;
 use super::vault::{TokenKind, VaultError};
 use super::{TokenError, Tokens};
 use crate::divar::outbound::EventSubscription;
-use crate::store::oauth::{Leased, Rotation, STATUS_DEAD, SubscriptionRow, TokenRow};
+use crate::store::oauth::{Leased, Rotation, SubscriptionRow, TokenRow, TokenStatus};
 
 /// Longest wait between two attempts to refresh one token.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
@@ -234,7 +234,10 @@ impl Tokens {
         }
         self.renew_subscriptions_of(None).await?;
         let tokens = self.store().tokens().await?;
-        let dead = tokens.iter().filter(|t| t.status == STATUS_DEAD).count();
+        let dead = tokens
+            .iter()
+            .filter(|t| t.status == TokenStatus::Dead)
+            .count();
         metrics::gauge!("kenar_oauth_dead_tokens").set(dead as f64);
         Ok(())
     }

@@ -13,6 +13,9 @@ pub enum MessageSource {
 }
 
 impl MessageSource {
+    /// Every source.
+    pub const ALL: [MessageSource; 2] = [MessageSource::Legacy, MessageSource::Events];
+
     /// The stored value: `legacy` or `events`.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -23,9 +26,7 @@ impl MessageSource {
 
     /// The source of a stored value.
     pub fn parse(name: &str) -> Option<Self> {
-        [MessageSource::Legacy, MessageSource::Events]
-            .into_iter()
-            .find(|s| s.as_str() == name)
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
     }
 }
 
@@ -425,8 +426,8 @@ pub struct StoredConversation {
     pub id: String,
     /// `POST` or `BOT`.
     pub kind: String,
-    /// `legacy` or `events`.
-    pub source: String,
+    /// Where its messages came from.
+    pub source: MessageSource,
     /// The post, where known.
     pub post_token: Option<String>,
     /// The post owner's user id, where known.

@@ -331,9 +331,9 @@ async fn unknown_names_are_refused(
     }
 }
 
-/// A click whose stored version, side or outcome, or a message whose stored source, this
-/// build does not know (written by hand, or by a newer build) is refused by name, never read
-/// as something else.
+/// A click's stored version, side or outcome, a message's or conversation's source, or a
+/// token's status that this build does not know (written by hand, or by a newer build) is
+/// refused by name, never read as something else.
 #[tokio::test]
 async fn a_stored_name_this_version_does_not_know_is_refused_by_name() {
     let (app, store) = store_on(Backend::Sqlite).await;
@@ -343,12 +343,34 @@ async fn a_stored_name_this_version_does_not_know_is_refused_by_name() {
         ("click", "side", "demand"),
         ("click", "outcome", "redirect"),
         ("message", "source", "legacy"),
+        ("conversation", "source", "legacy"),
+        ("oauth_token", "status", "active"),
     ];
+    let now = Utc::now();
+    let token = kenar_hook::store::oauth::TokenRow {
+        user_id: "u1".into(),
+        scope: "USER_ID".into(),
+        access_token: vec![1; 40],
+        refresh_token: None,
+        expires_at: now,
+        refresh_due_at: None,
+        generation: 1,
+        status: kenar_hook::store::oauth::TokenStatus::Active,
+        failures: 0,
+        last_error: None,
+        created_at: now,
+        updated_at: now,
+    };
+    store.put_token(&token).await.unwrap();
     unknown_names_are_refused(&app, &cases, async |table| {
-        let read = if table == "click" {
-            store.all_clicks().await.map(|c| c.len())
-        } else {
-            store.message("old").await.map(|m| usize::from(m.is_some()))
+        let read = match table {
+            "click" => store.all_clicks().await.map(|c| c.len()),
+            "message" => store.message("old").await.map(|m| usize::from(m.is_some())),
+            "conversation" => store
+                .conversation("c3")
+                .await
+                .map(|c| usize::from(c.is_some())),
+            _ => store.tokens().await.map(|t| t.len()),
         };
         read.map_err(|e| e.to_string())
     })

@@ -106,7 +106,7 @@ async fn every_legacy_fixture_is_stored_field_by_field(backend: Backend) {
         .unwrap()
         .unwrap();
     assert_eq!(c.kind, "POST");
-    assert_eq!(c.source, "legacy");
+    assert_eq!(c.source, MessageSource::Legacy);
     assert_eq!(c.post_token.as_deref(), Some(POST));
     assert_eq!(c.supply_user_id.as_deref(), Some(SELLER));
     assert_eq!(c.demand_user_id.as_deref(), Some(BUYER));

@@ -7,7 +7,7 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 
-use super::rows::{AnyRow, read_row};
+use super::rows::{AnyRow, from_column, read_row};
 use super::sql::{Param, Sql};
 use super::{Error, Store};
 
@@ -15,10 +15,34 @@ mod sign_in;
 
 pub use sign_in::{StateRow, SubscriptionRow};
 
-/// `active`: refreshed as needed. `dead`: the OAuth server refused its refresh.
-pub const STATUS_ACTIVE: &str = "active";
-/// See [`STATUS_ACTIVE`].
-pub const STATUS_DEAD: &str = "dead";
+/// Where a user's tokens stand.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenStatus {
+    /// Refreshed as needed.
+    Active,
+    /// The OAuth server refused its refresh: the user must sign in again.
+    Dead,
+}
+
+impl TokenStatus {
+    /// Every status.
+    pub const ALL: [TokenStatus; 2] = [TokenStatus::Active, TokenStatus::Dead];
+
+    /// The name stored and shown: `active` or `dead`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenStatus::Active => "active",
+            TokenStatus::Dead => "dead",
+        }
+    }
+
+    /// The status of a stored name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+}
+
+from_column!(named TokenStatus);
 
 /// A user's sealed tokens. `Debug` shows sizes, not bytes.
 #[derive(Clone)]
@@ -37,8 +61,8 @@ pub struct TokenRow {
     pub refresh_due_at: Option<DateTime<Utc>>,
     /// Rotations so far (and sign-ins); every write checks it.
     pub generation: i64,
-    /// [`STATUS_ACTIVE`] or [`STATUS_DEAD`].
-    pub status: String,
+    /// Where the tokens stand.
+    pub status: TokenStatus,
     /// Failed refreshes in a row.
     pub failures: i64,
     /// Why the last refresh failed.
@@ -144,7 +168,7 @@ impl Store {
             Param::Time(t.expires_at),
             opt_time(t.refresh_due_at),
             Param::Int(t.generation),
-            text(&t.status),
+            text(t.status.as_str()),
             Param::Int(t.failures),
             Param::OptText(t.last_error.clone()),
             Param::Time(t.created_at),
@@ -187,7 +211,7 @@ impl Store {
         let mut sql = Sql::new(self.dialect(), "select ");
         sql.push(TOKEN_COLUMNS)
             .push(" from oauth_token where status = ")
-            .bind(text(STATUS_ACTIVE))
+            .bind(text(TokenStatus::Active.as_str()))
             .push(" and refresh_token is not null and refresh_due_at <= ")
             .bind(Param::Time(now))
             .push(" and (lease_until is null or lease_until < ")
@@ -215,7 +239,7 @@ impl Store {
             .push(" and generation = ")
             .bind(Param::Int(generation))
             .push(" and status = ")
-            .bind(text(STATUS_ACTIVE))
+            .bind(text(TokenStatus::Active.as_str()))
             .push(" and (lease_until is null or lease_until < ")
             .bind(Param::Time(now))
             .push(")");
@@ -257,9 +281,13 @@ impl Store {
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<bool, Error> {
-        let status = if dead { STATUS_DEAD } else { STATUS_ACTIVE };
+        let status = if dead {
+            TokenStatus::Dead
+        } else {
+            TokenStatus::Active
+        };
         let mut sql = Sql::new(self.dialect(), "update oauth_token set status = ");
-        sql.bind(text(status))
+        sql.bind(text(status.as_str()))
             .push(", refresh_due_at = ")
             .bind(opt_time(next))
             .push(", failures = failures + 1, last_error = ")

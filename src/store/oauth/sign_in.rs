@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use super::super::rows::{AnyRow, read_row};
 use super::super::sql::{Param, Sql};
 use super::super::{Error, Store};
-use super::{STATUS_ACTIVE, text};
+use super::{TokenStatus, text};
 
 /// A subscription made with a user's token.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,7 +107,7 @@ impl Store {
             "select s.* from oauth_subscription s join oauth_token t on t.user_id = s.user_id \
              where s.made_generation < t.generation and t.status = ",
         );
-        sql.bind(text(STATUS_ACTIVE))
+        sql.bind(text(TokenStatus::Active.as_str()))
             .push(" order by s.user_id, s.event_type, s.resource_id");
         self.fetch_all(&sql)
             .await?

@@ -82,7 +82,7 @@ async fn a_sign_in_from_start_to_callback_stores_the_users_tokens(backend: Backe
 
     let stored = row(&app).await.expect("the user's tokens");
     assert_eq!(stored.scope, SCOPE);
-    assert_eq!(stored.status, "active");
+    assert_eq!(stored.status.as_str(), "active");
     assert!(stored.refresh_token.is_some());
     let lifetime = stored.expires_at - stored.created_at;
     assert!(

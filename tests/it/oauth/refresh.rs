@@ -86,7 +86,7 @@ async fn a_refused_refresh_marks_the_token_dead(backend: Backend) {
         .await;
     let app = spawn_oauth_app(backend, &mock).await;
     sign_in(&app).await;
-    let dead = wait_for_row(&app, "the token to die", |r| r.status == "dead").await;
+    let dead = wait_for_row(&app, "the token to die", |r| r.status.as_str() == "dead").await;
     assert!(dead.last_error.unwrap().contains("invalid_grant"));
     assert_eq!(dead.refresh_due_at, None, "never tried again");
     tokio::time::sleep(Duration::from_millis(400)).await;

@@ -224,7 +224,7 @@ async fn a_replica_without_the_new_key_leaves_the_token_alive_and_tries_again(ba
     let after = row(&app).await.unwrap();
     assert_ne!(
         after.status,
-        kenar_hook::store::oauth::STATUS_DEAD,
+        kenar_hook::store::oauth::TokenStatus::Dead,
         "the token stays alive"
     );
     assert!(after.refresh_due_at.is_some(), "and is tried again");
@@ -234,7 +234,7 @@ async fn a_replica_without_the_new_key_leaves_the_token_alive_and_tries_again(ba
         r.generation == after.generation + 1
     })
     .await;
-    assert_ne!(rotated.status, kenar_hook::store::oauth::STATUS_DEAD);
+    assert_ne!(rotated.status, kenar_hook::store::oauth::TokenStatus::Dead);
     assert_eq!(
         tokens(&app)
             .access_token(USER)

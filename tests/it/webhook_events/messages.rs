@@ -291,7 +291,7 @@ async fn check_messages(
         .unwrap()
         .unwrap();
     assert_eq!(c.kind, conversation.1);
-    assert_eq!(c.source, "events");
+    assert_eq!(c.source, MessageSource::Events);
     assert_eq!(c.post_token.as_deref(), conversation.2);
     assert_eq!(c.message_count, expected.len() as i64);
     let first = expected.iter().map(|e| e.sent_at_us).min().unwrap();
