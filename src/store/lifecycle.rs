@@ -232,59 +232,30 @@ fn select(d: Dialect, columns: &str, from: Sql) -> Sql {
 
 /// The condition on rows `r` of `log` that carry `identity`; `None` when none can.
 fn carries(sql: &mut Sql, log: Log, identity: &Identity) -> bool {
-    let value = || Param::Text(identity.value().to_owned());
-    match (log, identity) {
+    let condition = match (log, identity) {
         (Log::Messages, Identity::User(_)) => {
-            sql.push(
-                "(r.conversation_id in (select id from conversation \
-                 where supply_user_id = ",
-            )
-            .bind(value())
-            .push(" or demand_user_id = ")
-            .bind(value())
-            .push(") or r.sender_id = ")
-            .bind(value())
-            .push(" or r.receiver_id = ")
-            .bind(value())
-            .push(")");
+            "(r.conversation_id in (select id from conversation \
+             where supply_user_id = ? or demand_user_id = ?) \
+             or r.sender_id = ? or r.receiver_id = ?)"
         }
-        (Log::Messages, Identity::Conversation(_)) | (Log::Clicks, Identity::Conversation(_)) => {
-            sql.push("r.conversation_id = ").bind(value());
-        }
+        (Log::Messages | Log::Clicks, Identity::Conversation(_)) => "r.conversation_id = ?",
         (Log::Messages, Identity::Post(_)) => {
-            sql.push("(r.post_token = ")
-                .bind(value())
-                .push(" or r.conversation_id in (select id from conversation where post_token = ")
-                .bind(value())
-                .push("))");
+            "(r.post_token = ? \
+             or r.conversation_id in (select id from conversation where post_token = ?))"
         }
-        (Log::Events, Identity::User(_)) => {
-            sql.push("r.subject_id = ").bind(value());
-        }
-        (Log::Events, Identity::Post(_)) | (Log::Clicks, Identity::Post(_)) => {
-            sql.push("r.post_token = ").bind(value());
-        }
-        (Log::Clicks, Identity::User(_)) => {
-            sql.push("(r.user_id = ")
-                .bind(value())
-                .push(" or r.peer_id = ")
-                .bind(value())
-                .push(")");
-        }
-        (Log::Rejected, _) => {
-            // A refused delivery could not be read: its body is searched for the value.
-            if sql.dialect == Dialect::POSTGRES {
-                sql.push("position(")
-                    .bind(Param::Bytes(identity.value().as_bytes().to_vec()))
-                    .push(" in r.raw_body) > 0");
-            } else {
-                sql.push("instr(r.raw_body, ")
-                    .bind(Param::Bytes(identity.value().as_bytes().to_vec()))
-                    .push(") > 0");
-            }
-        }
+        (Log::Events, Identity::User(_)) => "r.subject_id = ?",
+        (Log::Events | Log::Clicks, Identity::Post(_)) => "r.post_token = ?",
+        (Log::Clicks, Identity::User(_)) => "(r.user_id = ? or r.peer_id = ?)",
+        // A refused delivery could not be read: its body is searched for the value.
+        (Log::Rejected, _) if sql.dialect == Dialect::POSTGRES => "position(? in r.raw_body) > 0",
+        (Log::Rejected, _) => "instr(r.raw_body, ?) > 0",
         (Log::Events, Identity::Conversation(_)) => return false,
-    }
+    };
+    let value = match log {
+        Log::Rejected => Param::Bytes(identity.value().as_bytes().to_vec()),
+        _ => Param::Text(identity.value().to_owned()),
+    };
+    sql.push_with(condition, &value);
     true
 }
 

@@ -117,6 +117,16 @@ impl Sql {
         self
     }
 
+    /// Appends `template` with `value` bound at each `?` in it.
+    pub fn push_with(&mut self, template: &str, value: &Param) -> &mut Self {
+        let mut pieces = template.split('?');
+        self.push(pieces.next().unwrap_or_default());
+        for piece in pieces {
+            self.bind(value.clone()).push(piece);
+        }
+        self
+    }
+
     /// Appends a placeholder for JSON text (a `json` column in PostgreSQL, text in SQLite).
     pub fn bind_json(&mut self, json: Option<String>) -> &mut Self {
         self.bind(Param::OptText(json));
