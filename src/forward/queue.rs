@@ -215,13 +215,19 @@ mod tests {
         }
     }
 
+    /// A queue of `records` (seq, order key), all due at `at`.
+    fn queue(records: &[(i64, Option<&str>)], at: DateTime<Utc>) -> Queue {
+        let mut q = Queue::default();
+        for (seq, key) in records {
+            q.insert(record(*seq, *key, at));
+        }
+        q
+    }
+
     #[test]
     fn a_conversation_waits_for_its_retried_record_and_others_do_not() {
         let now = Utc::now();
-        let mut q = Queue::default();
-        q.insert(record(1, Some("a"), now));
-        q.insert(record(2, Some("a"), now));
-        q.insert(record(3, Some("b"), now));
+        let mut q = queue(&[(1, Some("a")), (2, Some("a")), (3, Some("b"))], now);
         let first = q.take_ready(now).unwrap();
         let second = q.take_ready(now).unwrap();
         assert_eq!((first.record.seq, second.record.seq), (1, 3));
@@ -241,11 +247,8 @@ mod tests {
 
     #[test]
     fn a_forgotten_record_is_never_taken_and_one_in_flight_stays() {
-        let mut q = Queue::default();
         let now = Utc::now();
-        q.insert(record(1, Some("c"), now));
-        q.insert(record(2, Some("c"), now));
-        q.insert(record(3, Some("d"), now));
+        let mut q = queue(&[(1, Some("c")), (2, Some("c")), (3, Some("d"))], now);
         let first = q.take_ready(now).unwrap();
         assert_eq!(first.record.seq, 1);
         q.forget(message(1));
@@ -260,10 +263,8 @@ mod tests {
 
     #[test]
     fn a_record_forgotten_in_flight_is_dropped_when_its_try_fails() {
-        let mut q = Queue::default();
         let now = Utc::now();
-        q.insert(record(1, Some("c"), now));
-        q.insert(record(2, Some("c"), now));
+        let mut q = queue(&[(1, Some("c")), (2, Some("c"))], now);
         let id = message(1);
         assert_eq!(q.take_ready(now).unwrap().record.seq, 1);
         q.forget(id);
@@ -285,9 +286,7 @@ mod tests {
     fn woken_records_go_now_in_order_and_keep_their_own_time() {
         let now = Utc::now();
         let later = now + Duration::seconds(60);
-        let mut q = Queue::default();
-        q.insert(record(1, Some("e"), later));
-        q.insert(record(2, Some("e"), later));
+        let mut q = queue(&[(1, Some("e")), (2, Some("e"))], later);
         q.insert(record(3, Some("f"), later + Duration::seconds(1)));
         assert!(q.take_ready(now).is_none(), "nothing due yet");
         let probe = q.take_first().unwrap();
@@ -310,9 +309,7 @@ mod tests {
     #[test]
     fn records_without_a_key_go_side_by_side() {
         let now = Utc::now();
-        let mut q = Queue::default();
-        q.insert(record(1, None, now));
-        q.insert(record(2, None, now));
+        let mut q = queue(&[(1, None), (2, None)], now);
         assert!(q.take_ready(now).is_some());
         assert!(q.take_ready(now).is_some());
     }

@@ -281,50 +281,41 @@ mod tests {
     #[test]
     fn each_record_gets_its_call() {
         let reply = answer(json!({"reply": {"text": "سلام"}}));
-        let r = read(
-            &pending(
-                RecordKind::Message,
-                message("events", "NEW_CHATBOT_MESSAGE"),
-            ),
-            &reply,
-        )
-        .unwrap();
-        assert_eq!(r.status, OutboxStatus::Sending);
+        let read_message = |source, event_type| {
+            let r = read(
+                &pending(RecordKind::Message, message(source, event_type)),
+                &reply,
+            )
+            .unwrap();
+            assert_eq!(r.status, OutboxStatus::Sending, "{event_type}");
+            assert_eq!(
+                (r.record_id.as_deref(), r.conversation_id.as_deref()),
+                (Some("m1"), Some("c1")),
+                "{event_type}"
+            );
+            target(&r)
+        };
         assert_eq!(
-            target(&r),
+            read_message("events", "NEW_CHATBOT_MESSAGE"),
             Target::Chatbot {
                 conversation_id: "c1".into()
             }
         );
-        let r = read(
-            &pending(RecordKind::Message, message("events", "NEW_MESSAGE")),
-            &reply,
-        )
-        .unwrap();
         assert_eq!(
-            target(&r),
+            read_message("events", "NEW_MESSAGE"),
             Target::Conversation {
                 conversation_id: "c1".into(),
                 post_token: Some("P1".into()),
                 as_user: None
             }
         );
-        let r = read(
-            &pending(RecordKind::Message, message("legacy", "CHAT_MESSAGE")),
-            &reply,
-        )
-        .unwrap();
         assert_eq!(
-            target(&r),
+            read_message("legacy", "CHAT_MESSAGE"),
             Target::Legacy {
                 user_id: "seller".into(),
                 peer_id: "buyer".into(),
                 post_token: "P1".into()
             }
-        );
-        assert_eq!(
-            (r.record_id.as_deref(), r.conversation_id.as_deref()),
-            (Some("m1"), Some("c1"))
         );
     }
 
