@@ -232,20 +232,26 @@ mod tests {
         hosts.iter().map(|h| (*h).to_owned()).collect()
     }
 
+    /// Each of `urls` is refused, and the problem says `why`.
+    fn refused(urls: &[&str], hosts: &[String], why: &str) {
+        for url in urls {
+            let problem = checked_url(url, hosts).unwrap_err();
+            assert!(problem.contains(why), "{url}: {problem}");
+        }
+    }
+
     #[test]
     fn credentials_in_the_url_are_refused() {
         let hosts = allowed(&["example.ir"]);
-        for url in [
-            "https://user:pass@example.ir/",
-            "https://user@example.ir/",
-            "https://:pass@example.ir/",
-        ] {
-            assert_eq!(
-                checked_url(url, &hosts),
-                Err("credentials in the URL are not allowed".to_owned()),
-                "{url}"
-            );
-        }
+        refused(
+            &[
+                "https://user:pass@example.ir/",
+                "https://user@example.ir/",
+                "https://:pass@example.ir/",
+            ],
+            &hosts,
+            "credentials in the URL are not allowed",
+        );
         assert!(checked_url("https://example.ir/", &hosts).is_ok());
     }
 
@@ -255,31 +261,31 @@ mod tests {
         for url in ["https://app.example.ir/", "https://a.b.example.ir/x?y=1"] {
             assert!(checked_url(url, &hosts).is_ok(), "{url}");
         }
-        for url in [
-            "https://evilexample.ir/",
-            "https://example.ir.evil.com/",
-            "https://app.example.ir.evil.com/",
-            "https://example.ir/",
-            "https://app-example.ir/",
-        ] {
-            let problem = checked_url(url, &hosts).unwrap_err();
-            assert!(
-                problem.contains("not in callback.allowed_hosts"),
-                "{url}: {problem}"
-            );
-        }
+        refused(
+            &[
+                "https://evilexample.ir/",
+                "https://example.ir.evil.com/",
+                "https://app.example.ir.evil.com/",
+                "https://example.ir/",
+                "https://app-example.ir/",
+            ],
+            &hosts,
+            "not in callback.allowed_hosts",
+        );
     }
 
     #[test]
     fn a_plain_host_matches_itself_only() {
         let hosts = allowed(&["example.ir"]);
-        for url in [
-            "https://app.example.ir/",
-            "https://evilexample.ir/",
-            "https://example.ir.evil.com/",
-        ] {
-            assert!(checked_url(url, &hosts).is_err(), "{url}");
-        }
+        refused(
+            &[
+                "https://app.example.ir/",
+                "https://evilexample.ir/",
+                "https://example.ir.evil.com/",
+            ],
+            &hosts,
+            "not in callback.allowed_hosts",
+        );
     }
 
     #[test]
