@@ -304,8 +304,9 @@ on_both_backends!(
     a_large_batch_keeps_every_outcome_in_place,
 );
 
-/// Sets each `(table, column)` to a name no version knows: `read` (of that table) must fail
-/// naming the column and the value, then read the one row again once the known name is back.
+/// Renames `known` in each `(table, column)` to a name no version knows: `read` (of that
+/// table) must fail naming the column and the value, then read the one row again once the
+/// known name is back.
 async fn unknown_names_are_refused(
     app: &TestApp,
     cases: &[(&str, &str, &str)],
@@ -317,15 +318,23 @@ async fn unknown_names_are_refused(
         let mut conn = sqlx::SqliteConnection::connect(app.settings.database.url.expose_secret())
             .await
             .unwrap();
-        let set = |value: &str| format!("update {table} set {column} = '{value}'");
-        sqlx::query(&set("later")).execute(&mut conn).await.unwrap();
+        let set = |from: &str, to: &str| {
+            format!("update {table} set {column} = '{to}' where {column} = '{from}'")
+        };
+        sqlx::query(&set(known, "later"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
         let err = read(table).await.unwrap_err();
         assert!(err.contains(column), "{table}.{column}: {err}");
         assert!(
             err.contains("\"later\" is not a value this version knows"),
             "{table}.{column}: {err}"
         );
-        sqlx::query(&set(known)).execute(&mut conn).await.unwrap();
+        sqlx::query(&set("later", known))
+            .execute(&mut conn)
+            .await
+            .unwrap();
         conn.close().await.unwrap();
         assert_eq!(read(table).await, Ok(1), "{table}.{column}");
     }
@@ -378,7 +387,8 @@ async fn a_stored_name_this_version_does_not_know_is_refused_by_name() {
 }
 
 /// A forwarded record whose stored kind, attempt outcome or reply status this build does not
-/// know is refused by name, never read as another record or status.
+/// know is refused by name, never read as another record or status; so is an endpoint's read
+/// position in a log of an unknown kind (skipping it would take that log's position as 0).
 #[tokio::test]
 async fn a_stored_forwarding_name_this_version_does_not_know_is_refused_by_name() {
     use kenar_hook::store::RecordRef;
@@ -451,11 +461,13 @@ async fn a_stored_forwarding_name_this_version_does_not_know_is_refused_by_name(
         let n = match table {
             "forward_pending" => store.forward_pending(&name).await.map(|r| r.len()),
             "forward_attempt" => store.forward_attempts(&attempts).await.map(|r| r.len()),
+            "forward_cursor" => store.forward_cursors(&name).await.map(|_| 1),
             _ => store.outbox_list(&outbox).await.map(|r| r.len()),
         };
         n.map_err(|e| e.to_string())
     };
     let cases = [
+        ("forward_cursor", "kind", "message"),
         ("forward_pending", "kind", "message"),
         ("forward_attempt", "kind", "message"),
         ("forward_attempt", "outcome", "failed"),

@@ -346,10 +346,7 @@ impl Store {
         sql.bind(Param::Text(name.to_owned()));
         let mut out = Positions::default();
         for row in self.fetch_all(&sql).await? {
-            let seq: i64 = row.get("seq")?;
-            if let Some(kind) = RecordKind::parse(row.get::<&str>("kind")?) {
-                out.set(kind, seq);
-            }
+            out.set(row.get("kind")?, row.get("seq")?);
         }
         Ok(out)
     }
