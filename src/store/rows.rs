@@ -165,13 +165,15 @@ pub(super) fn named<T>(
     name: &str,
     column: Col<'_>,
 ) -> Result<T, sqlx::Error> {
-    let index = match column {
-        Col::Name(column) => column,
-        Col::At(position) => row.0.name(position).unwrap_or("?"),
-    };
-    parse(name).ok_or_else(|| sqlx::Error::ColumnDecode {
-        index: format!("{index:?}"),
-        source: format!("{name:?} is not a value this version knows").into(),
+    parse(name).ok_or_else(|| {
+        let index = match column {
+            Col::Name(column) => column,
+            Col::At(position) => row.0.name(position).unwrap_or("?"),
+        };
+        sqlx::Error::ColumnDecode {
+            index: format!("{index:?}"),
+            source: format!("{name:?} is not a value this version knows").into(),
+        }
     })
 }
 
