@@ -502,63 +502,60 @@ async fn a_narrower_sign_in_keeps_the_users_broader_tokens(backend: Backend) {
     assert_eq!(row(&app).await.unwrap().scope, SCOPE);
 }
 
-/// The page anyone may see says that the OAuth server could not be used, never how: the
-/// addresses and errors beneath stay in the log.
-async fn an_unreachable_oauth_server_is_said_without_its_details(backend: Backend) {
+/// A sign-in whose callback meets a service `cut` points at a port nothing listens on: the
+/// page's body, after checking that it is a 502 naming no address or error and that nothing
+/// was stored.
+async fn sign_in_with_a_service_cut(
+    backend: Backend,
+    code: &str,
+    cut: impl FnOnce(&mut Settings, String),
+) -> String {
     let mock = mock_divar(3600).await;
-    // A port nothing listens on: the exchange's connection is refused.
+    // A port nothing listens on: the connection is refused.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let nowhere = format!("http://{}", closed.local_addr().unwrap());
     drop(closed);
     let app = spawn_app_with(backend, |s| {
         oauth_on(s, &mock);
-        s.oauth.base_url = nowhere;
+        cut(s, nowhere);
     })
     .await;
     let started = start(&app, "").await;
     let response = callback(
         &app,
-        &format!("code=good-code&state={}", started.state),
+        &format!("code={code}&state={}", started.state),
         Some(&started.cookie),
     )
     .await;
     assert_eq!(response.status(), 502);
     let body = response.text().await.unwrap();
-    assert!(body.contains("could not be exchanged"), "{body}");
-    assert!(body.contains("start the sign-in again later"), "{body}");
     for detail in ["connect", "error", "127.0.0.1"] {
         assert!(!body.contains(detail), "{detail} in {body}");
     }
     assert!(row(&app).await.is_none());
+    body
+}
+
+/// The page anyone may see says that the OAuth server could not be used, never how: the
+/// addresses and errors beneath stay in the log.
+async fn an_unreachable_oauth_server_is_said_without_its_details(backend: Backend) {
+    let body = sign_in_with_a_service_cut(backend, "good-code", |s, nowhere| {
+        s.oauth.base_url = nowhere;
+    })
+    .await;
+    assert!(body.contains("could not be exchanged"), "{body}");
+    assert!(body.contains("start the sign-in again later"), "{body}");
 }
 
 /// Likewise when the token was granted but Divar's API, asked who the user is, cannot be
 /// reached.
 async fn an_unreachable_divar_api_is_said_without_its_details(backend: Backend) {
-    let mock = mock_divar(3600).await;
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let nowhere = format!("http://{}", closed.local_addr().unwrap());
-    drop(closed);
-    let app = spawn_app_with(backend, |s| {
-        oauth_on(s, &mock);
+    let body = sign_in_with_a_service_cut(backend, GOOD_CODE, |s, nowhere| {
         s.divar.client.open_api_base_url = nowhere;
         s.divar.client.retry_max_attempts = 1;
     })
     .await;
-    let started = start(&app, "").await;
-    let response = callback(
-        &app,
-        &format!("code={GOOD_CODE}&state={}", started.state),
-        Some(&started.cookie),
-    )
-    .await;
-    assert_eq!(response.status(), 502);
-    let body = response.text().await.unwrap();
     assert!(body.contains("the Divar API could not be used"), "{body}");
-    for detail in ["connect", "error", "127.0.0.1"] {
-        assert!(!body.contains(detail), "{detail} in {body}");
-    }
-    assert!(row(&app).await.is_none());
 }
 
 fn urlencode(s: &str) -> String {
