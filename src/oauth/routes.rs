@@ -352,7 +352,6 @@ pub async fn callback(
     Ok(response)
 }
 
-/// The page of a sign-in that failed at Divar (502): why, and that nothing was stored.
 /// A failed sign-in as its page, which anyone may see, says it: that a server could not be
 /// used, or what refused and why. Addresses and network errors beneath stay in the log.
 fn shown(e: &TokenError) -> String {
@@ -365,6 +364,7 @@ fn shown(e: &TokenError) -> String {
     format!("{server} could not be used; start the sign-in again later")
 }
 
+/// The page of a sign-in that failed at Divar (502): why, and that nothing was stored.
 fn failed(why: &str) -> Response {
     page(
         StatusCode::BAD_GATEWAY,
